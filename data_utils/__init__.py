@@ -1,0 +1,1 @@
+"""Data handling: GLUE readers, task definitions, canonical JSON batches, metrics."""

@@ -1,0 +1,36 @@
+"""User-facing errors: one line, exit status 2, no traceback.
+
+Code anywhere in the toolkit raises `UserError` for problems the user can fix
+(bad flag, missing file, malformed row). Entry points wrap `main()` in
+`run_cli`, which prints the message on one line and exits with status 2.
+Unexpected exceptions exit with status 1; `--debug` shows their traceback.
+"""
+import sys
+
+
+class UserError(Exception):
+    """An error in the user's input; its message says what and how to fix it."""
+
+
+def run_cli(main, argv=None):
+    """Run `main(argv)` and turn exceptions into exit codes (2 user, 1 internal)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        code = main(argv)
+    except UserError as err:
+        if debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as err:  # noqa: BLE001 - last-resort boundary of the CLI
+        if debug:
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"internal error: {type(err).__name__}: {message} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        sys.exit(1)
+    sys.exit(code or 0)

@@ -1,0 +1,1 @@
+"""Experiment assets: task definitions, preprocessing scripts, sample data."""

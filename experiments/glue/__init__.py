@@ -1,0 +1,1 @@
+"""GLUE: task definitions, the built-in sample generator, preprocessing script."""

@@ -1,0 +1,1 @@
+"""Model building blocks shared across tasks: heads, distillation losses."""
