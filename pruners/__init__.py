@@ -1,0 +1,1 @@
+"""Pruners shaped like optimizers: PLATON, magnitude (unstructured) and GPP (structured)."""
