@@ -1,0 +1,88 @@
+"""Readers for the official GLUE TSV files, driven by the task definition.
+
+Fields are plain tab-separated (no CSV quoting: GLUE texts contain quotes).
+Every malformed row, undecodable byte or unknown label is reported with its
+file and line; with `skip_malformed` such rows are skipped with a warning
+instead (real QQP has a few).
+"""
+import os
+import sys
+from dataclasses import dataclass
+
+from data_utils.errors import UserError
+from data_utils.task_def import SplitDef, TaskDef
+
+
+@dataclass(frozen=True)
+class Example:
+    uid: str
+    label: object      # int class id, float score, or 0 for unlabelled test rows
+    text_a: str
+    text_b: str | None
+
+
+def read_split(task: TaskDef, split: SplitDef, data_dir: str, skip_malformed: bool = False) -> list:
+    """Read one split of one task from `data_dir/<glue_dir>/<file>` into Examples."""
+    path = os.path.join(data_dir, task.glue_dir, split.file)
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: file not found; run `sh download.sh --data_dir {data_dir}` "
+                        "or point --data_dir at the GLUE directory")
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    if not raw.strip():
+        raise UserError(f"{path}: file is empty; download it again with `sh download.sh`")
+    if raw.startswith(b"\xef\xbb\xbf"):          # MRPC ships with a UTF-8 BOM
+        raw = raw[3:]
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+
+    examples, skipped = [], 0
+    first = 1 if split.header else 0
+    if split.header:
+        header = _decode(lines[0], path, 1).rstrip("\r").split("\t")
+        if len(header) != split.n_columns:
+            raise UserError(f"{path}:1: header has {len(header)} columns, expected {split.n_columns} "
+                            f"for {task.name} {split.name}; is this the right file?")
+    for index in range(first, len(lines)):
+        line_no = index + 1
+        try:
+            examples.append(_parse_row(task, split, lines[index], path, line_no, len(examples)))
+        except UserError as err:
+            if not skip_malformed:
+                raise UserError(f"{err} (pass --skip_malformed to skip such rows)") from None
+            skipped += 1
+            print(f"warning: skipped {err}", file=sys.stderr)
+    if not examples:
+        raise UserError(f"{path}: no rows after the header")
+    if skipped:
+        print(f"warning: {path}: skipped {skipped} malformed rows", file=sys.stderr)
+    return examples
+
+
+def _decode(line: bytes, path: str, line_no: int) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}:{line_no}: bytes that are not UTF-8 at column {err.start + 1}; "
+                        "re-save the file as UTF-8") from None
+
+
+def _parse_row(task: TaskDef, split: SplitDef, line: bytes, path: str, line_no: int, position: int) -> Example:
+    fields = _decode(line, path, line_no).rstrip("\r").split("\t")
+    if len(fields) != split.n_columns:
+        raise UserError(f"{path}:{line_no}: malformed row with {len(fields)} tab-separated columns, "
+                        f"expected {split.n_columns}")
+    texts = [fields[c] for c in split.text_columns]
+    if split.label_column is None:
+        label = 0
+    else:
+        raw_label = fields[split.label_column]
+        label = task.label_to_id(raw_label)
+        if label is None:
+            allowed = (f"a number in {list(task.label_range)}" if task.is_regression
+                       else ", ".join(task.labels))
+            raise UserError(f"{path}:{line_no}: label '{raw_label}' is not valid for {task.name} "
+                            f"(expected {allowed})")
+    uid = fields[split.uid_column] if split.uid_column is not None else str(position)
+    return Example(uid=uid, label=label, text_a=texts[0], text_b=texts[1] if len(texts) > 1 else None)

