@@ -1,0 +1,149 @@
+"""Canonical-JSON datasets, per-batch padding, and MT-DNN's multi-task batch order.
+
+Every batch holds examples of one task. Within an epoch the order of the
+batches across tasks follows MT-DNN's `--mix_opt` / `--ratio` rules
+(`multi_task_batch_order`), drawn from an RNG seeded by (seed, epoch) so any
+position of a run can be reproduced exactly (this is what makes resume exact).
+"""
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from data_utils.errors import UserError
+from data_utils.task_def import TaskDef
+
+
+@dataclass
+class TaskDataset:
+    """One canonical JSON file: `name` is its dataset name (mnli_matched_dev...)."""
+    name: str
+    task: TaskDef
+    path: str
+    examples: list
+
+    def __len__(self):
+        return len(self.examples)
+
+    @property
+    def has_labels(self) -> bool:
+        return not self.name.endswith("test")
+
+
+def load_canonical(path: str, name: str, task: TaskDef, max_seq_len: int | None = None) -> TaskDataset:
+    """Read a canonical JSON-lines file; truncate sequences longer than max_seq_len (keeping the last token)."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: file not found; run `sh experiments/glue/prepro.sh` "
+                        "for this model, or check --data_dir")
+    examples = []
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+                example = {"uid": row["uid"], "label": row["label"],
+                           "token_id": row["token_id"], "type_id": row["type_id"]}
+            except (ValueError, KeyError, TypeError) as err:
+                raise UserError(f"{path}:{line_no}: not a canonical JSON row ({type(err).__name__}: "
+                                f"{' '.join(str(err).split())[:80]}); rerun prepro") from None
+            if not task.is_regression and not (isinstance(example["label"], int) and
+                                               0 <= example["label"] < task.n_class):
+                raise UserError(f"{path}:{line_no}: label {example['label']!r} is not a class id of "
+                                f"{task.name} (0..{task.n_class - 1}); rerun prepro with the same --task_def")
+            if max_seq_len and len(example["token_id"]) > max_seq_len:
+                for key in ("token_id", "type_id"):
+                    seq = example[key]
+                    example[key] = seq[:max_seq_len - 1] + seq[-1:]
+            examples.append(example)
+    if not examples:
+        raise UserError(f"{path}: holds no rows; rerun prepro")
+    return TaskDataset(name=name, task=task, path=path, examples=examples)
+
+
+def collate(examples: list, task: TaskDef, pad_to: int | None = None) -> dict:
+    """Pad a batch to its own longest sequence (or to `pad_to`) and build tensors."""
+    length = pad_to or max(len(e["token_id"]) for e in examples)
+    input_ids = torch.zeros(len(examples), length, dtype=torch.long)
+    token_type_ids = torch.zeros(len(examples), length, dtype=torch.long)
+    attention_mask = torch.zeros(len(examples), length, dtype=torch.long)
+    for row, example in enumerate(examples):
+        n = len(example["token_id"])
+        input_ids[row, :n] = torch.tensor(example["token_id"])
+        token_type_ids[row, :n] = torch.tensor(example["type_id"])
+        attention_mask[row, :n] = 1
+    dtype = torch.float32 if task.is_regression else torch.long
+    return {
+        "input_ids": input_ids,             # (batch, seq)
+        "token_type_ids": token_type_ids,   # (batch, seq)
+        "attention_mask": attention_mask,   # (batch, seq)
+        "labels": torch.tensor([e["label"] for e in examples], dtype=dtype),
+        "uids": [e["uid"] for e in examples],
+    }
+
+
+def multi_task_batch_order(batches_per_task: list, mix_opt: int, ratio: float, rng: np.random.Generator) -> list:
+    """The task index of every batch of one epoch, as MT-DNN orders them.
+
+    Task 0 is the main task (the first of --train_datasets).
+    - ratio > 0 (several tasks): all main-task batches plus a random draw of
+      floor(ratio * main batches) auxiliary batches (at most all of them);
+    - mix_opt > 0: auxiliary batches first, shuffled among themselves, then the
+      main task's; mix_opt == 0: the whole order is shuffled.
+    """
+    main = [0] * batches_per_task[0]
+    extra = [i for i, n in enumerate(batches_per_task) if i > 0 for _ in range(n)]
+    if len(batches_per_task) > 1 and ratio > 0:
+        picks = int(min(len(main) * ratio, len(extra)))
+        extra = [extra[i] for i in sorted(rng.choice(len(extra), size=picks, replace=False))]
+    if mix_opt > 0:
+        extra = [extra[i] for i in rng.permutation(len(extra))]
+        order = extra + main
+    else:
+        order = main + extra
+        order = [order[i] for i in rng.permutation(len(order))]
+    return order
+
+
+class MultiTaskBatchSampler:
+    """Batches of (dataset index, example indices) for an epoch, same on every rank.
+
+    With `world_size` > 1 every global batch of `batch_size * world_size`
+    examples is cut into one shard per rank, so all ranks work on the same task
+    at the same update and the all-reduced gradient is the global batch's.
+    """
+
+    def __init__(self, dataset_sizes: list, batch_size: int, mix_opt: int = 0, ratio: float = 0.0,
+                 seed: int = 0, rank: int = 0, world_size: int = 1):
+        self.dataset_sizes = list(dataset_sizes)
+        self.batch_size, self.mix_opt, self.ratio, self.seed = batch_size, mix_opt, ratio, seed
+        self.rank, self.world_size = rank, world_size
+        self.global_batch = batch_size * world_size
+
+    def batches_per_task(self) -> list:
+        return [-(-n // self.global_batch) for n in self.dataset_sizes]
+
+    def __len__(self) -> int:
+        """Batches per epoch (deterministic even when --ratio draws auxiliary batches)."""
+        counts = self.batches_per_task()
+        if len(counts) > 1 and self.ratio > 0:
+            return counts[0] + int(min(counts[0] * self.ratio, sum(counts[1:])))
+        return sum(counts)
+
+    def epoch(self, epoch: int) -> list:
+        rng = np.random.default_rng([self.seed, epoch])
+        per_task = []
+        for size in self.dataset_sizes:
+            order = rng.permutation(size).tolist()
+            per_task.append([order[i:i + self.global_batch] for i in range(0, size, self.global_batch)])
+        task_order = multi_task_batch_order([len(b) for b in per_task], self.mix_opt, self.ratio, rng)
+        cursors = [0] * len(per_task)
+        batches = []
+        for task_index in task_order:
+            indices = per_task[task_index][cursors[task_index]]
+            cursors[task_index] += 1
+            shard = -(-len(indices) // self.world_size)
+            batches.append((task_index, indices[self.rank * shard:(self.rank + 1) * shard]))
+        return batches

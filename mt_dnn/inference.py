@@ -1,0 +1,66 @@
+"""Evaluation: predictions, scores and metrics of one dataset, plus the files they are written to."""
+import csv
+import json
+import os
+
+import torch
+
+from data_utils.batcher import TaskDataset, collate
+from data_utils.metrics import calc_metrics
+
+
+@torch.no_grad()
+def predict(model, dataset: TaskDataset, batch_size: int, device) -> dict:
+    """Run the model over a dataset in order; metrics only when it has labels."""
+    was_training = model.training
+    model.eval()
+    task = dataset.task
+    predictions, scores, golds, uids = [], [], [], []
+    for start in range(0, len(dataset), batch_size):
+        batch = collate(dataset.examples[start:start + batch_size], task)
+        logits = model(batch["input_ids"].to(device), batch["token_type_ids"].to(device),
+                       batch["attention_mask"].to(device), task=task.name).logits.float().cpu()
+        if task.is_regression:
+            values = logits.view(-1)
+            predictions += values.tolist()
+            scores += values.tolist()
+        else:
+            predictions += logits.argmax(dim=-1).tolist()
+            scores += torch.softmax(logits, dim=-1).tolist()
+        golds += batch["labels"].tolist()
+        uids += batch["uids"]
+    model.train(was_training)
+    metrics = calc_metrics(task.metric_meta, predictions, golds) if dataset.has_labels else {}
+    return {"metrics": metrics, "predictions": predictions, "uids": uids, "scores": scores}
+
+
+def write_json_atomic(path: str, payload) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle)
+    os.replace(tmp, path)
+
+
+def write_scores(output_dir: str, dataset: TaskDataset, split: str, tag: str, result: dict) -> str:
+    """`<dataset>_<dev|test>_scores_<tag>.json` with metrics, predictions, uids, scores."""
+    path = os.path.join(output_dir, f"{dataset_prefix(dataset)}_{split}_scores_{tag}.json")
+    write_json_atomic(path, result)
+    return path
+
+
+def write_glue_submission(output_dir: str, dataset: TaskDataset, tag: str, result: dict) -> str:
+    """GLUE's submission layout: `index<TAB>prediction`, labels as the task names them."""
+    path = os.path.join(output_dir, f"{dataset_prefix(dataset)}_test_predictions_{tag}.tsv")
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        writer.writerow(["index", "prediction"])
+        for uid, prediction in zip(result["uids"], result["predictions"]):
+            writer.writerow([uid, dataset.task.id_to_label(prediction)])
+    os.replace(tmp, path)
+    return path
+
+
+def dataset_prefix(dataset: TaskDataset) -> str:
+    """'mnli_matched_dev' -> 'mnli_matched'; 'cola_test' -> 'cola'."""
+    return dataset.name.rsplit("_", 1)[0]

@@ -1,0 +1,133 @@
+"""MTDNNModel: one shared Hugging Face encoder plus one head per task.
+
+Saved models are Hugging Face directories: the encoder's config.json and
+model.safetensors (loadable with `AutoModel.from_pretrained`), the tokenizer,
+and the task heads in `heads.safetensors` described by `heads.json`.
+"""
+import json
+import os
+import shutil
+from typing import NamedTuple
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from data_utils.errors import UserError
+from module.heads import TaskHead
+from mt_dnn import pretrained
+
+HEADS_WEIGHTS = "heads.safetensors"
+HEADS_CONFIG = "heads.json"
+
+
+class MTDNNOutput(NamedTuple):
+    logits: torch.Tensor               # (batch, n_class)
+    hidden_states: tuple | None        # embedding output then one per layer, when asked for
+
+
+class MTDNNModel(nn.Module):
+    def __init__(self, encoder: nn.Module, task_defs: dict, default_dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        hidden = encoder.config.hidden_size
+        self.heads = nn.ModuleDict({
+            name: TaskHead(hidden, task.n_class,
+                           task.dropout_p if task.dropout_p is not None else default_dropout)
+            for name, task in task_defs.items()
+        })
+
+    def forward(self, input_ids, token_type_ids, attention_mask, task: str,
+                output_hidden_states: bool = False) -> MTDNNOutput:
+        out = self.encoder(input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask,
+                           output_hidden_states=output_hidden_states)
+        pooled = out.pooler_output if getattr(out, "pooler_output", None) is not None \
+            else out.last_hidden_state[:, 0]
+        return MTDNNOutput(self.heads[task](pooled), out.hidden_states if output_hidden_states else None)
+
+
+def _register_structured():
+    """Make structurally pruned checkpoints loadable through the Auto classes, if that module exists."""
+    try:
+        from mt_dnn import structured
+    except ImportError:
+        return
+    structured.register()
+
+
+def load_encoder(init_checkpoint: str, dropout_p: float | None = None) -> nn.Module:
+    """The encoder from a bundled name, HF directory, hub id, or MT-DNN `.pt` file (weights only)."""
+    from transformers import AutoConfig, AutoModel, BertConfig, BertModel
+
+    overrides = {} if dropout_p is None else {"hidden_dropout_prob": dropout_p,
+                                              "attention_probs_dropout_prob": dropout_p}
+    if pretrained.is_mtdnn_checkpoint(init_checkpoint):
+        return _load_mtdnn_pt(init_checkpoint, overrides, BertConfig, BertModel)
+    source = pretrained.resolve(init_checkpoint)
+    _register_structured()
+    try:
+        config = AutoConfig.from_pretrained(source, **overrides)
+        return AutoModel.from_pretrained(source, config=config)
+    except (OSError, ValueError) as err:
+        raise UserError(f"--init_checkpoint {init_checkpoint}: cannot load a model "
+                        f"({' '.join(str(err).split())[:200]}); give the bundled "
+                        f"'{pretrained.BUNDLED_MODEL}', a local Hugging Face directory or an MT-DNN .pt file") from None
+
+
+def _load_mtdnn_pt(path: str, overrides: dict, config_cls, model_cls) -> nn.Module:
+    if not os.path.isfile(path):
+        raise UserError(f"--init_checkpoint {path}: file not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling refusal or corruption is the user's file
+        raise UserError(f"--init_checkpoint {path}: refused or unreadable as a weights-only checkpoint "
+                        f"({type(err).__name__}); only tensors and plain values are loaded, never code") from None
+    if not isinstance(checkpoint, dict) or "state" not in checkpoint or "config" not in checkpoint:
+        raise UserError(f"--init_checkpoint {path}: not an MT-DNN checkpoint (expected keys 'state' and 'config')")
+    known = set(config_cls().to_dict())
+    config = config_cls(**{k: v for k, v in checkpoint["config"].items() if k in known}, **overrides)
+    state = {k[len("bert."):]: v for k, v in checkpoint["state"].items() if k.startswith("bert.")}
+    encoder = model_cls(config)
+    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    if unexpected or len(missing) > 2:     # the pooler may be absent from some MT-DNN files
+        raise UserError(f"--init_checkpoint {path}: weights do not fit a BERT encoder "
+                        f"({len(missing)} missing, {len(unexpected)} unexpected, e.g. "
+                        f"{(missing or unexpected)[0]})")
+    return encoder
+
+
+def load_heads(model: MTDNNModel, directory: str) -> list:
+    """Copy the saved heads of the tasks this model has; returns the loaded task names."""
+    weights, spec = os.path.join(directory, HEADS_WEIGHTS), os.path.join(directory, HEADS_CONFIG)
+    if not (os.path.isfile(weights) and os.path.isfile(spec)):
+        return []
+    state = load_file(weights)
+    loaded = []
+    for name, head in model.heads.items():
+        own = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
+        if own and all(own[k].shape == v.shape for k, v in head.state_dict().items() if k in own):
+            head.load_state_dict(own)
+            loaded.append(name)
+    return loaded
+
+
+def save_model(model: MTDNNModel, tokenizer, directory: str) -> None:
+    """Write the model as a Hugging Face directory, replacing `directory` atomically."""
+    tmp = directory.rstrip("/") + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    encoder = model.module.encoder if hasattr(model, "module") else model.encoder
+    heads = model.module.heads if hasattr(model, "module") else model.heads
+    encoder.save_pretrained(tmp, safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(tmp)
+    state = {f"{name}.{k}": v.detach().contiguous().cpu() for name, head in heads.items()
+             for k, v in head.state_dict().items()}
+    save_file(state, os.path.join(tmp, HEADS_WEIGHTS))
+    with open(os.path.join(tmp, HEADS_CONFIG), "w", encoding="utf-8") as handle:
+        json.dump({name: {"n_class": head.proj.out_features, "dropout_p": head.dropout.p}
+                   for name, head in heads.items()}, handle, indent=2)
+    old = directory.rstrip("/") + ".old"
+    if os.path.exists(directory):
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)

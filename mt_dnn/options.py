@@ -1,0 +1,159 @@
+"""train.py's command line: MT-DNN's flags, PLATON's and GPP-DFD's, and their validation.
+
+`validate` checks every value that can be checked before data is loaded and
+raises one `UserError` naming the flag, the value, the valid range and a fix.
+Checks that need the number of updates (pruning schedules) happen once the
+data is loaded.
+"""
+import argparse
+import os
+
+from data_utils.errors import UserError
+from data_utils.task_def import DEFAULT_TASK_DEF
+from mt_dnn import pretrained
+from mt_dnn.optim import OPTIMIZERS, WARMUP_SCHEDULES
+
+PRUNERS = ("platon", "magnitude", "gpp", "none")
+PRUNING_TYPES = ("structured_heads", "structured_mlp", "structured_heads+structured_mlp")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but bad flags end as one line on stderr with exit status 2 (argparse's own code)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(description="Multi-task fine-tuning of a shared encoder with in-loop pruning "
+                            "(PLATON, magnitude, GPP) and optional feature distillation.")
+    g = p.add_argument_group("data and tasks")
+    g.add_argument("--data_dir", default=os.path.join("data", "canonical_data", pretrained.BUNDLED_MODEL),
+                   help="directory of canonical JSON files written by prepro (default: %(default)s)")
+    g.add_argument("--task_def", default=DEFAULT_TASK_DEF, help="task definition YAML")
+    g.add_argument("--train_datasets", default="mnli",
+                   help="comma-separated tasks to train on; the first is the main task for --mix_opt/--ratio")
+    g.add_argument("--test_datasets", default="mnli_matched,mnli_mismatched",
+                   help="comma-separated datasets to evaluate (dev and test splits), e.g. mnli_matched,rte")
+    g.add_argument("--max_seq_len", type=int, default=512,
+                   help="truncate training and evaluation sequences to this many tokens")
+    g.add_argument("--mix_opt", type=int, default=0,
+                   help="0: shuffle batches of all tasks together; >0: auxiliary tasks first, main task last")
+    g.add_argument("--ratio", type=float, default=0.0,
+                   help="if > 0, use only ratio x (main-task batches) auxiliary batches per epoch")
+
+    g = p.add_argument_group("model")
+    g.add_argument("--init_checkpoint", default=pretrained.BUNDLED_MODEL,
+                   help="encoder to start from: the bundled model name, a HF directory (e.g. one written by "
+                        "train.py), a hub id, or an MT-DNN .pt file (default: %(default)s)")
+    g.add_argument("--dropout_p", type=float, default=0.1,
+                   help="encoder dropout (hidden and attention) and head dropout of tasks whose definition sets none")
+
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--batch_size", type=int, default=8, help="training batch size (per process)")
+    g.add_argument("--batch_size_eval", type=int, default=8, help="evaluation batch size")
+    g.add_argument("--optimizer", default="adamax", choices=OPTIMIZERS, help="optimizer (default: adamax)")
+    g.add_argument("--learning_rate", type=float, default=5e-5, help="peak learning rate")
+    g.add_argument("--epochs", type=int, default=5, help="training epochs")
+    g.add_argument("--warmup", type=float, default=0.1, help="fraction of the updates spent warming up the LR")
+    g.add_argument("--warmup_schedule", default="warmup_linear", choices=WARMUP_SCHEDULES,
+                   help="LR shape after warmup: linear decay, constant or cosine")
+    g.add_argument("--weight_decay", type=float, default=0.01,
+                   help="weight decay on weights (never biases or LayerNorm)")
+    g.add_argument("--grad_clipping", type=float, default=0.0,
+                   help="clip each parameter's gradient norm to this value (0: off)")
+    g.add_argument("--global_grad_clipping", type=float, default=1.0,
+                   help="clip the norm of all gradients together to this value (0: off)")
+    g.add_argument("--grad_accumulation_step", type=int, default=1,
+                   help="batches whose gradients are summed into one update")
+    g.add_argument("--seed", type=int, default=2018, help="random seed (data order, dropout, heads)")
+    g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="where to train: CUDA when present (auto), or forced")
+
+    g = p.add_argument_group("logging and output")
+    g.add_argument("--output_dir", default="checkpoint", help="where logs, scores and models go")
+    g.add_argument("--log_file", default="log.log", help="log file (relative paths are inside --output_dir)")
+    g.add_argument("--log_per_updates", type=int, default=500, help="log the running loss every N updates")
+    g.add_argument("--eval_per_updates", type=int, default=0,
+                   help="also evaluate every N updates (0: only at each epoch end)")
+    g.add_argument("--tensorboard", action="store_true", help="write TensorBoard scalars under --output_dir")
+    g.add_argument("--tensorboard_logdir", default="tensorboard_logdir",
+                   help="TensorBoard directory (relative paths are inside --output_dir)")
+    g.add_argument("--glue_format_on", action="store_true",
+                   help="also write test predictions as GLUE submission TSV files")
+    g.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+
+    g = p.add_argument_group("unstructured pruning (PLATON, magnitude)")
+    g.add_argument("--pruner", default="platon", choices=PRUNERS,
+                   help="pruning method (default: platon); gpp is structured; none trains dense")
+    g.add_argument("--initial_threshold", type=float, default=1.0, help="remaining ratio before pruning starts")
+    g.add_argument("--final_threshold", type=float, default=0.10, help="remaining ratio at the end, in (0, 1]")
+    g.add_argument("--warmup_steps", type=int, default=5400, help="unit of the pruning warmups, in updates")
+    g.add_argument("--initial_warmup", type=float, default=1,
+                   help="updates before pruning starts = initial_warmup x warmup_steps")
+    g.add_argument("--final_warmup", type=float, default=5,
+                   help="final updates at the final ratio = final_warmup x warmup_steps")
+    g.add_argument("--beta1", type=float, default=0.85, help="PLATON: EMA factor of the sensitivity")
+    g.add_argument("--beta2", type=float, default=0.95,
+                   help="PLATON: EMA factor of the uncertainty, in [0, 1); 1 disables the uncertainty term")
+    g.add_argument("--deltaT", type=int, default=10, help="PLATON: updates per sensitivity window and masking")
+
+    g = p.add_argument_group("structured pruning (GPP) and distillation (DFD)")
+    g.add_argument("--target_sparsity", type=float, default=0.5, help="GPP: fraction of units removed, in (0, 1)")
+    g.add_argument("--pruning_type", default="structured_heads+structured_mlp", choices=PRUNING_TYPES,
+                   help="GPP: which units to prune")
+    g.add_argument("--prepruning_finetune_epochs", type=int, default=1, help="GPP: dense epochs before pruning")
+    g.add_argument("--prune_epochs", type=int, default=2, help="GPP: epochs over which sparsity ramps up")
+    g.add_argument("--retrain_learning_rate", type=float, default=None,
+                   help="GPP: learning rate after pruning (default: --learning_rate)")
+    g.add_argument("--teacher_model_path", default=None,
+                   help="distillation teacher: a directory written by train.py (encoder and heads)")
+    g.add_argument("--do_distill", action="store_true", help="distill hidden states from the teacher (DFD)")
+    g.add_argument("--window_size", type=int, default=3, help="DFD: student fusion window")
+    g.add_argument("--flooding_b", type=float, default=0.01, help="flooding level b of the task loss when distilling")
+    return p
+
+
+def _require(condition: bool, message: str):
+    if not condition:
+        raise UserError(message)
+
+
+def split_names(value: str) -> list:
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def validate(args) -> None:
+    """Refuse impossible values before any work is done."""
+    _require(split_names(args.train_datasets), "--train_datasets is empty; name at least one task, e.g. rte")
+    for flag in ("batch_size", "batch_size_eval", "epochs", "grad_accumulation_step", "max_seq_len"):
+        value = getattr(args, flag)
+        _require(value >= 1, f"--{flag} {value} must be a positive integer")
+    _require(args.max_seq_len >= 8, f"--max_seq_len {args.max_seq_len} is too small; use at least 8")
+    _require(args.learning_rate > 0, f"--learning_rate {args.learning_rate} must be > 0 (e.g. 5e-5)")
+    _require(0 <= args.warmup < 1, f"--warmup {args.warmup} must be a fraction in [0, 1) (e.g. 0.1)")
+    _require(args.weight_decay >= 0, f"--weight_decay {args.weight_decay} must be >= 0")
+    _require(0 <= args.dropout_p < 1, f"--dropout_p {args.dropout_p} must be in [0, 1)")
+    for flag in ("grad_clipping", "global_grad_clipping", "ratio"):
+        _require(getattr(args, flag) >= 0, f"--{flag} {getattr(args, flag)} must be >= 0 (0 turns it off)")
+    _require(args.mix_opt >= 0, f"--mix_opt {args.mix_opt} must be 0 or a positive integer")
+    for flag in ("log_per_updates", "eval_per_updates"):
+        _require(getattr(args, flag) >= 0, f"--{flag} {getattr(args, flag)} must be >= 0")
+    if args.pruner == "gpp":
+        _require(0 < args.target_sparsity < 1,
+                 f"--target_sparsity {args.target_sparsity} must be in (0, 1), e.g. 0.5")
+        _require(args.prune_epochs >= 1, f"--prune_epochs {args.prune_epochs} must be >= 1")
+        _require(args.prepruning_finetune_epochs >= 0,
+                 f"--prepruning_finetune_epochs {args.prepruning_finetune_epochs} must be >= 0")
+        needed = args.prepruning_finetune_epochs + args.prune_epochs
+        _require(needed <= args.epochs,
+                 f"--epochs {args.epochs} is shorter than --prepruning_finetune_epochs + --prune_epochs = {needed}; "
+                 f"raise --epochs to at least {needed}")
+    if args.retrain_learning_rate is not None:
+        _require(args.retrain_learning_rate > 0, f"--retrain_learning_rate {args.retrain_learning_rate} must be > 0")
+    if args.do_distill:
+        _require(bool(args.teacher_model_path), "--do_distill needs --teacher_model_path DIR (a model saved by train.py)")
+        _require(os.path.isdir(args.teacher_model_path),
+                 f"--teacher_model_path {args.teacher_model_path}: directory not found")
+        _require(args.window_size >= 1, f"--window_size {args.window_size} must be >= 1")
+        _require(args.flooding_b >= 0, f"--flooding_b {args.flooding_b} must be >= 0")
