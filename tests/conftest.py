@@ -7,3 +7,60 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import shutil  # noqa: E402
+
+import pytest  # noqa: E402
+
+SHARED = os.path.join(ROOT, "..", "shared")
+SAMPLE_SCALE = 0.02          # ~40 train rows per task: enough for a few updates
+
+
+def tiny_bert_config(**overrides):
+    """A 2-layer BERT small enough to train in a second, with the bundled model's vocabulary."""
+    from transformers import BertConfig
+
+    values = dict(num_hidden_layers=2, hidden_size=32, num_attention_heads=4, intermediate_size=64,
+                  vocab_size=30522, max_position_embeddings=128, hidden_dropout_prob=0.1,
+                  attention_probs_dropout_prob=0.1)
+    values.update(overrides)
+    return BertConfig(**values)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A locally built 2-layer BertModel saved as a Hugging Face directory with the bundled tokenizer."""
+    import torch
+    from transformers import BertModel
+
+    from mt_dnn.pretrained import bundled_model_path
+
+    directory = str(tmp_path_factory.mktemp("tiny_bert"))
+    torch.manual_seed(0)
+    BertModel(tiny_bert_config()).save_pretrained(directory)
+    source = bundled_model_path()
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if os.path.exists(os.path.join(source, name)):
+            shutil.copy(os.path.join(source, name), directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def sample_glue(tmp_path_factory):
+    """The built-in GLUE sample, small scale, in the official layout."""
+    from experiments.glue.sample_data import generate
+
+    directory = str(tmp_path_factory.mktemp("glue"))
+    generate(directory, seed=7, scale=SAMPLE_SCALE)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def canonical_dir(sample_glue, tmp_path_factory):
+    """The sample preprocessed into canonical JSON with the bundled tokenizer (max_seq_len 64)."""
+    import prepro
+
+    out = str(tmp_path_factory.mktemp("canonical"))
+    assert prepro.main(["--data_dir", sample_glue, "--max_seq_len", "64", "--output_dir", out]) == 0, \
+        "prepro failed on the generated sample"
+    return out
