@@ -1,0 +1,410 @@
+"""GPP: gradient progressive pruning of attention heads and FFN neurons (GPP-DFD, Neural Networks 2024).
+
+The math (docs ALGORITHMS.md §2; `s` = pruning step = optimizer updates since
+pruning started, 1 for the first pruning update; `Tp` = pruning updates):
+
+    units       heads (L × H) and FFN intermediate neurons (L × I), one indicator z per unit, z = 1 at start
+    masking     context vector of head h in layer l  ×= z_head[l, h]   (input of attention.output.dense)
+                activation of FFN neuron j in layer l ×= z_ffn[l, j]   (output of intermediate, after the act. fn)
+    loss        total = task' + distill + λ·‖z_head‖₁ + λ·‖z_ffn‖₁            (λ = 0.5)
+    scores      G = Σ over every backward pass since pruning started of ∂total/∂z   (never zeroed)
+                S = |G / s|
+    schedule    c(s) = start + (target − start) · ((1 − cos(π·s/Tp)) / 2)²
+    cadence     recompute z when  s mod max(1, floor(Tp / (100·target))) == 0  or  s == Tp
+    indicator   k = floor(n·c);  B = 1 where |S| > (k+1)-th largest |S|  (ties at the boundary stay unmarked)
+                z = (1 − B) + (1 − c/target) · B
+    freeze      once c == target: pruned units z = 0 exactly, the rest z = 1 exactly; z never changes again
+
+Decision on "trainable z": z needs a gradient (requires_grad=True) so that G can
+be accumulated, but it is *not* updated by the optimizer. Its value is set only
+by `progressive_indicator` (§2.6), exactly like the public code that recomputes
+the masks from the scores. The indicators therefore live on the pruner, not on
+the model: `model.parameters()` does not contain them, so an optimizer built from
+the model never touches them and gradient clipping of the model does not clip G.
+
+Training loop contract (see `phase_of` for the three phases):
+
+    pruner = GPPPruner(model, pruning_type=..., target_sparsity=..., prune_steps=Tp)  # at pruning start
+    for every micro-batch:
+        loss = task_loss' + distill_loss + pruner.indicator_loss()
+        (loss / grad_accumulation_step).backward()
+        pruner.accumulate_gradients()              # after every backward (or once per update, both exact)
+        if this micro-batch completes an update:
+            clip; optimizer.step(); optimizer.zero_grad()
+            pruner.step(s)                         # s = 1..Tp, from phase_of(t, ...)
+            lr_schedule.step()
+
+`accumulate_gradients` adds z.grad to G and then clears z.grad, so G is the sum
+over every backward pass whether it is called after each backward or once per
+update (gradient accumulation); calling it twice without a backward in between
+adds nothing.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+PRUNING_TYPES = ("structured_heads", "structured_mlp", "structured_heads+structured_mlp")
+PHASES = ("prepruning", "pruning", "retraining")
+
+
+# ---------------------------------------------------------------------------
+# Pure functions: schedule, cadence, indicator, phases
+
+
+def _check_target(target: float) -> None:
+    if not 0.0 < float(target) < 1.0:
+        raise ValueError(f"target sparsity must be in (0, 1), got {target}; e.g. 0.5 prunes half of the units")
+
+
+def cosine_sparsity(step: int, total_steps: int, target: float, start: float = 0.0) -> float:
+    """Sparsity at pruning step `step` of `total_steps` (GPP-DFD, cosine-squared schedule).
+
+        c(s) = start + (target − start) · ((1 − cos(π·s/Tp)) / 2)²
+
+    c(0) = start, c(Tp/2) = start + (target − start)/4, c(Tp) = target. For
+    `step >= total_steps` the value is `target` exactly (the formula's value at
+    Tp, returned without float rounding so that `c == target` can be tested).
+    Raises ValueError if target is not in (0, 1), total_steps < 1 or step < 0.
+    """
+    _check_target(target)
+    if total_steps < 1:
+        raise ValueError(f"total_steps (pruning updates Tp) must be >= 1, got {total_steps}")
+    if step < 0:
+        raise ValueError(f"pruning step must be >= 0, got {step}")
+    if step >= total_steps:
+        return float(target)
+    progress = (1.0 - math.cos(math.pi * step / total_steps)) / 2.0
+    return float(start + (target - start) * progress ** 2)
+
+
+def indicator_update_interval(total_steps: int, target: float) -> int:
+    """Updates between indicator recomputations: max(1, floor(Tp / (100·target))).
+
+    Deviation from the public code: it divides by floor(Tp / (100·target)),
+    which is 0 (ZeroDivisionError) when Tp < 100·target; the interval is at least 1.
+    """
+    _check_target(target)
+    return max(1, math.floor(total_steps / (100 * target)))
+
+
+def is_indicator_update_step(step: int, total_steps: int, target: float) -> bool:
+    """True when the indicators are recomputed at pruning step s:
+    s mod max(1, floor(Tp / (100·target))) == 0  or  s == Tp."""
+    return step % indicator_update_interval(total_steps, target) == 0 or step == total_steps
+
+
+def progressive_indicator(scores: torch.Tensor, sparsity: float, target: float) -> torch.Tensor:
+    """Indicator z for one unit type from its pooled scores (GPP-DFD §2.6).
+
+        k = floor(n · c)
+        B = 1 for units with |S| strictly greater than the (k+1)-th largest |S|, else 0
+        z = (1 − B) + (1 − c / target) · B
+
+    Ties at the (k+1)-th value are not marked, so fewer than k units may be
+    marked. At c == target marked units are exactly 0 and the rest exactly 1.
+    `scores` may have any shape (e.g. L × H); z has the same shape and dtype.
+    """
+    _check_target(target)
+    magnitude = scores.detach().abs().flatten()
+    n = magnitude.numel()
+    k = math.floor(n * sparsity)
+    if k >= n:  # only reachable through float rounding of n·c; every unit is marked
+        marked = torch.ones_like(magnitude, dtype=torch.bool)
+    else:
+        threshold = torch.sort(magnitude, descending=True).values[k]  # (k+1)-th largest
+        marked = magnitude > threshold
+    marked = marked.to(scores.dtype).view_as(scores)
+    return (1.0 - marked) + (1.0 - sparsity / target) * marked
+
+
+class Phase(NamedTuple):
+    """Where an optimizer update falls: `name` in PHASES and the pruning step s
+    (0 before pruning, 1..Tp during pruning, Tp during retraining)."""
+    name: str
+    pruning_step: int
+
+
+def _check_phases(prepruning_updates: int, prune_updates: int, total_updates: int) -> None:
+    if prepruning_updates < 0 or prune_updates < 1 or prepruning_updates + prune_updates > total_updates:
+        raise ValueError(
+            f"impossible GPP phases: prepruning_updates={prepruning_updates}, prune_updates={prune_updates}, "
+            f"total_updates={total_updates}; need prepruning >= 0, prune >= 1 and prepruning + prune <= total "
+            f"(lower prepruning_finetune_epochs/prune_epochs or raise num_train_epochs)")
+
+
+def phase_of(update: int, prepruning_updates: int, prune_updates: int, total_updates: int) -> Phase:
+    """Phase of optimizer update `update` (1-based) in a GPP run (§2.2).
+
+        1 .. P                 'prepruning'  s = 0          P  = prepruning_updates
+        P+1 .. P+Tp            'pruning'     s = t − P      Tp = prune_updates
+        P+Tp+1 .. total        'retraining'  s = Tp
+    """
+    _check_phases(prepruning_updates, prune_updates, total_updates)
+    if not 1 <= update <= total_updates:
+        raise ValueError(f"update must be in 1..{total_updates}, got {update}")
+    if update <= prepruning_updates:
+        return Phase("prepruning", 0)
+    if update <= prepruning_updates + prune_updates:
+        return Phase("pruning", update - prepruning_updates)
+    return Phase("retraining", prune_updates)
+
+
+def is_phase_start(update: int, prepruning_updates: int, prune_updates: int, total_updates: int) -> bool:
+    """True for the first update of each phase that occurs (t = 1, P+1, P+Tp+1): the trainer
+    creates the optimizer and linear-decay LR schedule afresh before this update (§2.2)."""
+    current = phase_of(update, prepruning_updates, prune_updates, total_updates)
+    return update == 1 or phase_of(update - 1, prepruning_updates, prune_updates, total_updates).name != current.name
+
+
+# ---------------------------------------------------------------------------
+# Locating the BERT layers
+
+
+def find_bert_model(model: nn.Module) -> nn.Module:
+    """The BERT-family encoder inside `model` (the module itself or the first submodule
+    that has `.encoder.layer[i].attention.self/.attention.output.dense/.intermediate/.output.dense`)."""
+    for module in model.modules():
+        layers = getattr(getattr(module, "encoder", None), "layer", None)
+        if isinstance(layers, nn.ModuleList) and len(layers) > 0 and all(_is_bert_layer(layer) for layer in layers):
+            return module
+    raise ValueError(f"no BERT-family encoder (with .encoder.layer[i].attention.self, .attention.output.dense, "
+                     f".intermediate, .output.dense) found in {type(model).__name__}")
+
+
+def _is_bert_layer(layer: nn.Module) -> bool:
+    attention = getattr(layer, "attention", None)
+    return (hasattr(attention, "self") and hasattr(getattr(attention, "output", None), "dense")
+            and hasattr(layer, "intermediate") and hasattr(getattr(layer, "output", None), "dense"))
+
+
+def layer_shapes(bert: nn.Module) -> tuple[int, int, int, int]:
+    """(layers L, heads per layer H, head size d, FFN neurons per layer I) of an unpruned BERT encoder."""
+    layers = bert.encoder.layer
+    attention = layers[0].attention.self
+    heads, head_size = attention.num_attention_heads, attention.attention_head_size
+    intermediate = layers[0].intermediate.dense.out_features
+    for index, layer in enumerate(layers):
+        if (layer.attention.self.num_attention_heads != heads or layer.intermediate.dense.out_features != intermediate):
+            raise ValueError(f"layer {index} differs in shape from layer 0: GPP needs an unpruned encoder")
+    return len(layers), heads, head_size, intermediate
+
+
+# ---------------------------------------------------------------------------
+# The pruner
+
+
+class GPPPruner:
+    """Structured GPP pruner over a BERT-family encoder (or a module containing one).
+
+    Args:
+        model: the model whose encoder is pruned; hooks are registered on its layers.
+        pruning_type: 'structured_heads', 'structured_mlp' or 'structured_heads+structured_mlp'.
+        target_sparsity: fraction of units of each active type removed at the end, in (0, 1).
+        prune_steps: Tp, the number of optimizer updates of the pruning phase (>= 1).
+        l1_lambda: λ of the L1 indicator penalty (0.5 in the paper).
+
+    Attributes:
+        z_head: (L, H) head indicators, or None when heads are not pruned.
+        z_ffn: (L, I) FFN-neuron indicators, or None when FFN neurons are not pruned.
+        grad_sum: {'head'|'ffn': G}, the gradient sums the scores come from.
+        current_sparsity: c of the latest `step`.
+    """
+
+    def __init__(self, model: nn.Module, *, pruning_type: str, target_sparsity: float, prune_steps: int,
+                 l1_lambda: float = 0.5):
+        if pruning_type not in PRUNING_TYPES:
+            raise ValueError(f"pruning_type must be one of {PRUNING_TYPES}, got {pruning_type!r}")
+        _check_target(target_sparsity)
+        if int(prune_steps) != prune_steps or prune_steps < 1:
+            raise ValueError(f"prune_steps (Tp, pruning updates) must be an integer >= 1, got {prune_steps}")
+        if l1_lambda < 0:
+            raise ValueError(f"l1_lambda must be >= 0, got {l1_lambda}")
+        self.pruning_type = pruning_type
+        self.target_sparsity = float(target_sparsity)
+        self.prune_steps = int(prune_steps)
+        self.l1_lambda = float(l1_lambda)
+
+        self.bert = find_bert_model(model)
+        self.num_layers, self.num_heads, self.head_size, self.intermediate_size = layer_shapes(self.bert)
+        reference = next(self.bert.parameters())
+        factory = dict(device=reference.device, dtype=torch.float32)
+        self.z_head = (nn.Parameter(torch.ones(self.num_layers, self.num_heads, **factory))
+                       if "structured_heads" in pruning_type else None)
+        self.z_ffn = (nn.Parameter(torch.ones(self.num_layers, self.intermediate_size, **factory))
+                      if "structured_mlp" in pruning_type else None)
+        self.grad_sum = {name: torch.zeros_like(z) for name, z in self.indicators().items()}
+        self.last_step = 0
+        self.current_sparsity = 0.0
+        self._done = False
+        self._handles = []
+        self._register_hooks()
+
+    # -- indicators and hooks -------------------------------------------------
+
+    def indicators(self) -> dict[str, nn.Parameter]:
+        """The active indicators by unit type: {'head': z_head, 'ffn': z_ffn} (active types only)."""
+        found = {"head": self.z_head, "ffn": self.z_ffn}
+        return {name: z for name, z in found.items() if z is not None}
+
+    def _register_hooks(self) -> None:
+        for index, layer in enumerate(self.bert.encoder.layer):
+            if self.z_head is not None:
+                target = layer.attention.output.dense
+                self._handles.append(target.register_forward_pre_hook(self._head_hook(index, target)))
+            if self.z_ffn is not None:
+                target = layer.intermediate
+                self._handles.append(target.register_forward_hook(self._ffn_hook(index, target)))
+
+    # Closures, not bound methods or partials: copy.deepcopy(model) (e.g. to make a
+    # teacher) copies the hook dicts, and functions are copied by reference; the
+    # identity check makes the copy's hooks inert instead of masking the teacher.
+    def _head_hook(self, index: int, owner: nn.Module):
+        def hook(module, args):
+            if module is not owner:
+                return None
+            context = args[0]  # (batch, seq, H·d)
+            z = self.z_head[index].to(context.dtype)
+            per_head = context.unflatten(-1, (self.num_heads, self.head_size))  # (batch, seq, H, d)
+            return ((per_head * z[:, None]).flatten(-2),) + tuple(args[1:])
+        return hook
+
+    def _ffn_hook(self, index: int, owner: nn.Module):
+        def hook(module, args, output):
+            if module is not owner:
+                return None
+            return output * self.z_ffn[index].to(output.dtype)  # (batch, seq, I) × (I,)
+        return hook
+
+    def remove_hooks(self) -> None:
+        """Stop masking the model (e.g. after export, or to evaluate the dense model)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    # -- loss and gradients ---------------------------------------------------
+
+    def indicator_loss(self) -> torch.Tensor:
+        """λ·‖z_head‖₁ + λ·‖z_ffn‖₁ over the active types; add it to the loss of every pruning
+        micro-batch. Once pruning is done (z frozen) it is 0: the term belongs to the pruning phase."""
+        indicators = list(self.indicators().values())
+        if self._done:
+            return torch.zeros((), device=indicators[0].device)
+        return self.l1_lambda * sum(z.abs().sum() for z in indicators)
+
+    @torch.no_grad()
+    def accumulate_gradients(self) -> None:
+        """G += z.grad, then clear z.grad. Call after every `loss.backward()` of the pruning
+        phase (or once per update before the next backward: same sum). No-op once done."""
+        for name, z in self.indicators().items():
+            if z.grad is not None:
+                self.grad_sum[name] += z.grad
+                z.grad = None
+
+    # -- schedule -------------------------------------------------------------
+
+    @property
+    def is_done(self) -> bool:
+        """True once c reached the target and the indicators are frozen at exact 0/1."""
+        return self._done
+
+    @torch.no_grad()
+    def step(self, pruning_step: int) -> float:
+        """Call after `optimizer.step()` of pruning update s (1..Tp). Returns c(s).
+
+        When the cadence says so (or at s >= Tp), z ← progressive_indicator(|G/s|, c, target)
+        for each active type. At c == target the indicators freeze (requires_grad off);
+        later calls return the target and change nothing.
+        """
+        if self._done:
+            return self.current_sparsity
+        if pruning_step < 1:
+            raise ValueError(f"pruning step must be >= 1 (updates since pruning started), got {pruning_step}")
+        sparsity = cosine_sparsity(pruning_step, self.prune_steps, self.target_sparsity)
+        if pruning_step >= self.prune_steps or is_indicator_update_step(pruning_step, self.prune_steps,
+                                                                        self.target_sparsity):
+            for name, z in self.indicators().items():
+                scores = (self.grad_sum[name] / pruning_step).abs()
+                z.copy_(progressive_indicator(scores, sparsity, self.target_sparsity))
+            if sparsity == self.target_sparsity:
+                self._freeze()
+        self.last_step = int(pruning_step)
+        self.current_sparsity = sparsity
+        return sparsity
+
+    def _freeze(self) -> None:
+        self._done = True
+        for z in self.indicators().values():
+            z.requires_grad_(False)
+            z.grad = None
+
+    # -- reporting ------------------------------------------------------------
+
+    def pruned_counts(self) -> dict[str, list[int]]:
+        """Units whose indicator is exactly 0, per layer: {'heads': [...], 'ffn_neurons': [...]}
+        (active types only). Before the freeze, shrinking units (0 < z < 1) are not counted."""
+        counts = {}
+        if self.z_head is not None:
+            counts["heads"] = (self.z_head == 0).sum(dim=1).tolist()
+        if self.z_ffn is not None:
+            counts["ffn_neurons"] = (self.z_ffn == 0).sum(dim=1).tolist()
+        return counts
+
+    def summary(self) -> str:
+        """One line for the log: step, sparsity, pruned units per layer."""
+        parts = [f"GPP step {self.last_step}/{self.prune_steps} sparsity {self.current_sparsity:.4f}"
+                 f"{' (frozen)' if self._done else ''}"]
+        for name, per_layer in self.pruned_counts().items():
+            parts.append(f"pruned {name} {sum(per_layer)} per layer {per_layer}")
+        return "; ".join(parts)
+
+    # -- state ----------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume, as tensors and JSON-able values:
+
+            {'pruning_type': str, 'target_sparsity': float, 'prune_steps': int, 'l1_lambda': float,
+             'shape': {'layers': L, 'heads': H, 'intermediate': I},
+             'last_step': int, 'current_sparsity': float, 'done': bool,
+             'indicators': {'head': (L, H) tensor, 'ffn': (L, I) tensor},   # active types only
+             'grad_sum':   {'head': (L, H) tensor, 'ffn': (L, I) tensor}}   # G, same keys
+        Tensors are detached CPU copies.
+        """
+        return {
+            "pruning_type": self.pruning_type,
+            "target_sparsity": self.target_sparsity,
+            "prune_steps": self.prune_steps,
+            "l1_lambda": self.l1_lambda,
+            "shape": {"layers": self.num_layers, "heads": self.num_heads, "intermediate": self.intermediate_size},
+            "last_step": self.last_step,
+            "current_sparsity": self.current_sparsity,
+            "done": self._done,
+            "indicators": {name: z.detach().cpu().clone() for name, z in self.indicators().items()},
+            "grad_sum": {name: g.detach().cpu().clone() for name, g in self.grad_sum.items()},
+        }
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a `state_dict()`; the configuration and shapes must match this pruner."""
+        expected = {"pruning_type": self.pruning_type, "target_sparsity": self.target_sparsity,
+                    "prune_steps": self.prune_steps, "l1_lambda": self.l1_lambda,
+                    "shape": {"layers": self.num_layers, "heads": self.num_heads,
+                              "intermediate": self.intermediate_size}}
+        for key, value in expected.items():
+            if state.get(key) != value:
+                raise ValueError(f"GPP state does not match this pruner: {key} is {state.get(key)!r} in the state "
+                                 f"and {value!r} here")
+        for name, z in self.indicators().items():
+            z.copy_(state["indicators"][name])
+            self.grad_sum[name].copy_(state["grad_sum"][name])
+            z.grad = None
+        self.last_step = int(state["last_step"])
+        self.current_sparsity = float(state["current_sparsity"])
+        self._done = False
+        for z in self.indicators().values():
+            z.requires_grad_(True)
+        if state["done"]:
+            self._freeze()

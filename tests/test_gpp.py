@@ -1,0 +1,320 @@
+"""GPP: schedule, cadence, progressive indicator, hooks, gradient sums, phases, a tiny pruning run."""
+import copy
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+from transformers import BertConfig, BertModel
+
+from pruners.gpp import (GPPPruner, cosine_sparsity, indicator_update_interval, is_indicator_update_step,
+                         is_phase_start, phase_of, progressive_indicator)
+
+BOTH = "structured_heads+structured_mlp"
+
+
+def tiny_bert(seed=0):
+    torch.manual_seed(seed)
+    config = BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=4, intermediate_size=64,
+                        vocab_size=100)
+    return BertModel(config).eval()
+
+
+def tiny_batch(seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(0, 100, (3, 9), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[0, 6:] = 0
+    return input_ids, attention_mask
+
+
+# --- schedule ---------------------------------------------------------------
+
+def test_cosine_sparsity_values():
+    assert cosine_sparsity(0, 100, 0.5) == 0.0, "c(0) must be the start (0)"
+    assert cosine_sparsity(50, 100, 0.5) == pytest.approx(0.125), "c(Tp/2) = target·(1/2)² = target/4"
+    assert cosine_sparsity(100, 100, 0.5) == 0.5, "c(Tp) must be exactly the target"
+    assert cosine_sparsity(250, 100, 0.5) == 0.5, "after Tp the schedule holds the target"
+    expected = 0.1 + (0.7 - 0.1) * ((1 - math.cos(math.pi * 30 / 100)) / 2) ** 2
+    assert cosine_sparsity(30, 100, 0.7, start=0.1) == pytest.approx(expected), "formula with a start value"
+    assert cosine_sparsity(0, 100, 0.7, start=0.1) == pytest.approx(0.1), "c(0) = start"
+    assert cosine_sparsity(50, 100, 0.7, start=0.1) == pytest.approx(0.1 + 0.6 / 4), "c(Tp/2) with start"
+    assert cosine_sparsity(100, 100, 0.3, start=0.1) == 0.3, "c(Tp) = target exactly even with a start"
+    values = [cosine_sparsity(s, 40, 0.6) for s in range(41)]
+    assert all(a <= b for a, b in zip(values, values[1:])), "the schedule must be non-decreasing"
+
+
+@pytest.mark.parametrize("target", [0.0, 1.0, -0.1, 1.5])
+def test_target_outside_open_interval_is_refused(target):
+    with pytest.raises(ValueError, match="target sparsity"):
+        cosine_sparsity(1, 10, target)
+    with pytest.raises(ValueError, match="target sparsity"):
+        progressive_indicator(torch.ones(4), 0.1, target)
+    with pytest.raises(ValueError, match="target sparsity"):
+        GPPPruner(tiny_bert(), pruning_type=BOTH, target_sparsity=target, prune_steps=4)
+
+
+def test_cadence():
+    assert indicator_update_interval(1000, 0.5) == 20, "floor(1000 / (100·0.5)) = 20"
+    assert is_indicator_update_step(20, 1000, 0.5), "multiples of the interval recompute"
+    assert is_indicator_update_step(40, 1000, 0.5), "multiples of the interval recompute"
+    assert not is_indicator_update_step(21, 1000, 0.5), "other steps do not recompute"
+    assert is_indicator_update_step(1010, 1010, 0.5), "s == Tp always recomputes (1010 mod 20 != 0)"
+    assert not is_indicator_update_step(1009, 1010, 0.5), "s = 1009 is neither a multiple nor Tp"
+
+
+def test_cadence_deviation_avoids_division_by_zero():
+    # public code: s % int(Tp / (100·target)) with Tp < 100·target divides by zero
+    assert indicator_update_interval(10, 0.5) == 1, "the interval is at least 1 when Tp < 100·target"
+    assert all(is_indicator_update_step(s, 10, 0.5) for s in range(1, 11)), "interval 1 recomputes every step"
+
+
+# --- progressive indicator ---------------------------------------------------
+
+def test_progressive_indicator_marks_largest_scores():
+    scores = torch.tensor([[0.1, 0.5], [0.3, 0.2]])
+    z = progressive_indicator(scores, 0.25, 0.5)  # k = floor(4·0.25) = 1, factor 1 − 0.25/0.5 = 0.5
+    assert torch.equal(z, torch.tensor([[1.0, 0.5], [1.0, 1.0]])), f"only the largest score shrinks to 0.5: {z}"
+    z = progressive_indicator(scores, 0.5, 0.5)  # k = 2, c = target
+    assert torch.equal(z, torch.tensor([[1.0, 0.0], [0.0, 1.0]])), f"two largest exactly 0, rest exactly 1: {z}"
+
+
+def test_progressive_indicator_uses_absolute_scores():
+    z = progressive_indicator(torch.tensor([-5.0, 1.0, 2.0, 0.0]), 0.25, 0.5)
+    assert torch.equal(z, torch.tensor([0.5, 1.0, 1.0, 1.0])), f"|−5| is the largest score: {z}"
+
+
+def test_progressive_indicator_ties_at_boundary_stay_unmarked():
+    z = progressive_indicator(torch.tensor([3.0, 2.0, 2.0, 1.0]), 0.5, 0.5)  # k = 2, (k+1)-th largest = 2
+    assert torch.equal(z, torch.tensor([0.0, 1.0, 1.0, 1.0])), f"strictly greater than the 3rd value only: {z}"
+    z = progressive_indicator(torch.full((6,), 7.0), 0.5, 0.5)
+    assert torch.equal(z, torch.ones(6)), f"all tied: nothing is strictly greater, nothing marked: {z}"
+
+
+def test_progressive_indicator_below_one_unit_marks_nothing():
+    z = progressive_indicator(torch.tensor([4.0, 3.0, 2.0]), 0.2, 0.5)  # k = floor(0.6) = 0
+    assert torch.equal(z, torch.ones(3)), f"k = 0 marks nothing: {z}"
+
+
+# --- hooks -------------------------------------------------------------------
+
+def manually_masked(model, z_head, z_ffn):
+    """A copy whose output projections have their input columns scaled by the indicators."""
+    masked = copy.deepcopy(model)
+    head_size = model.config.hidden_size // model.config.num_attention_heads
+    with torch.no_grad():
+        for index, layer in enumerate(masked.encoder.layer):
+            layer.attention.output.dense.weight.mul_(z_head[index].repeat_interleave(head_size))
+            layer.output.dense.weight.mul_(z_ffn[index])
+    return masked
+
+
+def test_hooks_equal_explicit_masking():
+    model = tiny_bert()
+    reference = copy.deepcopy(model)
+    pruner = GPPPruner(model, pruning_type=BOTH, target_sparsity=0.5, prune_steps=10)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        pruner.z_head.copy_((torch.rand(2, 4, generator=generator) > 0.5).float())
+        pruner.z_head[1, 2] = 0.3  # fractional values are applied as multipliers too
+        pruner.z_ffn.copy_(torch.rand(2, 64, generator=generator))
+    input_ids, attention_mask = tiny_batch()
+    hooked = model(input_ids, attention_mask=attention_mask).last_hidden_state
+    explicit = manually_masked(reference, pruner.z_head.detach(), pruner.z_ffn.detach())(
+        input_ids, attention_mask=attention_mask).last_hidden_state
+    torch.testing.assert_close(hooked, explicit, atol=1e-5, rtol=1e-5,
+                               msg="hooked forward must equal zeroing/scaling the projection columns")
+    pruner.remove_hooks()
+    dense = model(input_ids, attention_mask=attention_mask).last_hidden_state
+    torch.testing.assert_close(dense, reference(input_ids, attention_mask=attention_mask).last_hidden_state,
+                               msg="after remove_hooks the model is dense again")
+
+
+def test_deepcopy_of_hooked_model_is_not_masked():
+    model = tiny_bert()
+    reference = copy.deepcopy(model)
+    pruner = GPPPruner(model, pruning_type=BOTH, target_sparsity=0.5, prune_steps=10)
+    with torch.no_grad():
+        pruner.z_head.zero_()
+    teacher = copy.deepcopy(model)  # e.g. a teacher taken after the pruner was built
+    input_ids, attention_mask = tiny_batch()
+    torch.testing.assert_close(teacher(input_ids, attention_mask=attention_mask).last_hidden_state,
+                               reference(input_ids, attention_mask=attention_mask).last_hidden_state,
+                               msg="hooks copied by deepcopy must not mask the copy")
+
+
+def test_finds_encoder_inside_container_and_heads_only_type():
+    class Container(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = tiny_bert()
+            self.heads = nn.ModuleDict({"cola": nn.Linear(32, 2)})
+
+    container = Container()
+    pruner = GPPPruner(container, pruning_type="structured_heads", target_sparsity=0.5, prune_steps=4)
+    assert pruner.bert is container.encoder, "the BertModel inside the container must be found"
+    assert pruner.z_ffn is None and tuple(pruner.z_head.shape) == (2, 4), "heads only: z_head (L, H), no z_ffn"
+    assert pruner.indicator_loss().item() == pytest.approx(0.5 * 8), "λ·‖z_head‖₁ with z = 1"
+    with pytest.raises(ValueError, match="pruning_type"):
+        GPPPruner(container, pruning_type="heads", target_sparsity=0.5, prune_steps=4)
+    with pytest.raises(ValueError, match="no BERT-family encoder"):
+        GPPPruner(nn.Linear(2, 2), pruning_type=BOTH, target_sparsity=0.5, prune_steps=4)
+
+
+# --- gradients ---------------------------------------------------------------
+
+def test_indicators_are_not_model_parameters():
+    model = tiny_bert()
+    pruner = GPPPruner(model, pruning_type=BOTH, target_sparsity=0.5, prune_steps=4)
+    parameter_ids = {id(p) for p in model.parameters()}
+    assert id(pruner.z_head) not in parameter_ids and id(pruner.z_ffn) not in parameter_ids, \
+        "z is set by the pruner, never by an optimizer built from model.parameters()"
+    assert pruner.z_head.requires_grad and pruner.z_ffn.requires_grad, "z needs a gradient to accumulate G"
+    assert pruner.indicator_loss().item() == pytest.approx(0.5 * (8 + 128)), "λ·(‖z_head‖₁ + ‖z_ffn‖₁)"
+
+
+READOUT = torch.randn(32, generator=torch.Generator().manual_seed(7))
+
+
+def batch_loss(model, pruner, seed):
+    """A task-like loss whose gradient separates the units (LayerNorm makes ‖hidden‖² nearly constant)."""
+    input_ids, attention_mask = tiny_batch(seed)
+    hidden = model(input_ids, attention_mask=attention_mask).last_hidden_state  # (batch, seq, 32)
+    return (hidden @ READOUT).pow(2).mean() + pruner.indicator_loss()
+
+
+def test_gradient_sum_over_backward_passes():
+    model = tiny_bert()
+    pruner = GPPPruner(model, pruning_type=BOTH, target_sparsity=0.5, prune_steps=4)
+    expected = {"head": torch.zeros(2, 4), "ffn": torch.zeros(2, 64)}
+    for seed in (1, 2, 3):
+        grads = torch.autograd.grad(batch_loss(model, pruner, seed), [pruner.z_head, pruner.z_ffn])
+        expected["head"] += grads[0]
+        expected["ffn"] += grads[1]
+
+    for seed in (1, 2, 3):  # called after every backward
+        batch_loss(model, pruner, seed).backward()
+        pruner.accumulate_gradients()
+        pruner.accumulate_gradients()  # a second call without backward adds nothing
+    for name in expected:
+        torch.testing.assert_close(pruner.grad_sum[name], expected[name],
+                                   msg=f"G[{name}] must be the sum of the per-pass gradients")
+
+    other = GPPPruner(tiny_bert(), pruning_type=BOTH, target_sparsity=0.5, prune_steps=4)
+    for seed in (1, 2, 3):  # gradient accumulation: one call per update after several backwards
+        batch_loss(other.bert, other, seed).backward()
+    other.accumulate_gradients()
+    for name in expected:
+        torch.testing.assert_close(other.grad_sum[name], expected[name],
+                                   msg=f"G[{name}] must not depend on when accumulate_gradients is called")
+    assert pruner.z_head.grad is None, "accumulate_gradients clears z.grad so nothing is counted twice"
+
+
+# --- phases ------------------------------------------------------------------
+
+def test_phase_of_and_phase_starts():
+    phases = [phase_of(t, 2, 3, 7) for t in range(1, 8)]
+    assert [p.name for p in phases] == ["prepruning"] * 2 + ["pruning"] * 3 + ["retraining"] * 2, \
+        f"phases of updates 1..7 with P=2, Tp=3: {phases}"
+    assert [p.pruning_step for p in phases] == [0, 0, 1, 2, 3, 3, 3], f"pruning steps: {phases}"
+    starts = [t for t in range(1, 8) if is_phase_start(t, 2, 3, 7)]
+    assert starts == [1, 3, 6], f"optimizer/schedule resets happen at updates 1, P+1, P+Tp+1: {starts}"
+    assert phase_of(1, 0, 3, 3) == ("pruning", 1), "no pre-pruning: the first update prunes"
+    with pytest.raises(ValueError, match="impossible GPP phases"):
+        phase_of(1, 5, 5, 8)
+    with pytest.raises(ValueError, match="update must be"):
+        phase_of(0, 2, 3, 7)
+
+
+# --- a tiny pruning run -------------------------------------------------------
+
+def run_gpp(model, pruner, pruning_steps, accumulation=2):
+    """Pruning updates with gradient accumulation, as the trainer runs them."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
+    for s in pruning_steps:
+        for micro in range(accumulation):
+            (batch_loss(model, pruner, seed=10 * s + micro) / accumulation).backward()
+            pruner.accumulate_gradients()
+        optimizer.step()
+        optimizer.zero_grad()
+        pruner.step(s)
+    model.eval()
+
+
+def test_pruning_run_reaches_target_and_exports(tmp_path):
+    from mt_dnn.structured import export_pruned_encoder
+
+    model = tiny_bert()
+    pruner = GPPPruner(model, pruning_type=BOTH, target_sparsity=0.5, prune_steps=4)
+    seen = []
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-2)
+    for s in range(1, 5):
+        batch_loss(model, pruner, seed=s).backward()
+        pruner.accumulate_gradients()
+        optimizer.step()
+        optimizer.zero_grad()
+        seen.append(pruner.step(s))
+        if s < 4:
+            assert not pruner.is_done, f"not done before Tp (s={s})"
+        if s == 3:  # c(3) ≈ 0.364: k = 2 heads marked with z = 1 − c/target
+            assert 0 < pruner.z_head.min() < 1, f"marked heads shrink gradually before Tp (s={s})"
+    assert seen[-1] == 0.5 and pruner.is_done, f"c reaches the target exactly at Tp: {seen}"
+    for name, z in pruner.indicators().items():
+        assert bool(((z == 0) | (z == 1)).all()), f"frozen {name} indicators are exactly 0 or 1"
+        assert not z.requires_grad, f"frozen {name} indicators take no gradient"
+    counts = pruner.pruned_counts()
+    assert sum(counts["heads"]) == 4 and sum(counts["ffn_neurons"]) == 64, \
+        f"floor(n·0.5) units of each type pruned: {counts}"
+    frozen = pruner.z_head.clone()
+    assert pruner.step(5) == 0.5 and torch.equal(pruner.z_head, frozen), "after the freeze nothing changes"
+    assert pruner.indicator_loss().item() == 0.0, "no L1 term after pruning is done"
+
+    input_ids, attention_mask = tiny_batch()
+    masked = model(input_ids, attention_mask=attention_mask).last_hidden_state
+    exported = export_pruned_encoder(model, pruner.z_head, pruner.z_ffn)
+    heads_kept = [4 - n for n in counts["heads"]]
+    neurons_kept = [64 - n for n in counts["ffn_neurons"]]
+    assert exported.config.layer_heads == heads_kept, "exported heads per layer follow the indicator"
+    assert exported.config.layer_intermediate_sizes == neurons_kept, "exported FFN sizes follow the indicator"
+    for index, layer in enumerate(exported.encoder.layer):
+        assert layer.intermediate.dense.weight.shape == (neurons_kept[index], 32), f"layer {index} FFN rows"
+        assert layer.attention.output.dense.weight.shape == (32, 8 * heads_kept[index]), f"layer {index} heads"
+    out = exported(input_ids, attention_mask=attention_mask).last_hidden_state
+    assert (out - masked).abs().max() <= 1e-4, "exported model equals the masked one"
+
+
+def test_state_dict_round_trip_resumes_identically():
+    model = tiny_bert()
+    pruner = GPPPruner(model, pruning_type=BOTH, target_sparsity=0.5, prune_steps=6)
+    run_gpp(model, pruner, range(1, 4))
+    state = pruner.state_dict()
+    plain = {k: v for k, v in state.items() if k not in ("indicators", "grad_sum")}
+    json.dumps(plain)  # the non-tensor part must be JSON-able
+    assert set(state["indicators"]) == {"head", "ffn"} == set(state["grad_sum"]), "tensors per active type"
+
+    twin_model = copy.deepcopy(model)
+    twin = GPPPruner(twin_model, pruning_type=BOTH, target_sparsity=0.5, prune_steps=6)
+    twin.load_state_dict(state)
+    assert twin.last_step == 3 and twin.current_sparsity == pruner.current_sparsity, "scalars restored"
+    torch.manual_seed(5)
+    run_gpp(model, pruner, range(4, 7))
+    torch.manual_seed(5)
+    run_gpp(twin_model, twin, range(4, 7))
+    assert pruner.is_done and twin.is_done, "both runs finish pruning at Tp"
+    assert torch.equal(pruner.z_head, twin.z_head) and torch.equal(pruner.z_ffn, twin.z_ffn), \
+        "a resumed pruner reaches the same indicators"
+
+    finished = GPPPruner(tiny_bert(), pruning_type=BOTH, target_sparsity=0.5, prune_steps=6)
+    finished.load_state_dict(pruner.state_dict())
+    assert finished.is_done and not finished.z_head.requires_grad, "a finished state loads frozen"
+    wrong = GPPPruner(tiny_bert(), pruning_type=BOTH, target_sparsity=0.4, prune_steps=6)
+    with pytest.raises(ValueError, match="target_sparsity"):
+        wrong.load_state_dict(state)
+
+
+def test_step_refuses_step_zero():
+    pruner = GPPPruner(tiny_bert(), pruning_type=BOTH, target_sparsity=0.5, prune_steps=4)
+    with pytest.raises(ValueError, match="pruning step"):
+        pruner.step(0)

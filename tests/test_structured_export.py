@@ -1,0 +1,154 @@
+"""Export of a GPP-masked BERT to a smaller PrunedBertModel, and reloading it two ways."""
+import pytest
+import torch
+from torch import nn
+from transformers import AutoModel, BertConfig, BertModel
+
+from mt_dnn.structured import (PrunedBertConfig, PrunedBertModel, count_parameters, export_pruned_encoder, load,
+                               save)
+from pruners.gpp import GPPPruner
+
+LAYERS, HIDDEN, HEADS, FFN = 3, 32, 4, 64
+
+
+def tiny_bert(pooler=True):
+    torch.manual_seed(0)
+    config = BertConfig(num_hidden_layers=LAYERS, hidden_size=HIDDEN, num_attention_heads=HEADS,
+                        intermediate_size=FFN, vocab_size=100)
+    return BertModel(config, add_pooling_layer=pooler).eval()
+
+
+def indicators():
+    """Random 0/1 indicators with one layer without heads and one without FFN neurons."""
+    generator = torch.Generator().manual_seed(4)
+    heads = (torch.rand(LAYERS, HEADS, generator=generator) > 0.5).float()
+    heads[0] = torch.tensor([0.0, 1.0, 1.0, 0.0])
+    heads[1] = 0.0  # every head removed
+    neurons = (torch.rand(LAYERS, FFN, generator=generator) > 0.5).float()
+    neurons[2] = 0.0  # every FFN neuron removed
+    return heads, neurons
+
+
+def batch():
+    generator = torch.Generator().manual_seed(1)
+    input_ids = torch.randint(0, 100, (3, 10), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[1, 4:] = 0
+    return dict(input_ids=input_ids, attention_mask=attention_mask)
+
+
+def masked_outputs(model, heads, neurons):
+    pruner = GPPPruner(model, pruning_type="structured_heads+structured_mlp", target_sparsity=0.5, prune_steps=1)
+    with torch.no_grad():
+        pruner.z_head.copy_(heads)
+        pruner.z_ffn.copy_(neurons)
+    with torch.no_grad():
+        outputs = model(**batch(), output_hidden_states=True)
+    pruner.remove_hooks()
+    return outputs
+
+
+def assert_same_outputs(expected, actual, what):
+    diff = (expected.last_hidden_state - actual.last_hidden_state).abs().max().item()
+    assert diff <= 1e-4, f"{what}: last hidden state differs by {diff}"
+    if expected.pooler_output is not None:
+        diff = (expected.pooler_output - actual.pooler_output).abs().max().item()
+        assert diff <= 1e-4, f"{what}: pooler output differs by {diff}"
+    for index, (e, a) in enumerate(zip(expected.hidden_states, actual.hidden_states)):
+        diff = (e - a).abs().max().item()
+        assert diff <= 1e-4, f"{what}: hidden state {index} differs by {diff}"
+
+
+def test_export_equals_masked_model_including_empty_layers():
+    model = tiny_bert()
+    heads, neurons = indicators()
+    expected = masked_outputs(model, heads, neurons)
+    exported = export_pruned_encoder(model, heads, neurons)
+    assert isinstance(exported, PrunedBertModel) and not exported.training, "an eval-mode PrunedBertModel"
+    assert exported.config.layer_heads == heads.sum(1).int().tolist(), "kept heads per layer"
+    assert exported.config.layer_intermediate_sizes == neurons.sum(1).int().tolist(), "kept neurons per layer"
+    layer0 = exported.encoder.layer[0]
+    assert layer0.attention.self.query.weight.shape == (2 * 8, HIDDEN), "query keeps the rows of 2 heads"
+    assert layer0.attention.output.dense.weight.shape == (HIDDEN, 2 * 8), "output keeps the columns of 2 heads"
+    assert exported.encoder.layer[2].intermediate.dense.weight.shape == (0, HIDDEN), "an emptied FFN"
+    with torch.no_grad():
+        actual = exported(**batch(), output_hidden_states=True)
+    assert_same_outputs(expected, actual, "exported vs masked")
+    with torch.no_grad():
+        dense = model(**batch()).last_hidden_state
+    assert (dense - actual.last_hidden_state).abs().max() > 1e-3, "the masks must actually change the output"
+
+
+def test_export_keeps_the_exact_rows_of_kept_heads():
+    model = tiny_bert()
+    heads, neurons = indicators()
+    exported = export_pruned_encoder(model, heads, neurons)
+    source, target = model.encoder.layer[0], exported.encoder.layer[0]
+    rows = torch.cat([torch.arange(8, 16), torch.arange(16, 24)])  # heads 1 and 2, head size 8
+    assert torch.equal(target.attention.self.value.weight, source.attention.self.value.weight[rows]), \
+        "value rows of heads 1 and 2"
+    kept = torch.nonzero(neurons[0]).flatten()
+    assert torch.equal(target.output.dense.weight, source.output.dense.weight[:, kept]), \
+        "output.dense columns of the kept neurons"
+
+
+def test_fractional_indicators_are_folded():
+    model = tiny_bert()
+    heads, neurons = indicators()
+    heads[0, 1] = 0.4
+    neurons[0, :5] = 0.25
+    expected = masked_outputs(model, heads, neurons)
+    with torch.no_grad():
+        actual = export_pruned_encoder(model, heads, neurons)(**batch(), output_hidden_states=True)
+    assert_same_outputs(expected, actual, "export with fractional indicators")
+
+
+def test_reload_through_loader_and_automodel(tmp_path):
+    model = tiny_bert()
+    heads, neurons = indicators()
+    exported = export_pruned_encoder(model, heads, neurons)
+    save(exported, str(tmp_path))
+    with torch.no_grad():
+        expected = exported(**batch(), output_hidden_states=True)
+    for name, reloaded in (("load", load(str(tmp_path))), ("AutoModel", AutoModel.from_pretrained(str(tmp_path)))):
+        assert type(reloaded) is PrunedBertModel, f"{name} must give a PrunedBertModel, got {type(reloaded)}"
+        assert isinstance(reloaded.config, PrunedBertConfig), f"{name} must give a PrunedBertConfig"
+        assert reloaded.config.layer_heads == exported.config.layer_heads, f"{name} keeps layer_heads"
+        reloaded.eval()
+        with torch.no_grad():
+            actual = reloaded(**batch(), output_hidden_states=True)
+        assert_same_outputs(expected, actual, f"reloaded through {name}")
+
+
+def test_parameter_count_and_no_pooler(tmp_path):
+    model = tiny_bert(pooler=False)
+    heads, neurons = indicators()
+    exported = export_pruned_encoder(model, heads, neurons)
+    assert exported.pooler is None and exported.config.add_pooling_layer is False, "no pooler when the source has none"
+    head_size = HIDDEN // HEADS
+    removed_heads = int((heads == 0).sum())
+    removed_neurons = int((neurons == 0).sum())
+    expected_removed = (removed_heads * head_size * (3 * HIDDEN + 3 + HIDDEN)
+                        + removed_neurons * (HIDDEN + 1 + HIDDEN))
+    assert count_parameters(model) - count_parameters(exported) == expected_removed, \
+        "each removed head row frees q/k/v rows with biases and an output column; each neuron a row, bias, column"
+    save(exported, str(tmp_path))
+    assert load(str(tmp_path)).pooler is None, "the reloaded model has no pooler either"
+
+
+def test_export_from_container_and_bad_shapes():
+    class Container(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = tiny_bert()
+            self.heads = nn.ModuleDict({"sst": nn.Linear(HIDDEN, 2)})
+
+    container = Container()
+    exported = export_pruned_encoder(container, None, None)
+    assert exported.config.layer_heads == [HEADS] * LAYERS, "None keeps every head"
+    with torch.no_grad():
+        torch.testing.assert_close(exported(**batch()).last_hidden_state,
+                                   container.encoder(**batch()).last_hidden_state,
+                                   msg="an export without removals equals the dense encoder")
+    with pytest.raises(ValueError, match="head_indicator must have shape"):
+        export_pruned_encoder(container, torch.ones(LAYERS, HEADS + 1), None)
