@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import torch
+import transformers
 from tqdm import tqdm
 
 from data_utils.batcher import MultiTaskBatchSampler, collate, load_canonical
@@ -126,6 +127,7 @@ def build_pruner(args, model, total_steps: int):
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     validate(args)
+    transformers.utils.logging.disable_progress_bar()
     setup_output(args)
     seed_everything(args.seed)
     device = pick_device(args.device)

@@ -1,0 +1,205 @@
+"""train.py end to end on a tiny 2-layer BERT over the generated sample, and what every flag changes."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+import train
+from mt_dnn import inference
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def base_args(canonical_dir, tiny_model_dir):
+    def make(output_dir, *extra):
+        return ["--data_dir", canonical_dir, "--init_checkpoint", tiny_model_dir,
+                "--train_datasets", "rte,stsb", "--test_datasets", "rte,stsb", "--pruner", "none",
+                "--epochs", "1", "--batch_size", "8", "--batch_size_eval", "16", "--max_seq_len", "64",
+                "--learning_rate", "1e-3", "--log_per_updates", "1", "--seed", "3",
+                "--output_dir", str(output_dir), *extra]
+    return make
+
+
+def run(args):
+    with pytest.raises(SystemExit) as info:
+        from data_utils.errors import run_cli
+        run_cli(train.main, args)
+    return info.value.code
+
+
+def weights(output_dir):
+    return load_file(os.path.join(output_dir, "model", "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def baseline(base_args, tmp_path_factory):
+    out = tmp_path_factory.mktemp("baseline")
+    assert run(base_args(out)) == 0, "baseline run should succeed"
+    return out
+
+
+def test_end_to_end_writes_scores_model_and_logs(baseline, canonical_dir):
+    dev_rows = sum(1 for _ in open(os.path.join(canonical_dir, "rte_dev.json")))
+    scores = json.load(open(baseline / "rte_dev_scores_epoch_0.json"))
+    assert set(scores) == {"metrics", "predictions", "uids", "scores"}, f"score file keys: {set(scores)}"
+    assert set(scores["metrics"]) == {"ACC"}, f"rte reports ACC: {scores['metrics']}"
+    assert 0 <= scores["metrics"]["ACC"] <= 100, "accuracy in percent"
+    assert len(scores["predictions"]) == len(scores["uids"]) == len(scores["scores"]) == dev_rows, \
+        "one prediction per dev row"
+    assert all(abs(sum(p) - 1) < 1e-4 for p in scores["scores"]), "classification scores are probabilities"
+    stsb = json.load(open(baseline / "stsb_dev_scores_epoch_0.json"))
+    assert set(stsb["metrics"]) == {"Pearson", "Spearman"}, f"stsb metrics: {stsb['metrics']}"
+    test = json.load(open(baseline / "rte_test_scores_epoch_0.json"))
+    assert test["metrics"] == {} and len(test["predictions"]) > 0, "unlabelled test split: predictions only"
+    config = json.load(open(baseline / "config.json"))
+    assert config["train_datasets"] == "rte,stsb" and config["total_steps"] > 0, "resolved config is saved"
+    log = open(baseline / "log.log").read()
+    assert "effective batch 8" in log and "train rte_train" in log, "start-up summary in the log"
+    assert "final dev metrics" in log, "the run ends with the dev metrics"
+    assert json.load(open(baseline / "dev_metrics.json"))["rte"] == scores["metrics"], "final metrics file"
+
+
+def test_saved_model_loads_with_auto_classes_and_as_init_checkpoint(baseline, base_args, tmp_path):
+    from transformers import AutoModel
+
+    encoder = AutoModel.from_pretrained(baseline / "model")
+    saved = weights(baseline)
+    assert torch.equal(encoder.embeddings.word_embeddings.weight, saved["embeddings.word_embeddings.weight"]), \
+        "AutoModel reads the saved encoder"
+    out = tmp_path / "again"
+    assert run(base_args(out, "--init_checkpoint", str(baseline / "model"), "--learning_rate", "1e-12")) == 0
+    again = json.load(open(out / "rte_dev_scores_epoch_0.json"))
+    first = json.load(open(baseline / "rte_dev_scores_epoch_0.json"))
+    assert again["predictions"] == first["predictions"], \
+        "a saved run used as --init_checkpoint (heads included) predicts the same at a negligible LR"
+
+
+def test_same_seed_same_weights(baseline, base_args, tmp_path):
+    assert run(base_args(tmp_path)) == 0
+    for name, tensor in weights(baseline).items():
+        assert torch.equal(tensor, weights(tmp_path)[name]), f"run is not deterministic at {name}"
+
+
+WEIGHT_FLAGS = [
+    ("--batch_size", "4"), ("--optimizer", "adam"), ("--optimizer", "adamw"), ("--optimizer", "sgd"),
+    ("--learning_rate", "1e-4"), ("--epochs", "2"), ("--seed", "4"), ("--warmup", "0.5"),
+    ("--warmup_schedule", "warmup_constant"), ("--warmup_schedule", "warmup_cosine"),
+    ("--weight_decay", "0.5"), ("--grad_clipping", "0.01"), ("--global_grad_clipping", "0.01"),
+    ("--grad_accumulation_step", "2"), ("--dropout_p", "0.3"), ("--mix_opt", "1"), ("--ratio", "0.5"),
+    ("--max_seq_len", "16"), ("--train_datasets", "rte"),
+]
+
+
+@pytest.mark.parametrize("flag,value", WEIGHT_FLAGS)
+def test_flag_changes_training(baseline, base_args, tmp_path, flag, value):
+    extra = [flag, value]
+    if flag == "--train_datasets":
+        extra += ["--test_datasets", "rte"]
+    assert run(base_args(tmp_path, *extra)) == 0, f"{flag} {value} should run"
+    base, changed = weights(baseline), weights(tmp_path)
+    differs = any(not torch.equal(base[k], changed[k]) for k in base)
+    assert differs, f"{flag} {value} left every trained weight unchanged"
+
+
+def test_task_def_flag_changes_the_task(baseline, base_args, tmp_path):
+    from data_utils.task_def import DEFAULT_TASK_DEF
+
+    spec = yaml.safe_load(open(DEFAULT_TASK_DEF))
+    spec["rte"]["metric_meta"] = ["ACC", "F1"]
+    path = tmp_path / "tasks.yml"
+    path.write_text(yaml.safe_dump(spec))
+    assert run(base_args(tmp_path / "out", "--task_def", str(path))) == 0
+    metrics = json.load(open(tmp_path / "out" / "rte_dev_scores_epoch_0.json"))["metrics"]
+    assert set(metrics) == {"ACC", "F1"}, f"--task_def decides the metrics: {metrics}"
+
+
+def test_init_checkpoint_flag_changes_the_start(baseline, base_args, tmp_path):
+    from transformers import BertModel
+
+    from tests.conftest import tiny_bert_config
+    other = tmp_path / "other"
+    torch.manual_seed(99)
+    BertModel(tiny_bert_config()).save_pretrained(other)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json"):
+        source = os.path.join(json.load(open(baseline / "config.json"))["init_checkpoint"], name)
+        if os.path.exists(source):
+            (other / name).write_bytes(open(source, "rb").read())
+    assert run(base_args(tmp_path / "out", "--init_checkpoint", str(other))) == 0
+    assert not torch.equal(weights(baseline)["pooler.dense.weight"], weights(tmp_path / "out")["pooler.dense.weight"]), \
+        "--init_checkpoint decides the starting weights"
+
+
+def test_logging_and_output_flags(baseline, base_args, tmp_path):
+    out = tmp_path / "out"
+    assert run(base_args(out, "--log_per_updates", "3", "--eval_per_updates", "2", "--tensorboard",
+                         "--glue_format_on", "--log_file", "custom.log", "--test_datasets", "rte")) == 0
+    base_updates = open(baseline / "log.log").read().count(" update ")
+    updates = open(out / "custom.log").read().count(" update ")
+    assert 0 < updates < base_updates, f"--log_per_updates 3 logs fewer lines ({updates} vs {base_updates})"
+    assert os.path.exists(out / "rte_dev_scores_updates_2.json"), "--eval_per_updates writes updates_N scores"
+    assert not os.path.exists(out / "stsb_dev_scores_epoch_0.json"), "--test_datasets rte leaves stsb out"
+    events = [f for _, _, files in os.walk(out / "tensorboard_logdir") for f in files if "tfevents" in f]
+    assert events, "--tensorboard writes event files"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    accumulator = EventAccumulator(str(out / "tensorboard_logdir"))
+    accumulator.Reload()
+    tags = set(accumulator.Tags()["scalars"])
+    assert {"train/loss", "train/lr", "dev/rte/ACC"} <= tags, f"TensorBoard scalars: {tags}"
+    lines = open(out / "rte_test_predictions_epoch_0.tsv").read().splitlines()
+    assert lines[0] == "index\tprediction", f"GLUE submission header: {lines[0]!r}"
+    assert {line.split("\t")[1] for line in lines[1:]} <= {"entailment", "not_entailment"}, "label names"
+    assert not os.path.exists(baseline / "rte_test_predictions_epoch_0.tsv"), "no TSV without --glue_format_on"
+
+
+def test_batch_size_eval_changes_eval_batches(base_args, tmp_path, monkeypatch):
+    calls = []
+    original = inference.collate
+    monkeypatch.setattr(inference, "collate", lambda examples, task, pad_to=None: (
+        calls.append(len(examples)), original(examples, task, pad_to))[1])
+    assert run(base_args(tmp_path / "a", "--batch_size_eval", "4")) == 0
+    small = len(calls)
+    calls.clear()
+    assert run(base_args(tmp_path / "b", "--batch_size_eval", "64")) == 0
+    assert small > len(calls) > 0 and max(calls) > 4, f"eval batches: {small} at 4 vs {len(calls)} at 64"
+
+
+def cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--train_datasets", "nosuch"], "--train_datasets: unknown task 'nosuch'"),
+    (["--test_datasets", "mnli_matched"], "not in --train_datasets"),
+    (["--test_datasets", "rte_matched"], "unknown dataset 'rte_matched'"),
+    (["--batch_size", "0"], "--batch_size 0 must be a positive integer"),
+    (["--learning_rate", "-1"], "--learning_rate -1.0 must be > 0"),
+    (["--warmup", "1.5"], "--warmup 1.5 must be a fraction"),
+    (["--optimizer", "lamb"], "invalid choice: 'lamb'"),
+    (["--device", "cuda"] if not torch.cuda.is_available() else ["--epochs", "-1"], "--"),
+])
+def test_bad_flags_are_one_line_exit_2(base_args, tmp_path, capsys, extra, needle):
+    code = run(base_args(tmp_path, *extra))
+    stderr = capsys.readouterr().err
+    assert code == 2, f"{extra}: exit 2 expected, got {code}: {stderr[-500:]}"
+    assert "Traceback" not in stderr, f"{extra}: no traceback: {stderr[-500:]}"
+    assert needle in stderr, f"{extra}: message should contain {needle!r}: {stderr}"
+    assert stderr.strip().count("\n") == 0, f"{extra}: one line: {stderr!r}"
+
+
+def test_missing_data_names_the_file_from_the_real_cli(base_args, tmp_path):
+    result = cli(*base_args(tmp_path, "--data_dir", str(tmp_path / "nothing")))
+    assert result.returncode == 2, f"exit 2 expected: {result.returncode} {result.stderr[-300:]}"
+    assert "rte_train.json: file not found" in result.stderr, f"names the file: {result.stderr}"
+    assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0, f"one line: {result.stderr}"
+
+
+def test_every_flag_has_help():
+    parser = train.build_parser()
+    for action in parser._actions:
+        assert action.help, f"flag {action.option_strings} has no help text"
