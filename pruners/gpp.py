@@ -211,6 +211,7 @@ class GPPPruner:
         z_head: (L, H) head indicators, or None when heads are not pruned.
         z_ffn: (L, I) FFN-neuron indicators, or None when FFN neurons are not pruned.
         grad_sum: {'head'|'ffn': G}, the gradient sums the scores come from.
+        skipped_backward_passes: backward passes whose non-finite z gradient was not added.
         current_sparsity: c of the latest `step`.
     """
 
@@ -239,6 +240,7 @@ class GPPPruner:
         self.grad_sum = {name: torch.zeros_like(z) for name, z in self.indicators().items()}
         self.last_step = 0
         self.current_sparsity = 0.0
+        self.skipped_backward_passes = 0
         self._done = False
         self._handles = []
         self._register_hooks()
@@ -296,13 +298,27 @@ class GPPPruner:
         return self.l1_lambda * sum(z.abs().sum() for z in indicators)
 
     @torch.no_grad()
-    def accumulate_gradients(self) -> None:
-        """G += z.grad, then clear z.grad. Call after every `loss.backward()` of the pruning
-        phase (or once per update before the next backward: same sum). No-op once done."""
-        for name, z in self.indicators().items():
-            if z.grad is not None:
-                self.grad_sum[name] += z.grad
-                z.grad = None
+    def accumulate_gradients(self, grad_scale: float = 1.0) -> bool:
+        """G += z.grad / grad_scale, then clear z.grad. Call after every `loss.backward()` of the
+        pruning phase (or once per update before the next backward: same sum). No-op once done.
+
+        G is the gradient of whatever loss is backpropagated: dividing the loss by
+        grad_accumulation_step scales G alike, which changes no ranking. With
+        torch.amp.GradScaler pass `grad_scale=scaler.get_scale()`; a non-finite gradient (an
+        fp16 overflow, whose optimizer step GradScaler skips) is then dropped and counted in
+        `skipped_backward_passes`. Returns True when the gradients were added.
+        """
+        grads = {name: z.grad for name, z in self.indicators().items() if z.grad is not None}
+        for z in self.indicators().values():
+            z.grad = None
+        if not grads:
+            return False
+        if not all(bool(torch.isfinite(g).all()) for g in grads.values()):
+            self.skipped_backward_passes += 1
+            return False
+        for name, grad in grads.items():
+            self.grad_sum[name] += grad / grad_scale
+        return True
 
     # -- schedule -------------------------------------------------------------
 
@@ -368,7 +384,7 @@ class GPPPruner:
 
             {'pruning_type': str, 'target_sparsity': float, 'prune_steps': int, 'l1_lambda': float,
              'shape': {'layers': L, 'heads': H, 'intermediate': I},
-             'last_step': int, 'current_sparsity': float, 'done': bool,
+             'last_step': int, 'current_sparsity': float, 'done': bool, 'skipped_backward_passes': int,
              'indicators': {'head': (L, H) tensor, 'ffn': (L, I) tensor},   # active types only
              'grad_sum':   {'head': (L, H) tensor, 'ffn': (L, I) tensor}}   # G, same keys
         Tensors are detached CPU copies.
@@ -382,6 +398,7 @@ class GPPPruner:
             "last_step": self.last_step,
             "current_sparsity": self.current_sparsity,
             "done": self._done,
+            "skipped_backward_passes": self.skipped_backward_passes,
             "indicators": {name: z.detach().cpu().clone() for name, z in self.indicators().items()},
             "grad_sum": {name: g.detach().cpu().clone() for name, g in self.grad_sum.items()},
         }
@@ -403,6 +420,7 @@ class GPPPruner:
             z.grad = None
         self.last_step = int(state["last_step"])
         self.current_sparsity = float(state["current_sparsity"])
+        self.skipped_backward_passes = int(state.get("skipped_backward_passes", 0))
         self._done = False
         for z in self.indicators().values():
             z.requires_grad_(True)

@@ -211,6 +211,21 @@ def test_gradient_sum_over_backward_passes():
     assert pruner.z_head.grad is None, "accumulate_gradients clears z.grad so nothing is counted twice"
 
 
+def test_grad_scale_and_non_finite_gradients():
+    model = tiny_bert()
+    pruner = GPPPruner(model, pruning_type=BOTH, target_sparsity=0.5, prune_steps=4)
+    (batch_loss(model, pruner, seed=1) * 1024.0).backward()  # as GradScaler.scale(loss).backward()
+    scaled = pruner.z_ffn.grad.clone()
+    assert pruner.accumulate_gradients(grad_scale=1024.0), "finite gradients are added"
+    torch.testing.assert_close(pruner.grad_sum["ffn"], scaled / 1024.0, msg="G is unscaled by grad_scale")
+    pruner.z_head.grad = torch.full((2, 4), float("inf"))
+    pruner.z_ffn.grad = torch.zeros(2, 64)
+    assert not pruner.accumulate_gradients(), "a non-finite gradient (fp16 overflow) is not added"
+    assert pruner.skipped_backward_passes == 1, "the dropped pass is counted"
+    assert torch.isfinite(pruner.grad_sum["head"]).all(), "G stays finite"
+    assert pruner.z_head.grad is None and pruner.z_ffn.grad is None, "dropped gradients are cleared too"
+
+
 # --- phases ------------------------------------------------------------------
 
 def test_phase_of_and_phase_starts():
