@@ -24,8 +24,9 @@ from data_utils.errors import UserError, run_cli
 from data_utils.task_def import load_task_defs, resolve_dataset
 from mt_dnn import pretrained
 from mt_dnn.inference import predict, write_glue_submission, write_json_atomic, write_scores
-from mt_dnn.model import MTDNNModel, load_encoder, load_heads, save_model
+from mt_dnn.model import GPP_INDICATORS, MTDNNModel, export_structured, load_encoder, load_heads, save_model
 from mt_dnn.optim import build_optimizer, build_schedule
+from module.distill import dfd_loss, flooded
 from mt_dnn.options import build_parser, split_names, validate
 
 logger = logging.getLogger("train")
@@ -124,6 +125,34 @@ def build_pruner(args, model, total_steps: int):
         raise UserError(str(err)) from None
 
 
+def load_teacher(args, model, device):
+    """The fine-tuned teacher of DFD: a train.py output directory, frozen, in eval mode."""
+    teacher_encoder = load_encoder(args.teacher_model_path)
+    student, teacher_config = model.encoder.config, teacher_encoder.config
+    for field in ("num_hidden_layers", "hidden_size"):
+        if getattr(student, field) != getattr(teacher_config, field):
+            raise UserError(f"--teacher_model_path {args.teacher_model_path}: teacher has {field}="
+                            f"{getattr(teacher_config, field)} but the student has {getattr(student, field)}; "
+                            "DFD needs the same layer count and hidden size")
+    teacher_encoder.to(device).eval()      # DFD distils hidden states only: the teacher's heads are not needed
+    for param in teacher_encoder.parameters():
+        param.requires_grad_(False)
+    return teacher_encoder
+
+
+def gpp_phase_lengths(args, total_steps: int):
+    """(P, Tp): updates of the pre-pruning fine-tune and of the pruning phase (ALGORITHMS.md 2.2)."""
+    from pruners.gpp import phase_of
+
+    per_epoch = total_steps // args.epochs
+    prepruning, pruning = args.prepruning_finetune_epochs * per_epoch, args.prune_epochs * per_epoch
+    try:
+        phase_of(1, prepruning, pruning, total_steps)
+    except ValueError as err:
+        raise UserError(f"--prune_epochs/--prepruning_finetune_epochs: {err}") from None
+    return prepruning, pruning
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     validate(args)
@@ -153,10 +182,16 @@ def main(argv=None) -> int:
     model.to(device)
     tokenizer = pretrained.load_tokenizer(args.init_checkpoint)
 
+    teacher = load_teacher(args, model, device) if args.do_distill else None
+
     # ---- optimizer, schedule, pruner
     optimizer = build_optimizer(args.optimizer, model.named_parameters(), args.learning_rate, args.weight_decay)
     lr_schedule = build_schedule(optimizer, total_steps, args.warmup, args.warmup_schedule)
     pruner = build_pruner(args, model, total_steps)
+    gpp, gpp_phases = None, None
+    if args.pruner == "gpp":
+        from pruners.gpp import GPPPruner, is_phase_start, phase_of
+        gpp_phases = gpp_phase_lengths(args, total_steps) + (total_steps,)
 
     writer = None
     if args.tensorboard:
@@ -203,8 +238,47 @@ def main(argv=None) -> int:
                     write_glue_submission(args.output_dir, test, tag, result)
         return dev_metrics
 
+    def at_target() -> bool:
+        """Whether pruning has reached its target (always true for dense runs)."""
+        if args.pruner == "gpp":
+            return gpp is not None and gpp.is_done
+        if pruner is not None:
+            return global_step > total_steps - args.final_warmup * args.warmup_steps
+        return True
+
+    def keep_best(dev_metrics: dict, best):
+        """Save best_model/ when the first test dataset's main metric improves at the target sparsity."""
+        if not eval_sets or not at_target():
+            return best
+        dev = eval_sets[0][0]
+        value = dev_metrics[dev.name.rsplit("_", 1)[0]][dev.task.main_metric]
+        if best is not None and value <= best:
+            return best
+        save_outputs(best_dir)
+        logger.info("new best %s %s %.2f at update %d -> %s", dev.name, dev.task.main_metric, value,
+                    global_step, best_dir)
+        return value
+
+    check_rows = eval_sets[0][0] if eval_sets else train_sets[0]
+    check_batch = (check_rows.task.name, collate(check_rows.examples[:args.batch_size_eval], check_rows.task))
+
+    def save_outputs(directory: str) -> None:
+        """The model as trained (masked for pruning runs); GPP also exports the smaller model."""
+        save_model(model, tokenizer, directory)
+        if gpp is not None:
+            from safetensors.torch import save_file
+            save_file({f"z_{name}": z.detach().cpu().contiguous() for name, z in gpp.indicators().items()},
+                      os.path.join(directory, GPP_INDICATORS))
+            indicators = gpp.indicators()
+            report = export_structured(model, indicators.get("head"), indicators.get("ffn"), tokenizer,
+                                       directory + "_pruned", check_batch=check_batch)
+            logger.info("exported %s: %d -> %d encoder parameters, max |masked - exported| = %.2e",
+                        directory + "_pruned", report["parameters_before"], report["parameters_after"],
+                        report["max_abs_difference"])
+
     # ---- the loop
     global_step, running_loss, last_metrics = 0, None, {}
+    best_metric, best_dir = None, os.path.join(args.output_dir, "best_model")
     started = time.perf_counter()
     model.train()
     optimizer.zero_grad(set_to_none=True)
@@ -212,17 +286,41 @@ def main(argv=None) -> int:
         batches = sampler.epoch(epoch)
         progress = tqdm(batches, desc=f"epoch {epoch}", disable=None, mininterval=1.0, leave=False)
         for batch_index, (task_index, indices) in enumerate(progress):
+            if global_step >= total_steps:      # a trailing partial accumulation beyond T is dropped
+                break
+            phase = phase_of(global_step + 1, *gpp_phases) if gpp_phases else None
+            if gpp_phases and batch_index % args.grad_accumulation_step == 0 and \
+                    is_phase_start(global_step + 1, *gpp_phases) and phase.name != "prepruning":
+                # GPP restarts the optimizer and a linear-decay schedule at each phase (ALGORITHMS.md 2.2)
+                if phase.name == "pruning":
+                    gpp = GPPPruner(model.encoder, pruning_type=args.pruning_type,
+                                    target_sparsity=args.target_sparsity, prune_steps=gpp_phases[1])
+                    lr = args.learning_rate
+                else:
+                    lr = args.retrain_learning_rate or args.learning_rate
+                optimizer = build_optimizer(args.optimizer, model.named_parameters(), lr, args.weight_decay)
+                lr_schedule = build_schedule(optimizer, total_steps - global_step, 0.0, "warmup_linear")
+                logger.info("GPP %s phase starts at update %d (lr %g)", phase.name, global_step + 1, lr)
+            pruning = phase is not None and phase.name == "pruning" and not gpp.is_done
+
             dataset = train_sets[task_index]
             batch = collate([dataset.examples[i] for i in indices], dataset.task)
-            logits = model(batch["input_ids"].to(device), batch["token_type_ids"].to(device),
-                           batch["attention_mask"].to(device), task=dataset.task.name).logits
-            loss = task_loss(logits, batch["labels"].to(device), dataset.task)
+            inputs = (batch["input_ids"].to(device), batch["token_type_ids"].to(device),
+                      batch["attention_mask"].to(device))
+            out = model(*inputs, task=dataset.task.name, output_hidden_states=teacher is not None)
+            loss = task_loss(out.logits, batch["labels"].to(device), dataset.task)
+            if teacher is not None:
+                with torch.no_grad():
+                    teacher_hidden = teacher(input_ids=inputs[0], token_type_ids=inputs[1], attention_mask=inputs[2],
+                                             output_hidden_states=True).hidden_states
+                loss = flooded(loss, args.flooding_b) + dfd_loss(teacher_hidden, out.hidden_states, args.window_size)
+            if pruning:
+                loss = loss + gpp.indicator_loss()
             (loss / args.grad_accumulation_step).backward()
+            if pruning:
+                gpp.accumulate_gradients()
             running_loss = loss.item() if running_loss is None else 0.95 * running_loss + 0.05 * loss.item()
             if (batch_index + 1) % args.grad_accumulation_step != 0 and batch_index + 1 != len(batches):
-                continue
-            if global_step >= total_steps:      # a trailing partial accumulation beyond T is dropped
-                optimizer.zero_grad(set_to_none=True)
                 continue
 
             clip_gradients(model, args.grad_clipping, args.global_grad_clipping)
@@ -234,6 +332,12 @@ def main(argv=None) -> int:
                     writer.add_scalar("Prune/ratio", remaining_ratio, global_step)
                     if mask_threshold is not None:
                         writer.add_scalar("Prune/threshold", float(mask_threshold), global_step)
+            if pruning:
+                sparsity = gpp.step(phase.pruning_step)
+                if writer is not None:
+                    writer.add_scalar("Prune/structured_sparsity", sparsity, global_step)
+                if gpp.is_done:
+                    logger.info("%s", gpp.summary())
             lr_schedule.step()
             optimizer.zero_grad(set_to_none=True)
 
@@ -246,13 +350,16 @@ def main(argv=None) -> int:
                             epoch, running_loss, lr_schedule.get_last_lr()[0], time.perf_counter() - started)
             if args.eval_per_updates and global_step % args.eval_per_updates == 0:
                 last_metrics = evaluate(f"updates_{global_step}", global_step)
+                best_metric = keep_best(last_metrics, best_metric)
         progress.close()
         last_metrics = evaluate(f"epoch_{epoch}", global_step)
+        best_metric = keep_best(last_metrics, best_metric)
 
     # ---- output
     model_dir = os.path.join(args.output_dir, "model")
-    save_model(model, tokenizer, model_dir)
-    logger.info("saved the final model to %s", model_dir)
+    save_outputs(model_dir)
+    logger.info("saved the final model to %s%s", model_dir,
+                f" and the structurally pruned export to {model_dir}_pruned" if gpp is not None else "")
     write_json_atomic(os.path.join(args.output_dir, "dev_metrics.json"), last_metrics)
     logger.info("final dev metrics:")
     for name, metrics in last_metrics.items():

@@ -19,6 +19,8 @@ from mt_dnn import pretrained
 
 HEADS_WEIGHTS = "heads.safetensors"
 HEADS_CONFIG = "heads.json"
+GPP_INDICATORS = "gpp_indicators.safetensors"
+EXPORT_REPORT = "structured_export.json"
 
 
 class MTDNNOutput(NamedTuple):
@@ -131,3 +133,37 @@ def save_model(model: MTDNNModel, tokenizer, directory: str) -> None:
         os.replace(directory, old)
     os.replace(tmp, directory)
     shutil.rmtree(old, ignore_errors=True)
+
+
+@torch.no_grad()
+def export_structured(model: MTDNNModel, head_indicator, ffn_indicator, tokenizer, directory: str,
+                      check_batch=None) -> dict:
+    """Save the structurally pruned model (heads/neurons with indicator 0 removed) with its task heads.
+
+    `check_batch` = (task, collated batch): the exported model's logits are compared with the
+    masked model's on it. Returns and saves (structured_export.json) parameter counts and that difference.
+    """
+    from mt_dnn import structured
+
+    exported = structured.export_pruned_encoder(model.encoder, head_indicator, ffn_indicator)
+    pruned = MTDNNModel(exported, {})
+    pruned.heads = model.heads
+    report = {"parameters_before": structured.count_parameters(model.encoder),
+              "parameters_after": structured.count_parameters(exported),
+              "layer_heads": exported.config.layer_heads,
+              "layer_intermediate_sizes": exported.config.layer_intermediate_sizes,
+              "max_abs_difference": None}
+    if check_batch is not None:
+        task, batch = check_batch
+        device = next(model.parameters()).device
+        inputs = [batch[k].to(device) for k in ("input_ids", "token_type_ids", "attention_mask")]
+        was_training = model.training
+        model.eval()
+        masked = model(*inputs, task=task).logits
+        smaller = pruned.eval()(*inputs, task=task).logits
+        model.train(was_training)          # the heads are shared with `pruned`: restore their mode
+        report["max_abs_difference"] = float((masked - smaller).abs().max())
+    save_model(pruned, tokenizer, directory)
+    with open(os.path.join(directory, EXPORT_REPORT), "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2)
+    return report
