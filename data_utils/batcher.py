@@ -144,6 +144,9 @@ class MultiTaskBatchSampler:
         for task_index in task_order:
             indices = per_task[task_index][cursors[task_index]]
             cursors[task_index] += 1
-            shard = -(-len(indices) // self.world_size)
-            batches.append((task_index, indices[self.rank * shard:(self.rank + 1) * shard]))
+            if self.world_size > 1:
+                # pad cyclically so that no rank gets an empty shard (as DistributedSampler does)
+                padded = (indices * self.world_size)[:-(-len(indices) // self.world_size) * self.world_size]
+                indices = padded[self.rank::self.world_size]
+            batches.append((task_index, indices))
         return batches

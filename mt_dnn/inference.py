@@ -10,14 +10,23 @@ from data_utils.metrics import calc_metrics
 
 
 @torch.no_grad()
-def predict(model, dataset: TaskDataset, batch_size: int, device) -> dict:
-    """Run the model over a dataset in order; metrics only when it has labels."""
+def predict(model, dataset: TaskDataset, batch_size: int, device, dist_info=None) -> dict:
+    """Run the model over a dataset in order; metrics only when it has labels.
+
+    Under torchrun each rank predicts every world_size-th example and the
+    results are gathered back into dataset order, so every example is
+    predicted exactly once.
+    """
+    from mt_dnn.distributed import DistInfo, all_gather_objects
+
+    dist_info = dist_info or DistInfo()
     was_training = model.training
     model.eval()
     task = dataset.task
+    examples = dataset.examples[dist_info.rank::dist_info.world_size]
     predictions, scores, golds, uids = [], [], [], []
-    for start in range(0, len(dataset), batch_size):
-        batch = collate(dataset.examples[start:start + batch_size], task)
+    for start in range(0, len(examples), batch_size):
+        batch = collate(examples[start:start + batch_size], task)
         logits = model(batch["input_ids"].to(device), batch["token_type_ids"].to(device),
                        batch["attention_mask"].to(device), task=task.name).logits.float().cpu()
         if task.is_regression:
@@ -30,6 +39,14 @@ def predict(model, dataset: TaskDataset, batch_size: int, device) -> dict:
         golds += batch["labels"].tolist()
         uids += batch["uids"]
     model.train(was_training)
+    if dist_info.enabled:
+        parts = all_gather_objects(dist_info, (predictions, scores, golds, uids))
+        merged = [[], [], [], []]
+        for position in range(len(dataset)):
+            rank, offset = position % dist_info.world_size, position // dist_info.world_size
+            for column in range(4):
+                merged[column].append(parts[rank][column][offset])
+        predictions, scores, golds, uids = merged
     metrics = calc_metrics(task.metric_meta, predictions, golds) if dataset.has_labels else {}
     return {"metrics": metrics, "predictions": predictions, "uids": uids, "scores": scores}
 

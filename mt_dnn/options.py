@@ -82,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--glue_format_on", action="store_true",
                    help="also write test predictions as GLUE submission TSV files")
     g.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    g.add_argument("--save_per_updates", type=int, default=0,
+                   help="write the full training state to OUTPUT_DIR/checkpoint-<update>/ every N updates (0: off)")
+    g.add_argument("--keep_checkpoints", type=int, default=2, help="keep only the newest K checkpoints (0: all)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue from the newest checkpoint in --output_dir (exactly as if never stopped)")
+    g.add_argument("--model_ckpt", default=None, help="continue from this checkpoint-<update> directory")
+    g.add_argument("--skip_nan_batches", action="store_true",
+                   help="skip a batch whose loss is NaN/inf (with a warning) instead of stopping the run")
 
     g = p.add_argument_group("unstructured pruning (PLATON, magnitude)")
     g.add_argument("--pruner", default="platon", choices=PRUNERS,
@@ -137,7 +145,7 @@ def validate(args) -> None:
     for flag in ("grad_clipping", "global_grad_clipping", "ratio"):
         _require(getattr(args, flag) >= 0, f"--{flag} {getattr(args, flag)} must be >= 0 (0 turns it off)")
     _require(args.mix_opt >= 0, f"--mix_opt {args.mix_opt} must be 0 or a positive integer")
-    for flag in ("log_per_updates", "eval_per_updates"):
+    for flag in ("log_per_updates", "eval_per_updates", "save_per_updates", "keep_checkpoints"):
         _require(getattr(args, flag) >= 0, f"--{flag} {getattr(args, flag)} must be >= 0")
     if args.pruner == "gpp":
         _require(0 < args.target_sparsity < 1,
