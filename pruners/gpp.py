@@ -34,6 +34,13 @@ Training loop contract (see `phase_of` for the three phases):
             pruner.step(s)                         # s = 1..Tp, from phase_of(t, ...)
             lr_schedule.step()
 
+Phases (§2.2): `phase_of(t, P, Tp, T)` names the phase of update t and its s;
+`is_phase_start` marks the updates before which the trainer creates the optimizer
+and linear-decay LR schedule afresh (pruning: learning_rate; retraining:
+retrain_learning_rate). Build the pruner (and the DFD teacher, a deepcopy of the
+model) at the first pruning update; in retraining keep the pruner's hooks (the
+frozen z keep pruned units at 0) and stop adding `indicator_loss`, or export.
+
 `accumulate_gradients` adds z.grad to G and then clears z.grad, so G is the sum
 over every backward pass whether it is called after each backward or once per
 update (gradient accumulation); calling it twice without a backward in between

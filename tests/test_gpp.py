@@ -258,7 +258,7 @@ def run_gpp(model, pruner, pruning_steps, accumulation=2):
     model.eval()
 
 
-def test_pruning_run_reaches_target_and_exports(tmp_path):
+def test_pruning_run_reaches_target_and_exports():
     from mt_dnn.structured import export_pruned_encoder
 
     model = tiny_bert()
