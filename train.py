@@ -488,7 +488,11 @@ def main(argv=None) -> int:
         state.epoch, state.next_batch = state.epoch + 1, 0
 
     # ---- output
+    checksums = all_gather_objects(dist_info, model_checksums(core, gpp))
     if dist_info.is_main:
+        write_json_atomic(os.path.join(args.output_dir, "rank_checksums.json"), checksums)
+        if any(c != checksums[0] for c in checksums):
+            logger.warning("warning: ranks disagree on weights or masks: %s", checksums)
         model_dir = os.path.join(args.output_dir, "model")
         save_outputs(model_dir)
         logger.info("saved the final model to %s%s", model_dir,
@@ -508,6 +512,25 @@ def main(argv=None) -> int:
     barrier(dist_info)
     shutdown(dist_info)
     return 0
+
+
+def model_checksums(model, gpp) -> dict:
+    """Checksums of the weights, the zero pattern (unstructured masks) and GPP's indicators; every
+    rank of a distributed run must report the same ones."""
+    import hashlib
+
+    weights, zeros = hashlib.sha256(), hashlib.sha256()
+    for name, param in sorted(model.state_dict().items()):
+        data = param.detach().cpu().contiguous()
+        weights.update(data.numpy().tobytes())
+        zeros.update((data == 0).numpy().tobytes())
+    result = {"weights": weights.hexdigest()[:16], "zero_mask": zeros.hexdigest()[:16]}
+    if gpp is not None:
+        indicators = hashlib.sha256()
+        for name, z in sorted(gpp.indicators().items()):
+            indicators.update(z.detach().cpu().numpy().tobytes())
+        result["gpp_indicators"] = indicators.hexdigest()[:16]
+    return result
 
 
 def log_summary(args, train_sets, eval_sets, dist_info, batches_per_epoch, total_steps, encoder, device, pruner):
