@@ -129,7 +129,7 @@ def build_pruner(args, model, total_steps: int):
 
 def load_teacher(args, model, device):
     """The fine-tuned teacher of DFD: a train.py output directory, frozen, in eval mode."""
-    teacher_encoder = load_encoder(args.teacher_model_path)
+    teacher_encoder = load_encoder(args.teacher_model_path, flag="--teacher_model_path")
     student, teacher_config = model.encoder.config, teacher_encoder.config
     for field in ("num_hidden_layers", "hidden_size"):
         if getattr(student, field) != getattr(teacher_config, field):

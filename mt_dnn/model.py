@@ -57,42 +57,43 @@ def _register_structured():
     structured.register()
 
 
-def load_encoder(init_checkpoint: str, dropout_p: float | None = None) -> nn.Module:
+def load_encoder(init_checkpoint: str, dropout_p: float | None = None, flag: str = "--init_checkpoint") -> nn.Module:
     """The encoder from a bundled name, HF directory, hub id, or MT-DNN `.pt` file (weights only)."""
     from transformers import AutoConfig, AutoModel, BertConfig, BertModel
 
     overrides = {} if dropout_p is None else {"hidden_dropout_prob": dropout_p,
                                               "attention_probs_dropout_prob": dropout_p}
     if pretrained.is_mtdnn_checkpoint(init_checkpoint):
-        return _load_mtdnn_pt(init_checkpoint, overrides, BertConfig, BertModel)
+        return _load_mtdnn_pt(init_checkpoint, overrides, BertConfig, BertModel, flag)
     source = pretrained.resolve(init_checkpoint)
     _register_structured()
     try:
         config = AutoConfig.from_pretrained(source, **overrides)
-        return AutoModel.from_pretrained(source, config=config)
+        # safetensors only: a pytorch_model.bin is a pickle, and pickles from users are never opened
+        return AutoModel.from_pretrained(source, config=config, use_safetensors=True)
     except (OSError, ValueError) as err:
-        raise UserError(f"--init_checkpoint {init_checkpoint}: cannot load a model "
+        raise UserError(f"{flag} {init_checkpoint}: cannot load a model with safetensors weights "
                         f"({' '.join(str(err).split())[:200]}); give the bundled "
                         f"'{pretrained.BUNDLED_MODEL}', a local Hugging Face directory or an MT-DNN .pt file") from None
 
 
-def _load_mtdnn_pt(path: str, overrides: dict, config_cls, model_cls) -> nn.Module:
+def _load_mtdnn_pt(path: str, overrides: dict, config_cls, model_cls, flag: str) -> nn.Module:
     if not os.path.isfile(path):
-        raise UserError(f"--init_checkpoint {path}: file not found")
+        raise UserError(f"{flag} {path}: file not found")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling refusal or corruption is the user's file
-        raise UserError(f"--init_checkpoint {path}: refused or unreadable as a weights-only checkpoint "
+        raise UserError(f"{flag} {path}: refused or unreadable as a weights-only checkpoint "
                         f"({type(err).__name__}); only tensors and plain values are loaded, never code") from None
     if not isinstance(checkpoint, dict) or "state" not in checkpoint or "config" not in checkpoint:
-        raise UserError(f"--init_checkpoint {path}: not an MT-DNN checkpoint (expected keys 'state' and 'config')")
+        raise UserError(f"{flag} {path}: not an MT-DNN checkpoint (expected keys 'state' and 'config')")
     known = set(config_cls().to_dict())
     config = config_cls(**{k: v for k, v in checkpoint["config"].items() if k in known}, **overrides)
     state = {k[len("bert."):]: v for k, v in checkpoint["state"].items() if k.startswith("bert.")}
     encoder = model_cls(config)
     missing, unexpected = encoder.load_state_dict(state, strict=False)
     if unexpected or len(missing) > 2:     # the pooler may be absent from some MT-DNN files
-        raise UserError(f"--init_checkpoint {path}: weights do not fit a BERT encoder "
+        raise UserError(f"{flag} {path}: weights do not fit a BERT encoder "
                         f"({len(missing)} missing, {len(unexpected)} unexpected, e.g. "
                         f"{(missing or unexpected)[0]})")
     return encoder
