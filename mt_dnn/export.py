@@ -1,0 +1,116 @@
+"""Export a saved masked GPP model as a physically smaller one.
+
+    python -m mt_dnn.export --checkpoint OUT/model --output_dir OUT/model_pruned
+
+`--checkpoint` is a directory written by `train.py --pruner gpp` (`model/` or
+`best_model/`): the dense encoder, the task heads and `gpp_indicators.safetensors`.
+Heads and FFN neurons whose indicator is 0 are removed; the result loads with
+`import mt_dnn.structured; AutoModel.from_pretrained(DIR)`. The exported model's
+logits are compared with the masked model's on real rows (`--check_data`, a
+canonical JSON file) or on a few built-in sentences, and the largest absolute
+difference and the parameter counts are printed and saved in
+`structured_export.json`.
+"""
+import argparse
+import json
+import os
+
+import torch
+from safetensors.torch import load_file
+
+from data_utils.batcher import collate
+from data_utils.errors import UserError, run_cli
+from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
+from mt_dnn import pretrained
+from mt_dnn.model import GPP_INDICATORS, HEADS_CONFIG, MTDNNModel, export_structured, load_encoder, load_heads
+
+CHECK_SENTENCES = [("The committee approved the new budget.", "The budget was approved."),
+                   ("A man is playing a guitar on stage.", "Nobody is playing music."),
+                   ("Prices rose sharply last year.", None)]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="a model/ or best_model/ directory of a GPP run")
+    parser.add_argument("--output_dir", required=True, help="where to write the smaller model")
+    parser.add_argument("--check_data", default=None,
+                        help="canonical JSON file whose first rows check the export (default: built-in sentences)")
+    parser.add_argument("--task_def", default=DEFAULT_TASK_DEF, help="task definition YAML")
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |masked - exported| logit")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    return parser
+
+
+def masked_model(checkpoint: str, task_def: str):
+    """The dense model of a GPP run with its indicators applied through GPP's own hooks."""
+    from pruners.gpp import GPPPruner
+
+    indicators_path = os.path.join(checkpoint, GPP_INDICATORS)
+    heads_path = os.path.join(checkpoint, HEADS_CONFIG)
+    if not os.path.isfile(indicators_path):
+        raise UserError(f"--checkpoint {checkpoint}: no {GPP_INDICATORS}; export needs a directory written by "
+                        "train.py --pruner gpp (model/ or best_model/)")
+    if not os.path.isfile(heads_path):
+        raise UserError(f"--checkpoint {checkpoint}: no {HEADS_CONFIG}; not a directory written by train.py")
+    try:
+        indicators = load_file(indicators_path)
+    except Exception as err:  # noqa: BLE001 - a corrupt user file
+        raise UserError(f"--checkpoint {indicators_path}: unreadable ({type(err).__name__}); "
+                        "re-save it with train.py") from None
+    with open(heads_path, encoding="utf-8") as handle:
+        head_specs = json.load(handle)
+    task_defs = load_task_defs(task_def)
+    unknown = [name for name in head_specs if name not in task_defs]
+    if unknown:
+        raise UserError(f"--checkpoint {checkpoint}: heads for tasks {unknown} are not in --task_def {task_def}")
+    encoder = load_encoder(checkpoint, flag="--checkpoint")
+    model = MTDNNModel(encoder, {name: task_defs[name] for name in head_specs})
+    load_heads(model, checkpoint)
+    pruning_type = "+".join(kind for key, kind in (("z_head", "structured_heads"), ("z_ffn", "structured_mlp"))
+                            if key in indicators)
+    gpp = GPPPruner(model.encoder, pruning_type=pruning_type, target_sparsity=0.5, prune_steps=1)
+    with torch.no_grad():
+        for name, z in gpp.indicators().items():
+            saved = indicators[f"z_{name}"]
+            if saved.shape != z.shape:
+                raise UserError(f"--checkpoint {checkpoint}: z_{name} has shape {tuple(saved.shape)}, the encoder "
+                                f"needs {tuple(z.shape)}")
+            z.copy_(saved)
+    return model.eval(), gpp, task_defs
+
+
+def check_batch(args, model, task_defs):
+    task_name = next(iter(model.heads))
+    task = task_defs[task_name]
+    if args.check_data:
+        from data_utils.batcher import load_canonical
+        dataset = load_canonical(args.check_data, os.path.basename(args.check_data), task)
+        return task_name, collate(dataset.examples[:32], task)
+    tokenizer = pretrained.load_tokenizer(args.checkpoint)
+    examples = []
+    for uid, (a, b) in enumerate(CHECK_SENTENCES):
+        encoded = tokenizer(a, b)
+        examples.append({"uid": str(uid), "label": 0.0 if task.is_regression else 0,
+                         "token_id": encoded["input_ids"], "type_id": encoded["token_type_ids"]})
+    return task_name, collate(examples, task)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    model, gpp, task_defs = masked_model(args.checkpoint, args.task_def)
+    indicators = gpp.indicators()
+    tokenizer = pretrained.load_tokenizer(args.checkpoint)
+    report = export_structured(model, indicators.get("head"), indicators.get("ffn"), tokenizer, args.output_dir,
+                               check_batch=check_batch(args, model, task_defs))
+    print(f"exported {args.checkpoint} -> {args.output_dir}: encoder parameters {report['parameters_before']} -> "
+          f"{report['parameters_after']} ({report['parameters_after'] / report['parameters_before']:.1%}); "
+          f"heads per layer {report['layer_heads']}; FFN width per layer {report['layer_intermediate_sizes']}; "
+          f"max |masked - exported| = {report['max_abs_difference']:.2e}")
+    if report["max_abs_difference"] > args.tolerance:
+        raise UserError(f"the exported model differs from the masked one by {report['max_abs_difference']:.2e} "
+                        f"> --tolerance {args.tolerance}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,143 @@
+"""GPP-DFD's command line, mapped onto train.py (no second training loop).
+
+    python run_GDbert_glue.py --model_name_or_path bert-base-uncased --task_name cola \\
+      --do_distill --teacher_model_path base/cola --target_sparsity 0.5 --window_size 3 \\
+      --logging_steps 50 --eval_steps 50 --logging_first_step True \\
+      --prepruning_finetune_epochs 0 --prune_epochs 20 --do_train --do_eval \\
+      --max_seq_length 128 --per_device_train_batch_size 32 --learning_rate 2e-5 \\
+      --retrain_learning_rate 2e-5 --num_train_epochs 32 --overwrite_output_dir --output_dir OUT
+
+The GLUE TSV folders are read from --data_dir (default `data`, as download.sh
+writes them); the task is preprocessed with the model's tokenizer on first use.
+Hugging Face Trainer defaults that GPP-DFD relied on carry over: AdamW, no
+warmup, no weight decay, gradient-norm clipping at 1.0. `--print_train_args`
+shows the train.py command this maps to.
+"""
+import argparse
+import os
+import sys
+
+from data_utils.errors import UserError, run_cli
+from mt_dnn import pretrained
+
+# transformers' GLUE task names -> the task definition's (MT-DNN's) names and evaluation datasets
+TASKS = {
+    "cola": ("cola", "cola"), "sst2": ("sst", "sst"), "sst-2": ("sst", "sst"), "mrpc": ("mrpc", "mrpc"),
+    "stsb": ("stsb", "stsb"), "sts-b": ("stsb", "stsb"), "qqp": ("qqp", "qqp"),
+    "mnli": ("mnli", "mnli_matched,mnli_mismatched"), "qnli": ("qnli", "qnli"), "rte": ("rte", "rte"),
+    "wnli": ("wnli", "wnli"),
+}
+
+
+def boolean(value: str) -> bool:
+    """transformers-style boolean flag values ('True'/'False'); anything else is refused."""
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(description="GPP-DFD's run_GDbert_glue.py flags on top of train.py.")
+    p.add_argument("--model_name_or_path", default=pretrained.BUNDLED_MODEL, help="student model to prune")
+    p.add_argument("--task_name", required=True, help=f"GLUE task: {', '.join(sorted(set(TASKS)))}")
+    p.add_argument("--data_dir", default="data", help="GLUE TSV folders written by download.sh (default: data)")
+    p.add_argument("--output_dir", required=True, help="where the run writes")
+    p.add_argument("--overwrite_output_dir", action="store_true", help="allow writing into a non-empty output_dir")
+    p.add_argument("--do_train", action="store_true", help="train (required: this front end only trains)")
+    p.add_argument("--do_eval", action="store_true", help="evaluate on dev during and after training")
+    p.add_argument("--do_distill", action="store_true", help="DFD distillation from --teacher_model_path")
+    p.add_argument("--teacher_model_path", default=None, help="fine-tuned teacher written by train.py")
+    p.add_argument("--target_sparsity", type=float, default=0.5, help="fraction of heads/neurons removed")
+    p.add_argument("--pruning_type", default="structured_heads+structured_mlp",
+                   choices=("structured_heads", "structured_mlp", "structured_heads+structured_mlp"),
+                   help="which units GPP prunes")
+    p.add_argument("--window_size", type=int, default=3, help="DFD student fusion window")
+    p.add_argument("--flooding_b", type=float, default=0.01, help="flooding level of the task loss")
+    p.add_argument("--prepruning_finetune_epochs", type=int, default=1, help="dense epochs before pruning")
+    p.add_argument("--prune_epochs", type=int, default=2, help="epochs over which sparsity ramps up")
+    p.add_argument("--num_train_epochs", type=float, default=3.0, help="total epochs (a whole number)")
+    p.add_argument("--learning_rate", type=float, default=2e-5, help="learning rate before and during pruning")
+    p.add_argument("--retrain_learning_rate", type=float, default=None, help="learning rate after pruning")
+    p.add_argument("--per_device_train_batch_size", "--per_gpu_train_batch_size", dest="train_batch_size",
+                   type=int, default=8, help="training batch size per process")
+    p.add_argument("--per_device_eval_batch_size", "--per_gpu_eval_batch_size", dest="eval_batch_size",
+                   type=int, default=64, help="evaluation batch size")
+    p.add_argument("--max_seq_length", type=int, default=128, help="truncate sequences to this many tokens")
+    p.add_argument("--logging_steps", type=int, default=50, help="log every N updates")
+    p.add_argument("--eval_steps", type=int, default=0, help="evaluate every N updates (with --do_eval)")
+    p.add_argument("--logging_first_step", type=boolean, default=False,
+                   help="accepted for compatibility (train.py always logs its start-up summary)")
+    p.add_argument("--seed", type=int, default=42, help="random seed")
+    p.add_argument("--weight_decay", type=float, default=0.0, help="weight decay (Trainer default 0)")
+    p.add_argument("--warmup_ratio", type=float, default=0.0, help="LR warmup fraction (Trainer default 0)")
+    p.add_argument("--max_grad_norm", type=float, default=1.0, help="global gradient-norm clipping")
+    p.add_argument("--print_train_args", action="store_true", help="print the mapped train.py flags and exit")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    return p
+
+
+def to_train_args(args) -> list:
+    """The train.py flags that mean what the GPP-DFD flags mean."""
+    if args.task_name.lower() not in TASKS:
+        raise UserError(f"--task_name {args.task_name}: unknown; use one of {', '.join(sorted(set(TASKS)))}")
+    if not args.do_train:
+        raise UserError("--do_train is required: this front end runs GPP training (evaluation comes with --do_eval)")
+    if args.num_train_epochs != int(args.num_train_epochs):
+        raise UserError(f"--num_train_epochs {args.num_train_epochs}: use a whole number of epochs")
+    task, eval_sets = TASKS[args.task_name.lower()]
+    data = os.path.join(args.data_dir, "canonical_data", pretrained.short_name(args.model_name_or_path))
+    argv = ["--data_dir", data, "--train_datasets", task, "--test_datasets", eval_sets if args.do_eval else "",
+            "--init_checkpoint", args.model_name_or_path, "--output_dir", args.output_dir,
+            "--pruner", "gpp", "--target_sparsity", str(args.target_sparsity), "--pruning_type", args.pruning_type,
+            "--prepruning_finetune_epochs", str(args.prepruning_finetune_epochs),
+            "--prune_epochs", str(args.prune_epochs), "--epochs", str(int(args.num_train_epochs)),
+            "--learning_rate", str(args.learning_rate), "--batch_size", str(args.train_batch_size),
+            "--batch_size_eval", str(args.eval_batch_size), "--max_seq_len", str(args.max_seq_length),
+            "--log_per_updates", str(args.logging_steps),
+            "--eval_per_updates", str(args.eval_steps if args.do_eval else 0),
+            "--seed", str(args.seed), "--optimizer", "adamw", "--weight_decay", str(args.weight_decay),
+            "--warmup", str(args.warmup_ratio), "--global_grad_clipping", str(args.max_grad_norm),
+            "--window_size", str(args.window_size), "--flooding_b", str(args.flooding_b)]
+    if args.retrain_learning_rate is not None:
+        argv += ["--retrain_learning_rate", str(args.retrain_learning_rate)]
+    if args.do_distill:
+        argv += ["--do_distill", "--teacher_model_path", args.teacher_model_path or ""]
+    if args.debug:
+        argv.append("--debug")
+    return argv
+
+
+def ensure_canonical(args, train_argv: list) -> None:
+    """Preprocess the task with the model's tokenizer unless its canonical files exist."""
+    import prepro
+
+    data = train_argv[train_argv.index("--data_dir") + 1]
+    task = train_argv[train_argv.index("--train_datasets") + 1]
+    if not os.path.isfile(os.path.join(data, f"{task}_train.json")):
+        prepro.main(["--data_dir", args.data_dir, "--model", args.model_name_or_path, "--tasks", task,
+                     "--max_seq_len", str(args.max_seq_length)])
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    train_argv = to_train_args(args)
+    if args.print_train_args:
+        print(" ".join(train_argv))
+        return 0
+    if os.path.isdir(args.output_dir) and os.listdir(args.output_dir) and not args.overwrite_output_dir:
+        raise UserError(f"--output_dir {args.output_dir} is not empty; pass --overwrite_output_dir or choose another")
+    ensure_canonical(args, train_argv)
+    import train
+    return train.main(train_argv)
+
+
+if __name__ == "__main__":
+    run_cli(main, sys.argv[1:])
