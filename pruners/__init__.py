@@ -1,1 +1,39 @@
-"""Pruners shaped like optimizers: PLATON, magnitude (unstructured) and GPP (structured)."""
+"""Pruners shaped like optimizers: PLATON, magnitude (unstructured) and GPP (structured).
+
+Unstructured pruners (this package's top level; GPP lives in `pruners.gpp`):
+
+    PlatonPruner(model, total_steps, *, initial_threshold, final_threshold, warmup_steps,
+                 initial_warmup, final_warmup, beta1, beta2, deltaT, target_substrings=DEFAULT_TARGET_SUBSTRINGS)
+    MagnitudePruner(model, total_steps, *, <the same without beta1, beta2>)
+        .step(global_step) -> (remaining_ratio, mask_threshold or None)   once per optimizer update
+        .last_step_stats                                                  what the last step did
+        .state_dict() / .load_state_dict(state)                           format in pruners.base
+    sparsity_report(model, target_substrings) -> dict, format_report(report) -> str
+
+Example, a plain Hugging Face training loop::
+
+    from transformers import AutoModelForSequenceClassification
+    from pruners import PlatonPruner
+
+    model = AutoModelForSequenceClassification.from_pretrained("bert-base-uncased", num_labels=2)
+    optimizer = torch.optim.Adamax(model.parameters(), lr=1e-4)
+    pruner = PlatonPruner(model, total_steps=3 * len(loader), initial_threshold=1.0, final_threshold=0.1,
+                          warmup_steps=300, initial_warmup=1, final_warmup=3, beta1=0.85, beta2=0.95, deltaT=10)
+    t = 0
+    for epoch in range(3):
+        for batch in loader:
+            model(**batch).loss.backward()
+            optimizer.step()
+            t += 1
+            pruner.step(t)            # after optimizer.step(), before zero_grad()
+            optimizer.zero_grad()
+"""
+from pruners.base import DEFAULT_TARGET_SUBSTRINGS, PruneStepStats, UnstructuredPruner
+from pruners.magnitude import MagnitudePruner
+from pruners.platon import PlatonPruner
+from pruners.report import format_report, sparsity_report
+from pruners.schedule import PrunerSettingError, is_masking_step, remaining_ratio, validate_schedule
+
+__all__ = ["DEFAULT_TARGET_SUBSTRINGS", "MagnitudePruner", "PlatonPruner", "PruneStepStats", "PrunerSettingError",
+           "UnstructuredPruner", "format_report", "is_masking_step", "remaining_ratio", "sparsity_report",
+           "validate_schedule"]

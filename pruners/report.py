@@ -1,0 +1,100 @@
+"""Sparsity report of the prunable parameters: what fraction of each is still non-zero.
+
+`sparsity_report(model)` returns a JSON-ready dict:
+
+    {"target_substrings": [...],
+     "rows": [{"name", "layer", "module_type", "numel", "zeros", "remaining_ratio"}, ...],
+     "overall": {"numel", "zeros", "remaining_ratio"},
+     "per_layer": {"0": {...}, "1": {...}, ..., "none": {...}},     # parameters outside numbered layers
+     "per_module_type": {"query": {...}, "key": ..., "value": ..., "attention.output": ...,
+                         "intermediate": ..., "output": ...}}
+
+remaining_ratio = 1 − zeros/numel. `format_report(report)` renders it as a table,
+`dump_json(report, path)` writes it.
+"""
+import json
+import re
+from collections import OrderedDict
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from pruners.base import DEFAULT_TARGET_SUBSTRINGS, select_parameters
+
+_LAYER_INDEX = re.compile(r"(?:^|\.)(\d+)(?:\.|$)")
+_BERT_MODULE_TYPES = (        # first match wins: attention.output.dense also contains output.dense
+    ("attention.self.query", "query"), ("attention.self.key", "key"), ("attention.self.value", "value"),
+    ("attention.output.dense", "attention.output"), ("intermediate.dense", "intermediate"),
+    ("output.dense", "output"),
+)
+
+
+def layer_index(name: str) -> Optional[int]:
+    """The first numeric component of a parameter name (encoder.layer.3.… -> 3), or None."""
+    match = _LAYER_INDEX.search(name)
+    return int(match.group(1)) if match else None
+
+
+def module_type(name: str) -> str:
+    """query/key/value/attention.output/intermediate/output for BERT names; otherwise the module
+    path after the layer index, without .weight/.bias."""
+    for substring, kind in _BERT_MODULE_TYPES:
+        if substring in name:
+            return kind
+    module = name.rsplit(".", 1)[0]
+    match = _LAYER_INDEX.search(module)
+    return module[match.end():] if match and match.end() < len(module) else module
+
+
+def _summary(numel: int, zeros: int) -> dict:
+    return {"numel": numel, "zeros": zeros, "remaining_ratio": 1 - zeros / numel if numel else 1.0}
+
+
+@torch.no_grad()
+def sparsity_report(model: nn.Module, target_substrings: Sequence[str] = DEFAULT_TARGET_SUBSTRINGS) -> dict:
+    """Per-parameter, overall, per-layer and per-module-type counts of zeros of the selected parameters."""
+    rows = []
+    for name, param in select_parameters(model, target_substrings):
+        zeros = int(torch.count_nonzero(param == 0))
+        layer = layer_index(name)
+        rows.append({"name": name, "layer": layer, "module_type": module_type(name), "numel": param.numel(),
+                     "zeros": zeros, "remaining_ratio": _summary(param.numel(), zeros)["remaining_ratio"]})
+
+    def aggregate(key) -> dict:
+        totals = OrderedDict()
+        for row in rows:
+            group = key(row)
+            numel, zeros = totals.get(group, (0, 0))
+            totals[group] = (numel + row["numel"], zeros + row["zeros"])
+        return {group: _summary(*counts) for group, counts in totals.items()}
+
+    return {"target_substrings": list(target_substrings), "rows": rows,
+            "overall": _summary(sum(r["numel"] for r in rows), sum(r["zeros"] for r in rows)),
+            "per_layer": aggregate(lambda row: "none" if row["layer"] is None else str(row["layer"])),
+            "per_module_type": aggregate(lambda row: row["module_type"])}
+
+
+def format_report(report: dict, per_parameter: bool = False) -> str:
+    """A printable table: per module type, per layer, overall (and every parameter if asked)."""
+    lines = []
+
+    def table(title, groups):
+        lines.append(f"{title:<44} {'entries':>12} {'zeros':>12} {'remaining':>9}")
+        for group, row in groups:
+            lines.append(f"{group:<44} {row['numel']:>12,} {row['zeros']:>12,} {row['remaining_ratio']:>9.4f}")
+        lines.append("")
+
+    if per_parameter:
+        table("parameter", [(r["name"], r) for r in report["rows"]])
+    table("module type", report["per_module_type"].items())
+    table("layer", report["per_layer"].items())
+    table("overall", [("all selected parameters", report["overall"])])
+    return "\n".join(lines).rstrip()
+
+
+def dump_json(report: dict, path: str) -> None:
+    """Write the report as indented JSON."""
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2)
+        handle.write("\n")

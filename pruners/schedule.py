@@ -1,0 +1,99 @@
+"""Cubic schedule of the remaining ratio for unstructured pruning, and its validation.
+
+The schedule of PLATON (Zhang et al., "PLATON: Pruning Large Transformer Models
+with Upper Confidence Bound of Weight Importance", ICML 2022, Sec. 3.3), which
+follows the cubic sparsity schedule of Zhu & Gupta (2017). ALGORITHMS.md §1.5:
+
+    ti = initial_warmup · warmup_steps,   tf = final_warmup · warmup_steps
+    t ≤ ti       : r = r0                                   no masking
+    t > T − tf   : r = rT                                   mask at every update
+    otherwise    : r = rT + (r0 − rT)·(1 − (t − ti)/(T − ti − tf))³
+                                                            mask when t mod ΔT == 0
+
+with r0 = initial_threshold, rT = final_threshold, T = total_steps and t the
+1-based optimizer update. Everything here is a pure function of its arguments.
+Invalid settings raise `PrunerSettingError` (a `ValueError`, and a `UserError`
+so that the command line prints it on one line) naming the flag, the value,
+the valid range and a fix.
+"""
+import math
+import numbers
+
+from data_utils.errors import UserError
+
+
+class PrunerSettingError(UserError, ValueError):
+    """A pruning hyperparameter outside its valid range; the message names the flag and a fix."""
+
+
+def refuse(flag: str, value, valid: str, fix: str):
+    """Raise the one-line error for `--flag=value`."""
+    raise PrunerSettingError(f"--{flag}={value} is invalid: it must be {valid}; {fix}")
+
+
+def warmup_bounds(warmup_steps: float, initial_warmup: float, final_warmup: float):
+    """(ti, tf): updates at r0 before the cubic decay starts, and updates at rT at the end."""
+    return initial_warmup * warmup_steps, final_warmup * warmup_steps
+
+
+def remaining_ratio(t: int, total_steps: int, initial_threshold: float, final_threshold: float,
+                    warmup_steps: float, initial_warmup: float, final_warmup: float) -> float:
+    """Fraction of the selected weights kept after update `t` (PLATON's cubic schedule).
+
+        t ≤ ti      : r0
+        t > T − tf  : rT
+        otherwise   : rT + (r0 − rT)·(1 − (t − ti)/(T − ti − tf))³
+
+    with ti = initial_warmup·warmup_steps, tf = final_warmup·warmup_steps,
+    r0 = initial_threshold, rT = final_threshold, T = total_steps.
+    """
+    ti, tf = warmup_bounds(warmup_steps, initial_warmup, final_warmup)
+    if t <= ti:
+        return initial_threshold
+    if t > total_steps - tf:
+        return final_threshold
+    progress = (t - ti) / (total_steps - ti - tf)
+    return final_threshold + (initial_threshold - final_threshold) * (1 - progress) ** 3
+
+
+def is_masking_step(t: int, total_steps: int, warmup_steps: float, initial_warmup: float,
+                    final_warmup: float, deltaT: int) -> bool:
+    """Whether update `t` masks: never while t ≤ ti, every ΔT-th update in the cubic phase
+    (t mod ΔT == 0), at every update in the final phase t > T − tf."""
+    ti, tf = warmup_bounds(warmup_steps, initial_warmup, final_warmup)
+    if t <= ti:
+        return False
+    if t > total_steps - tf:
+        return True
+    return t % deltaT == 0
+
+
+def validate_schedule(total_steps: int, initial_threshold: float, final_threshold: float,
+                      warmup_steps: float, initial_warmup: float, final_warmup: float, deltaT: int) -> None:
+    """Refuse, with one clear `PrunerSettingError`, any setting the schedule cannot run with."""
+    if not (isinstance(total_steps, numbers.Integral) and total_steps >= 1):
+        refuse("total_steps", total_steps, "an integer ≥ 1 (the number of optimizer updates)",
+               "train for at least one update (raise --epochs or lower --grad_accumulation_step)")
+    if not 0 < final_threshold <= 1:
+        refuse("final_threshold", final_threshold, "in (0, 1] (the fraction of weights kept at the end)",
+               "e.g. --final_threshold 0.1 keeps 10 %")
+    if not final_threshold <= initial_threshold <= 1:
+        refuse("initial_threshold", initial_threshold,
+               f"in [final_threshold, 1] = [{final_threshold}, 1] (the fraction kept before pruning starts)",
+               "use --initial_threshold 1")
+    for flag, value in (("warmup_steps", warmup_steps), ("initial_warmup", initial_warmup),
+                        ("final_warmup", final_warmup)):
+        if not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
+            refuse(flag, value, "a finite number ≥ 0", f"e.g. --{flag} {dict(warmup_steps=200).get(flag, 1)}")
+    if not (isinstance(deltaT, numbers.Integral) and deltaT >= 1):
+        refuse("deltaT", deltaT, "an integer ≥ 1 (updates per sensitivity window and between maskings)",
+               "the published recipes use --deltaT 10")
+    ti, tf = warmup_bounds(warmup_steps, initial_warmup, final_warmup)
+    if ti + tf >= total_steps:
+        fitting = math.floor(0.7 * total_steps / (initial_warmup + final_warmup))
+        refuse("warmup_steps", warmup_steps,
+               f"small enough that ti + tf < T, but T={total_steps} updates while "
+               f"ti=initial_warmup×warmup_steps={ti:g} and tf=final_warmup×warmup_steps={tf:g} "
+               f"(ti + tf = {ti + tf:g}) leave no updates for the cubic decay",
+               f"use --warmup_steps {max(fitting, 0)} (ti + tf ≈ 0.7·T), smaller --initial_warmup/--final_warmup, "
+               f"or more updates (--epochs)")
