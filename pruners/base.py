@@ -3,24 +3,28 @@
 A pruner is shaped like an optimizer (torch.ao.pruning's BaseSparsifier): built
 over a model, `step(t)` once per optimizer update (after `optimizer.step()`,
 before the gradients are zeroed, t from 1), `state_dict()`/`load_state_dict()`.
-A method only writes its scoring rule, as two hooks:
+A method only writes its scoring rule, as hooks:
 
-    _update_statistics(t) -> bool   accumulate what the scores need; True when the
-                                    scores may have changed since the last call
-    _scores(index, piece, out)      the scores of parameter `index`, restricted by
-                                    `piece` (a function applied to the parameter and
-                                    to every statistic of the same shape)
+    _scores_change_at(t) -> bool     whether update t changes the scores
+    _update_chunk(t, index, piece, work)   accumulate what the scores need, for one chunk
+    _scores(index, piece, out)       the scores of parameter `index`, restricted by
+                                     `piece` (a function applied to the parameter and
+                                     to every statistic of the same shape)
+    _sample_scores(t, stride)        a strided sample of the scores after update t
 
 and names its statistic tensors in `_statistics()`. At a masking step
 (schedule.is_masking_step) with k = floor(N·(1 − r)) ≥ 1, the threshold τ is the
-exact k-th smallest of all N scores (threshold.kth_smallest, ALGORITHMS.md §1.6)
+exact k-th smallest of all N scores (the bracketed search of pruners.threshold, ALGORITHMS.md §1.6)
 and every selected entry whose score is < τ (strict) is set to 0 in place. τ is
 reused while neither the scores nor k change (between PLATON's window closes in
 the final phase), which is exact because it is the same selection.
 
 Work is done in chunks of about CHUNK_NUMEL entries along each parameter's first
 dimension, through two reusable buffers, so no step allocates memory of the
-model's size (short of the rare fallback of the threshold search).
+model's size (short of the rare fallback of the threshold search). One pass
+over the chunks updates the statistics and, while a chunk is in cache, masks it
+(τ known) or counts its new scores for the threshold search (then a second
+pass masks): per update the scores are computed once or twice, never stored.
 
 State dict (plain Python values plus tensors, as torch optimizers do):
 
@@ -42,7 +46,7 @@ import torch
 from torch import nn
 
 from pruners.schedule import is_masking_step, remaining_ratio, validate_schedule
-from pruners.threshold import kth_smallest, sample_stride
+from pruners.threshold import BracketCount, bracket_from_sample, kthvalue_of_chunks, sample_stride
 
 DEFAULT_TARGET_SUBSTRINGS = ("attention.self", "attention.output.dense", "output.dense", "intermediate.dense")
 CHUNK_NUMEL = 1 << 18      # entries per chunk: a few MB per tensor, so a chunk's operands stay in cache
@@ -108,12 +112,24 @@ class UnstructuredPruner:
         self.last_step_stats: Optional[PruneStepStats] = None
 
     # ---- the scoring rule, written by each method
-    def _update_statistics(self, t: int) -> bool:
+    def _scores_change_at(self, t: int) -> bool:
+        """Whether update t changes the scores (PLATON: when a window closes; magnitude: always)."""
         raise NotImplementedError
+
+    def _update_chunk(self, t: int, index: int, piece: Callable[[torch.Tensor], torch.Tensor],
+                      work: torch.Tensor) -> None:
+        """Accumulate update t's statistics for one chunk (`piece` cuts it out of parameter `index`
+        and of every tensor of its shape); `work` is a float32 buffer of the chunk's shape."""
 
     def _scores(self, index: int, piece: Callable[[torch.Tensor], torch.Tensor],
                 out: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The scores of the entries `piece` cuts out of parameter `index` (written into `out` if given)."""
         raise NotImplementedError
+
+    def _sample_scores(self, t: int, stride: int) -> List[torch.Tensor]:
+        """Per parameter, the scores every `stride` entries as they will be after update t's
+        statistics update (only used to place the threshold search; need not be exact)."""
+        return [self._scores(index, lambda tensor: tensor.reshape(-1)[::stride]) for index in range(len(self.params))]
 
     def _statistics(self) -> Dict[str, List[torch.Tensor]]:
         """Statistic name -> one float32 tensor per selected parameter (the state to save)."""
@@ -153,52 +169,58 @@ class UnstructuredPruner:
             out = self.buffers(piece.device)[0][:piece.numel()].view(piece.shape)
             yield self._scores(index, lambda tensor: rows(tensor, start, stop), out=out)
 
-    def sample_scores(self) -> torch.Tensor:
-        """About threshold.SAMPLE_SIZE scores at evenly strided positions, as float32 on the first device."""
-        stride = sample_stride(self.total_numel)
-        picks = [self._scores(index, lambda tensor: tensor.reshape(-1)[::stride]).float()
-                 for index in range(len(self.params))]
-        return torch.cat([pick.to(picks[0].device) for pick in picks])
-
-    def mask_threshold(self, k: int) -> Tuple[torch.Tensor, bool]:
-        """(τ, searched): the k-th smallest score, reused while the scores and k are unchanged."""
-        key = (self._scores_version, k)
-        if key == self._threshold_key:
-            return self._threshold, False
-        self._threshold = kth_smallest(self.chunk_scores, k, self.total_numel, self.sample_scores())
-        self._threshold_key = key
-        return self._threshold, True
-
-    def apply_mask(self, threshold: torch.Tensor) -> None:
-        """Set every selected entry whose score is < threshold to 0, in place."""
-        for index, start, stop in self.chunks:
-            weights = rows(self.params[index], start, stop)
-            score_buffer, keep_buffer = self.buffers(weights.device)
-            out = score_buffer[:weights.numel()].view(weights.shape)
-            scores = self._scores(index, lambda tensor: rows(tensor, start, stop), out=out)
-            keep = torch.ge(scores, threshold.to(scores.device), out=keep_buffer[:weights.numel()].view(weights.shape))
-            weights.mul_(keep)
+    def _mask_chunk(self, index: int, start: int, stop: int, threshold: torch.Tensor) -> None:
+        """Rows start:stop of parameter `index`: entries whose score is < threshold become 0."""
+        weights = rows(self.params[index], start, stop)
+        score_buffer, keep_buffer = self.buffers(weights.device)
+        scores = self._scores(index, lambda tensor: rows(tensor, start, stop),
+                              out=score_buffer[:weights.numel()].view(weights.shape))
+        keep = torch.ge(scores, threshold.to(scores.device), out=keep_buffer[:weights.numel()].view(weights.shape))
+        weights.mul_(keep)      # × 1.0 keeps, × 0.0 zeroes (−0.0 for negative weights, still == 0)
 
     @torch.no_grad()
     def step(self, global_step: int):
         """One call per optimizer update t = global_step (1-based), after `optimizer.step()` and
-        before the gradients are zeroed. Returns (remaining_ratio, mask_threshold or None)."""
+        before the gradients are zeroed. Returns (remaining_ratio, mask_threshold or None).
+
+        One pass over the chunks updates the statistics and, while each chunk is in cache, either
+        masks it (τ already known: scores and k unchanged since the last search) or feeds its new
+        scores to the threshold search; after a search a second pass masks."""
         if global_step < 1:
             raise ValueError(f"global_step={global_step}: pruner steps count optimizer updates from 1")
-        started = time.perf_counter()
-        if self._update_statistics(global_step):
-            self._scores_version += 1
-        ratio = self.remaining_ratio(global_step)
+        started, t = time.perf_counter(), global_step
+        ratio = self.remaining_ratio(t)
         k = int(self.total_numel * (1 - ratio))
-        threshold, searched = None, False
-        if self.is_masking_step(global_step) and k >= 1:
-            tau, searched = self.mask_threshold(k)
-            self.apply_mask(tau)
-            threshold = float(tau)
-        self.last_step, self.last_remaining_ratio, self.last_mask_threshold = global_step, ratio, threshold
-        self.last_step_stats = PruneStepStats(global_step, ratio, threshold, threshold is not None, searched,
+        masking = self.is_masking_step(t) and k >= 1
+        if self._scores_change_at(t):
+            self._scores_version += 1
+        threshold, search = None, None
+        if masking and self._threshold_key == (self._scores_version, k):
+            threshold = self._threshold
+        elif masking:
+            sample = torch.cat([s.float().flatten().to(self.params[0].device)
+                                for s in self._sample_scores(t, sample_stride(self.total_numel))])
+            search = BracketCount(*bracket_from_sample(sample, k, self.total_numel))
+        for index, start, stop in self.chunks:
+            piece = rows(self.params[index], start, stop)
+            work = self.buffers(piece.device)[0][:piece.numel()].view(piece.shape)
+            self._update_chunk(t, index, lambda tensor: rows(tensor, start, stop), work)
+            if search is not None:
+                search.add(self._scores(index, lambda tensor: rows(tensor, start, stop), out=work))
+            elif threshold is not None:
+                self._mask_chunk(index, start, stop, threshold)
+        if search is not None:
+            threshold = search.kth(k)
+            if threshold is None:       # the sample misled the bracket (rare): select over everything
+                threshold = kthvalue_of_chunks(self.chunk_scores, k)
+            self._threshold, self._threshold_key = threshold, (self._scores_version, k)
+            for index, start, stop in self.chunks:
+                self._mask_chunk(index, start, stop, threshold)
+        mask_threshold = None if threshold is None else float(threshold)
+        self.last_step, self.last_remaining_ratio, self.last_mask_threshold = t, ratio, mask_threshold
+        self.last_step_stats = PruneStepStats(t, ratio, mask_threshold, masking, search is not None,
                                               time.perf_counter() - started)
-        return ratio, threshold
+        return ratio, mask_threshold
 
     def state_dict(self) -> dict:
         """The resumable state; see the module docstring for its format."""

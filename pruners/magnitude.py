@@ -28,7 +28,7 @@ class MagnitudePruner(UnstructuredPruner):
                          warmup_steps=warmup_steps, initial_warmup=initial_warmup, final_warmup=final_warmup,
                          deltaT=deltaT, target_substrings=target_substrings)
 
-    def _update_statistics(self, t: int) -> bool:
+    def _scores_change_at(self, t: int) -> bool:
         return True     # the weights moved: new scores
 
     def _scores(self, index: int, piece: Callable[[torch.Tensor], torch.Tensor],

@@ -100,27 +100,48 @@ class PlatonPruner(UnstructuredPruner):
             statistics["uncertainty"] = self.uncertainty
         return statistics
 
-    def _update_statistics(self, t: int) -> bool:
+    def _scores_change_at(self, t: int) -> bool:
+        return t % self.deltaT == 0
+
+    def _close_window(self, sensitivity, average, uncertainty, work) -> None:
+        """Ī ← β1·Ī + (1−β1)·I;  U ← β2·U + (1−β2)·|I − Ī| (with the new Ī), in place."""
+        average.lerp_(sensitivity, 1 - self.beta1)
+        if self.uses_uncertainty:
+            deviation = torch.sub(sensitivity, average, out=work).abs_()
+            uncertainty.lerp_(deviation, 1 - self.beta2)
+
+    def _update_chunk(self, t, index, piece, work) -> None:
         position = t % self.deltaT            # j
-        for index, start, stop in self.chunks:
-            weights, grad = rows(self.params[index], start, stop), self.params[index].grad
-            grad = None if grad is None else rows(grad, start, stop)
-            sensitivity = rows(self.sensitivity[index], start, stop)
-            work = self.buffers(weights.device)[0][:weights.numel()].view(weights.shape)
-            if position == 0:
-                average = rows(self.sensitivity_average[index], start, stop)
-                average.lerp_(sensitivity, 1 - self.beta1)
-                if self.uses_uncertainty:
-                    deviation = torch.sub(sensitivity, average, out=work).abs_()
-                    rows(self.uncertainty[index], start, stop).lerp_(deviation, 1 - self.beta2)
-                importance(weights, grad, out=sensitivity)
-            else:
-                sensitivity.lerp_(importance(weights, grad, out=work), 1 / (position + 1))
-        return position == 0
+        weights, grad = piece(self.params[index]), self.params[index].grad
+        grad = None if grad is None else piece(grad)
+        sensitivity = piece(self.sensitivity[index])
+        if position == 0:
+            uncertainty = piece(self.uncertainty[index]) if self.uses_uncertainty else None
+            self._close_window(sensitivity, piece(self.sensitivity_average[index]), uncertainty, work)
+            importance(weights, grad, out=sensitivity)
+        else:
+            sensitivity.lerp_(importance(weights, grad, out=work), 1 / (position + 1))
+
+    def _sample_scores(self, t: int, stride: int) -> List[torch.Tensor]:
+        """The new scores where a window closes at t (the same update on copies of the sampled
+        statistics), the current ones otherwise."""
+        def take(tensor):
+            return tensor.reshape(-1)[::stride].clone()
+
+        picks = []
+        for index in range(len(self.params)):
+            sensitivity, average = take(self.sensitivity[index]), take(self.sensitivity_average[index])
+            uncertainty = take(self.uncertainty[index]) if self.uses_uncertainty else None
+            if self._scores_change_at(t):
+                self._close_window(sensitivity, average, uncertainty, torch.empty_like(sensitivity))
+            picks.append(self._score_of(average, uncertainty))
+        return picks
 
     def _scores(self, index: int, piece: Callable[[torch.Tensor], torch.Tensor],
                 out: Optional[torch.Tensor] = None) -> torch.Tensor:
-        average = piece(self.sensitivity_average[index])
-        if not self.uses_uncertainty:
-            return average
-        return torch.mul(average, piece(self.uncertainty[index]), out=out)
+        uncertainty = piece(self.uncertainty[index]) if self.uses_uncertainty else None
+        return self._score_of(piece(self.sensitivity_average[index]), uncertainty, out)
+
+    def _score_of(self, average, uncertainty, out=None) -> torch.Tensor:
+        """S = Ī ⊙ U, or Ī itself when β2 == 1."""
+        return torch.mul(average, uncertainty, out=out) if self.uses_uncertainty else average

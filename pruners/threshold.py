@@ -17,8 +17,9 @@ Floyd–Rivest style selection instead:
    exact, so the answer is exact whatever the sample looked like.
 4. otherwise (the sample misled us, probability ~1e-4 for z = 4, or NaN/inf
    scores), fall back to `torch.kthvalue` over everything.
-A bracket that is one value wide (a tie mass in the sample) is resolved by
-counting alone: the k-th smallest is that value.
+A tie mass at lo (the sample holds lo more than once, e.g. a majority of
+zeros) is counted, not collected, so the candidates stay few; a bracket one
+value wide is resolved by counting alone.
 
 `kth_smallest(...)` returns exactly `torch.kthvalue(torch.cat([c.flatten() for c
 in chunks]), k).values` (a 0-d tensor), including ties, zeros, k = 1 and k = N.
@@ -38,8 +39,10 @@ def sample_stride(total: int, sample_size: int = SAMPLE_SIZE) -> int:
 
 
 def bracket_from_sample(sample: torch.Tensor, k: int, total: int, sigmas: float = BRACKET_SIGMAS):
-    """(lo, hi), 0-d tensors of the sample's dtype, such that the k-th smallest of the full set of
-    `total` scores lies in [lo, hi) with high probability; lo = −inf or hi = +inf at the ends."""
+    """(lo, hi, lo_tied): 0-d tensors lo ≤ hi of the sample's dtype such that the k-th smallest of
+    the full set of `total` scores lies in [lo, hi) with high probability (lo = −inf or hi = +inf
+    at the ends), and whether the sample holds lo more than once (a tie mass at lo, e.g. zeros,
+    which the search then counts instead of collecting)."""
     ordered = torch.sort(sample.flatten()).values
     m = ordered.numel()
     share = k / total
@@ -49,43 +52,80 @@ def bracket_from_sample(sample: torch.Tensor, k: int, total: int, sigmas: float 
     plus_inf = torch.full((), math.inf, dtype=ordered.dtype, device=ordered.device)
     lo = ordered[low_rank] if low_rank >= 0 else minus_inf
     hi = ordered[high_rank] if high_rank < m else plus_inf
-    if bool(lo == hi):   # a tie mass in the sample: the bracket holds just that value
+    lo_tied = bool(lo == hi) or (low_rank + 1 < m and bool(ordered[low_rank + 1] == lo))
+    if bool(lo == hi):   # the bracket holds one value: [v, next float after v)
         hi = torch.nextafter(hi, plus_inf)
-    return lo, hi
+    return lo, hi, lo_tied
 
 
 class BracketCount:
     """One pass of the bracketed selection: feed every score chunk to `add`, then ask `kth`.
 
-    Counts the scores below `lo` exactly and keeps copies of those in [lo, hi). When the bracket
-    is one value wide (hi is the next float after lo) nothing is kept: counting decides."""
+    Counts the scores below `lo` exactly and keeps copies of those in [lo, hi). With `lo_tied`
+    (many scores may equal lo: zeros, a saturated value) the scores equal to lo are counted, not
+    kept, and only those in (lo, hi) are candidates; if the k-th smallest is lo itself, counting
+    alone finds it.
 
-    def __init__(self, lo: torch.Tensor, hi: torch.Tensor):
-        self.lo, self.hi = lo, hi
-        self.single_value = bool(torch.nextafter(lo, hi) == hi)
-        self._below, self._below_hi, self._candidates = [], [], []
+    Per chunk everything is float arithmetic on two work buffers (comparisons into 0/1 floats,
+    sums), several times cheaper on a CPU than boolean masks; candidates are found by columns:
+    the chunk is viewed as (GROUP, n / GROUP), the columns holding a candidate are picked (about
+    GROUP × the candidate share of them) and only their entries are filtered."""
+
+    GROUP = 16
+
+    def __init__(self, lo: torch.Tensor, hi: torch.Tensor, lo_tied: bool = False):
+        self.lo, self.hi, self.lo_tied = lo, hi, lo_tied
+        self.above_lo = torch.nextafter(lo, hi) if lo_tied else lo    # candidates are in [above_lo, hi)
+        self.collects = bool(self.above_lo < hi)
+        self._below, self._below_candidates, self._candidates = [], [], []
+        self._work = None
+
+    def _buffers(self, numel: int, device: torch.device):
+        if self._work is None or self._work.shape[1] < numel or self._work.device != device:
+            self._work = torch.empty(2, numel, device=device)
+        return self._work[0, :numel], self._work[1, :numel]
 
     def add(self, scores: torch.Tensor) -> None:
         """Account for one chunk of scores (any shape; may be reused by the caller afterwards)."""
-        below = torch.lt(scores, self.lo)
-        self._below.append(torch.count_nonzero(below))
-        if self.single_value:
-            self._below_hi.append(torch.count_nonzero(torch.lt(scores, self.hi)))
+        flat = scores.reshape(-1)
+        below, inside = self._buffers(flat.numel(), flat.device)
+        self._below.append(count_ones(torch.lt(flat, self.lo, out=below)))
+        if self.lo_tied:
+            self._below_candidates.append(count_ones(torch.lt(flat, self.above_lo, out=below)))
+        if not self.collects:
             return
-        inside = torch.lt(scores, self.hi)
-        inside.logical_xor_(below)             # lo ≤ s < hi, since s < lo implies s < hi
-        self._candidates.append(scores[inside])
+        torch.lt(flat, self.hi, out=inside).sub_(below)      # 1 where above_lo ≤ s < hi
+        columns = flat.numel() // self.GROUP
+        split = columns * self.GROUP
+        if columns:
+            hit = inside[:split].view(self.GROUP, columns).amax(0).nonzero().squeeze(1)
+            values = flat[:split].view(self.GROUP, columns).index_select(1, hit)
+            keep = inside[:split].view(self.GROUP, columns).index_select(1, hit)
+            self._candidates.append(values[keep.bool()])
+        if split < flat.numel():
+            self._candidates.append(flat[split:][inside[split:].bool()])
 
     def kth(self, k: int) -> Optional[torch.Tensor]:
         """The k-th smallest of everything added, or None when it is not in [lo, hi)."""
-        below = int(torch.stack(self._below).sum()) if self._below else 0
-        if self.single_value:
-            below_hi = int(torch.stack(self._below_hi).sum()) if self._below_hi else 0
-            return self.lo.clone() if below < k <= below_hi else None
+        below = total_of(self._below)
+        below_candidates = total_of(self._below_candidates) if self.lo_tied else below
+        if below < k <= below_candidates:       # the k-th smallest equals lo
+            return self.lo.clone()
         candidates = torch.cat(self._candidates) if self._candidates else self.lo.new_empty(0)
-        if not below < k <= below + candidates.numel():
+        if not below_candidates < k <= below_candidates + candidates.numel():
             return None
-        return torch.kthvalue(candidates, k - below).values
+        return torch.kthvalue(candidates, k - below_candidates).values
+
+
+def total_of(counts) -> int:
+    return int(torch.stack(counts).sum()) if counts else 0
+
+
+def count_ones(indicator: torch.Tensor) -> torch.Tensor:
+    """Exact number of ones in a 0/1 float tensor (a float32 sum is exact below 2^24 entries)."""
+    if indicator.numel() < 1 << 24:
+        return indicator.sum().to(torch.int64)
+    return torch.count_nonzero(indicator)
 
 
 def kth_smallest(score_chunks: Callable[[], Iterable[torch.Tensor]], k: int, total: int,
@@ -101,10 +141,12 @@ def kth_smallest(score_chunks: Callable[[], Iterable[torch.Tensor]], k: int, tot
     for chunk in score_chunks():
         count.add(chunk)
     found = count.kth(k)
-    if found is not None:
-        return found
-    everything = torch.cat([chunk.flatten().clone() for chunk in score_chunks()])
-    return torch.kthvalue(everything, k).values
+    return found if found is not None else kthvalue_of_chunks(score_chunks, k)
+
+
+def kthvalue_of_chunks(score_chunks: Callable[[], Iterable[torch.Tensor]], k: int) -> torch.Tensor:
+    """The fallback: `torch.kthvalue` over a copy of all scores (4 bytes each, one full selection)."""
+    return torch.kthvalue(torch.cat([chunk.flatten().clone() for chunk in score_chunks()]), k).values
 
 
 def kth_smallest_of(tensors: Sequence[torch.Tensor], k: int, sample_size: int = SAMPLE_SIZE) -> torch.Tensor:

@@ -36,14 +36,28 @@ def test_ties_everywhere():
 
 def test_mostly_zeros_resolved_by_counting():
     tensors = [torch.zeros(9000), torch.rand(1000, generator=torch.Generator().manual_seed(0)) + 1]
-    for k in (1, 4500, 9000, 9001, 10000):
+    for k in (1, 4500, 9000, 9001, 9500, 10000):
         check(tensors, k, sample_size=128)
-    lo, hi = bracket_from_sample(torch.zeros(100), 4500, 10000)
-    count = BracketCount(lo, hi)
-    assert count.single_value, "a sample of one value gives a one-value bracket"
+    lo, hi, lo_tied = bracket_from_sample(torch.zeros(100), 4500, 10000)
+    count = BracketCount(lo, hi, lo_tied)
+    assert lo_tied and not count.collects, "a sample of one value gives a one-value bracket, decided by counts"
     for tensor in tensors:
         count.add(tensor)
     assert count.kth(4500).item() == 0.0 and not count._candidates, "a tie mass is decided by counts alone"
+
+
+def test_tie_mass_below_the_answer_is_counted_not_collected():
+    zeros_then_values = [torch.zeros(9000), torch.rand(1000, generator=torch.Generator().manual_seed(1)) + 1]
+    sample = torch.cat([t[::10] for t in zeros_then_values])
+    for k in (9001, 9500):
+        count = BracketCount(*bracket_from_sample(sample, k, 10000))
+        if k == 9001:
+            assert count.lo_tied and count.lo.item() == 0.0, f"k={k}: the bracket starts in the zeros and knows it"
+        for tensor in zeros_then_values:
+            count.add(tensor)
+        assert count.kth(k).item() == reference(zeros_then_values, k).item(), f"k={k}: exact"
+        kept = sum(c.numel() for c in count._candidates)
+        assert kept < 1000, f"k={k}: the 9000 zeros must not become candidates, kept {kept}"
 
 
 def test_misleading_sample_falls_back_and_stays_exact():
@@ -59,8 +73,7 @@ def test_bracket_hit_reads_few_candidates():
     tensors = pieces(11, sizes=((200_000,),))
     k = 180_000
     stride = 4
-    lo, hi = bracket_from_sample(tensors[0][::stride], k, 200_000)
-    count = BracketCount(lo, hi)
+    count = BracketCount(*bracket_from_sample(tensors[0][::stride], k, 200_000))
     count.add(tensors[0])
     assert count.kth(k).item() == reference(tensors, k).item(), "bracketed selection is exact"
     kept = sum(c.numel() for c in count._candidates)

@@ -1,0 +1,130 @@
+"""Cost of PLATON's `step()` next to the training step it follows, on a BERT-base-shaped encoder.
+
+One run trains a randomly initialised BertForSequenceClassification (12 layers,
+hidden 768, 12 heads, FFN 3072; batch 8 × 128 tokens; Adamax) through a
+compressed pruning schedule, once per ΔT (10 and 1), and times each update's
+plain training step (forward + backward + optimizer step) and the pruner's own
+`step()` side by side. The schedule (total_steps 30, warmup_steps 2,
+initial_warmup 1, final_warmup 5: warm-up 1..2, cubic phase 3..20, final phase
+21..30) covers the cubic phase (masking every ΔT updates) and the final phase
+(masking at every update). It prints the mean pruner time per phase as a
+fraction of the mean plain step, the whole-schedule fraction, the bytes of
+pruner state per selected weight, and checks the threshold against
+`torch.kthvalue` over all scores at the last masking step of each run.
+
+    python bench/pruner_overhead.py            # BERT-base, about 6 minutes on 2 CPU cores
+    python bench/pruner_overhead.py --quick    # 4 layers, batch 4 × 64, under a minute
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from pruners import PlatonPruner  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a 4-layer encoder, batch 4 x 64 (a smoke run)")
+    parser.add_argument("--total_steps", type=int, default=30, help="updates per schedule (T)")
+    parser.add_argument("--warmup_steps", type=int, default=2, help="warmup_steps of the schedule")
+    parser.add_argument("--initial_warmup", type=int, default=1, help="initial_warmup (ti = it x warmup_steps)")
+    parser.add_argument("--final_warmup", type=int, default=5, help="final_warmup (tf = it x warmup_steps)")
+    parser.add_argument("--deltaT", type=int, nargs="+", default=[10, 1], help="the ΔT values to measure")
+    parser.add_argument("--final_threshold", type=float, default=0.1, help="remaining ratio at the end")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    return parser.parse_args(argv)
+
+
+def build(quick: bool):
+    from transformers import BertConfig, BertForSequenceClassification
+    layers, batch, seq = (4, 4, 64) if quick else (12, 8, 128)
+    config = BertConfig(num_hidden_layers=layers, hidden_size=768, num_attention_heads=12, intermediate_size=3072)
+    return BertForSequenceClassification(config), batch, seq, config.vocab_size
+
+
+def phase_of(pruner, t: int) -> str:
+    ti = pruner.initial_warmup * pruner.warmup_steps
+    tf = pruner.final_warmup * pruner.warmup_steps
+    return "warmup" if t <= ti else ("final" if t > pruner.total_steps - tf else "cubic")
+
+
+def check_threshold(pruner, threshold: float) -> bool:
+    """The returned threshold equals torch.kthvalue over all scores (PLATON's scores are not changed
+    by masking, so they can be read after the step)."""
+    scores = torch.cat([chunk.flatten().clone() for chunk in pruner.chunk_scores()])
+    k = int(pruner.total_numel * (1 - pruner.last_remaining_ratio))
+    return torch.kthvalue(scores, k).values.item() == threshold
+
+
+def run(args, delta_t: int, model, initial_state, batch, seq, vocab):
+    model.load_state_dict(initial_state)
+    optimizer = torch.optim.Adamax(model.parameters(), lr=1e-4)
+    pruner = PlatonPruner(model, args.total_steps, initial_threshold=1.0, final_threshold=args.final_threshold,
+                          warmup_steps=args.warmup_steps, initial_warmup=args.initial_warmup,
+                          final_warmup=args.final_warmup, beta1=0.85, beta2=0.95, deltaT=delta_t)
+    generator = torch.Generator().manual_seed(args.seed)
+    plain, pruning, checked = [], {"warmup": [], "cubic": [], "final": []}, None
+    searched = {"cubic": 0, "final": 0}
+    for t in range(1, args.total_steps + 1):
+        ids = torch.randint(0, vocab, (batch, seq), generator=generator)
+        labels = torch.randint(0, 2, (batch,), generator=generator)
+        started = time.perf_counter()
+        model(input_ids=ids, labels=labels).loss.backward()
+        optimizer.step()
+        middle = time.perf_counter()
+        _, threshold = pruner.step(t)
+        ended = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        plain.append(middle - started)
+        phase = phase_of(pruner, t)
+        pruning[phase].append(ended - middle)
+        if pruner.last_step_stats.threshold_searched:
+            searched[phase] += 1
+        if threshold is not None and pruner.last_step_stats.threshold_searched:
+            checked = (t, check_threshold(pruner, threshold))
+        print(f"  dT={delta_t:<2} t={t:<3} {phase:<6} plain {middle - started:6.3f} s  pruner "
+              f"{ended - middle:6.3f} s  threshold {threshold}", flush=True)
+    state_bytes = sum(tensor.numel() * tensor.element_size() for tensor in pruner.state_dict()["tensors"].values())
+    buffer_bytes = sum(b.numel() * b.element_size() for pair in pruner._buffers.values() for b in pair)
+    return plain, pruning, searched, checked, state_bytes, buffer_bytes, pruner.total_numel
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.manual_seed(args.seed)
+    model, batch, seq, vocab = build(args.quick)
+    initial_state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {'quick' if args.quick else 'BERT-base'} "
+          f"encoder, batch {batch} x {seq}; schedule T={args.total_steps}, warmup_steps={args.warmup_steps}, "
+          f"initial_warmup={args.initial_warmup}, final_warmup={args.final_warmup}")
+    results = {}
+    for delta_t in args.deltaT:
+        results[delta_t] = run(args, delta_t, model, initial_state, batch, seq, vocab)
+    print()
+    for delta_t, (plain, pruning, searched, checked, state_bytes, buffer_bytes, numel) in results.items():
+        step = statistics.mean(plain)
+        whole = sum(sum(times) for times in pruning.values()) / sum(plain)
+        print(f"deltaT={delta_t}: plain step {step:.3f} s (median {statistics.median(plain):.3f}); "
+              f"selected weights {numel:,}")
+        for phase, times in pruning.items():
+            if times:
+                print(f"  {phase:<6} phase: pruner step {statistics.mean(times) * 1e3:7.1f} ms mean "
+                      f"({statistics.median(times) * 1e3:7.1f} median) over {len(times):2d} steps = "
+                      f"{statistics.mean(times) / step:6.2%} of the plain step"
+                      + (f"; threshold searched {searched[phase]}x" if phase in searched else ""))
+        print(f"  whole schedule: pruner / plain = {whole:.2%}")
+        print(f"  pruner state: {state_bytes:,} bytes = {state_bytes / numel:.1f} bytes "
+              f"({state_bytes / numel / 4:.2f} float32) per selected weight; work buffers {buffer_bytes:,} bytes")
+        if checked is not None:
+            print(f"  threshold at t={checked[0]} equals torch.kthvalue over all {numel:,} scores: {checked[1]}")
+    return 0 if all(r[3] is None or r[3][1] for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
