@@ -19,8 +19,8 @@ and every selected entry whose score is < τ (strict) is set to 0 in place. τ i
 reused while neither the scores nor k change (between PLATON's window closes in
 the final phase), which is exact because it is the same selection.
 
-Work is done in chunks of about CHUNK_NUMEL entries along each parameter's first
-dimension, through two reusable buffers, so no step allocates memory of the
+Work is done per parameter, in chunks of at most about CHUNK_NUMEL entries along
+its first dimension (only huge parameters are cut), through two reusable buffers, so no step allocates memory of the
 model's size (short of the rare fallback of the threshold search). One pass
 over the chunks updates the statistics and, while a chunk is in cache, masks it
 (τ known) or counts its new scores for the threshold search (then a second
@@ -49,7 +49,10 @@ from pruners.schedule import is_masking_step, remaining_ratio, validate_schedule
 from pruners.threshold import BracketCount, bracket_from_sample, kthvalue_of_chunks, sample_stride
 
 DEFAULT_TARGET_SUBSTRINGS = ("attention.self", "attention.output.dense", "output.dense", "intermediate.dense")
-CHUNK_NUMEL = 1 << 18      # entries per chunk: a few MB per tensor, so a chunk's operands stay in cache
+# Entries per chunk. Whole BERT-base matrices (2.4 M entries, 9.4 MB) fit: their operands stay in a
+# server CPU's L3 cache between the few elementwise ops of a step, and every op is one large
+# parallel region (many small ones stall badly when other processes share the cores).
+CHUNK_NUMEL = 1 << 22
 STATE_FORMAT = 1
 
 

@@ -66,10 +66,11 @@ class BracketCount:
     kept, and only those in (lo, hi) are candidates; if the k-th smallest is lo itself, counting
     alone finds it.
 
-    Per chunk everything is float arithmetic on two work buffers (comparisons into 0/1 floats,
-    sums), several times cheaper on a CPU than boolean masks; candidates are found by columns:
-    the chunk is viewed as (GROUP, n / GROUP), the columns holding a candidate are picked (about
-    GROUP × the candidate share of them) and only their entries are filtered."""
+    Per chunk the full-size work is two comparisons into 0/1 float buffers and two column sums
+    (float ops are several times cheaper than boolean masks on a CPU): the chunk is viewed as
+    (GROUP, n / GROUP); per column, the number of scores below lo and below hi. Their total
+    is the count; columns where they differ hold a candidate (about GROUP × the candidate share
+    of the columns), and only those are gathered and filtered. Sums of 0/1 floats are exact."""
 
     GROUP = 16
 
@@ -88,22 +89,26 @@ class BracketCount:
     def add(self, scores: torch.Tensor) -> None:
         """Account for one chunk of scores (any shape; may be reused by the caller afterwards)."""
         flat = scores.reshape(-1)
-        below, inside = self._buffers(flat.numel(), flat.device)
-        self._below.append(count_ones(torch.lt(flat, self.lo, out=below)))
+        below, under_hi = self._buffers(flat.numel(), flat.device)
+        torch.lt(flat, self.lo, out=below)
         if self.lo_tied:
-            self._below_candidates.append(count_ones(torch.lt(flat, self.above_lo, out=below)))
-        if not self.collects:
-            return
-        torch.lt(flat, self.hi, out=inside).sub_(below)      # 1 where above_lo ≤ s < hi
+            self._below.append(below.sum(dtype=torch.float64))
+            torch.lt(flat, self.above_lo, out=below)      # from here on: below the candidates
         columns = flat.numel() // self.GROUP
         split = columns * self.GROUP
-        if columns:
-            hit = inside[:split].view(self.GROUP, columns).amax(0).nonzero().squeeze(1)
-            values = flat[:split].view(self.GROUP, columns).index_select(1, hit)
-            keep = inside[:split].view(self.GROUP, columns).index_select(1, hit)
-            self._candidates.append(values[keep.bool()])
-        if split < flat.numel():
-            self._candidates.append(flat[split:][inside[split:].bool()])
+
+        def by_column(indicator):               # (GROUP, columns) view of the whole columns
+            return indicator[:split].view(self.GROUP, columns)
+
+        below_per_column = by_column(below).sum(0)
+        count = below_per_column.sum(dtype=torch.float64) + below[split:].sum(dtype=torch.float64)
+        (self._below_candidates if self.lo_tied else self._below).append(count)
+        if not self.collects:
+            return
+        torch.lt(flat, self.hi, out=under_hi)
+        hit = (by_column(under_hi).sum(0) - below_per_column).nonzero().squeeze(1)   # columns with a candidate
+        for values in (by_column(flat).index_select(1, hit), flat[split:]):   # picked columns, the rest
+            self._candidates.append(values[(values >= self.above_lo) & (values < self.hi)])
 
     def kth(self, k: int) -> Optional[torch.Tensor]:
         """The k-th smallest of everything added, or None when it is not in [lo, hi)."""
@@ -119,13 +124,6 @@ class BracketCount:
 
 def total_of(counts) -> int:
     return int(torch.stack(counts).sum()) if counts else 0
-
-
-def count_ones(indicator: torch.Tensor) -> torch.Tensor:
-    """Exact number of ones in a 0/1 float tensor (a float32 sum is exact below 2^24 entries)."""
-    if indicator.numel() < 1 << 24:
-        return indicator.sum().to(torch.int64)
-    return torch.count_nonzero(indicator)
 
 
 def kth_smallest(score_chunks: Callable[[], Iterable[torch.Tensor]], k: int, total: int,
