@@ -1768,58 +1768,76 @@ def _rte_rows(spec, examples, rng):
 
 # --------------------------------------------------------------------------- WNLI
 
-# Winograd-style schemas: (sentence with {a}/{b}/{pr}/{w}, clause with {c}/{w},
-# the two words, and which candidate each word makes the pronoun refer to).
-_WNLI_PEOPLE_SCHEMAS = (
-    ("{a} thanked {b} for all the help {pr} had {w}.", "{c} had {w} help.", ("given", "received"), ("b", "a")),
-    ("{a} could not lift {b} because {pr} was so {w}.", "{c} was so {w}.", ("weak", "heavy"), ("a", "b")),
-    ("{a} beat {b} at chess because {pr} {w}.", "{c} {w}.",
-     ("had practiced every day", "was distracted"), ("a", "b")),
-    ("{a} tried to call {b} but {pr} {w}.", "{c} {w}.",
-     ("was not answering", "could not get through"), ("b", "a")),
-    ("{a} asked {b} for advice because {pr} {w}.", "{c} {w}.", ("was confused", "was an expert"), ("a", "b")),
-    ("{a} paid {b} because {pr} had {w}.", "{c} had {w}.", ("done the work", "lost a bet"), ("b", "a")),
+# Winograd-style schemas: (sentence with {a}/{b}/{pr}/{w}, restated clause with
+# {c}/{w}, the two special words, which candidate each word makes the pronoun
+# refer to, and typed candidate pairs (first, second, pronoun)). The first word
+# is the more common reading (70%): as in real text, one reading of a schema
+# dominates, which gives a small model a foothold on this otherwise XOR-like task.
+_WNLI_SCHEMAS = (
+    ("{a} could not lift {b} because {pr} was so {w}.", "{c} was so {w}.", ("weak", "heavy"), ("a", "b"),
+     (("the old man", "the boy", "he"), ("the woman", "the girl", "she"),
+      ("the grandfather", "his grandson", "he"), ("the nurse", "the patient", "she"))),
+    ("{a} thanked {b} for all the help {pr} had {w}.", "{c} had {w} help.", ("given", "received"), ("b", "a"),
+     (("the student", "the teacher", "she"), ("the patient", "the nurse", "he"),
+      ("the tenant", "the neighbor", "she"), ("the rookie", "the coach", "he"))),
+    ("{a} asked {b} for advice because {pr} {w}.", "{c} {w}.", ("was an expert", "was confused"), ("b", "a"),
+     (("the student", "the professor", "she"), ("the patient", "the doctor", "he"),
+      ("the tourist", "the guide", "she"), ("the client", "the lawyer", "he"))),
+    ("{a} paid {b} because {pr} had {w}.", "{c} had {w}.", ("done the work", "lost a bet"), ("b", "a"),
+     (("the homeowner", "the plumber", "he"), ("the customer", "the painter", "she"),
+      ("the landlord", "the electrician", "he"), ("the client", "the gardener", "she"))),
+    ("{a} tried to call {b}, but {pr} {w}.", "{c} {w}.", ("was not answering", "could not get through"),
+     ("b", "a"), (("the manager", "the assistant", "she"), ("the reporter", "the senator", "he"),
+                  ("the mother", "the babysitter", "she"), ("the coach", "the player", "he"))),
     ("{a} gave {b} an umbrella because {pr} was {w}.", "{c} was {w}.",
-     ("going out in the rain", "staying at home"), ("b", "a")),
-    ("{a} lent {b} some money because {pr} was {w}.", "{c} was {w}.", ("broke", "generous"), ("b", "a")),
+     ("going out in the rain", "staying at home"), ("b", "a"),
+     (("the host", "the guest", "she"), ("the father", "his son", "he"), ("the landlady", "the tenant", "she"))),
+    ("{a} lent {b} some money because {pr} was {w}.", "{c} was {w}.", ("generous", "broke"), ("a", "b"),
+     (("the uncle", "his nephew", "he"), ("the aunt", "her niece", "she"), ("the banker", "the student", "he"))),
+    ("{a} beat {b} at chess because {pr} {w}.", "{c} {w}.", ("had practiced every day", "was distracted"),
+     ("a", "b"), (("the champion", "the challenger", "she"), ("the grandmaster", "the amateur", "he"))),
+    ("{a} did not fit into {b} because it was too {w}.", "{c} was too {w}.", ("big", "small"), ("a", "b"),
+     (("the trophy", "the suitcase", "it"), ("the statue", "the box", "it"), ("the guitar", "the case", "it"),
+      ("the cake", "the tin", "it"), ("the lamp", "the drawer", "it"))),
+    ("{a} ate {b} because it was {w}.", "{c} was {w}.", ("hungry", "tasty"), ("a", "b"),
+     (("the cat", "the mouse", "it"), ("the fox", "the chicken", "it"), ("the fish", "the worm", "it"),
+      ("the dog", "the sausage", "it"), ("the owl", "the beetle", "it"))),
+    ("{a} is clogged with {b}. It has to be {w}.", "{c} has to be {w}.", ("cleaned", "removed"), ("a", "b"),
+     (("the drain", "hair", "it"), ("the pipe", "leaves", "it"), ("the filter", "dust", "it"),
+      ("the sink", "grease", "it"), ("the gutter", "moss", "it"))),
+    ("{a} passed {b} because it was {w}.", "{c} was {w}.", ("faster", "slower"), ("a", "b"),
+     (("the truck", "the bicycle", "it"), ("the car", "the tractor", "it"), ("the bus", "the van", "it"),
+      ("the train", "the ferry", "it"))),
+    ("{a} refused {b} a permit because they {w} violence.", "{c} {w} violence.", ("feared", "advocated"),
+     ("a", "b"), (("the city councilmen", "the demonstrators", "they"), ("the officials", "the protesters", "they"),
+                  ("the police", "the marchers", "they"))),
 )
-_WNLI_THING_SCHEMAS = (
-    ("The {a} did not fit into the {b} because it was too {w}.", "The {c} was too {w}.",
-     ("big", "small"), ("a", "b"),
-     (("trophy", "suitcase"), ("statue", "box"), ("guitar", "case"), ("cake", "tin"), ("lamp", "drawer"))),
-    ("The {a} ate the {b} because it was {w}.", "The {c} was {w}.", ("hungry", "tasty"), ("a", "b"),
-     (("cat", "mouse"), ("fox", "chicken"), ("fish", "worm"), ("dog", "sausage"), ("owl", "beetle"))),
-    ("The {a} is clogged with {b}. It has to be {w}.", "The {c} has to be {w}.", ("cleaned", "removed"),
-     ("a", "b"), (("drain", "hair"), ("pipe", "leaves"), ("filter", "dust"), ("sink", "grease"),
-                  ("gutter", "moss"))),
-    ("The {a} passed the {b} because it was {w}.", "The {c} was {w}.", ("faster", "slower"), ("a", "b"),
-     (("truck", "bicycle"), ("car", "tractor"), ("bus", "van"), ("train", "ferry"))),
-    ("The {a} refused the {b} a permit because they {w} violence.", "The {c} {w} violence.",
-     ("feared", "advocated"), ("a", "b"),
-     (("city councilmen", "demonstrators"), ("officials", "protesters"), ("police", "marchers"))),
-)
-_WNLI_OPENERS = ("", "", "", "It was late in the afternoon. ", "Nobody expected what happened next. ",
-                 "This happened last spring. ")
+# Context sentences around the schema keep the pool of distinct items large, so
+# train, dev and test are drawn from the same distribution.
+_WNLI_OPENERS = ("", "It was late in the afternoon. ", "Nobody expected what happened next. ",
+                 "This happened last spring. ", "The day had started quietly. ", "It was raining again. ",
+                 "Things were busy that week. ", "Everyone was in a hurry. ", "It was the first week of June. ",
+                 "The weekend had finally come. ", "It was a cold morning. ")
+_WNLI_CLOSERS = ("", " Nobody said a word.", " That was the end of it.", " Everyone went home early.",
+                 " It happened twice that month.", " Later they laughed about it.", " The others were surprised.",
+                 " Nothing else happened that day.", " It was not the first time.")
 
 
 def _wnli(rng, spec):
     """A pronoun sentence and a rewrite naming one candidate: 1 if that is the referent."""
-    if rng.random() < 0.55:
-        template, clause, words, refs = rng.choice(_WNLI_PEOPLE_SCHEMAS)
-        female = rng.random() < 0.5
-        names = _FEMALE if female else _MALE
+    template, clause, words, refs, pairs = rng.choice(_WNLI_SCHEMAS)
+    a, b, pronoun = rng.choice(pairs)
+    if pronoun in ("he", "she") and rng.random() < 0.2:
+        # Two names of the same gender: only the special word resolves the pronoun.
+        names = _MALE if pronoun == "he" else _FEMALE
         a = rng.choice(names)
-        slots = {"a": a, "b": _other(rng, names, a), "pr": "she" if female else "he"}
-    else:
-        template, clause, words, refs, nouns = rng.choice(_WNLI_THING_SCHEMAS)
-        a, b = rng.choice(nouns)
-        slots = {"a": a, "b": b, "pr": "it"}
-    which = rng.randrange(2)
-    slots["w"] = words[which]
+        b = _other(rng, names, a)
+    which = 0 if rng.random() < 0.7 else 1
     referent = refs[which]
     candidate = referent if rng.random() < 0.5 else ("a" if referent == "b" else "b")
-    s1 = rng.choice(_WNLI_OPENERS) + template.format(**slots)
-    s2 = _cap(clause.format(c=slots[candidate], w=slots["w"]))
+    slots = {"a": a, "b": b, "pr": pronoun, "w": words[which]}
+    s1 = rng.choice(_WNLI_OPENERS) + _cap(template.format(**slots)) + rng.choice(_WNLI_CLOSERS)
+    s2 = _cap(clause.format(c=slots[candidate], w=words[which]))
     label = "1" if candidate == referent else "0"
     return (s1, s2), [Example((s1, s2), label, label)]
 
