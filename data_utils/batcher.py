@@ -53,6 +53,12 @@ def load_canonical(path: str, name: str, task: TaskDef, max_seq_len: int | None 
                                                0 <= example["label"] < task.n_class):
                 raise UserError(f"{path}:{line_no}: label {example['label']!r} is not a class id of "
                                 f"{task.name} (0..{task.n_class - 1}); rerun prepro with the same --task_def")
+            if task.is_regression and not isinstance(example["label"], (int, float)):
+                raise UserError(f"{path}:{line_no}: label {example['label']!r} is not a number for the regression "
+                                f"task {task.name}; rerun prepro with the same --task_def")
+            if not _is_id_sequence_pair(example["token_id"], example["type_id"]):
+                raise UserError(f"{path}:{line_no}: token_id and type_id must be non-empty lists of integers of "
+                                "the same length; rerun prepro")
             if max_seq_len and len(example["token_id"]) > max_seq_len:
                 for key in ("token_id", "type_id"):
                     seq = example[key]
@@ -61,6 +67,35 @@ def load_canonical(path: str, name: str, task: TaskDef, max_seq_len: int | None 
     if not examples:
         raise UserError(f"{path}: holds no rows; rerun prepro")
     return TaskDataset(name=name, task=task, path=path, examples=examples)
+
+
+def check_fits_model(datasets: list, config, init_checkpoint: str) -> None:
+    """Refuse rows the encoder cannot embed (longer than its position table, ids outside its vocabularies),
+    which would otherwise fail deep inside the forward pass."""
+    limits = {"positions": getattr(config, "max_position_embeddings", None),
+              "token ids": getattr(config, "vocab_size", None), "type ids": getattr(config, "type_vocab_size", None)}
+    for dataset in datasets:
+        found = {"positions": max(len(e["token_id"]) for e in dataset.examples),
+                 "token ids": 1 + max(max(e["token_id"]) for e in dataset.examples),
+                 "type ids": 1 + max(max(e["type_id"]) for e in dataset.examples)}
+        if limits["positions"] and found["positions"] > limits["positions"]:
+            raise UserError(f"{dataset.path}: rows of {found['positions']} tokens, but --init_checkpoint "
+                            f"{init_checkpoint} embeds at most {limits['positions']} positions; "
+                            f"pass --max_seq_len {limits['positions']} or less")
+        for kind in ("token ids", "type ids"):
+            if limits[kind] and found[kind] > limits[kind]:
+                raise UserError(f"{dataset.path}: {kind} up to {found[kind] - 1}, but --init_checkpoint "
+                                f"{init_checkpoint} has only {limits[kind]}; this data was preprocessed for another "
+                                f"model: rerun prepro with --model {init_checkpoint} or fix --data_dir")
+
+
+def _is_id_sequence_pair(tokens, types) -> bool:
+    """Cheap shape check of a canonical row's ids (min/max run in C; a str among ints raises TypeError)."""
+    try:
+        return (isinstance(tokens, list) and isinstance(types, list) and 0 < len(tokens) == len(types)
+                and type(min(tokens)) is type(max(tokens)) is int and type(min(types)) is type(max(types)) is int)
+    except TypeError:
+        return False
 
 
 def collate(examples: list, task: TaskDef, pad_to: int | None = None) -> dict:

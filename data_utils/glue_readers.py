@@ -44,6 +44,10 @@ def read_split(task: TaskDef, split: SplitDef, data_dir: str, skip_malformed: bo
         if len(header) != split.n_columns:
             raise UserError(f"{path}:1: header has {len(header)} columns, expected {split.n_columns} "
                             f"for {task.name} {split.name}; is this the right file?")
+        if split.label_column is not None and task.label_to_id(header[split.label_column]) is not None:
+            # a data row where the header belongs: reading on would silently drop it
+            raise UserError(f"{path}:1: expected the header row but found a data row (label "
+                            f"'{header[split.label_column]}'); restore the file's header line")
     for index in range(first, len(lines)):
         line_no = index + 1
         try:
@@ -54,7 +58,7 @@ def read_split(task: TaskDef, split: SplitDef, data_dir: str, skip_malformed: bo
             skipped += 1
             print(f"warning: skipped {err}", file=sys.stderr)
     if not examples:
-        raise UserError(f"{path}: no rows after the header")
+        raise UserError(f"{path}: no data rows after the header; download it again with `sh download.sh`")
     if skipped:
         print(f"warning: {path}: skipped {skipped} malformed rows", file=sys.stderr)
     return examples

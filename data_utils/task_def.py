@@ -94,15 +94,20 @@ def _split_def(task: str, name: str, raw: dict, path: str) -> SplitDef:
             uid_column=None if raw.get("uid_column") is None else int(raw["uid_column"]),
             submission=raw.get("submission"),
         )
-    except (KeyError, TypeError, ValueError) as err:
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
         raise UserError(f"{path}: task '{task}' split '{name}' is malformed ({err!r}); "
                         "each split needs file, n_columns and text_columns") from None
 
 
 def _task_def(name: str, raw: dict, path: str) -> TaskDef:
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: task '{name}' is {raw!r}, not a mapping of fields; "
+                        "see experiments/glue/glue_task_def.yml for the layout")
+
     def need(key):
         if key not in raw:
-            raise UserError(f"{path}: task '{name}' lacks the field '{key}'")
+            raise UserError(f"{path}: task '{name}' lacks the field '{key}'; add it "
+                            "(see experiments/glue/glue_task_def.yml)")
         return raw[key]
 
     task_type = need("task_type")
@@ -124,7 +129,9 @@ def _task_def(name: str, raw: dict, path: str) -> TaskDef:
         if not labels or len(labels) != n_class:
             raise UserError(f"{path}: task '{name}' needs 'labels' with n_class={n_class} entries")
         labels = tuple(str(label) for label in labels)
-    splits = {split: _split_def(name, split, spec, path) for split, spec in need("splits").items()}
+    if not isinstance(need("splits"), dict):
+        raise UserError(f"{path}: task '{name}' has 'splits' that is not a mapping of split names to files")
+    splits = {split: _split_def(name, split, spec, path) for split, spec in raw["splits"].items()}
     label_range = raw.get("label_range")
     return TaskDef(name=name, task_type=task_type, n_class=n_class, labels=labels if labels else None,
                    metric_meta=metrics, main_metric=main_metric, loss=loss,
@@ -141,10 +148,21 @@ def load_task_defs(path: str = DEFAULT_TASK_DEF) -> dict:
         with open(path, encoding="utf-8") as handle:
             raw = yaml.safe_load(handle)
     except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise UserError(f"--task_def: {path} is not valid YAML ({' '.join(str(err).split())})") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else path
+        problem = getattr(err, "problem", None) or err
+        raise UserError(f"--task_def {where}: not valid YAML ({' '.join(str(problem).split())}); fix the file "
+                        "or pass another --task_def") from None
     if not isinstance(raw, dict) or not raw:
         raise UserError(f"--task_def: {path} holds no task definitions (expected a mapping of task names)")
-    return {name: _task_def(name, spec, path) for name, spec in raw.items()}
+    task_defs = {}
+    for name, spec in raw.items():
+        try:
+            task_defs[name] = _task_def(name, spec, path)
+        except (TypeError, ValueError) as err:
+            raise UserError(f"{path}: task '{name}' has a field of the wrong type ({err}); "
+                            "compare it with experiments/glue/glue_task_def.yml") from None
+    return task_defs
 
 
 def resolve_dataset(name: str, task_defs: dict) -> TaskDef:
