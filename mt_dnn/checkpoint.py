@@ -17,12 +17,14 @@ import re
 import shutil
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from data_utils.errors import UserError
 
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
+REQUIRED_KEYS = ("loop", "config", "model", "optimizer", "lr_schedule", "rng", "rng_per_rank")
 _NAME = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -84,10 +86,10 @@ def save_checkpoint(output_dir: str, step: int, state: dict, keep: int = 0) -> s
         if os.path.exists(final):
             shutil.rmtree(final)
         os.replace(tmp, final)
-    except OSError as err:
+    except (OSError, SafetensorError) as err:     # safetensors reports a full disk as SafetensorError
         shutil.rmtree(tmp, ignore_errors=True)
         previous = latest_checkpoint(output_dir)
-        raise UserError(f"could not write checkpoint {final} ({err.strerror or err}); "
+        raise UserError(f"could not write checkpoint {final} ({getattr(err, 'strerror', None) or err}); "
                         f"{'the previous checkpoint ' + previous + ' is intact' if previous else 'no earlier checkpoint'}"
                         "; free space or choose another --output_dir, then rerun with --resume") from None
     if keep > 0:
@@ -119,14 +121,23 @@ def load_checkpoint(path: str) -> dict:
     if not (os.path.isfile(tensors_path) and os.path.isfile(json_path)):
         raise UserError(f"checkpoint {path}: missing {STATE_TENSORS} or {STATE_JSON}; "
                         "point --model_ckpt at a checkpoint-<update> directory written by train.py")
+    reading = STATE_JSON
     try:
         with open(json_path, encoding="utf-8") as handle:
             skeleton = json.load(handle)
-        return unflatten(skeleton, load_file(tensors_path))
+        reading = STATE_TENSORS
+        tensors = load_file(tensors_path)
+        reading = f"{STATE_JSON} (a tensor reference)"
+        state = unflatten(skeleton, tensors)
     except Exception as err:  # noqa: BLE001 - any decoding failure means a corrupt user file
-        raise UserError(f"checkpoint {path}: corrupt or unreadable ({type(err).__name__}: "
+        raise UserError(f"checkpoint {path}: corrupt or unreadable {reading} ({type(err).__name__}: "
                         f"{' '.join(str(err).split())[:120]}); resume from an earlier checkpoint-<update> "
                         "with --model_ckpt") from None
+    missing = [key for key in REQUIRED_KEYS if key not in state] if isinstance(state, dict) else list(REQUIRED_KEYS)
+    if missing:
+        raise UserError(f"checkpoint {path}: {STATE_JSON} lacks {', '.join(missing)}; not a training state written by "
+                        "train.py: resume from an earlier checkpoint-<update> with --model_ckpt")
+    return state
 
 
 def rng_state() -> dict:

@@ -10,6 +10,7 @@ import shutil
 from typing import NamedTuple
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -66,12 +67,19 @@ def load_encoder(init_checkpoint: str, dropout_p: float | None = None, flag: str
     if pretrained.is_mtdnn_checkpoint(init_checkpoint):
         return _load_mtdnn_pt(init_checkpoint, overrides, BertConfig, BertModel, flag)
     source = pretrained.resolve(init_checkpoint)
+    # safetensors only: a pytorch_model.bin is a pickle, and pickles from users are never opened
+    if os.path.isdir(source) and not any(name.endswith(".safetensors") for name in os.listdir(source)):
+        found = [name for name in ("pytorch_model.bin", "tf_model.h5", "flax_model.msgpack")
+                 if os.path.exists(os.path.join(source, name))]
+        raise UserError(f"{flag} {init_checkpoint}: no model.safetensors in this directory"
+                        f"{' (its ' + ', '.join(found) + ' is never loaded: pickles can run code)' if found else ''}; "
+                        "save the weights with save_pretrained(..., safe_serialization=True) or point the flag at "
+                        "a directory written by train.py")
     _register_structured()
     try:
         config = AutoConfig.from_pretrained(source, **overrides)
-        # safetensors only: a pytorch_model.bin is a pickle, and pickles from users are never opened
         return AutoModel.from_pretrained(source, config=config, use_safetensors=True)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, SafetensorError) as err:
         raise UserError(f"{flag} {init_checkpoint}: cannot load a model with safetensors weights "
                         f"({' '.join(str(err).split())[:200]}); give the bundled "
                         f"'{pretrained.BUNDLED_MODEL}', a local Hugging Face directory or an MT-DNN .pt file") from None
@@ -104,7 +112,11 @@ def load_heads(model: MTDNNModel, directory: str) -> list:
     weights, spec = os.path.join(directory, HEADS_WEIGHTS), os.path.join(directory, HEADS_CONFIG)
     if not (os.path.isfile(weights) and os.path.isfile(spec)):
         return []
-    state = load_file(weights)
+    try:
+        state = load_file(weights)
+    except (OSError, SafetensorError) as err:
+        raise UserError(f"{weights}: corrupt or unreadable task heads ({' '.join(str(err).split())[:120]}); "
+                        f"delete it to start with fresh heads, or save the model again with train.py") from None
     loaded = []
     for name, head in model.heads.items():
         own = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
@@ -120,15 +132,21 @@ def save_model(model: MTDNNModel, tokenizer, directory: str) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     encoder = model.module.encoder if hasattr(model, "module") else model.encoder
     heads = model.module.heads if hasattr(model, "module") else model.heads
-    encoder.save_pretrained(tmp, safe_serialization=True)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(tmp)
-    state = {f"{name}.{k}": v.detach().contiguous().cpu() for name, head in heads.items()
-             for k, v in head.state_dict().items()}
-    save_file(state, os.path.join(tmp, HEADS_WEIGHTS))
-    with open(os.path.join(tmp, HEADS_CONFIG), "w", encoding="utf-8") as handle:
-        json.dump({name: {"n_class": head.proj.out_features, "dropout_p": head.dropout.p}
-                   for name, head in heads.items()}, handle, indent=2)
+    try:
+        encoder.save_pretrained(tmp, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        state = {f"{name}.{k}": v.detach().contiguous().cpu() for name, head in heads.items()
+                 for k, v in head.state_dict().items()}
+        save_file(state, os.path.join(tmp, HEADS_WEIGHTS))
+        with open(os.path.join(tmp, HEADS_CONFIG), "w", encoding="utf-8") as handle:
+            json.dump({name: {"n_class": head.proj.out_features, "dropout_p": head.dropout.p}
+                       for name, head in heads.items()}, handle, indent=2)
+    except (OSError, SafetensorError) as err:     # safetensors reports a full disk as SafetensorError
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"could not write the model to {directory} ({getattr(err, 'strerror', None) or err}); "
+                        f"{'its previous content is intact' if os.path.isdir(directory) else 'nothing was written'}"
+                        "; free space or choose another --output_dir") from None
     old = directory.rstrip("/") + ".old"
     if os.path.exists(directory):
         os.replace(directory, old)
