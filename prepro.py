@@ -15,14 +15,14 @@ import os
 import sys
 import time
 
-from data_utils.errors import UserError, run_cli
+from data_utils.errors import ArgumentParser, UserError, run_cli
 from data_utils.glue_readers import read_split
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
 from mt_dnn import pretrained
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data_dir", default="data", help="directory holding the GLUE task folders (default: data)")
     parser.add_argument("--model", default=pretrained.BUNDLED_MODEL,
                         help="tokenizer source: the bundled model name, a local HF directory, a hub id, "
@@ -79,6 +79,9 @@ def write_canonical(path: str, lines) -> int:
                 handle.write(line)
                 count += 1
         os.replace(tmp, path)
+    except OSError as err:
+        raise UserError(f"{path}: could not write it ({err.strerror}); the previous file, if any, is intact; "
+                        "free space or choose another --output_dir") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -112,7 +115,8 @@ def main(argv=None) -> int:
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as err:
-        raise UserError(f"--output_dir {out_dir}: cannot create it ({err.strerror})") from None
+        raise UserError(f"--output_dir {out_dir}: cannot create it ({err.strerror}); choose another directory") \
+            from None
 
     # Read every split first so that a bad file stops the run before anything is written.
     jobs = []

@@ -5,11 +5,19 @@ Code anywhere in the toolkit raises `UserError` for problems the user can fix
 `run_cli`, which prints the message on one line and exits with status 2.
 Unexpected exceptions exit with status 1; `--debug` shows their traceback.
 """
+import argparse
 import sys
 
 
 class UserError(Exception):
     """An error in the user's input; its message says what and how to fix it."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad flag ends as one line on stderr with exit status 2 (no usage block)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
 
 
 def run_cli(main, argv=None):

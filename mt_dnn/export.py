@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file
 
 from data_utils.batcher import collate
-from data_utils.errors import UserError, run_cli
+from data_utils.errors import ArgumentParser, UserError, run_cli
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
 from mt_dnn import pretrained
 from mt_dnn.model import GPP_INDICATORS, HEADS_CONFIG, MTDNNModel, export_structured, load_encoder, load_heads
@@ -30,7 +30,7 @@ CHECK_SENTENCES = [("The committee approved the new budget.", "The budget was ap
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="a model/ or best_model/ directory of a GPP run")
     parser.add_argument("--output_dir", required=True, help="where to write the smaller model")
     parser.add_argument("--check_data", default=None,
@@ -47,6 +47,9 @@ def masked_model(checkpoint: str, task_def: str):
 
     indicators_path = os.path.join(checkpoint, GPP_INDICATORS)
     heads_path = os.path.join(checkpoint, HEADS_CONFIG)
+    if not os.path.isdir(checkpoint):
+        raise UserError(f"--checkpoint {checkpoint}: directory not found; give the model/ or best_model/ "
+                        "directory of a train.py --pruner gpp run")
     if not os.path.isfile(indicators_path):
         raise UserError(f"--checkpoint {checkpoint}: no {GPP_INDICATORS}; export needs a directory written by "
                         "train.py --pruner gpp (model/ or best_model/)")
@@ -57,8 +60,12 @@ def masked_model(checkpoint: str, task_def: str):
     except Exception as err:  # noqa: BLE001 - a corrupt user file
         raise UserError(f"--checkpoint {indicators_path}: unreadable ({type(err).__name__}); "
                         "re-save it with train.py") from None
-    with open(heads_path, encoding="utf-8") as handle:
-        head_specs = json.load(handle)
+    try:
+        with open(heads_path, encoding="utf-8") as handle:
+            head_specs = json.load(handle)
+    except ValueError as err:
+        raise UserError(f"--checkpoint {heads_path}: not valid JSON ({' '.join(str(err).split())}); "
+                        "re-save the model with train.py") from None
     task_defs = load_task_defs(task_def)
     unknown = [name for name in head_specs if name not in task_defs]
     if unknown:
@@ -97,6 +104,8 @@ def check_batch(args, model, task_defs):
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.tolerance >= 0:
+        raise UserError(f"--tolerance {args.tolerance} must be >= 0 (e.g. 1e-4)")
     model, gpp, task_defs = masked_model(args.checkpoint, args.task_def)
     indicators = gpp.indicators()
     tokenizer = pretrained.load_tokenizer(args.checkpoint)
@@ -108,7 +117,8 @@ def main(argv=None) -> int:
           f"max |masked - exported| = {report['max_abs_difference']:.2e}")
     if report["max_abs_difference"] > args.tolerance:
         raise UserError(f"the exported model differs from the masked one by {report['max_abs_difference']:.2e} "
-                        f"> --tolerance {args.tolerance}")
+                        f"> --tolerance {args.tolerance}; {args.output_dir} is kept for inspection: raise "
+                        "--tolerance only if that difference is acceptable")
     return 0
 
 
