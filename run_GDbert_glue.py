@@ -15,10 +15,11 @@ shows the train.py command this maps to.
 """
 import argparse
 import os
+import re
 import sys
 
 from data_utils.errors import UserError, run_cli
-from mt_dnn import pretrained
+from mt_dnn import options, pretrained
 
 # transformers' GLUE task names -> the task definition's (MT-DNN's) names and evaluation datasets
 TASKS = {
@@ -27,6 +28,19 @@ TASKS = {
     "mnli": ("mnli", "mnli_matched,mnli_mismatched"), "qnli": ("qnli", "qnli"), "rte": ("rte", "rte"),
     "wnli": ("wnli", "wnli"),
 }
+
+
+# train.py flags that errors may name -> the GPP-DFD flag the user typed
+FLAG_NAMES = {"--init_checkpoint": "--model_name_or_path", "--epochs": "--num_train_epochs",
+              "--batch_size": "--per_device_train_batch_size", "--batch_size_eval": "--per_device_eval_batch_size",
+              "--max_seq_len": "--max_seq_length", "--log_per_updates": "--logging_steps",
+              "--eval_per_updates": "--eval_steps", "--warmup": "--warmup_ratio",
+              "--global_grad_clipping": "--max_grad_norm", "--train_datasets": "--task_name"}
+
+
+def in_our_flags(err: UserError) -> UserError:
+    """The same error with train.py's flag names replaced by this front end's."""
+    return UserError(re.sub(r"(?<![\w/.-])--\w+", lambda m: FLAG_NAMES.get(m.group(0), m.group(0)), str(err)))
 
 
 def boolean(value: str) -> bool:
@@ -134,9 +148,13 @@ def main(argv=None) -> int:
         return 0
     if os.path.isdir(args.output_dir) and os.listdir(args.output_dir) and not args.overwrite_output_dir:
         raise UserError(f"--output_dir {args.output_dir} is not empty; pass --overwrite_output_dir or choose another")
-    ensure_canonical(args, train_argv)
     import train
-    return train.main(train_argv)
+    try:
+        options.validate(options.build_parser().parse_args(train_argv))     # before preprocessing writes anything
+        ensure_canonical(args, train_argv)
+        return train.main(train_argv)
+    except UserError as err:
+        raise in_our_flags(err) from None
 
 
 if __name__ == "__main__":

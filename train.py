@@ -19,7 +19,7 @@ import torch
 import transformers
 from tqdm import tqdm
 
-from data_utils.batcher import MultiTaskBatchSampler, collate, load_canonical
+from data_utils.batcher import MultiTaskBatchSampler, check_fits_model, collate, load_canonical
 from data_utils.errors import UserError, run_cli
 from data_utils.task_def import load_task_defs, resolve_dataset
 from mt_dnn import pretrained
@@ -45,11 +45,15 @@ def setup_output(args) -> None:
         raise UserError(f"--output_dir {args.output_dir}: not writable ({err.strerror}); choose another directory") \
             from None
     log_path = args.log_file if os.path.isabs(args.log_file) else os.path.join(args.output_dir, args.log_file)
+    try:
+        log_handler = logging.FileHandler(log_path, encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"--log_file {log_path}: cannot open it ({err.strerror}); choose another file") from None
     logger.handlers.clear()
     logger.setLevel(logging.INFO)
     logger.propagate = False
     formatter = logging.Formatter("%(asctime)s %(message)s", "%m/%d %H:%M:%S")
-    for handler in (logging.FileHandler(log_path, encoding="utf-8"), logging.StreamHandler(sys.stdout)):
+    for handler in (log_handler, logging.StreamHandler(sys.stdout)):
         handler.setFormatter(formatter)
         logger.addHandler(handler)
 
@@ -243,6 +247,8 @@ def main(argv=None) -> int:
 
     # ---- model
     encoder = load_encoder(args.init_checkpoint, args.dropout_p)
+    check_fits_model([*train_sets, *(d for pair in eval_sets for d in pair if d is not None)], encoder.config,
+                     args.init_checkpoint)
     core = MTDNNModel(encoder, {d.task.name: d.task for d in train_sets}, args.dropout_p)
     if os.path.isdir(args.init_checkpoint):
         loaded = load_heads(core, args.init_checkpoint)
@@ -266,7 +272,12 @@ def main(argv=None) -> int:
     pruner = build_pruner(args, core, total_steps)
     if resumed:
         state = LoopState(**resumed["loop"])
-        core.load_state_dict(resumed["model"])
+        try:
+            core.load_state_dict(resumed["model"])
+        except RuntimeError as err:
+            detail = " ".join(str(err).split(":", 1)[-1].split())[:120]
+            raise UserError(f"checkpoint {resume_path}: its model does not fit --init_checkpoint "
+                            f"{args.init_checkpoint} ({detail}); resume with the model it was trained from") from None
         if resumed.get("gpp") is not None:
             gpp = new_gpp()
             gpp.load_state_dict(resumed["gpp"])

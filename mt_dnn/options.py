@@ -6,6 +6,7 @@ Checks that need the number of updates (pruning schedules) happen once the
 data is loaded.
 """
 import argparse
+import math
 import os
 
 from data_utils.errors import UserError
@@ -134,11 +135,15 @@ def split_names(value: str) -> list:
 def validate(args) -> None:
     """Refuse impossible values before any work is done."""
     _require(split_names(args.train_datasets), "--train_datasets is empty; name at least one task, e.g. rte")
+    train_names = split_names(args.train_datasets)
+    repeated = sorted({name for name in train_names if train_names.count(name) > 1})
+    _require(not repeated, f"--train_datasets names {', '.join(repeated)} more than once; list each task once")
     for flag in ("batch_size", "batch_size_eval", "epochs", "grad_accumulation_step", "max_seq_len"):
         value = getattr(args, flag)
         _require(value >= 1, f"--{flag} {value} must be a positive integer")
     _require(args.max_seq_len >= 8, f"--max_seq_len {args.max_seq_len} is too small; use at least 8")
-    _require(args.learning_rate > 0, f"--learning_rate {args.learning_rate} must be > 0 (e.g. 5e-5)")
+    _require(0 < args.learning_rate < math.inf,
+             f"--learning_rate {args.learning_rate} must be > 0 and finite (e.g. 5e-5)")
     _require(0 <= args.warmup < 1, f"--warmup {args.warmup} must be a fraction in [0, 1) (e.g. 0.1)")
     _require(args.weight_decay >= 0, f"--weight_decay {args.weight_decay} must be >= 0")
     _require(0 <= args.dropout_p < 1, f"--dropout_p {args.dropout_p} must be in [0, 1)")
@@ -158,7 +163,8 @@ def validate(args) -> None:
                  f"--epochs {args.epochs} is shorter than --prepruning_finetune_epochs + --prune_epochs = {needed}; "
                  f"raise --epochs to at least {needed}")
     if args.retrain_learning_rate is not None:
-        _require(args.retrain_learning_rate > 0, f"--retrain_learning_rate {args.retrain_learning_rate} must be > 0")
+        _require(0 < args.retrain_learning_rate < math.inf,
+                 f"--retrain_learning_rate {args.retrain_learning_rate} must be > 0 and finite")
     if args.do_distill:
         _require(bool(args.teacher_model_path), "--do_distill needs --teacher_model_path DIR (a model saved by train.py)")
         _require(os.path.isdir(args.teacher_model_path),
