@@ -57,6 +57,12 @@ while [ $# -gt 0 ]; do
     shift
 done
 [ -n "$DATA_DIR" ] || usage_error "--data_dir must not be empty"
+case ${GLUE_CONNECT_TIMEOUT:-10} in
+    ''|*[!0-9]*|0) usage_error "GLUE_CONNECT_TIMEOUT must be a whole number of seconds >= 1, not '$GLUE_CONNECT_TIMEOUT'" ;;
+esac
+if ! awk -v s="${GLUE_SAMPLE_SCALE:-1}" 'BEGIN { exit !(s ~ /^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$/ && s > 0 && s <= 50) }'; then
+    usage_error "GLUE_SAMPLE_SCALE must be a number in (0, 50], not '$GLUE_SAMPLE_SCALE'"
+fi
 
 GLUE_BASE_URL=${GLUE_BASE_URL:-https://dl.fbaipublicfiles.com/glue/data/}
 GLUE_MRPC_URL=${GLUE_MRPC_URL:-https://dl.fbaipublicfiles.com/senteval/senteval_data/}
@@ -69,6 +75,11 @@ case $DATA_DIR in
     /*) ;;
     *) DATA_DIR=$(pwd)/$DATA_DIR ;;
 esac
+# Refuse a DIR that cannot be a directory (a parent is a file, no permission) before fetching anything.
+if ! mkdir -p "$DATA_DIR" 2>/dev/null || [ ! -d "$DATA_DIR" ] || [ ! -w "$DATA_DIR" ]; then
+    echo "download.sh: --data_dir $DATA_DIR: cannot create or write that directory; choose another --data_dir" >&2
+    exit 2
+fi
 
 PY=
 for candidate in python python3; do
