@@ -12,6 +12,7 @@ Unstructured pruners (this package's top level; GPP lives in `pruners.gpp`):
 
 Example, a plain Hugging Face training loop::
 
+    import torch
     from transformers import AutoModelForSequenceClassification
     from pruners import PlatonPruner
 

@@ -10,7 +10,7 @@ A method only writes its scoring rule, as hooks:
     _scores(index, piece, out)       the scores of parameter `index`, restricted by
                                      `piece` (a function applied to the parameter and
                                      to every statistic of the same shape)
-    _sample_scores(t, stride)        a strided sample of the scores after update t
+    _sample_scores(t, positions)     a sample of the scores after update t
 
 and names its statistic tensors in `_statistics()`. At a masking step
 (schedule.is_masking_step) with k = floor(N·(1 − r)) ≥ 1, the threshold τ is the
@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from pruners.schedule import is_masking_step, remaining_ratio, validate_schedule
-from pruners.threshold import BracketCount, bracket_from_sample, kthvalue_of_chunks, sample_stride
+from pruners.threshold import BracketCount, bracket_from_sample, kthvalue_of_chunks, sample_positions
 
 DEFAULT_TARGET_SUBSTRINGS = ("attention.self", "attention.output.dense", "output.dense", "intermediate.dense")
 # Entries per chunk. Whole BERT-base matrices (2.4 M entries, 9.4 MB) fit: their operands stay in a
@@ -65,6 +65,11 @@ def select_parameters(model: nn.Module, target_substrings: Sequence[str]) -> Lis
 def rows(tensor: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     """Rows start:stop along the first dimension (a 0-d tensor is one row), as a view."""
     return (tensor.view(1) if tensor.dim() == 0 else tensor)[start:stop]
+
+
+def take(tensor: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """A copy of the entries of `tensor` at flat `positions`."""
+    return tensor.reshape(-1).index_select(0, positions.to(tensor.device))
 
 
 @dataclass
@@ -129,10 +134,10 @@ class UnstructuredPruner:
         """The scores of the entries `piece` cuts out of parameter `index` (written into `out` if given)."""
         raise NotImplementedError
 
-    def _sample_scores(self, t: int, stride: int) -> List[torch.Tensor]:
-        """Per parameter, the scores every `stride` entries as they will be after update t's
+    def _sample_scores(self, t: int, positions: List[torch.Tensor]) -> List[torch.Tensor]:
+        """Per parameter, the scores at the given flat positions as they will be after update t's
         statistics update (only used to place the threshold search; need not be exact)."""
-        return [self._scores(index, lambda tensor: tensor.reshape(-1)[::stride]) for index in range(len(self.params))]
+        return [self._scores(index, lambda tensor: take(tensor, where)) for index, where in enumerate(positions)]
 
     def _statistics(self) -> Dict[str, List[torch.Tensor]]:
         """Statistic name -> one float32 tensor per selected parameter (the state to save)."""
@@ -201,8 +206,8 @@ class UnstructuredPruner:
         if masking and self._threshold_key == (self._scores_version, k):
             threshold = self._threshold
         elif masking:
-            sample = torch.cat([s.float().flatten().to(self.params[0].device)
-                                for s in self._sample_scores(t, sample_stride(self.total_numel))])
+            positions = sample_positions([p.numel() for p in self.params], seed=t)
+            sample = torch.cat([s.float().to(self.params[0].device) for s in self._sample_scores(t, positions)])
             search = BracketCount(*bracket_from_sample(sample, k, self.total_numel))
         for index, start, stop in self.chunks:
             piece = rows(self.params[index], start, stop)

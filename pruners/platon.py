@@ -25,31 +25,13 @@ averages are computed as `lerp` (a + w·(b − a)), equal to the formulas above 
 to float rounding. A parameter without a gradient at some update contributes
 |p ⊙ g| = 0 there.
 
-Use in a plain Hugging Face training loop::
-
-    from transformers import AutoModelForSequenceClassification
-    from pruners import PlatonPruner
-
-    model = AutoModelForSequenceClassification.from_pretrained("bert-base-uncased", num_labels=2)
-    optimizer = torch.optim.Adamax(model.parameters(), lr=1e-4)
-    total_steps = epochs * len(loader)
-    pruner = PlatonPruner(model, total_steps, initial_threshold=1.0, final_threshold=0.10,
-                          warmup_steps=1000, initial_warmup=1, final_warmup=5,
-                          beta1=0.85, beta2=0.85, deltaT=10)
-    t = 0
-    for epoch in range(epochs):
-        for batch in loader:
-            model(**batch).loss.backward()
-            optimizer.step()
-            t += 1
-            remaining_ratio, mask_threshold = pruner.step(t)   # after step(), before zero_grad()
-            optimizer.zero_grad()
+Usage in a plain Hugging Face training loop: see `pruners/__init__.py`.
 """
 from typing import Callable, Dict, List, Optional
 
 import torch
 
-from pruners.base import DEFAULT_TARGET_SUBSTRINGS, UnstructuredPruner, rows
+from pruners.base import DEFAULT_TARGET_SUBSTRINGS, UnstructuredPruner, rows, take
 from pruners.schedule import refuse
 
 
@@ -122,16 +104,13 @@ class PlatonPruner(UnstructuredPruner):
         else:
             sensitivity.lerp_(importance(weights, grad, out=work), 1 / (position + 1))
 
-    def _sample_scores(self, t: int, stride: int) -> List[torch.Tensor]:
+    def _sample_scores(self, t: int, positions: List[torch.Tensor]) -> List[torch.Tensor]:
         """The new scores where a window closes at t (the same update on copies of the sampled
         statistics), the current ones otherwise."""
-        def take(tensor):
-            return tensor.reshape(-1)[::stride].clone()
-
         picks = []
-        for index in range(len(self.params)):
-            sensitivity, average = take(self.sensitivity[index]), take(self.sensitivity_average[index])
-            uncertainty = take(self.uncertainty[index]) if self.uses_uncertainty else None
+        for index, where in enumerate(positions):
+            sensitivity, average = take(self.sensitivity[index], where), take(self.sensitivity_average[index], where)
+            uncertainty = take(self.uncertainty[index], where) if self.uses_uncertainty else None
             if self._scores_change_at(t):
                 self._close_window(sensitivity, average, uncertainty, torch.empty_like(sensitivity))
             picks.append(self._score_of(average, uncertainty))

@@ -6,7 +6,7 @@ them (85 M for BERT-base). `torch.kthvalue` over the concatenation is exact but
 costs a 4·N-byte copy and a full selection (seconds on a CPU) at every masking.
 
 Floyd–Rivest style selection instead:
-1. from a small strided sample (m scores) take two sample order statistics
+1. from a small random sample (m scores) take two sample order statistics
    lo ≤ hi around the sample rank k·m/N, z standard deviations apart
    (the rank of τ in the sample is binomial, sd = √(m·p·(1−p)), p = k/N);
 2. one streaming pass over the scores, chunk by chunk: count the scores below
@@ -25,7 +25,7 @@ value wide is resolved by counting alone.
 in chunks]), k).values` (a 0-d tensor), including ties, zeros, k = 1 and k = N.
 """
 import math
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, List, Optional, Sequence
 
 import torch
 
@@ -33,9 +33,15 @@ SAMPLE_SIZE = 1 << 17      # sample scores drawn to place the bracket
 BRACKET_SIGMAS = 4.0       # half-width of the bracket, in binomial standard deviations of the sample rank
 
 
-def sample_stride(total: int, sample_size: int = SAMPLE_SIZE) -> int:
-    """Every how many scores one is sampled so that about `sample_size` are drawn."""
-    return max(1, total // sample_size)
+def sample_positions(numels: Sequence[int], seed: int, sample_size: int = SAMPLE_SIZE) -> List[torch.Tensor]:
+    """Random flat positions into tensors of the given sizes, about `sample_size` in all, in
+    proportion to their sizes (at least one each), from a private generator (the global RNG, and
+    so training, is untouched). Random, not strided: a stride sharing a factor with a row length
+    samples only some columns, whose scores can differ systematically."""
+    total = sum(numels)
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randint(numel, (max(1, round(numel * sample_size / total)),), generator=generator)
+            for numel in numels]
 
 
 def bracket_from_sample(sample: torch.Tensor, k: int, total: int, sigmas: float = BRACKET_SIGMAS):
@@ -148,8 +154,8 @@ def kthvalue_of_chunks(score_chunks: Callable[[], Iterable[torch.Tensor]], k: in
 
 
 def kth_smallest_of(tensors: Sequence[torch.Tensor], k: int, sample_size: int = SAMPLE_SIZE) -> torch.Tensor:
-    """`kth_smallest` over a list of score tensors held in memory, with a strided sample."""
+    """`kth_smallest` over a list of score tensors held in memory, with a random sample."""
     total = sum(t.numel() for t in tensors)
-    stride = sample_stride(total, sample_size)
-    sample = torch.cat([t.flatten()[::stride] for t in tensors])
+    positions = sample_positions([t.numel() for t in tensors], seed=k, sample_size=sample_size)
+    sample = torch.cat([t.flatten()[where.to(t.device)] for t, where in zip(tensors, positions)])
     return kth_smallest(lambda: iter(tensors), k, total, sample)

@@ -251,6 +251,19 @@ def test_threshold_is_reused_between_windows_and_still_exact():
             assert pruner.last_step_stats.threshold_searched, f"t={t}: k (15) or the scores (16, 20) changed"
 
 
+def test_step_leaves_the_global_random_state_alone():
+    model = tiny_bert()
+    pruner = MagnitudePruner(model, 20, deltaT=1, **SCHEDULE)   # searches a threshold at every masking step
+    before = torch.get_rng_state()
+    train_rng = torch.Generator().manual_seed(0)
+    for t in range(1, 8):
+        for param in model.parameters():
+            param.grad = torch.randn(param.shape, generator=train_rng)
+        pruner.step(t)
+    assert pruner.last_step_stats.threshold_searched, "the sample for the search was drawn"
+    assert torch.equal(before, torch.get_rng_state()), "sampling must not move the global RNG (dropout, data order)"
+
+
 def save_and_load(state, directory):
     """Through safetensors (tensors) and JSON (the rest), as a caller would."""
     save_file(state["tensors"], str(directory / "pruner.safetensors"))
