@@ -23,8 +23,8 @@
 #   GLUE_MRPC_DEV_IDS_URL  URL of MRPC's dev_ids.tsv (GLUE's train/dev split)
 #   GLUE_FETCHER           curl or wget (default: curl if installed, else wget)
 #   GLUE_CONNECT_TIMEOUT   seconds to wait for a connection (default 10)
-#   GLUE_SAMPLE_SCALE      size factor for the built-in sample (default 1: 2,500
-#                          train rows per task), passed to its --scale
+#   GLUE_SAMPLE_SCALE      size factor for the built-in sample, passed to its
+#                          --scale (default 1: the full sample, e.g. 2,500 RTE train rows)
 # Pointing GLUE_BASE_URL at a closed local port, e.g. http://127.0.0.1:9/,
 # simulates an offline machine.
 

@@ -65,7 +65,7 @@ FILES = {
              SampleFile("test.tsv", 500, False)),
     "RTE": (SampleFile("train.tsv", 2500, True), SampleFile("dev.tsv", 500, True),
             SampleFile("test.tsv", 500, False)),
-    "WNLI": (SampleFile("train.tsv", 2500, True), SampleFile("dev.tsv", 500, True),
+    "WNLI": (SampleFile("train.tsv", 4000, True), SampleFile("dev.tsv", 500, True),
              SampleFile("test.tsv", 500, False)),
 }
 
@@ -1771,7 +1771,7 @@ def _rte_rows(spec, examples, rng):
 # Winograd-style schemas: (sentence with {a}/{b}/{pr}/{w}, restated clause with
 # {c}/{w}, the two special words, which candidate each word makes the pronoun
 # refer to, and typed candidate pairs (first, second, pronoun)). The first word
-# is the more common reading (70%): as in real text, one reading of a schema
+# is the more common reading (75%): as in real text, one reading of a schema
 # dominates, which gives a small model a foothold on this otherwise XOR-like task.
 _WNLI_SCHEMAS = (
     ("{a} could not lift {b} because {pr} was so {w}.", "{c} was so {w}.", ("weak", "heavy"), ("a", "b"),
@@ -1827,13 +1827,21 @@ def _wnli(rng, spec):
     """A pronoun sentence and a rewrite naming one candidate: 1 if that is the referent."""
     template, clause, words, refs, pairs = rng.choice(_WNLI_SCHEMAS)
     a, b, pronoun = rng.choice(pairs)
-    if pronoun in ("he", "she") and rng.random() < 0.2:
-        # Two names of the same gender: only the special word resolves the pronoun.
-        names = _MALE if pronoun == "he" else _FEMALE
-        a = rng.choice(names)
-        b = _other(rng, names, a)
-    which = 0 if rng.random() < 0.7 else 1
+    which = 0 if rng.random() < 0.75 else 1
     referent = refs[which]
+    if pronoun in ("he", "she"):
+        names = rng.random()
+        if names < 0.35:
+            # A man and a woman: the pronoun's gender alone picks the referent.
+            a, b = rng.choice(_MALE), rng.choice(_FEMALE)
+            if rng.random() < 0.5:
+                a, b = rng.choice(_FEMALE), rng.choice(_MALE)
+            pronoun = "he" if {"a": a, "b": b}[referent] in _MALE else "she"
+        elif names < 0.5:
+            # Two names of the same gender: only the special word resolves the pronoun.
+            same = _MALE if pronoun == "he" else _FEMALE
+            a = rng.choice(same)
+            b = _other(rng, same, a)
     candidate = referent if rng.random() < 0.5 else ("a" if referent == "b" else "b")
     slots = {"a": a, "b": b, "pr": pronoun, "w": words[which]}
     s1 = rng.choice(_WNLI_OPENERS) + _cap(template.format(**slots)) + rng.choice(_WNLI_CLOSERS)
@@ -2005,8 +2013,9 @@ def build_parser():
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
                         help=f"random seed; the same seed writes byte-identical files (default: {DEFAULT_SEED})")
     parser.add_argument("--scale", type=float, default=1.0,
-                        help=f"multiply every file's row count, in (0, {MAX_SCALE:g}]; 1.0 gives "
-                             "2,500 train / 500 dev / 500 test rows per task (MNLI 4,500 / 600+600 / 500+500)")
+                        help=f"multiply every file's row count, in (0, {MAX_SCALE:g}]; 1.0 gives 2,500 "
+                             "train / 500 dev / 500 test rows per task (MNLI 4,500 / 600+600 / 500+500, "
+                             "WNLI 4,000 train)")
     parser.add_argument("--tasks", default=",".join(TASKS),
                         help="comma-separated tasks to write (default: all nine)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
