@@ -165,10 +165,10 @@ def load_task_defs(path: str = DEFAULT_TASK_DEF) -> dict:
     return task_defs
 
 
-def resolve_dataset(name: str, task_defs: dict) -> TaskDef:
+def resolve_dataset(name: str, task_defs: dict, flag: str = "--test_datasets") -> TaskDef:
     """The task of a dataset name: 'mnli_matched' -> mnli, 'rte' -> rte."""
     task = name.split("_", 1)[0]
     if task not in task_defs:
-        raise UserError(f"unknown dataset '{name}': its task '{task}' is not in the task definition "
+        raise UserError(f"{flag}: unknown dataset '{name}': its task '{task}' is not in the task definition "
                         f"(known tasks: {', '.join(sorted(task_defs))})")
     return task_defs[task]

@@ -87,7 +87,7 @@ def load_encoder(init_checkpoint: str, dropout_p: float | None = None, flag: str
 
 def _load_mtdnn_pt(path: str, overrides: dict, config_cls, model_cls, flag: str) -> nn.Module:
     if not os.path.isfile(path):
-        raise UserError(f"{flag} {path}: file not found")
+        raise UserError(f"{flag} {path}: file not found; check the path (MT-DNN checkpoints end in .pt)")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling refusal or corruption is the user's file

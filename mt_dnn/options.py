@@ -168,6 +168,7 @@ def validate(args) -> None:
     if args.do_distill:
         _require(bool(args.teacher_model_path), "--do_distill needs --teacher_model_path DIR (a model saved by train.py)")
         _require(os.path.isdir(args.teacher_model_path),
-                 f"--teacher_model_path {args.teacher_model_path}: directory not found")
+                 f"--teacher_model_path {args.teacher_model_path}: directory not found; give the model/ "
+                 "directory of a fine-tuned train.py run")
         _require(args.window_size >= 1, f"--window_size {args.window_size} must be >= 1")
         _require(args.flooding_b >= 0, f"--flooding_b {args.flooding_b} must be >= 0")
