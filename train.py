@@ -49,6 +49,8 @@ def setup_output(args) -> None:
         log_handler = logging.FileHandler(log_path, encoding="utf-8")
     except OSError as err:
         raise UserError(f"--log_file {log_path}: cannot open it ({err.strerror}); choose another file") from None
+    # A full disk is reported once, by the next checkpoint or output file, not as a traceback per log line.
+    log_handler.handleError = lambda record: None
     logger.handlers.clear()
     logger.setLevel(logging.INFO)
     logger.propagate = False

@@ -6,6 +6,7 @@ import os
 import torch
 
 from data_utils.batcher import TaskDataset, collate
+from data_utils.errors import UserError
 from data_utils.metrics import calc_metrics
 
 
@@ -51,11 +52,23 @@ def predict(model, dataset: TaskDataset, batch_size: int, device, dist_info=None
     return {"metrics": metrics, "predictions": predictions, "uids": uids, "scores": scores}
 
 
-def write_json_atomic(path: str, payload) -> None:
+def write_atomic(path: str, write) -> None:
+    """`write(handle)` into `path.tmp`, then rename it to `path`; a failed write (full disk) removes the
+    .tmp, leaves any previous `path` as it was, and is a UserError naming the file."""
     tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except OSError as err:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise UserError(f"{path}: could not write it ({err.strerror}); the previous file, if any, is intact; "
+                        "free space or choose another --output_dir") from None
+
+
+def write_json_atomic(path: str, payload) -> None:
+    write_atomic(path, lambda handle: json.dump(payload, handle))
 
 
 def write_scores(output_dir: str, dataset: TaskDataset, split: str, tag: str, result: dict) -> str:
@@ -68,13 +81,13 @@ def write_scores(output_dir: str, dataset: TaskDataset, split: str, tag: str, re
 def write_glue_submission(output_dir: str, dataset: TaskDataset, tag: str, result: dict) -> str:
     """GLUE's submission layout: `index<TAB>prediction`, labels as the task names them."""
     path = os.path.join(output_dir, f"{dataset_prefix(dataset)}_test_predictions_{tag}.tsv")
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8", newline="") as handle:
+
+    def write(handle):
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
         writer.writerow(["index", "prediction"])
         for uid, prediction in zip(result["uids"], result["predictions"]):
             writer.writerow([uid, dataset.task.id_to_label(prediction)])
-    os.replace(tmp, path)
+    write_atomic(path, write)
     return path
 
 
