@@ -70,16 +70,19 @@ def run(args, delta_t: int, model, initial_state, batch, seq, vocab):
                           final_warmup=args.final_warmup, beta1=0.85, beta2=0.95, deltaT=delta_t)
     generator = torch.Generator().manual_seed(args.seed)
     plain, pruning, checked = [], {"warmup": [], "cubic": [], "final": []}, None
+    plain_cpu, pruning_cpu = 0.0, 0.0
     searched = {"cubic": 0, "final": 0}
     for t in range(1, args.total_steps + 1):
         ids = torch.randint(0, vocab, (batch, seq), generator=generator)
         labels = torch.randint(0, 2, (batch,), generator=generator)
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         model(input_ids=ids, labels=labels).loss.backward()
         optimizer.step()
-        middle = time.perf_counter()
+        middle, middle_cpu = time.perf_counter(), time.process_time()
         _, threshold = pruner.step(t)
-        ended = time.perf_counter()
+        ended, ended_cpu = time.perf_counter(), time.process_time()
+        plain_cpu += middle_cpu - started_cpu
+        pruning_cpu += ended_cpu - middle_cpu
         optimizer.zero_grad(set_to_none=True)
         plain.append(middle - started)
         phase = phase_of(pruner, t)
@@ -92,7 +95,8 @@ def run(args, delta_t: int, model, initial_state, batch, seq, vocab):
               f"{ended - middle:6.3f} s  threshold {threshold}", flush=True)
     state_bytes = sum(tensor.numel() * tensor.element_size() for tensor in pruner.state_dict()["tensors"].values())
     buffer_bytes = sum(b.numel() * b.element_size() for pair in pruner._buffers.values() for b in pair)
-    return plain, pruning, searched, checked, state_bytes, buffer_bytes, pruner.total_numel
+    return (plain, pruning, searched, checked, state_bytes, buffer_bytes, pruner.total_numel,
+            pruning_cpu / plain_cpu)
 
 
 def main(argv=None):
@@ -100,6 +104,7 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     model, batch, seq, vocab = build(args.quick)
     initial_state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    print(f"load average at the start: {os.getloadavg()}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {'quick' if args.quick else 'BERT-base'} "
           f"encoder, batch {batch} x {seq}; schedule T={args.total_steps}, warmup_steps={args.warmup_steps}, "
           f"initial_warmup={args.initial_warmup}, final_warmup={args.final_warmup}")
@@ -107,7 +112,9 @@ def main(argv=None):
     for delta_t in args.deltaT:
         results[delta_t] = run(args, delta_t, model, initial_state, batch, seq, vocab)
     print()
-    for delta_t, (plain, pruning, searched, checked, state_bytes, buffer_bytes, numel) in results.items():
+    print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()} on {os.cpu_count()} CPUs "
+          "(other processes on the machine slow both columns)")
+    for delta_t, (plain, pruning, searched, checked, state_bytes, buffer_bytes, numel, cpu_fraction) in results.items():
         step = statistics.mean(plain)
         whole = sum(sum(times) for times in pruning.values()) / sum(plain)
         print(f"deltaT={delta_t}: plain step {step:.3f} s (median {statistics.median(plain):.3f}); "
@@ -118,7 +125,7 @@ def main(argv=None):
                       f"({statistics.median(times) * 1e3:7.1f} median) over {len(times):2d} steps = "
                       f"{statistics.mean(times) / step:6.2%} of the plain step"
                       + (f"; threshold searched {searched[phase]}x" if phase in searched else ""))
-        print(f"  whole schedule: pruner / plain = {whole:.2%}")
+        print(f"  whole schedule: pruner / plain = {whole:.2%} of wall time ({cpu_fraction:.2%} of CPU time)")
         print(f"  pruner state: {state_bytes:,} bytes = {state_bytes / numel:.1f} bytes "
               f"({state_bytes / numel / 4:.2f} float32) per selected weight; work buffers {buffer_bytes:,} bytes")
         if checked is not None:

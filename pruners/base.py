@@ -5,26 +5,29 @@ over a model, `step(t)` once per optimizer update (after `optimizer.step()`,
 before the gradients are zeroed, t from 1), `state_dict()`/`load_state_dict()`.
 A method only writes its scoring rule, as hooks:
 
-    _scores_change_at(t) -> bool     whether update t changes the scores
-    _update_chunk(t, index, piece, work)   accumulate what the scores need, for one chunk
-    _scores(index, piece, out)       the scores of parameter `index`, restricted by
-                                     `piece` (a function applied to the parameter and
-                                     to every statistic of the same shape)
-    _sample_scores(t, positions)     a sample of the scores after update t
+    _update_statistics(t) -> bool    accumulate what the scores need; True when the
+                                     scores changed
+    _slab_scores(slab, out)          the scores of one slab, as a flat tensor
+    _scores_at(index, positions)     the scores of parameter `index` at flat positions
+    _statistics()                    its state: statistic name -> flat buffer per device
 
-and names its statistic tensors in `_statistics()`. At a masking step
-(schedule.is_masking_step) with k = floor(N·(1 − r)) ≥ 1, the threshold τ is the
-exact k-th smallest of all N scores (the bracketed search of pruners.threshold, ALGORITHMS.md §1.6)
-and every selected entry whose score is < τ (strict) is set to 0 in place. τ is
-reused while neither the scores nor k change (between PLATON's window closes in
-the final phase), which is exact because it is the same selection.
+At a masking step (schedule.is_masking_step) with k = floor(N·(1 − r)) ≥ 1, the
+threshold τ is the exact k-th smallest of all N scores (the bracketed search of
+pruners.threshold, ALGORITHMS.md §1.6) and every selected entry whose score is
+< τ (strict) is set to 0 in place. τ is reused while neither the scores nor k
+change (between PLATON's window closes in the final phase): the same selection.
 
-Work is done per parameter, in chunks of at most about CHUNK_NUMEL entries along
-its first dimension (only huge parameters are cut), through two reusable buffers, so no step allocates memory of the
-model's size (short of the rare fallback of the threshold search). One pass
-over the chunks updates the statistics and, while a chunk is in cache, masks it
-(τ known) or counts its new scores for the threshold search (then a second
-pass masks): per update the scores are computed once or twice, never stored.
+Layout. The selected parameters of one device are laid end to end in one flat
+index space; a method's statistics are flat float32 buffers over it (one per
+statistic and device), seen per parameter through views. Work goes by slabs:
+runs of consecutive whole parameters of about SLAB_NUMEL entries. Operations
+that involve only statistics run once over a whole buffer or slab, those that
+involve the weights or gradients once per parameter, so a step is a few hundred
+large elementwise operations for BERT-base rather than thousands of small ones
+(each parallel region can stall when other processes share the cores). Work
+buffers are one slab in size; nothing of the model's size is allocated per step
+(short of the rare fallback of the threshold search); scores are computed when
+needed, never stored.
 
 State dict (plain Python values plus tensors, as torch optimizers do):
 
@@ -34,13 +37,13 @@ State dict (plain Python values plus tensors, as torch optimizers do):
      "hyperparameters": {...},                       # as constructed, for the record
      "tensors": {"<statistic>/<parameter name>": Tensor}}   # e.g. "uncertainty/encoder.layer.0.output.dense.bias"
 
-Everything but "tensors" is JSON; "tensors" is a flat str → Tensor dict that
-`safetensors.torch.save_file` takes as is. The tensors are the live state (like
-`optimizer.state_dict()`): copy them if you keep them while training goes on.
+Everything but "tensors" is JSON; "tensors" is a flat str → Tensor dict of
+copies, one per statistic and parameter with the parameter's shape, that
+`safetensors.torch.save_file` takes as is.
 """
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -49,10 +52,7 @@ from pruners.schedule import is_masking_step, remaining_ratio, validate_schedule
 from pruners.threshold import BracketCount, bracket_from_sample, kthvalue_of_chunks, sample_positions
 
 DEFAULT_TARGET_SUBSTRINGS = ("attention.self", "attention.output.dense", "output.dense", "intermediate.dense")
-# Entries per chunk. Whole BERT-base matrices (2.4 M entries, 9.4 MB) fit: their operands stay in a
-# server CPU's L3 cache between the few elementwise ops of a step, and every op is one large
-# parallel region (many small ones stall badly when other processes share the cores).
-CHUNK_NUMEL = 1 << 22
+SLAB_NUMEL = 1 << 22      # entries per slab (16 MB of float32); a larger parameter is a slab of its own
 STATE_FORMAT = 1
 
 
@@ -62,14 +62,22 @@ def select_parameters(model: nn.Module, target_substrings: Sequence[str]) -> Lis
             if any(substring in name for substring in target_substrings)]
 
 
-def rows(tensor: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-    """Rows start:stop along the first dimension (a 0-d tensor is one row), as a view."""
-    return (tensor.view(1) if tensor.dim() == 0 else tensor)[start:stop]
-
-
 def take(tensor: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """A copy of the entries of `tensor` at flat `positions`."""
     return tensor.reshape(-1).index_select(0, positions.to(tensor.device))
+
+
+@dataclass(frozen=True)
+class Slab:
+    """Consecutive whole selected parameters of one device: entries [start, stop) of its flat space."""
+    device: torch.device
+    start: int
+    stop: int
+    members: Tuple[int, ...]        # parameter indices
+
+    @property
+    def numel(self) -> int:
+        return self.stop - self.start
 
 
 @dataclass
@@ -104,13 +112,21 @@ class UnstructuredPruner:
         self.parameter_names = [name for name, _ in selected]
         self.params = [param for _, param in selected]
         self.total_numel = sum(param.numel() for param in self.params)
-        self.chunks = []        # (parameter index, first row, end row)
+        self.offsets: List[int] = []                          # of each parameter in its device's flat space
+        self.device_numel: Dict[torch.device, int] = {}
+        for param in self.params:
+            self.offsets.append(self.device_numel.get(param.device, 0))
+            self.device_numel[param.device] = self.offsets[-1] + param.numel()
+        self.slabs: List[Slab] = []
         for index, param in enumerate(self.params):
-            num_rows = param.shape[0] if param.dim() else 1
-            row_numel = max(1, param.numel() // max(1, num_rows))
-            step = max(1, CHUNK_NUMEL // row_numel)
-            self.chunks += [(index, start, min(num_rows, start + step)) for start in range(0, num_rows, step)]
-        self._buffers: Dict[torch.device, Tuple[torch.Tensor, torch.Tensor]] = {}
+            last = self.slabs[-1] if self.slabs else None
+            if last and last.device == param.device and last.numel + param.numel() <= SLAB_NUMEL:
+                self.slabs[-1] = Slab(last.device, last.start, last.stop + param.numel(), last.members + (index,))
+            else:
+                start = self.offsets[index]
+                self.slabs.append(Slab(param.device, start, start + param.numel(), (index,)))
+        self._work = {device: torch.empty(max(slab.numel for slab in self.slabs if slab.device == device),
+                                          device=device) for device in self.device_numel}
         self._threshold_key = None      # (scores version, k) that `_threshold` belongs to
         self._threshold: Optional[torch.Tensor] = None
         self._scores_version = 0
@@ -119,28 +135,41 @@ class UnstructuredPruner:
         self.last_mask_threshold: Optional[float] = None
         self.last_step_stats: Optional[PruneStepStats] = None
 
+    # ---- the flat layout
+    def new_flat_buffers(self) -> Dict[torch.device, torch.Tensor]:
+        """One zero float32 buffer per device over its flat space."""
+        return {device: torch.zeros(numel, device=device) for device, numel in self.device_numel.items()}
+
+    def view_of(self, buffers: Dict[torch.device, torch.Tensor], index: int) -> torch.Tensor:
+        """Parameter `index`'s part of a flat buffer, shaped like the parameter."""
+        param = self.params[index]
+        start = self.offsets[index]
+        return buffers[param.device][start:start + param.numel()].view(param.shape)
+
+    def slab_of(self, buffers: Dict[torch.device, torch.Tensor], slab: Slab) -> torch.Tensor:
+        return buffers[slab.device][slab.start:slab.stop]
+
+    def work(self, slab: Slab) -> torch.Tensor:
+        """The slab-sized work buffer of the slab's device."""
+        return self._work[slab.device][:slab.numel]
+
+    def members(self, slab: Slab, flat: torch.Tensor):
+        """(parameter index, its part of the slab-sized flat tensor `flat`, shaped like it)."""
+        for index in slab.members:
+            start = self.offsets[index] - slab.start
+            yield index, flat[start:start + self.params[index].numel()].view(self.params[index].shape)
+
     # ---- the scoring rule, written by each method
-    def _scores_change_at(self, t: int) -> bool:
-        """Whether update t changes the scores (PLATON: when a window closes; magnitude: always)."""
+    def _update_statistics(self, t: int) -> bool:
         raise NotImplementedError
 
-    def _update_chunk(self, t: int, index: int, piece: Callable[[torch.Tensor], torch.Tensor],
-                      work: torch.Tensor) -> None:
-        """Accumulate update t's statistics for one chunk (`piece` cuts it out of parameter `index`
-        and of every tensor of its shape); `work` is a float32 buffer of the chunk's shape."""
-
-    def _scores(self, index: int, piece: Callable[[torch.Tensor], torch.Tensor],
-                out: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """The scores of the entries `piece` cuts out of parameter `index` (written into `out` if given)."""
+    def _slab_scores(self, slab: Slab, out: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def _sample_scores(self, t: int, positions: List[torch.Tensor]) -> List[torch.Tensor]:
-        """Per parameter, the scores at the given flat positions as they will be after update t's
-        statistics update (only used to place the threshold search; need not be exact)."""
-        return [self._scores(index, lambda tensor: take(tensor, where)) for index, where in enumerate(positions)]
+    def _scores_at(self, index: int, positions: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
-    def _statistics(self) -> Dict[str, List[torch.Tensor]]:
-        """Statistic name -> one float32 tensor per selected parameter (the state to save)."""
+    def _statistics(self) -> Dict[str, Dict[torch.device, torch.Tensor]]:
         return {}
 
     def hyperparameters(self) -> dict:
@@ -158,86 +187,71 @@ class UnstructuredPruner:
         return is_masking_step(t, self.total_steps, self.warmup_steps, self.initial_warmup, self.final_warmup,
                                self.deltaT)
 
+    def slab_scores(self):
+        """The scores slab by slab (each one may live in a work buffer reused by the next)."""
+        for slab in self.slabs:
+            yield self._slab_scores(slab, out=self.work(slab))
+
+    @torch.no_grad()
     def scores(self) -> Dict[str, torch.Tensor]:
         """A copy of the current score of every selected entry, by parameter name (for inspection)."""
-        return {name: self._scores(index, lambda tensor: tensor).clone()
-                for index, name in enumerate(self.parameter_names)}
+        result = {}
+        for slab, scores in zip(self.slabs, self.slab_scores()):
+            for index, view in self.members(slab, scores):
+                result[self.parameter_names[index]] = view.clone()
+        return result
 
-    def buffers(self, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Two float32 work buffers of one chunk's size on `device`, allocated once."""
-        if device not in self._buffers:
-            largest = max(rows(self.params[i], a, b).numel() for i, a, b in self.chunks)
-            self._buffers[device] = (torch.empty(largest, device=device), torch.empty(largest, device=device))
-        return self._buffers[device]
+    def search_threshold(self, k: int, seed: int) -> torch.Tensor:
+        """The exact k-th smallest score: bracket from a random sample, one counting pass."""
+        positions = sample_positions([param.numel() for param in self.params], seed=seed)
+        first = self.params[0].device
+        sample = torch.cat([self._scores_at(index, where).float().to(first) for index, where in enumerate(positions)])
+        search = BracketCount(*bracket_from_sample(sample, k, self.total_numel))
+        for scores in self.slab_scores():
+            search.add(scores)
+        found = search.kth(k)
+        return found if found is not None else kthvalue_of_chunks(self.slab_scores, k)
 
-    def chunk_scores(self):
-        """Scores chunk by chunk (each one lives in a buffer reused by the next)."""
-        for index, start, stop in self.chunks:
-            piece = rows(self.params[index], start, stop)
-            out = self.buffers(piece.device)[0][:piece.numel()].view(piece.shape)
-            yield self._scores(index, lambda tensor: rows(tensor, start, stop), out=out)
-
-    def _mask_chunk(self, index: int, start: int, stop: int, threshold: torch.Tensor) -> None:
-        """Rows start:stop of parameter `index`: entries whose score is < threshold become 0."""
-        weights = rows(self.params[index], start, stop)
-        score_buffer, keep_buffer = self.buffers(weights.device)
-        scores = self._scores(index, lambda tensor: rows(tensor, start, stop),
-                              out=score_buffer[:weights.numel()].view(weights.shape))
-        keep = torch.ge(scores, threshold.to(scores.device), out=keep_buffer[:weights.numel()].view(weights.shape))
-        weights.mul_(keep)      # × 1.0 keeps, × 0.0 zeroes (−0.0 for negative weights, still == 0)
+    def apply_mask(self, threshold: torch.Tensor) -> None:
+        """Set every selected entry whose score is < threshold to 0, in place."""
+        for slab in self.slabs:
+            scores = self._slab_scores(slab, out=self.work(slab))
+            keep = torch.ge(scores, threshold.to(slab.device), out=self.work(slab))
+            for index, keep_here in self.members(slab, keep):
+                self.params[index].mul_(keep_here)    # × 0.0 zeroes (−0.0 for negative weights, still == 0)
 
     @torch.no_grad()
     def step(self, global_step: int):
         """One call per optimizer update t = global_step (1-based), after `optimizer.step()` and
-        before the gradients are zeroed. Returns (remaining_ratio, mask_threshold or None).
-
-        One pass over the chunks updates the statistics and, while each chunk is in cache, either
-        masks it (τ already known: scores and k unchanged since the last search) or feeds its new
-        scores to the threshold search; after a search a second pass masks."""
+        before the gradients are zeroed. Returns (remaining_ratio, mask_threshold or None)."""
         if global_step < 1:
             raise ValueError(f"global_step={global_step}: pruner steps count optimizer updates from 1")
         started, t = time.perf_counter(), global_step
+        if self._update_statistics(t):
+            self._scores_version += 1
         ratio = self.remaining_ratio(t)
         k = int(self.total_numel * (1 - ratio))
         masking = self.is_masking_step(t) and k >= 1
-        if self._scores_change_at(t):
-            self._scores_version += 1
-        threshold, search = None, None
-        if masking and self._threshold_key == (self._scores_version, k):
-            threshold = self._threshold
-        elif masking:
-            positions = sample_positions([p.numel() for p in self.params], seed=t)
-            sample = torch.cat([s.float().to(self.params[0].device) for s in self._sample_scores(t, positions)])
-            search = BracketCount(*bracket_from_sample(sample, k, self.total_numel))
-        for index, start, stop in self.chunks:
-            piece = rows(self.params[index], start, stop)
-            work = self.buffers(piece.device)[0][:piece.numel()].view(piece.shape)
-            self._update_chunk(t, index, lambda tensor: rows(tensor, start, stop), work)
-            if search is not None:
-                search.add(self._scores(index, lambda tensor: rows(tensor, start, stop), out=work))
-            elif threshold is not None:
-                self._mask_chunk(index, start, stop, threshold)
-        if search is not None:
-            threshold = search.kth(k)
-            if threshold is None:       # the sample misled the bracket (rare): select over everything
-                threshold = kthvalue_of_chunks(self.chunk_scores, k)
-            self._threshold, self._threshold_key = threshold, (self._scores_version, k)
-            for index, start, stop in self.chunks:
-                self._mask_chunk(index, start, stop, threshold)
-        mask_threshold = None if threshold is None else float(threshold)
-        self.last_step, self.last_remaining_ratio, self.last_mask_threshold = t, ratio, mask_threshold
-        self.last_step_stats = PruneStepStats(t, ratio, mask_threshold, masking, search is not None,
-                                              time.perf_counter() - started)
-        return ratio, mask_threshold
+        threshold, searched = None, False
+        if masking:
+            searched = self._threshold_key != (self._scores_version, k)
+            if searched:
+                self._threshold = self.search_threshold(k, seed=t)
+                self._threshold_key = (self._scores_version, k)
+            threshold = float(self._threshold)
+            self.apply_mask(self._threshold)
+        self.last_step, self.last_remaining_ratio, self.last_mask_threshold = t, ratio, threshold
+        self.last_step_stats = PruneStepStats(t, ratio, threshold, masking, searched, time.perf_counter() - started)
+        return ratio, threshold
 
     def state_dict(self) -> dict:
         """The resumable state; see the module docstring for its format."""
         return {"format": STATE_FORMAT, "method": self.method, "last_step": self.last_step,
                 "remaining_ratio": self.last_remaining_ratio, "mask_threshold": self.last_mask_threshold,
                 "parameter_names": list(self.parameter_names), "hyperparameters": self.hyperparameters(),
-                "tensors": {f"{statistic}/{name}": tensor
-                            for statistic, tensors in self._statistics().items()
-                            for name, tensor in zip(self.parameter_names, tensors)}}
+                "tensors": {f"{statistic}/{name}": self.view_of(buffers, index).clone()
+                            for statistic, buffers in self._statistics().items()
+                            for index, name in enumerate(self.parameter_names)}}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a `state_dict()` of the same method over the same selected parameters."""
@@ -250,13 +264,13 @@ class UnstructuredPruner:
             raise ValueError(f"the pruner state selects other parameters than this model: missing {missing[:3]}, "
                              f"unexpected {extra[:3]} (same model and target_substrings needed)")
         tensors = state["tensors"]
-        for statistic, mine in self._statistics().items():
-            for name, tensor in zip(self.parameter_names, mine):
-                saved = tensors[f"{statistic}/{name}"]
-                if saved.shape != tensor.shape:
+        for statistic, buffers in self._statistics().items():
+            for index, name in enumerate(self.parameter_names):
+                saved, mine = tensors[f"{statistic}/{name}"], self.view_of(buffers, index)
+                if saved.shape != mine.shape:
                     raise ValueError(f"pruner state {statistic}/{name} has shape {tuple(saved.shape)}, "
-                                     f"the parameter has {tuple(tensor.shape)}")
-                tensor.copy_(saved)
+                                     f"the parameter has {tuple(mine.shape)}")
+                mine.copy_(saved)
         self.last_step, self.last_remaining_ratio = state["last_step"], state["remaining_ratio"]
         self.last_mask_threshold = state["mask_threshold"]
         self._scores_version += 1       # the loaded statistics invalidate any remembered threshold

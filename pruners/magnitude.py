@@ -9,11 +9,9 @@ PLATON (`pruners.base`): at a masking step, entries with |p| < τ are set to 0,
 τ the k-th smallest magnitude, k = floor(N·(1 − r)). No statistics are kept, so
 the state is only the step counter; the scores change at every update.
 """
-from typing import Callable, Optional
-
 import torch
 
-from pruners.base import DEFAULT_TARGET_SUBSTRINGS, UnstructuredPruner
+from pruners.base import DEFAULT_TARGET_SUBSTRINGS, UnstructuredPruner, take
 
 
 class MagnitudePruner(UnstructuredPruner):
@@ -28,9 +26,13 @@ class MagnitudePruner(UnstructuredPruner):
                          warmup_steps=warmup_steps, initial_warmup=initial_warmup, final_warmup=final_warmup,
                          deltaT=deltaT, target_substrings=target_substrings)
 
-    def _scores_change_at(self, t: int) -> bool:
+    def _update_statistics(self, t: int) -> bool:
         return True     # the weights moved: new scores
 
-    def _scores(self, index: int, piece: Callable[[torch.Tensor], torch.Tensor],
-                out: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return torch.abs(piece(self.params[index]), out=out)
+    def _slab_scores(self, slab, out: torch.Tensor) -> torch.Tensor:
+        for index, here in self.members(slab, out):
+            torch.abs(self.params[index], out=here)
+        return out
+
+    def _scores_at(self, index: int, positions: torch.Tensor) -> torch.Tensor:
+        return take(self.params[index], positions).abs()

@@ -27,11 +27,11 @@ to float rounding. A parameter without a gradient at some update contributes
 
 Usage in a plain Hugging Face training loop: see `pruners/__init__.py`.
 """
-from typing import Callable, Dict, List, Optional
+from typing import Dict
 
 import torch
 
-from pruners.base import DEFAULT_TARGET_SUBSTRINGS, UnstructuredPruner, rows, take
+from pruners.base import DEFAULT_TARGET_SUBSTRINGS, UnstructuredPruner, take
 from pruners.schedule import refuse
 
 
@@ -45,15 +45,8 @@ def validate_betas(beta1: float, beta2: float) -> None:
                "the published recipes use --beta2 0.85 to 0.95 (the public code's beta2 = 2 branch is not supported)")
 
 
-def importance(weights: torch.Tensor, grad: Optional[torch.Tensor], out: torch.Tensor) -> torch.Tensor:
-    """|p ⊙ g| written into `out` (0 where the parameter has no gradient)."""
-    if grad is None:
-        return out.zero_()
-    return torch.mul(weights, grad, out=out).abs_()
-
-
 class PlatonPruner(UnstructuredPruner):
-    """PLATON over any nn.Module; see the module docstring for the rule and a usage example."""
+    """PLATON over any nn.Module; see the module docstring for the rule and `pruners` for an example."""
 
     method = "platon"
 
@@ -66,61 +59,53 @@ class PlatonPruner(UnstructuredPruner):
                          deltaT=deltaT, target_substrings=target_substrings)
         self.beta1, self.beta2 = beta1, beta2
         self.uses_uncertainty = beta2 < 1
-
-        def zeros():
-            return [torch.zeros(p.shape, dtype=torch.float32, device=p.device) for p in self.params]
-        self.sensitivity = zeros()                                   # I
-        self.sensitivity_average = zeros()                           # Ī
-        self.uncertainty = zeros() if self.uses_uncertainty else []  # U
+        self.sensitivity = self.new_flat_buffers()                                   # I
+        self.sensitivity_average = self.new_flat_buffers()                           # Ī
+        self.uncertainty = self.new_flat_buffers() if self.uses_uncertainty else {}  # U
 
     def hyperparameters(self) -> dict:
         return dict(super().hyperparameters(), beta1=self.beta1, beta2=self.beta2)
 
-    def _statistics(self) -> Dict[str, List[torch.Tensor]]:
+    def _statistics(self) -> Dict[str, Dict[torch.device, torch.Tensor]]:
         statistics = {"sensitivity": self.sensitivity, "sensitivity_average": self.sensitivity_average}
         if self.uses_uncertainty:
             statistics["uncertainty"] = self.uncertainty
         return statistics
 
-    def _scores_change_at(self, t: int) -> bool:
-        return t % self.deltaT == 0
-
-    def _close_window(self, sensitivity, average, uncertainty, work) -> None:
-        """Ī ← β1·Ī + (1−β1)·I;  U ← β2·U + (1−β2)·|I − Ī| (with the new Ī), in place."""
-        average.lerp_(sensitivity, 1 - self.beta1)
-        if self.uses_uncertainty:
-            deviation = torch.sub(sensitivity, average, out=work).abs_()
-            uncertainty.lerp_(deviation, 1 - self.beta2)
-
-    def _update_chunk(self, t, index, piece, work) -> None:
+    def _update_statistics(self, t: int) -> bool:
         position = t % self.deltaT            # j
-        weights, grad = piece(self.params[index]), self.params[index].grad
-        grad = None if grad is None else piece(grad)
-        sensitivity = piece(self.sensitivity[index])
-        if position == 0:
-            uncertainty = piece(self.uncertainty[index]) if self.uses_uncertainty else None
-            self._close_window(sensitivity, piece(self.sensitivity_average[index]), uncertainty, work)
-            importance(weights, grad, out=sensitivity)
+        if position == 0:                     # a window closes: whole buffers at once
+            for device, sensitivity in self.sensitivity.items():
+                average = self.sensitivity_average[device]
+                average.lerp_(sensitivity, 1 - self.beta1)
+                if self.uses_uncertainty:     # |I − Ī| with the new Ī, in I's place: I is rewritten next
+                    self.uncertainty[device].lerp_(sensitivity.sub_(average).abs_(), 1 - self.beta2)
+            for slab in self.slabs:
+                self._importance(slab, out=self.slab_of(self.sensitivity, slab))
         else:
-            sensitivity.lerp_(importance(weights, grad, out=work), 1 / (position + 1))
+            for slab in self.slabs:
+                self.slab_of(self.sensitivity, slab).lerp_(self._importance(slab, out=self.work(slab)),
+                                                           1 / (position + 1))
+        return position == 0
 
-    def _sample_scores(self, t: int, positions: List[torch.Tensor]) -> List[torch.Tensor]:
-        """The new scores where a window closes at t (the same update on copies of the sampled
-        statistics), the current ones otherwise."""
-        picks = []
-        for index, where in enumerate(positions):
-            sensitivity, average = take(self.sensitivity[index], where), take(self.sensitivity_average[index], where)
-            uncertainty = take(self.uncertainty[index], where) if self.uses_uncertainty else None
-            if self._scores_change_at(t):
-                self._close_window(sensitivity, average, uncertainty, torch.empty_like(sensitivity))
-            picks.append(self._score_of(average, uncertainty))
-        return picks
+    def _importance(self, slab, out: torch.Tensor) -> torch.Tensor:
+        """|p ⊙ g| of the slab's parameters into the flat `out` (0 where a parameter has no gradient)."""
+        for index, here in self.members(slab, out):
+            param = self.params[index]
+            if param.grad is None:
+                here.zero_()
+            else:
+                torch.mul(param, param.grad, out=here)
+        return out.abs_()
 
-    def _scores(self, index: int, piece: Callable[[torch.Tensor], torch.Tensor],
-                out: Optional[torch.Tensor] = None) -> torch.Tensor:
-        uncertainty = piece(self.uncertainty[index]) if self.uses_uncertainty else None
-        return self._score_of(piece(self.sensitivity_average[index]), uncertainty, out)
+    def _slab_scores(self, slab, out: torch.Tensor) -> torch.Tensor:
+        average = self.slab_of(self.sensitivity_average, slab)
+        if not self.uses_uncertainty:
+            return average
+        return torch.mul(average, self.slab_of(self.uncertainty, slab), out=out)
 
-    def _score_of(self, average, uncertainty, out=None) -> torch.Tensor:
-        """S = Ī ⊙ U, or Ī itself when β2 == 1."""
-        return torch.mul(average, uncertainty, out=out) if self.uses_uncertainty else average
+    def _scores_at(self, index: int, positions: torch.Tensor) -> torch.Tensor:
+        average = take(self.view_of(self.sensitivity_average, index), positions)
+        if not self.uses_uncertainty:
+            return average
+        return average * take(self.view_of(self.uncertainty, index), positions)

@@ -33,7 +33,8 @@ def drive(pruner, model, steps):
 
 
 def statistics(pruner):
-    return {name: tensors[0].tolist() for name, tensors in pruner._statistics().items()}
+    """Statistic name -> values of the one parameter, read through the state dict."""
+    return {key.split("/")[0]: tensor.tolist() for key, tensor in pruner.state_dict()["tensors"].items()}
 
 
 def platon_one_parameter(deltaT, beta1=0.5, beta2=0.5, total_steps=100):
