@@ -351,12 +351,10 @@ def main(argv=None) -> int:
 
     def save_outputs(directory: str) -> None:
         """The model as trained (masked for pruning runs); GPP also exports the smaller model."""
-        save_model(core, tokenizer, directory)
+        indicators = gpp.indicators() if gpp is not None else {}
+        save_model(core, tokenizer, directory, extra_tensors={
+            GPP_INDICATORS: {f"z_{name}": z for name, z in indicators.items()}} if gpp is not None else None)
         if gpp is not None:
-            from safetensors.torch import save_file
-            indicators = gpp.indicators()
-            save_file({f"z_{name}": z.detach().cpu().contiguous() for name, z in indicators.items()},
-                      os.path.join(directory, GPP_INDICATORS))
             report = export_structured(core, indicators.get("head"), indicators.get("ffn"), tokenizer,
                                        directory + "_pruned", check_batch=check_batch)
             logger.info("exported %s: %d -> %d encoder parameters, max |masked - exported| = %.2e",

@@ -126,8 +126,11 @@ def load_heads(model: MTDNNModel, directory: str) -> list:
     return loaded
 
 
-def save_model(model: MTDNNModel, tokenizer, directory: str) -> None:
-    """Write the model as a Hugging Face directory, replacing `directory` atomically."""
+def save_model(model: MTDNNModel, tokenizer, directory: str, extra_tensors: dict | None = None) -> None:
+    """Write the model as a Hugging Face directory, replacing `directory` atomically.
+
+    `extra_tensors` maps file names to {name: tensor} written beside it (GPP's indicators), inside the
+    same atomic replacement."""
     tmp = directory.rstrip("/") + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     encoder = model.module.encoder if hasattr(model, "module") else model.encoder
@@ -139,6 +142,8 @@ def save_model(model: MTDNNModel, tokenizer, directory: str) -> None:
         state = {f"{name}.{k}": v.detach().contiguous().cpu() for name, head in heads.items()
                  for k, v in head.state_dict().items()}
         save_file(state, os.path.join(tmp, HEADS_WEIGHTS))
+        for file_name, tensors in (extra_tensors or {}).items():
+            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, os.path.join(tmp, file_name))
         with open(os.path.join(tmp, HEADS_CONFIG), "w", encoding="utf-8") as handle:
             json.dump({name: {"n_class": head.proj.out_features, "dropout_p": head.dropout.p}
                        for name, head in heads.items()}, handle, indent=2)
@@ -183,6 +188,6 @@ def export_structured(model: MTDNNModel, head_indicator, ffn_indicator, tokenize
         model.train(was_training)          # the heads are shared with `pruned`: restore their mode
         report["max_abs_difference"] = float((masked - smaller).abs().max())
     save_model(pruned, tokenizer, directory)
-    with open(os.path.join(directory, EXPORT_REPORT), "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=2)
+    from mt_dnn.inference import write_json_atomic
+    write_json_atomic(os.path.join(directory, EXPORT_REPORT), report)
     return report
