@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 from pruners.schedule import is_masking_step, remaining_ratio, validate_schedule
-from pruners.threshold import BracketCount, bracket_from_sample, kthvalue_of_chunks, sample_positions
+from pruners.threshold import kth_smallest, sample_positions
 
 DEFAULT_TARGET_SUBSTRINGS = ("attention.self", "attention.output.dense", "output.dense", "intermediate.dense")
 SLAB_NUMEL = 1 << 22      # entries per slab (16 MB of float32); a larger parameter is a slab of its own
@@ -202,15 +202,11 @@ class UnstructuredPruner:
         return result
 
     def search_threshold(self, k: int, seed: int) -> torch.Tensor:
-        """The exact k-th smallest score: bracket from a random sample, one counting pass."""
+        """The exact k-th smallest score (threshold.kth_smallest: one counting pass over the slabs,
+        bracketed by a random sample drawn with `seed`)."""
         positions = sample_positions([param.numel() for param in self.params], seed=seed)
-        first = self.params[0].device
-        sample = torch.cat([self._scores_at(index, where).float().to(first) for index, where in enumerate(positions)])
-        search = BracketCount(*bracket_from_sample(sample, k, self.total_numel))
-        for scores in self.slab_scores():
-            search.add(scores)
-        found = search.kth(k)
-        return found if found is not None else kthvalue_of_chunks(self.slab_scores, k)
+        sample = torch.cat([self._scores_at(index, where).float().cpu() for index, where in enumerate(positions)])
+        return kth_smallest(self.slab_scores, k, self.total_numel, sample)
 
     def apply_mask(self, threshold: torch.Tensor) -> None:
         """Set every selected entry whose score is < threshold to 0, in place."""

@@ -22,7 +22,9 @@ zeros) is counted, not collected, so the candidates stay few; a bracket one
 value wide is resolved by counting alone.
 
 `kth_smallest(...)` returns exactly `torch.kthvalue(torch.cat([c.flatten() for c
-in chunks]), k).values` (a 0-d tensor), including ties, zeros, k = 1 and k = N.
+in chunks]), k).values` (a 0-d CPU tensor), including ties, zeros, k = 1 and k = N.
+The bracket, counts and candidates live on the CPU; the passes over the scores
+run wherever the scores are.
 """
 import math
 from typing import Callable, Iterable, List, Optional, Sequence
@@ -45,11 +47,11 @@ def sample_positions(numels: Sequence[int], seed: int, sample_size: int = SAMPLE
 
 
 def bracket_from_sample(sample: torch.Tensor, k: int, total: int, sigmas: float = BRACKET_SIGMAS):
-    """(lo, hi, lo_tied): 0-d tensors lo ≤ hi of the sample's dtype such that the k-th smallest of
+    """(lo, hi, lo_tied): 0-d CPU tensors lo ≤ hi of the sample's dtype such that the k-th smallest of
     the full set of `total` scores lies in [lo, hi) with high probability (lo = −inf or hi = +inf
     at the ends), and whether the sample holds lo more than once (a tie mass at lo, e.g. zeros,
     which the search then counts instead of collecting)."""
-    ordered = torch.sort(sample.flatten()).values
+    ordered = torch.sort(sample.flatten().cpu()).values
     m = ordered.numel()
     share = k / total
     spread = sigmas * math.sqrt(m * share * (1 - share)) + 1
@@ -114,7 +116,7 @@ class BracketCount:
         torch.lt(flat, self.hi, out=under_hi)
         hit = (by_column(under_hi).sum(0) - below_per_column).nonzero().squeeze(1)   # columns with a candidate
         for values in (by_column(flat).index_select(1, hit), flat[split:]):   # picked columns, the rest
-            self._candidates.append(values[(values >= self.above_lo) & (values < self.hi)])
+            self._candidates.append(values[(values >= self.above_lo) & (values < self.hi)].cpu())
 
     def kth(self, k: int) -> Optional[torch.Tensor]:
         """The k-th smallest of everything added, or None when it is not in [lo, hi)."""
@@ -129,7 +131,8 @@ class BracketCount:
 
 
 def total_of(counts) -> int:
-    return int(torch.stack(counts).sum()) if counts else 0
+    """The sum of exact per-chunk counts (0-d tensors, possibly on several devices)."""
+    return sum(int(count) for count in counts)
 
 
 def kth_smallest(score_chunks: Callable[[], Iterable[torch.Tensor]], k: int, total: int,
@@ -149,8 +152,8 @@ def kth_smallest(score_chunks: Callable[[], Iterable[torch.Tensor]], k: int, tot
 
 
 def kthvalue_of_chunks(score_chunks: Callable[[], Iterable[torch.Tensor]], k: int) -> torch.Tensor:
-    """The fallback: `torch.kthvalue` over a copy of all scores (4 bytes each, one full selection)."""
-    return torch.kthvalue(torch.cat([chunk.flatten().clone() for chunk in score_chunks()]), k).values
+    """The fallback: `torch.kthvalue` over a CPU copy of all scores (4 bytes each, one full selection)."""
+    return torch.kthvalue(torch.cat([chunk.flatten().cpu() for chunk in score_chunks()]), k).values
 
 
 def kth_smallest_of(tensors: Sequence[torch.Tensor], k: int, sample_size: int = SAMPLE_SIZE) -> torch.Tensor:
