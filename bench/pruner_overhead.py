@@ -38,6 +38,9 @@ def parse_args(argv=None):
     parser.add_argument("--deltaT", type=int, nargs="+", default=[10, 1], help="the ΔT values to measure")
     parser.add_argument("--final_threshold", type=float, default=0.1, help="remaining ratio at the end")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--pruner_threads", type=int, default=0,
+                        help="run pruner.step with this many torch threads (0: torch's default, as training); "
+                             "shows how much of its time is lost to threads waiting for each other on busy cores")
     return parser.parse_args(argv)
 
 
@@ -62,6 +65,17 @@ def check_threshold(pruner, threshold: float) -> bool:
     return torch.kthvalue(scores, k).values.item() == threshold
 
 
+def pruner_step(pruner, t: int, threads: int):
+    if not threads:
+        return pruner.step(t)
+    training_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return pruner.step(t)
+    finally:
+        torch.set_num_threads(training_threads)
+
+
 def run(args, delta_t: int, model, initial_state, batch, seq, vocab):
     model.load_state_dict(initial_state)
     optimizer = torch.optim.Adamax(model.parameters(), lr=1e-4)
@@ -79,7 +93,7 @@ def run(args, delta_t: int, model, initial_state, batch, seq, vocab):
         model(input_ids=ids, labels=labels).loss.backward()
         optimizer.step()
         middle, middle_cpu = time.perf_counter(), time.process_time()
-        _, threshold = pruner.step(t)
+        _, threshold = pruner_step(pruner, t, args.pruner_threads)
         ended, ended_cpu = time.perf_counter(), time.process_time()
         plain_cpu += middle_cpu - started_cpu
         pruning_cpu += ended_cpu - middle_cpu
@@ -106,7 +120,8 @@ def main(argv=None):
     model, batch, seq, vocab = build(args.quick)
     initial_state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     print(f"load average at the start: {os.getloadavg()}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {'quick' if args.quick else 'BERT-base'} "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+          f"{f' ({args.pruner_threads} in pruner.step)' if args.pruner_threads else ''}; {'quick' if args.quick else 'BERT-base'} "
           f"encoder, batch {batch} x {seq}; schedule T={args.total_steps}, warmup_steps={args.warmup_steps}, "
           f"initial_warmup={args.initial_warmup}, final_warmup={args.final_warmup}")
     results = {}

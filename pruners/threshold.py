@@ -37,13 +37,19 @@ BRACKET_SIGMAS = 4.0       # half-width of the bracket, in binomial standard dev
 
 def sample_positions(numels: Sequence[int], seed: int, sample_size: int = SAMPLE_SIZE) -> List[torch.Tensor]:
     """Random flat positions into tensors of the given sizes, about `sample_size` in all, in
-    proportion to their sizes (at least one each), from a private generator (the global RNG, and
-    so training, is untouched). Random, not strided: a stride sharing a factor with a row length
-    samples only some columns, whose scores can differ systematically."""
+    proportion to their sizes (at least one each): one uniformly random position in each of
+    c equal strata of a tensor, so the positions increase (memory is read in order) while no
+    lattice of columns is favoured (a plain stride sharing a factor with the row length samples
+    only some columns, whose scores can differ systematically). Drawn from a private generator:
+    the global RNG, and so training, is untouched."""
     total = sum(numels)
     generator = torch.Generator().manual_seed(seed)
-    return [torch.randint(numel, (max(1, round(numel * sample_size / total)),), generator=generator)
-            for numel in numels]
+    positions = []
+    for numel in numels:
+        count = max(1, round(numel * sample_size / total))
+        strata = torch.arange(count, dtype=torch.float64) + torch.rand(count, dtype=torch.float64, generator=generator)
+        positions.append((strata * (numel / count)).long().clamp_(max=numel - 1))
+    return positions
 
 
 def bracket_from_sample(sample: torch.Tensor, k: int, total: int, sigmas: float = BRACKET_SIGMAS):
