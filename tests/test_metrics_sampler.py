@@ -57,7 +57,10 @@ def test_mix_opt_puts_main_task_last_and_ratio_subsamples_auxiliary():
 
 
 def test_shards_partition_each_global_batch():
-    shards = [MultiTaskBatchSampler([9, 5], 2, seed=4, rank=r, world_size=2).epoch(0) for r in range(2)]
+    shards = [MultiTaskBatchSampler([8, 4], 2, seed=4, rank=r, world_size=2).epoch(0) for r in range(2)]
     assert [t for t, _ in shards[0]] == [t for t, _ in shards[1]], "every rank works on the same task per update"
     for (task, a), (_, b) in zip(*shards):
-        assert not set(a) & set(b), f"ranks share examples in one batch: {a} {b}"
+        assert len(a) == len(b) == 2 and not set(a) & set(b), f"full global batches split evenly: {a} {b}"
+    short = [MultiTaskBatchSampler([5], 2, seed=4, rank=r, world_size=2).epoch(0) for r in range(2)]
+    last = [batches[-1][1] for batches in short]
+    assert all(len(part) == 1 for part in last), f"a one-example last batch still gives every rank a row: {last}"
