@@ -39,8 +39,8 @@ def parse_args(argv=None):
     parser.add_argument("--final_threshold", type=float, default=0.1, help="remaining ratio at the end")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--pruner_threads", type=int, default=0,
-                        help="run pruner.step with this many torch threads (0: torch's default, as training); "
-                             "shows how much of its time is lost to threads waiting for each other on busy cores")
+                        help="the pruner's num_threads (0: torch's default, as training); shows how much of its "
+                             "time goes to threads waiting for each other on cores busy with other processes")
     return parser.parse_args(argv)
 
 
@@ -65,23 +65,13 @@ def check_threshold(pruner, threshold: float) -> bool:
     return torch.kthvalue(scores, k).values.item() == threshold
 
 
-def pruner_step(pruner, t: int, threads: int):
-    if not threads:
-        return pruner.step(t)
-    training_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        return pruner.step(t)
-    finally:
-        torch.set_num_threads(training_threads)
-
-
 def run(args, delta_t: int, model, initial_state, batch, seq, vocab):
     model.load_state_dict(initial_state)
     optimizer = torch.optim.Adamax(model.parameters(), lr=1e-4)
     pruner = PlatonPruner(model, args.total_steps, initial_threshold=1.0, final_threshold=args.final_threshold,
                           warmup_steps=args.warmup_steps, initial_warmup=args.initial_warmup,
-                          final_warmup=args.final_warmup, beta1=0.85, beta2=0.95, deltaT=delta_t)
+                          final_warmup=args.final_warmup, beta1=0.85, beta2=0.95, deltaT=delta_t,
+                          num_threads=args.pruner_threads or None)
     generator = torch.Generator().manual_seed(args.seed)
     plain, pruning, checked = [], {"warmup": [], "cubic": [], "final": []}, None
     plain_cpu, pruning_cpu = 0.0, 0.0
@@ -93,7 +83,7 @@ def run(args, delta_t: int, model, initial_state, batch, seq, vocab):
         model(input_ids=ids, labels=labels).loss.backward()
         optimizer.step()
         middle, middle_cpu = time.perf_counter(), time.process_time()
-        _, threshold = pruner_step(pruner, t, args.pruner_threads)
+        _, threshold = pruner.step(t)
         ended, ended_cpu = time.perf_counter(), time.process_time()
         plain_cpu += middle_cpu - started_cpu
         pruning_cpu += ended_cpu - middle_cpu
@@ -121,7 +111,8 @@ def main(argv=None):
     initial_state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     print(f"load average at the start: {os.getloadavg()}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads"
-          f"{f' ({args.pruner_threads} in pruner.step)' if args.pruner_threads else ''}; {'quick' if args.quick else 'BERT-base'} "
+          f"{f' ({args.pruner_threads} in pruner.step)' if args.pruner_threads else ''}; "
+          f"{'quick' if args.quick else 'BERT-base'} "
           f"encoder, batch {batch} x {seq}; schedule T={args.total_steps}, warmup_steps={args.warmup_steps}, "
           f"initial_warmup={args.initial_warmup}, final_warmup={args.final_warmup}")
     results = {}
@@ -143,7 +134,8 @@ def main(argv=None):
                       + (f"; threshold searched {searched[phase]}x" if phase in searched else ""))
         print(f"  whole schedule: pruner / plain = {whole:.2%} of wall time ({cpu_fraction:.2%} of CPU time)")
         print(f"  pruner state: {state_bytes:,} bytes = {state_bytes / numel:.1f} bytes "
-              f"({state_bytes / numel / 4:.2f} float32) per selected weight; work buffers {buffer_bytes:,} bytes at most")
+              f"({state_bytes / numel / 4:.2f} float32) per selected weight; "
+              f"work buffers {buffer_bytes:,} bytes at most")
         if checked is not None:
             print(f"  threshold at t={checked[0]} equals torch.kthvalue over all {numel:,} scores: {checked[1]}")
     return 0 if all(r[3] is None or r[3][1] for r in results.values()) else 1

@@ -3,7 +3,8 @@
 Unstructured pruners (this package's top level; GPP lives in `pruners.gpp`):
 
     PlatonPruner(model, total_steps, *, initial_threshold, final_threshold, warmup_steps,
-                 initial_warmup, final_warmup, beta1, beta2, deltaT, target_substrings=DEFAULT_TARGET_SUBSTRINGS)
+                 initial_warmup, final_warmup, beta1, beta2, deltaT,
+                 target_substrings=DEFAULT_TARGET_SUBSTRINGS, num_threads=None)
     MagnitudePruner(model, total_steps, *, <the same without beta1, beta2>)
         .step(global_step) -> (remaining_ratio, mask_threshold or None)   once per optimizer update
         .last_step_stats                                                  what the last step did

@@ -37,11 +37,20 @@ State dict (plain Python values plus tensors, as torch optimizers do):
      "hyperparameters": {...},                       # as constructed, for the record
      "tensors": {"<statistic>/<parameter name>": Tensor}}   # e.g. "uncertainty/encoder.layer.0.output.dense.bias"
 
+Threads: the passes are memory-bound, so they gain little from many threads,
+and on a CPU shared with other processes each parallel region can wait for a
+descheduled thread (OpenMP threads spin at barriers). `num_threads` runs
+`step()` with that many intra-op threads (restoring torch's setting after);
+None, the default, leaves torch's setting alone. On the 2-core machine of
+bench/pruner_overhead.py, busy with other jobs, num_threads=1 made the pruner
+about 3× faster than the 2 threads training used.
+
 Everything but "tensors" is JSON; "tensors" is a flat str → Tensor dict of
 copies, one per statistic and parameter with the parameter's shape, that
 `safetensors.torch.save_file` takes as is.
 """
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -65,6 +74,20 @@ def select_parameters(model: nn.Module, target_substrings: Sequence[str]) -> Lis
 def take(tensor: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """A copy of the entries of `tensor` at flat `positions`."""
     return tensor.reshape(-1).index_select(0, positions.to(tensor.device))
+
+
+@contextmanager
+def torch_threads(num_threads: Optional[int]):
+    """Run the body with `num_threads` intra-op threads (None: leave torch's setting alone)."""
+    if num_threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @dataclass(frozen=True)
@@ -98,9 +121,12 @@ class UnstructuredPruner:
 
     def __init__(self, model: nn.Module, total_steps: int, *, initial_threshold: float, final_threshold: float,
                  warmup_steps: float, initial_warmup: float, final_warmup: float, deltaT: int,
-                 target_substrings: Sequence[str] = DEFAULT_TARGET_SUBSTRINGS):
+                 target_substrings: Sequence[str] = DEFAULT_TARGET_SUBSTRINGS, num_threads: Optional[int] = None):
         validate_schedule(total_steps, initial_threshold, final_threshold, warmup_steps, initial_warmup,
                           final_warmup, deltaT)
+        if num_threads is not None and not (isinstance(num_threads, int) and num_threads >= 1):
+            raise ValueError(f"num_threads={num_threads!r} must be None (torch's setting) or an integer >= 1")
+        self.num_threads = num_threads
         selected = select_parameters(model, target_substrings)
         if not selected:
             raise ValueError(f"no parameter of {type(model).__name__} has a name containing any of "
@@ -223,19 +249,20 @@ class UnstructuredPruner:
         if global_step < 1:
             raise ValueError(f"global_step={global_step}: pruner steps count optimizer updates from 1")
         started, t = time.perf_counter(), global_step
-        if self._update_statistics(t):
-            self._scores_version += 1
-        ratio = self.remaining_ratio(t)
-        k = int(self.total_numel * (1 - ratio))
-        masking = self.is_masking_step(t) and k >= 1
-        threshold, searched = None, False
-        if masking:
-            searched = self._threshold_key != (self._scores_version, k)
-            if searched:
-                self._threshold = self.search_threshold(k, seed=t)
-                self._threshold_key = (self._scores_version, k)
-            threshold = float(self._threshold)
-            self.apply_mask(self._threshold)
+        with torch_threads(self.num_threads):
+            if self._update_statistics(t):
+                self._scores_version += 1
+            ratio = self.remaining_ratio(t)
+            k = int(self.total_numel * (1 - ratio))
+            masking = self.is_masking_step(t) and k >= 1
+            threshold, searched = None, False
+            if masking:
+                searched = self._threshold_key != (self._scores_version, k)
+                if searched:
+                    self._threshold = self.search_threshold(k, seed=t)
+                    self._threshold_key = (self._scores_version, k)
+                threshold = float(self._threshold)
+                self.apply_mask(self._threshold)
         self.last_step, self.last_remaining_ratio, self.last_mask_threshold = t, ratio, threshold
         self.last_step_stats = PruneStepStats(t, ratio, threshold, masking, searched, time.perf_counter() - started)
         return ratio, threshold

@@ -52,11 +52,12 @@ class PlatonPruner(UnstructuredPruner):
 
     def __init__(self, model: torch.nn.Module, total_steps: int, *, initial_threshold: float,
                  final_threshold: float, warmup_steps: float, initial_warmup: float, final_warmup: float,
-                 beta1: float, beta2: float, deltaT: int, target_substrings=DEFAULT_TARGET_SUBSTRINGS):
+                 beta1: float, beta2: float, deltaT: int, target_substrings=DEFAULT_TARGET_SUBSTRINGS,
+                 num_threads=None):
         validate_betas(beta1, beta2)
         super().__init__(model, total_steps, initial_threshold=initial_threshold, final_threshold=final_threshold,
                          warmup_steps=warmup_steps, initial_warmup=initial_warmup, final_warmup=final_warmup,
-                         deltaT=deltaT, target_substrings=target_substrings)
+                         deltaT=deltaT, target_substrings=target_substrings, num_threads=num_threads)
         self.beta1, self.beta2 = beta1, beta2
         self.uses_uncertainty = beta2 < 1
         self.sensitivity = self.new_flat_buffers()                                   # I
@@ -99,13 +100,14 @@ class PlatonPruner(UnstructuredPruner):
         return out.abs_()
 
     def _slab_scores(self, slab, out: torch.Tensor) -> torch.Tensor:
-        average = self.slab_of(self.sensitivity_average, slab)
-        if not self.uses_uncertainty:
-            return average
-        return torch.mul(average, self.slab_of(self.uncertainty, slab), out=out)
+        uncertainty = self.slab_of(self.uncertainty, slab) if self.uses_uncertainty else None
+        return score(self.slab_of(self.sensitivity_average, slab), uncertainty, out=out)
 
     def _scores_at(self, index: int, positions: torch.Tensor) -> torch.Tensor:
-        average = take(self.view_of(self.sensitivity_average, index), positions)
-        if not self.uses_uncertainty:
-            return average
-        return average * take(self.view_of(self.uncertainty, index), positions)
+        uncertainty = take(self.view_of(self.uncertainty, index), positions) if self.uses_uncertainty else None
+        return score(take(self.view_of(self.sensitivity_average, index), positions), uncertainty)
+
+
+def score(average: torch.Tensor, uncertainty, out=None) -> torch.Tensor:
+    """S = Ī ⊙ U, or Ī itself when there is no uncertainty term (β2 == 1)."""
+    return average if uncertainty is None else torch.mul(average, uncertainty, out=out)

@@ -53,7 +53,8 @@ def test_update_rule_across_window_boundaries_deltaT_2():
         drive_one(pruner, model, t, x)
         got = statistics(pruner)
         for short, name in (("I", "sensitivity"), ("A", "sensitivity_average"), ("U", "uncertainty")):
-            assert got[name] == pytest.approx([want[short]] * 2, rel=1e-6), f"t={t} {name}: {got[name]} vs {want[short]}"
+            assert got[name] == pytest.approx([want[short]] * 2, rel=1e-6), \
+                f"t={t} {name}: {got[name]} vs {want[short]}"
     score = pruner.scores()["intermediate.dense.weight"]
     assert score.tolist() == pytest.approx([2.75 * 1.25] * 2, rel=1e-6), f"S = Ī⊙U, got {score}"
 
@@ -219,7 +220,8 @@ def test_masking_steps_and_exact_target_at_the_end(method):
         pruner = MagnitudePruner(model, 20, deltaT=4, **SCHEDULE)
     returned, _ = train(model, pruner, 20)
     masked_at = [t for t, (_, threshold) in enumerate(returned, start=1) if threshold is not None]
-    assert masked_at == [4, 8, 12, 15, 16, 17, 18, 19, 20], f"{method}: cubic every 4th update, then every update: {masked_at}"
+    assert masked_at == [4, 8, 12, 15, 16, 17, 18, 19, 20], \
+        f"{method}: cubic phase every 4th update, final phase every update: {masked_at}"
     assert returned[-1][0] == 0.25, "the last ratio is final_threshold"
 
     threshold = returned[-1][1]
@@ -263,6 +265,21 @@ def test_step_leaves_the_global_random_state_alone():
         pruner.step(t)
     assert pruner.last_step_stats.threshold_searched, "the sample for the search was drawn"
     assert torch.equal(before, torch.get_rng_state()), "sampling must not move the global RNG (dropout, data order)"
+
+
+def test_num_threads_changes_speed_not_results():
+    results = {}
+    for num_threads in (None, 1):
+        model = tiny_bert()
+        pruner = PlatonPruner(model, 20, beta1=0.85, beta2=0.95, deltaT=3, num_threads=num_threads, **SCHEDULE)
+        before = torch.get_num_threads()
+        returned, _ = train(model, pruner, 14)
+        assert torch.get_num_threads() == before, f"num_threads={num_threads}: torch's setting is restored"
+        results[num_threads] = (returned, [p.detach().clone() for p in pruner.params])
+    assert results[None][0] == results[1][0], "same ratios and thresholds with one thread"
+    assert all(torch.equal(a, b) for a, b in zip(results[None][1], results[1][1])), "same masked weights"
+    with pytest.raises(ValueError, match="num_threads=0"):
+        MagnitudePruner(tiny_bert(), 20, deltaT=3, num_threads=0, **SCHEDULE)
 
 
 def save_and_load(state, directory):

@@ -23,8 +23,10 @@ def test_ratio_at_phase_boundaries():
     assert ratio(1) == 1.0, "warm-up keeps initial_threshold"
     assert ratio(10) == 1.0, "t = ti is still warm-up"
     expected = 0.1 + 0.9 * (1 - 1 / 60) ** 3
-    assert math.isclose(ratio(11), expected, rel_tol=1e-12), f"t = ti+1 starts the cubic decay: {ratio(11)} vs {expected}"
-    assert math.isclose(ratio(40), 0.1 + 0.9 * 0.5 ** 3, rel_tol=1e-12), "halfway through the cubic phase: rT + (r0-rT)/8"
+    assert math.isclose(ratio(11), expected, rel_tol=1e-12), \
+        f"t = ti+1 starts the cubic decay: {ratio(11)} vs {expected}"
+    assert math.isclose(ratio(40), 0.1 + 0.9 * 0.5 ** 3, rel_tol=1e-12), \
+        "halfway through the cubic phase: rT + (r0-rT)/8"
     assert math.isclose(ratio(70), 0.1, abs_tol=1e-15), f"t = T - tf ends the cubic phase at rT, got {ratio(70)}"
     assert ratio(71) == 0.1, "t = T - tf + 1 is the final phase"
     assert ratio(100) == 0.1, "t = T is the final phase"
