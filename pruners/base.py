@@ -37,6 +37,10 @@ State dict (plain Python values plus tensors, as torch optimizers do):
      "hyperparameters": {...},                       # as constructed, for the record
      "tensors": {"<statistic>/<parameter name>": Tensor}}   # e.g. "uncertainty/encoder.layer.0.output.dense.bias"
 
+Everything but "tensors" is JSON; "tensors" is a flat str → Tensor dict of
+copies, one per statistic and parameter with the parameter's shape, that
+`safetensors.torch.save_file` takes as is.
+
 Threads: the passes are memory-bound, so they gain little from many threads,
 and on a CPU shared with other processes each parallel region can wait for a
 descheduled thread (OpenMP threads spin at barriers). `num_threads` runs
@@ -44,10 +48,6 @@ descheduled thread (OpenMP threads spin at barriers). `num_threads` runs
 None, the default, leaves torch's setting alone. On the 2-core machine of
 bench/pruner_overhead.py, busy with other jobs, num_threads=1 made the pruner
 about 3× faster than the 2 threads training used.
-
-Everything but "tensors" is JSON; "tensors" is a flat str → Tensor dict of
-copies, one per statistic and parameter with the parameter's shape, that
-`safetensors.torch.save_file` takes as is.
 """
 import time
 from contextlib import contextmanager

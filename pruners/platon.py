@@ -25,6 +25,10 @@ averages are computed as `lerp` (a + w·(b − a)), equal to the formulas above 
 to float rounding. A parameter without a gradient at some update contributes
 |p ⊙ g| = 0 there.
 
+In the state dict (format in `pruners.base`) the statistics are the tensors
+"sensitivity/<parameter>" (I), "sensitivity_average/<parameter>" (Ī) and
+"uncertainty/<parameter>" (U, absent when β2 == 1).
+
 Usage in a plain Hugging Face training loop: see `pruners/__init__.py`.
 """
 from typing import Dict
