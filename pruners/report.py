@@ -80,9 +80,11 @@ def format_report(report: dict, per_parameter: bool = False) -> str:
     lines = []
 
     def table(title, groups):
-        lines.append(f"{title:<44} {'entries':>12} {'zeros':>12} {'remaining':>9}")
+        groups = list(groups)
+        width = max([len(title)] + [len(str(group)) for group, _ in groups])
+        lines.append(f"{title:<{width}} {'entries':>12} {'zeros':>12} {'remaining':>9}")
         for group, row in groups:
-            lines.append(f"{group:<44} {row['numel']:>12,} {row['zeros']:>12,} {row['remaining_ratio']:>9.4f}")
+            lines.append(f"{group:<{width}} {row['numel']:>12,} {row['zeros']:>12,} {row['remaining_ratio']:>9.4f}")
         lines.append("")
 
     if per_parameter:
