@@ -3,7 +3,8 @@
 # install, write the built-in GLUE sample, preprocess it with the bundled
 # model's tokenizer, fine-tune the bundled model densely on three sample
 # tasks, prune the same run with PLATON, and print dev metrics side by side.
-# Sized to stay within 15 minutes on 2 CPU cores (about 1 s per update of the bundled model there):
+# Sized for about 15 minutes on an idle 2-core CPU (an estimate of about 1 s per update of the bundled
+# model; on a busy machine it measured 4-7 s per update):
 # the sample at half its default size (1,250 training rows per task), one dense epoch, two PLATON
 # epochs. Outputs go to log/main_job/. EPOCHS, TASKS and GLUE_SAMPLE_SCALE override.
 set -e
