@@ -20,14 +20,18 @@ change (between PLATON's window closes in the final phase): the same selection.
 Layout. The selected parameters of one device are laid end to end in one flat
 index space; a method's statistics are flat float32 buffers over it (one per
 statistic and device), seen per parameter through views. Work goes by slabs:
-runs of consecutive whole parameters of about SLAB_NUMEL entries. Operations
-that involve only statistics run once over a whole buffer or slab, those that
-involve the weights or gradients once per parameter, so a step is a few hundred
-large elementwise operations for BERT-base rather than thousands of small ones
-(each parallel region can stall when other processes share the cores). Work
-buffers are one slab in size; nothing of the model's size is allocated per step
-(short of the rare fallback of the threshold search); scores are computed when
-needed, never stored.
+consecutive runs of about SLAB_NUMEL entries of that space, cutting large
+parameters into pieces and gathering small ones (a non-contiguous parameter
+is one piece, whole). A pass does every operation of a step on one slab before
+moving to the next, so a slab's statistics, weights, gradients and work buffers
+(a few MB) are read from memory once and stay in cache for the rest: a PLATON
+step at a window close reads and writes the model-sized buffers once for the
+update and once more for the threshold's counting pass, instead of once per
+elementwise operation, which is what bounds these passes on a CPU. Slabs are
+large enough that per-operation overhead stays small (a few hundred slabs for
+BERT-base). Work buffers are one slab in size; nothing of the model's size is
+allocated per step (short of the rare fallback of the threshold search);
+scores are computed when needed, never stored.
 
 State dict (plain Python values plus tensors, as torch optimizers do):
 
@@ -61,7 +65,7 @@ from pruners.schedule import is_masking_step, remaining_ratio, validate_schedule
 from pruners.threshold import kth_smallest, sample_positions
 
 DEFAULT_TARGET_SUBSTRINGS = ("attention.self", "attention.output.dense", "output.dense", "intermediate.dense")
-SLAB_NUMEL = 1 << 22      # entries per slab (16 MB of float32); a larger parameter is a slab of its own
+SLAB_NUMEL = 1 << 19      # entries per slab (2 MB of float32 per buffer; a step's working set fits in cache)
 STATE_FORMAT = 1
 
 
@@ -91,16 +95,66 @@ def torch_threads(num_threads: Optional[int]):
 
 
 @dataclass(frozen=True)
-class Slab:
-    """Consecutive whole selected parameters of one device: entries [start, stop) of its flat space."""
-    device: torch.device
+class Piece:
+    """Entries [start, stop) of parameter `index`, in its flattened order (`whole`: all of it, kept
+    in its own shape, the case of a non-contiguous parameter)."""
+    index: int
     start: int
     stop: int
-    members: Tuple[int, ...]        # parameter indices
+    whole: bool = False
 
     @property
     def numel(self) -> int:
         return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class Slab:
+    """Consecutive selected entries of one device, [start, stop) of its flat space, as pieces of parameters."""
+    device: torch.device
+    start: int
+    stop: int
+    pieces: Tuple[Piece, ...]
+
+    @property
+    def numel(self) -> int:
+        return self.stop - self.start
+
+
+def plan_slabs(params: Sequence[torch.Tensor], offsets: Sequence[int], slab_numel: int) -> List[Slab]:
+    """Cut the flat spaces into slabs of at most `slab_numel` entries (a non-contiguous parameter
+    larger than that is a slab of its own), in parameter order."""
+    slabs: List[Slab] = []
+    pending: List[Piece] = []
+
+    def close():
+        if pending:
+            first, last = pending[0], pending[-1]
+            device = params[first.index].device
+            slabs.append(Slab(device, offsets[first.index] + first.start, offsets[last.index] + last.stop,
+                              tuple(pending)))
+            pending.clear()
+
+    for index, param in enumerate(params):
+        if pending and params[pending[-1].index].device != param.device:
+            close()
+        used = sum(piece.numel for piece in pending)
+        if not param.is_contiguous():
+            if used + param.numel() > slab_numel:
+                close()
+            pending.append(Piece(index, 0, param.numel(), whole=True))
+            continue
+        start = 0
+        while start < param.numel():
+            if used >= slab_numel:
+                close()
+                used = 0
+            stop = min(param.numel(), start + slab_numel - used)
+            pending.append(Piece(index, start, stop))
+            used += stop - start
+            start = stop
+    close()
+    return slabs
 
 
 @dataclass
@@ -143,14 +197,7 @@ class UnstructuredPruner:
         for param in self.params:
             self.offsets.append(self.device_numel.get(param.device, 0))
             self.device_numel[param.device] = self.offsets[-1] + param.numel()
-        self.slabs: List[Slab] = []
-        for index, param in enumerate(self.params):
-            last = self.slabs[-1] if self.slabs else None
-            if last and last.device == param.device and last.numel + param.numel() <= SLAB_NUMEL:
-                self.slabs[-1] = Slab(last.device, last.start, last.stop + param.numel(), last.members + (index,))
-            else:
-                start = self.offsets[index]
-                self.slabs.append(Slab(param.device, start, start + param.numel(), (index,)))
+        self.slabs = plan_slabs(self.params, self.offsets, SLAB_NUMEL)
         self._work = {device: torch.empty(max(slab.numel for slab in self.slabs if slab.device == device),
                                           device=device) for device in self.device_numel}
         self._threshold_key = None      # (scores version, k) that `_threshold` belongs to
@@ -180,10 +227,19 @@ class UnstructuredPruner:
         return self._work[slab.device][:slab.numel]
 
     def members(self, slab: Slab, flat: torch.Tensor):
-        """(parameter index, its part of the slab-sized flat tensor `flat`, shaped like it)."""
-        for index in slab.members:
-            start = self.offsets[index] - slab.start
-            yield index, flat[start:start + self.params[index].numel()].view(self.params[index].shape)
+        """(piece, its part of the slab-sized flat tensor `flat`), each part shaped like `part(..., piece)`."""
+        for piece in slab.pieces:
+            start = self.offsets[piece.index] + piece.start - slab.start
+            here = flat[start:start + piece.numel]
+            yield piece, (here.view(self.params[piece.index].shape) if piece.whole else here)
+
+    @staticmethod
+    def part(tensor: torch.Tensor, piece: Piece) -> torch.Tensor:
+        """The piece of a parameter-shaped tensor (the parameter, its gradient): a flat view, or the
+        tensor itself for a whole piece (a gradient laid out unlike its parameter is copied)."""
+        if piece.whole:
+            return tensor
+        return tensor.reshape(-1)[piece.start:piece.stop]
 
     # ---- the scoring rule, written by each method
     def _update_statistics(self, t: int) -> bool:
@@ -221,11 +277,10 @@ class UnstructuredPruner:
     @torch.no_grad()
     def scores(self) -> Dict[str, torch.Tensor]:
         """A copy of the current score of every selected entry, by parameter name (for inspection)."""
-        result = {}
+        flat = self.new_flat_buffers()
         for slab, scores in zip(self.slabs, self.slab_scores()):
-            for index, view in self.members(slab, scores):
-                result[self.parameter_names[index]] = view.clone()
-        return result
+            self.slab_of(flat, slab).copy_(scores)
+        return {name: self.view_of(flat, index) for index, name in enumerate(self.parameter_names)}
 
     def search_threshold(self, k: int, seed: int) -> torch.Tensor:
         """The exact k-th smallest score (threshold.kth_smallest: one counting pass over the slabs,
@@ -239,8 +294,8 @@ class UnstructuredPruner:
         for slab in self.slabs:
             scores = self._slab_scores(slab, out=self.work(slab))
             keep = torch.ge(scores, threshold.to(slab.device), out=self.work(slab))
-            for index, keep_here in self.members(slab, keep):
-                self.params[index].mul_(keep_here)    # × 0.0 zeroes (−0.0 for negative weights, still == 0)
+            for piece, keep_here in self.members(slab, keep):
+                self.part(self.params[piece.index], piece).mul_(keep_here)   # × 0.0 zeroes (−0.0 is == 0 too)
 
     @torch.no_grad()
     def step(self, global_step: int):

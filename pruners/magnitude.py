@@ -30,8 +30,8 @@ class MagnitudePruner(UnstructuredPruner):
         return True     # the weights moved: new scores
 
     def _slab_scores(self, slab, out: torch.Tensor) -> torch.Tensor:
-        for index, here in self.members(slab, out):
-            torch.abs(self.params[index], out=here)
+        for piece, here in self.members(slab, out):
+            torch.abs(self.part(self.params[piece.index], piece), out=here)
         return out
 
     def _scores_at(self, index: int, positions: torch.Tensor) -> torch.Tensor:

@@ -79,28 +79,26 @@ class PlatonPruner(UnstructuredPruner):
 
     def _update_statistics(self, t: int) -> bool:
         position = t % self.deltaT            # j
-        if position == 0:                     # a window closes: whole buffers at once
-            for device, sensitivity in self.sensitivity.items():
-                average = self.sensitivity_average[device]
+        for slab in self.slabs:               # every operation on one slab while it is in cache
+            sensitivity = self.slab_of(self.sensitivity, slab)
+            if position == 0:                 # a window closes
+                average = self.slab_of(self.sensitivity_average, slab)
                 average.lerp_(sensitivity, 1 - self.beta1)
                 if self.uses_uncertainty:     # |I − Ī| with the new Ī, in I's place: I is rewritten next
-                    self.uncertainty[device].lerp_(sensitivity.sub_(average).abs_(), 1 - self.beta2)
-            for slab in self.slabs:
-                self._importance(slab, out=self.slab_of(self.sensitivity, slab))
-        else:
-            for slab in self.slabs:
-                self.slab_of(self.sensitivity, slab).lerp_(self._importance(slab, out=self.work(slab)),
-                                                           1 / (position + 1))
+                    self.slab_of(self.uncertainty, slab).lerp_(sensitivity.sub_(average).abs_(), 1 - self.beta2)
+                self._importance(slab, out=sensitivity)
+            else:
+                sensitivity.lerp_(self._importance(slab, out=self.work(slab)), 1 / (position + 1))
         return position == 0
 
     def _importance(self, slab, out: torch.Tensor) -> torch.Tensor:
-        """|p ⊙ g| of the slab's parameters into the flat `out` (0 where a parameter has no gradient)."""
-        for index, here in self.members(slab, out):
-            param = self.params[index]
+        """|p ⊙ g| of the slab's entries into the flat `out` (0 where a parameter has no gradient)."""
+        for piece, here in self.members(slab, out):
+            param = self.params[piece.index]
             if param.grad is None:
                 here.zero_()
             else:
-                torch.mul(param, param.grad, out=here)
+                torch.mul(self.part(param, piece), self.part(param.grad, piece), out=here)
         return out.abs_()
 
     def _slab_scores(self, slab, out: torch.Tensor) -> torch.Tensor:

@@ -120,7 +120,7 @@ class BracketCount:
         if not self.collects:
             return
         torch.lt(flat, self.hi, out=under_hi)
-        hit = (by_column(under_hi).sum(0) - below_per_column).nonzero().squeeze(1)   # columns with a candidate
+        hit = torch.ne(by_column(under_hi).sum(0), below_per_column).nonzero().squeeze(1)   # with a candidate
         for values in (by_column(flat).index_select(1, hit), flat[split:]):   # picked columns, the rest
             self._candidates.append(values[(values >= self.above_lo) & (values < self.hi)].cpu())
 

@@ -395,3 +395,44 @@ def test_sparsity_report(tmp_path):
     assert "attention.output" in text and "all selected parameters" in text, text
     dump_json(report, str(tmp_path / "report.json"))
     assert json.loads((tmp_path / "report.json").read_text()) == report, "JSON round trip"
+
+
+def test_plan_slabs_cuts_and_gathers_parameters_in_order():
+    from pruners.base import plan_slabs
+    params = [torch.zeros(10), torch.zeros(3), torch.zeros(4, 6).t(), torch.zeros(7)]   # the third is non-contiguous
+    offsets = [0, 10, 13, 37]
+    slabs = plan_slabs(params, offsets, 8)
+    covered = [(slab.start, slab.stop) for slab in slabs]
+    assert covered == [(0, 8), (8, 13), (13, 37), (37, 44)], f"slabs tile the flat space in order: {covered}"
+    assert [(p.index, p.start, p.stop) for p in slabs[1].pieces] == [(0, 8, 10), (1, 0, 3)], \
+        "a parameter is cut where a slab fills up and small ones are gathered"
+    assert slabs[2].pieces[0].whole and slabs[2].numel == 24, "a non-contiguous parameter is one whole piece"
+    for slab in slabs:
+        assert sum(p.numel for p in slab.pieces) == slab.numel, f"pieces fill {slab} exactly"
+
+
+@pytest.mark.parametrize("method", ["platon", "magnitude"])
+def test_slab_size_changes_nothing_but_speed(method, monkeypatch):
+    """Slabs that cut every parameter into pieces (and one non-contiguous parameter, a whole piece)
+    give the same statistics, thresholds and masked weights as slabs holding whole parameters."""
+    import pruners.base
+    results = {}
+    for slab_numel in (1 << 19, 100):
+        monkeypatch.setattr(pruners.base, "SLAB_NUMEL", slab_numel)
+        model = tiny_bert()
+        dense = model.bert.encoder.layer[1].intermediate.dense
+        dense.weight = nn.Parameter(dense.weight.detach().t().contiguous().t())
+        assert not dense.weight.is_contiguous(), "the test needs a non-contiguous selected parameter"
+        if method == "platon":
+            pruner = PlatonPruner(model, 20, beta1=0.85, beta2=0.95, deltaT=3, **SCHEDULE)
+        else:
+            pruner = MagnitudePruner(model, 20, deltaT=3, **SCHEDULE)
+        if slab_numel == 100:
+            assert len(pruner.slabs) > 2 * len(pruner.params) // 3, "small slabs cut the parameters"
+        returned, _ = train(model, pruner, 20)
+        results[slab_numel] = (returned, [p.detach().clone() for p in pruner.params], pruner.state_dict()["tensors"])
+    big, small = results[1 << 19], results[100]
+    assert big[0] == small[0], f"{method}: same ratios and thresholds whatever the slab size"
+    assert all(torch.equal(a, b) for a, b in zip(big[1], small[1])), f"{method}: same masked weights"
+    assert big[2].keys() == small[2].keys() and all(torch.equal(big[2][k], small[2][k]) for k in big[2]), \
+        f"{method}: same statistics"
