@@ -59,6 +59,10 @@ class PlatonPruner(UnstructuredPruner):
                  beta1: float, beta2: float, deltaT: int, target_substrings=DEFAULT_TARGET_SUBSTRINGS,
                  num_threads=None):
         validate_betas(beta1, beta2)
+        if isinstance(deltaT, int) and isinstance(total_steps, int) and 1 <= total_steps < deltaT:
+            refuse("deltaT", deltaT, f"at most the number of updates T={total_steps}: PLATON's scores stay 0 "
+                   "until the first sensitivity window closes at update deltaT, so nothing would ever be pruned",
+                   f"use --deltaT {max(1, min(10, total_steps // 10))} or train for more updates")
         super().__init__(model, total_steps, initial_threshold=initial_threshold, final_threshold=final_threshold,
                          warmup_steps=warmup_steps, initial_warmup=initial_warmup, final_warmup=final_warmup,
                          deltaT=deltaT, target_substrings=target_substrings, num_threads=num_threads)

@@ -371,6 +371,13 @@ def test_impossible_schedule_is_refused_by_both_pruners():
         MagnitudePruner(tiny_bert(), 100, **dict(SCHEDULE, warmup_steps=30, deltaT=1))
 
 
+def test_platon_window_longer_than_the_run_is_refused():
+    message = refused(deltaT=101)
+    assert message.startswith("--deltaT=101 is invalid") and "T=100" in message and "--deltaT 10" in message, message
+    PlatonPruner(tiny_bert(), 100, **dict(SCHEDULE, beta1=0.85, beta2=0.85, deltaT=100))   # one window: allowed
+    MagnitudePruner(tiny_bert(), 100, **dict(SCHEDULE, deltaT=101))   # magnitude needs no window: final phase masks
+
+
 def test_beta2_one_and_zero_are_accepted():
     for beta2 in (0.0, 1.0):
         PlatonPruner(tiny_bert(), 100, **dict(SCHEDULE, beta1=0.85, beta2=beta2, deltaT=10))
