@@ -137,11 +137,12 @@ def load_teacher(args, model, device):
     """The fine-tuned teacher of DFD: a train.py output directory, frozen, in eval mode."""
     teacher_encoder = load_encoder(args.teacher_model_path, flag="--teacher_model_path")
     student, teacher_config = model.encoder.config, teacher_encoder.config
-    for field in ("num_hidden_layers", "hidden_size"):
+    for field in ("num_hidden_layers", "hidden_size", "vocab_size"):
         if getattr(student, field) != getattr(teacher_config, field):
             raise UserError(f"--teacher_model_path {args.teacher_model_path}: teacher has {field}="
                             f"{getattr(teacher_config, field)} but the student has {getattr(student, field)}; "
-                            "DFD needs the same layer count and hidden size")
+                            "DFD needs the same layer count and hidden size, and the same vocabulary (the teacher "
+                            "reads the student's token ids): fine-tune the teacher from the student's model")
     teacher_encoder.to(device).eval()      # DFD distils hidden states only: the teacher's heads are not needed
     for param in teacher_encoder.parameters():
         param.requires_grad_(False)

@@ -365,11 +365,13 @@ def test_teacher_directory_without_weights(train_args, tmp_path, capsys):
          f"--teacher_model_path {teacher}: no model.safetensors in this directory", "save the weights")
 
 
-def test_teacher_of_another_shape(train_args, tmp_path, capsys):
-    teacher = hf_dir(tmp_path / "teacher", num_hidden_layers=3)
+@pytest.mark.parametrize("field,value", [("num_hidden_layers", 3), ("vocab_size", 1000)])
+def test_teacher_of_another_shape(train_args, tmp_path, capsys, field, value):
+    teacher = hf_dir(tmp_path / "teacher", **{field: value})
+    student = {"num_hidden_layers": 2, "vocab_size": tiny_bert_config().vocab_size}[field]
     fail(train.main, train_args(tmp_path / "run", *GPP, "--do_distill", "--teacher_model_path", teacher), capsys,
-         f"--teacher_model_path {teacher}: teacher has num_hidden_layers=3 but the student has 2",
-         "DFD needs the same layer count and hidden size")
+         f"--teacher_model_path {teacher}: teacher has {field}={value} but the student has {student}",
+         "DFD needs the same layer count and hidden size, and the same vocabulary")
 
 
 def test_truncated_init_weights(train_args, tiny_model_dir, tmp_path, capsys):
