@@ -9,6 +9,8 @@ A method only writes its scoring rule, as hooks:
                                      scores changed
     _slab_scores(slab, out)          the scores of one slab, as a flat tensor
     _scores_at(index, positions)     the scores of parameter `index` at flat positions
+    _flat_scores_at(device, positions)  the same at positions of a device's flat space (by
+                                     default through `_scores_at`, parameter by parameter)
     _statistics()                    its state: statistic name -> flat buffer per device
 
 At a masking step (schedule.is_masking_step) with k = floor(N·(1 − r)) ≥ 1, the
@@ -251,6 +253,14 @@ class UnstructuredPruner:
     def _scores_at(self, index: int, positions: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def _flat_scores_at(self, device: torch.device, positions: torch.Tensor) -> torch.Tensor:
+        """Scores at increasing `positions` of `device`'s flat space, parameter by parameter."""
+        indices = [index for index, param in enumerate(self.params) if param.device == device]
+        starts = torch.tensor([self.offsets[index] for index in indices] + [self.device_numel[device]])
+        bounds = torch.searchsorted(positions, starts).tolist()
+        return torch.cat([self._scores_at(index, positions[bounds[i]:bounds[i + 1]] - self.offsets[index])
+                          for i, index in enumerate(indices)])
+
     def _statistics(self) -> Dict[str, Dict[torch.device, torch.Tensor]]:
         return {}
 
@@ -285,8 +295,9 @@ class UnstructuredPruner:
     def search_threshold(self, k: int, seed: int) -> torch.Tensor:
         """The exact k-th smallest score (threshold.kth_smallest: one counting pass over the slabs,
         bracketed by a random sample drawn with `seed`)."""
-        positions = sample_positions([param.numel() for param in self.params], seed=seed)
-        sample = torch.cat([self._scores_at(index, where).float().cpu() for index, where in enumerate(positions)])
+        devices = list(self.device_numel)
+        positions = sample_positions([self.device_numel[device] for device in devices], seed=seed)
+        sample = torch.cat([self._flat_scores_at(device, where).float().cpu() for device, where in zip(devices, positions)])
         return kth_smallest(self.slab_scores, k, self.total_numel, sample)
 
     def apply_mask(self, threshold: torch.Tensor) -> None:

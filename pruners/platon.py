@@ -109,6 +109,11 @@ class PlatonPruner(UnstructuredPruner):
         uncertainty = self.slab_of(self.uncertainty, slab) if self.uses_uncertainty else None
         return score(self.slab_of(self.sensitivity_average, slab), uncertainty, out=out)
 
+    def _flat_scores_at(self, device: torch.device, positions: torch.Tensor) -> torch.Tensor:
+        """Straight from the flat statistics: a few gathers however many parameters there are."""
+        uncertainty = take(self.uncertainty[device], positions) if self.uses_uncertainty else None
+        return score(take(self.sensitivity_average[device], positions), uncertainty)
+
     def _scores_at(self, index: int, positions: torch.Tensor) -> torch.Tensor:
         uncertainty = take(self.view_of(self.uncertainty, index), positions) if self.uses_uncertainty else None
         return score(take(self.view_of(self.sensitivity_average, index), positions), uncertainty)

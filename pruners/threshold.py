@@ -57,16 +57,20 @@ def bracket_from_sample(sample: torch.Tensor, k: int, total: int, sigmas: float 
     the full set of `total` scores lies in [lo, hi) with high probability (lo = −inf or hi = +inf
     at the ends), and whether the sample holds lo more than once (a tie mass at lo, e.g. zeros,
     which the search then counts instead of collecting)."""
-    ordered = torch.sort(sample.flatten().cpu()).values
-    m = ordered.numel()
+    values = sample.flatten().cpu()
+    m = values.numel()
     share = k / total
     spread = sigmas * math.sqrt(m * share * (1 - share)) + 1
     low_rank, high_rank = math.floor(share * m - spread) - 1, math.ceil(share * m + spread)
-    minus_inf = torch.full((), -math.inf, dtype=ordered.dtype, device=ordered.device)
-    plus_inf = torch.full((), math.inf, dtype=ordered.dtype, device=ordered.device)
-    lo = ordered[low_rank] if low_rank >= 0 else minus_inf
-    hi = ordered[high_rank] if high_rank < m else plus_inf
-    lo_tied = bool(lo == hi) or (low_rank + 1 < m and bool(ordered[low_rank + 1] == lo))
+
+    def at_rank(rank):      # the sample's order statistic (0-based): a selection, cheaper than a sort
+        return torch.kthvalue(values, rank + 1).values
+
+    minus_inf = torch.full((), -math.inf, dtype=values.dtype)
+    plus_inf = torch.full((), math.inf, dtype=values.dtype)
+    lo = at_rank(low_rank) if low_rank >= 0 else minus_inf
+    hi = at_rank(high_rank) if high_rank < m else plus_inf
+    lo_tied = bool(lo == hi) or (0 <= low_rank and low_rank + 1 < m and bool(at_rank(low_rank + 1) == lo))
     if bool(lo == hi):   # the bracket holds one value: [v, next float after v)
         hi = torch.nextafter(hi, plus_inf)
     return lo, hi, lo_tied
@@ -115,13 +119,16 @@ class BracketCount:
             return indicator[:split].view(self.GROUP, columns)
 
         below_per_column = by_column(below).sum(0)
-        count = below_per_column.sum(dtype=torch.float64) + below[split:].sum(dtype=torch.float64)
+        count = below_per_column.sum(dtype=torch.float64)
+        if split < flat.numel():                # a tail shorter than a column, counted on its own
+            count = count + below[split:].sum(dtype=torch.float64)
         (self._below_candidates if self.lo_tied else self._below).append(count)
         if not self.collects:
             return
         torch.lt(flat, self.hi, out=under_hi)
         hit = torch.ne(by_column(under_hi).sum(0), below_per_column).nonzero().squeeze(1)   # with a candidate
-        for values in (by_column(flat).index_select(1, hit), flat[split:]):   # picked columns, the rest
+        picked = [by_column(flat).index_select(1, hit)] + ([flat[split:]] if split < flat.numel() else [])
+        for values in picked:
             self._candidates.append(values[(values >= self.above_lo) & (values < self.hi)].cpu())
 
     def kth(self, k: int) -> Optional[torch.Tensor]:
