@@ -443,3 +443,52 @@ def test_slab_size_changes_nothing_but_speed(method, monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(big[1], small[1])), f"{method}: same masked weights"
     assert big[2].keys() == small[2].keys() and all(torch.equal(big[2][k], small[2][k]) for k in big[2]), \
         f"{method}: same statistics"
+
+
+def compiler_available():
+    import shutil
+    return any(shutil.which(name) for name in ("g++", "c++", "clang++"))
+
+
+@pytest.mark.parametrize("method,beta2", [("platon", 0.95), ("platon", 1.0), ("magnitude", None)])
+def test_compiled_kernels_match_eager(method, beta2):
+    from pruners.kernels import load
+    results = {}
+    for kind in ("eager", "compiled"):
+        model = tiny_bert()
+        if method == "platon":
+            pruner = PlatonPruner(model, 20, beta1=0.85, beta2=beta2, deltaT=3, kernels=kind, **SCHEDULE)
+        else:
+            pruner = MagnitudePruner(model, 20, deltaT=3, kernels=kind, **SCHEDULE)
+        returned, _ = train(model, pruner, 20)
+        results[kind] = (returned, [p.detach().clone() for p in pruner.params], pruner.state_dict()["tensors"])
+    eager, compiled = results["eager"], results["compiled"]
+    assert [r for r, _ in eager[0]] == [r for r, _ in compiled[0]], f"{method}: same ratios"
+    for (_, a), (_, b) in zip(eager[0], compiled[0]):
+        assert (a is None) == (b is None) and (a is None or a == pytest.approx(b, rel=1e-5)), \
+            f"{method}: thresholds equal up to rounding of the moving averages: {a} vs {b}"
+    assert all(torch.equal(a == 0, b == 0) for a, b in zip(eager[1], compiled[1])), f"{method}: same masks"
+    for key in eager[2]:
+        assert torch.allclose(eager[2][key], compiled[2][key], rtol=1e-5, atol=1e-12), f"{key} differs"
+    if compiler_available():
+        failed = [name for name, kernel in vars(load("compiled")).items() if getattr(kernel, "failed", False)]
+        assert not failed, f"with a C++ compiler here the kernels must compile, not fall back: {failed}"
+
+
+def test_kernel_that_cannot_compile_falls_back_once_with_a_warning():
+    from pruners import kernels
+
+    kernel = kernels._Compiled(kernels.platon_running)
+
+    def broken(*args):
+        raise RuntimeError("no C++ compiler found\nlong details")
+
+    kernel.compiled = broken
+    sensitivity, product = torch.ones(4), torch.tensor([-2.0, 2.0, 0.0, 1.0])
+    with pytest.warns(UserWarning, match="platon_running could not be compiled .RuntimeError: no C.. compiler found"):
+        kernel(sensitivity, product, torch.tensor(0.5))
+    assert sensitivity.tolist() == [1.5, 1.5, 0.5, 1.0], "the eager function ran instead"
+    kernel(sensitivity, product, torch.tensor(0.5))    # no second warning (pytest's filter would show it)
+    assert kernel.failed, "it stays on the eager function"
+    with pytest.raises(ValueError, match="kernels='fast'"):
+        PlatonPruner(tiny_bert(), 20, beta1=0.85, beta2=0.95, deltaT=3, kernels="fast", **SCHEDULE)
