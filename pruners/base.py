@@ -71,7 +71,7 @@ from torch import nn
 
 from pruners.kernels import load as load_kernels
 from pruners.schedule import is_masking_step, remaining_ratio, validate_schedule
-from pruners.threshold import BracketCount, bracket_from_sample, kth_smallest, kthvalue_of_chunks, sample_positions
+from pruners.threshold import kth_smallest, sample_positions
 
 DEFAULT_TARGET_SUBSTRINGS = ("attention.self", "attention.output.dense", "output.dense", "intermediate.dense")
 SLAB_NUMEL = 1 << 19      # entries per slab (2 MB of float32 per buffer; a step's working set fits in cache)
@@ -262,11 +262,6 @@ class UnstructuredPruner:
     def _scores_at(self, index: int, positions: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def _slab_factors(self, slab: Slab):
-        """The slab's scores as flat tensors whose product they are (no copy), or None (then the
-        scores are written out by `_slab_scores`). Lets fused kernels skip writing scores."""
-        return None
-
     def _flat_scores_at(self, device: torch.device, positions: torch.Tensor) -> torch.Tensor:
         """Scores at increasing `positions` of `device`'s flat space, parameter by parameter."""
         indices = [index for index, param in enumerate(self.params) if param.device == device]
@@ -312,39 +307,16 @@ class UnstructuredPruner:
         devices = list(self.device_numel)
         positions = sample_positions([self.device_numel[device] for device in devices], seed=seed)
         sample = torch.cat([self._flat_scores_at(device, where).float().cpu() for device, where in zip(devices, positions)])
-        if self.kernels.kind == "compiled" and self._slab_factors(self.slabs[0]) is not None:
-            count = BracketCount(*bracket_from_sample(sample, k, self.total_numel),
-                                 column_counts=self.kernels.column_counts,
-                                 product_column_counts=self.kernels.product_column_counts)
-            for slab in self.slabs:
-                factors = self._slab_factors(slab)
-                count.add(factors[0]) if len(factors) == 1 else count.add_product(*factors)
-            found = count.kth(k)
-            return found if found is not None else kthvalue_of_chunks(self.slab_scores, k)
         column_counts = self.kernels.column_counts if self.kernels.kind == "compiled" else None
         return kth_smallest(self.slab_scores, k, self.total_numel, sample, column_counts=column_counts)
 
     def apply_mask(self, threshold: torch.Tensor) -> None:
         """Set every selected entry whose score is < threshold to 0, in place."""
-        fused = self.kernels.kind == "compiled" and self._slab_factors(self.slabs[0]) is not None
         for slab in self.slabs:
-            if fused:
-                self._mask_fused(slab, threshold.to(slab.device))
-                continue
             scores = self._slab_scores(slab, out=self.work(slab))
             keep = torch.ge(scores, threshold.to(slab.device), out=self.work(slab))
             for piece, keep_here in self.members(slab, keep):
                 self.part(self.params[piece.index], piece).mul_(keep_here)   # × 0.0 zeroes (−0.0 is == 0 too)
-
-    def _mask_fused(self, slab: Slab, threshold: torch.Tensor) -> None:
-        """`apply_mask` of one slab through a fused kernel per piece: reads the score factors and the
-        weights once, writes the weights."""
-        factors = self._slab_factors(slab)
-        kernel = self.kernels.mask_by_score if len(factors) == 1 else self.kernels.mask_by_product
-        for piece in slab.pieces:
-            param = self.part(self.params[piece.index], piece)
-            start = self.offsets[piece.index] + piece.start - slab.start
-            kernel(param, *(factor[start:start + piece.numel].view(param.shape) for factor in factors), threshold)
 
     @torch.no_grad()
     def step(self, global_step: int):

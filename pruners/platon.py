@@ -127,10 +127,6 @@ class PlatonPruner(UnstructuredPruner):
                 torch.mul(self.part(param, piece), self.part(param.grad, piece), out=here)
         return out
 
-    def _slab_factors(self, slab):
-        average = self.slab_of(self.sensitivity_average, slab)
-        return (average, self.slab_of(self.uncertainty, slab)) if self.uses_uncertainty else (average,)
-
     def _slab_scores(self, slab, out: torch.Tensor) -> torch.Tensor:
         uncertainty = self.slab_of(self.uncertainty, slab) if self.uses_uncertainty else None
         return score(self.slab_of(self.sensitivity_average, slab), uncertainty, out=out)

@@ -94,12 +94,11 @@ class BracketCount:
 
     GROUP = 16
 
-    def __init__(self, lo: torch.Tensor, hi: torch.Tensor, lo_tied: bool = False, column_counts=None,
-                 product_column_counts=None):
+    def __init__(self, lo: torch.Tensor, hi: torch.Tensor, lo_tied: bool = False, column_counts=None):
         self.lo, self.hi, self.lo_tied = lo, hi, lo_tied
         self.above_lo = torch.nextafter(lo, hi) if lo_tied else lo    # candidates are in [above_lo, hi)
         self.collects = bool(self.above_lo < hi)
-        self.column_counts, self.product_column_counts = column_counts, product_column_counts
+        self.column_counts = column_counts
         self._bounds = {}
         self._below, self._below_candidates, self._candidates = [], [], []
         self._work = None
@@ -119,7 +118,7 @@ class BracketCount:
         """Account for one chunk of scores (any shape; may be reused by the caller afterwards)."""
         flat = scores.reshape(-1)
         if self.column_counts is not None:
-            return self._add_fused((flat,))
+            return self._add_fused(flat)
         below, under_hi = self._buffers(flat.numel(), flat.device)
         torch.lt(flat, self.lo, out=below)
         if self.lo_tied:
@@ -144,25 +143,16 @@ class BracketCount:
         for values in picked:
             self._candidates.append(values[(values >= self.above_lo) & (values < self.hi)].cpu())
 
-    def add_product(self, first: torch.Tensor, second: torch.Tensor) -> None:
-        """Account for the chunk of scores first ⊙ second (flat, same length); with the fused
-        `product_column_counts` the product is never written to memory."""
-        if self.product_column_counts is None:
-            return self.add(torch.mul(first, second))
-        return self._add_fused((first, second))
-
-    def _add_fused(self, factors) -> None:
-        """Counts and candidates of the scores that are the product of `factors` (flat, one or two)."""
-        lo, above_lo, hi = self._bounds_on(factors[0].device)
-        columns = factors[0].numel() // self.GROUP
+    def _add_fused(self, flat: torch.Tensor) -> None:
+        lo, above_lo, hi = self._bounds_on(flat.device)
+        columns = flat.numel() // self.GROUP
         split = columns * self.GROUP
-        tail = factors[0][split:] if len(factors) == 1 else factors[0][split:] * factors[1][split:]
+        tail = flat[split:]
         below, below_candidates = (tail < lo).sum(), (tail < above_lo).sum()
         hit = None
         if columns:
-            views = [factor[:split].view(self.GROUP, columns) for factor in factors]
-            kernel = self.column_counts if len(views) == 1 else self.product_column_counts
-            below_columns, below_candidates_columns, per_column = kernel(*views, lo, above_lo, hi)
+            whole = flat[:split].view(self.GROUP, columns)
+            below_columns, below_candidates_columns, per_column = self.column_counts(whole, lo, above_lo, hi)
             below, below_candidates = below + below_columns, below_candidates + below_candidates_columns
             hit = per_column.nonzero().squeeze(1) if self.collects else None
         self._below.append(below)
@@ -170,10 +160,7 @@ class BracketCount:
             self._below_candidates.append(below_candidates)
         if not self.collects:
             return
-        picked = [tail] if tail.numel() else []
-        if hit is not None:
-            columns_hit = [view.index_select(1, hit) for view in views]
-            picked.append(columns_hit[0] if len(columns_hit) == 1 else columns_hit[0] * columns_hit[1])
+        picked = ([whole.index_select(1, hit)] if hit is not None else []) + ([tail] if tail.numel() else [])
         for values in picked:
             self._candidates.append(values[(values >= above_lo) & (values < hi)].cpu())
 

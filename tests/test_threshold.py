@@ -129,20 +129,3 @@ def test_compiled_counting_kernel_is_exact():
     bounds = torch.tensor(0.25), torch.tensor(0.5), torch.tensor(0.75)
     got, want = compiled(columns, *bounds), kernels.column_counts(columns, *bounds)
     assert all(torch.equal(a, b) for a, b in zip(got, want)), "compiled counts equal the eager ones"
-
-
-@pytest.mark.parametrize("fused", [False, True])
-def test_products_counted_without_writing_them(fused):
-    generator = torch.Generator().manual_seed(11)
-    firsts = [torch.rand(size, generator=generator) for size in (5000, 333, 4096)]
-    seconds = [torch.rand(f.numel(), generator=generator) for f in firsts]
-    products = [f * s for f, s in zip(firsts, seconds)]
-    total = sum(p.numel() for p in products)
-    sample = torch.cat([p[::7] for p in products])
-    extra = dict(column_counts=kernels.column_counts, product_column_counts=kernels.product_column_counts) \
-        if fused else {}
-    for k in (1, 900, total // 2, int(total * 0.9), total):
-        count = BracketCount(*bracket_from_sample(sample, k, total), **extra)
-        for first, second in zip(firsts, seconds):
-            count.add_product(first, second)
-        assert count.kth(k).item() == reference(products, k).item(), f"k={k}, fused={fused}: exact"
