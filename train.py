@@ -124,8 +124,7 @@ def build_pruner(args, model, total_steps: int):
 
     schedule = dict(initial_threshold=args.initial_threshold, final_threshold=args.final_threshold,
                     warmup_steps=args.warmup_steps, initial_warmup=args.initial_warmup,
-                    final_warmup=args.final_warmup, deltaT=args.deltaT,
-                    kernels=getattr(args, "pruner_kernels", "eager"))
+                    final_warmup=args.final_warmup, deltaT=args.deltaT)
     try:
         if args.pruner == "platon":
             return PlatonPruner(model.encoder, total_steps, beta1=args.beta1, beta2=args.beta2, **schedule)

@@ -10,12 +10,9 @@ initial_warmup 1, final_warmup 4: warm-up 1..2, cubic phase 3..12, final phase
 (masking at every update). It prints the mean pruner time per phase as a
 fraction of the mean plain step, the whole-schedule fraction, the bytes of
 pruner state per selected weight, and checks the threshold against
-`torch.kthvalue` over all scores at the last masking step of each run. Each
-ΔT is run with the pruner's eager kernels and with its torch.compile'd ones
-(`kernels="compiled"`, pruners.kernels), compiled before the timed schedule
-by a short throwaway pruner over the same model (its time is printed apart).
+`torch.kthvalue` over all scores at the last masking step of each run.
 
-    python bench/pruner_overhead.py            # BERT-base, about 8 minutes on 2 idle CPU cores
+    python bench/pruner_overhead.py            # BERT-base, about 5 minutes on 2 idle CPU cores
     python bench/pruner_overhead.py --quick    # 4 layers, batch 4 × 64, under a minute
 """
 import argparse
@@ -41,8 +38,6 @@ def parse_args(argv=None):
     parser.add_argument("--deltaT", type=int, nargs="+", default=[10, 1], help="the ΔT values to measure")
     parser.add_argument("--final_threshold", type=float, default=0.1, help="remaining ratio at the end")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--kernels", nargs="+", default=["eager", "compiled"], choices=["eager", "compiled"],
-                        help="the pruner kernels to measure")
     parser.add_argument("--pruner_threads", type=int, default=0,
                         help="the pruner's num_threads (0: torch's default, as training); shows how much of its "
                              "time goes to threads waiting for each other on cores busy with other processes")
@@ -70,29 +65,13 @@ def check_threshold(pruner, threshold: float) -> bool:
     return torch.kthvalue(scores, k).values.item() == threshold
 
 
-def compile_kernels(model, args) -> float:
-    """Build the compiled kernels for this model's slab shapes: four steps of a throwaway pruner
-    (a running-mean update, window closes, threshold searches, masking) on random gradients.
-    Returns the seconds it took; the caller restores the weights."""
-    started = time.perf_counter()
-    pruner = PlatonPruner(model, 4, initial_threshold=1.0, final_threshold=0.5, warmup_steps=1, initial_warmup=1,
-                          final_warmup=1, beta1=0.85, beta2=0.95, deltaT=2, kernels="compiled",
-                          num_threads=args.pruner_threads or None)
-    for param in pruner.params:
-        param.grad = torch.randn_like(param)
-    for t in range(1, 5):
-        pruner.step(t)
-    model.zero_grad(set_to_none=True)
-    return time.perf_counter() - started
-
-
-def run(args, delta_t: int, kernels: str, model, initial_state, batch, seq, vocab):
+def run(args, delta_t: int, model, initial_state, batch, seq, vocab):
     model.load_state_dict(initial_state)
     optimizer = torch.optim.Adamax(model.parameters(), lr=1e-4)
     pruner = PlatonPruner(model, args.total_steps, initial_threshold=1.0, final_threshold=args.final_threshold,
                           warmup_steps=args.warmup_steps, initial_warmup=args.initial_warmup,
                           final_warmup=args.final_warmup, beta1=0.85, beta2=0.95, deltaT=delta_t,
-                          num_threads=args.pruner_threads or None, kernels=kernels)
+                          num_threads=args.pruner_threads or None)
     generator = torch.Generator().manual_seed(args.seed)
     plain, pruning, checked = [], {"warmup": [], "cubic": [], "final": []}, None
     plain_cpu, pruning_cpu = 0.0, 0.0
@@ -116,7 +95,7 @@ def run(args, delta_t: int, kernels: str, model, initial_state, batch, seq, voca
             searched[phase] += 1
         if threshold is not None and pruner.last_step_stats.threshold_searched:
             checked = (t, check_threshold(pruner, threshold))
-        print(f"  {kernels:<8} dT={delta_t:<2} t={t:<3} {phase:<6} plain {middle - started:6.3f} s  pruner "
+        print(f"  dT={delta_t:<2} t={t:<3} {phase:<6} plain {middle - started:6.3f} s  pruner "
               f"{ended - middle:6.3f} s  threshold {threshold}", flush=True)
     state_bytes = sum(tensor.numel() * tensor.element_size() for tensor in pruner.state_dict()["tensors"].values())
     # one slab-sized work buffer, and two more while a threshold is searched
@@ -137,26 +116,15 @@ def main(argv=None):
           f"encoder, batch {batch} x {seq}; schedule T={args.total_steps}, warmup_steps={args.warmup_steps}, "
           f"initial_warmup={args.initial_warmup}, final_warmup={args.final_warmup}")
     results = {}
-    compile_seconds = None
-    if "compiled" in args.kernels:
-        compile_seconds = compile_kernels(model, args)
-        from pruners.kernels import load
-        failed = [name for name, kernel in vars(load("compiled")).items() if getattr(kernel, "failed", False)]
-        print(f"compiled the pruner kernels in {compile_seconds:.1f} s (once per process; inductor caches the code)"
-              + (f"; NOT compiled here, eager instead: {failed}" if failed else ""))
     for delta_t in args.deltaT:
-        for kernels in args.kernels:
-            results[delta_t, kernels] = run(args, delta_t, kernels, model, initial_state, batch, seq, vocab)
+        results[delta_t] = run(args, delta_t, model, initial_state, batch, seq, vocab)
     print()
     print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()} on {os.cpu_count()} CPUs "
           "(other processes on the machine slow both columns)")
-    summary = []
-    for (delta_t, kernels), (plain, pruning, searched, checked, state_bytes, buffer_bytes, numel,
-                             cpu_fraction) in results.items():
+    for delta_t, (plain, pruning, searched, checked, state_bytes, buffer_bytes, numel, cpu_fraction) in results.items():
         step = statistics.mean(plain)
         whole = sum(sum(times) for times in pruning.values()) / sum(plain)
-        summary.append(f"deltaT={delta_t:<3} {kernels:<8} kernels: pruner / plain step = {whole:6.2%}")
-        print(f"deltaT={delta_t}, {kernels} kernels: plain step {step:.3f} s (median {statistics.median(plain):.3f}); "
+        print(f"deltaT={delta_t}: plain step {step:.3f} s (median {statistics.median(plain):.3f}); "
               f"selected weights {numel:,}")
         for phase, times in pruning.items():
             if times:
@@ -170,8 +138,6 @@ def main(argv=None):
               f"work buffers {buffer_bytes:,} bytes at most")
         if checked is not None:
             print(f"  threshold at t={checked[0]} equals torch.kthvalue over all {numel:,} scores: {checked[1]}")
-    print()
-    print("\n".join(summary))
     return 0 if all(r[3] is None or r[3][1] for r in results.values()) else 1
 
 

@@ -106,10 +106,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--beta2", type=float, default=0.95,
                    help="PLATON: EMA factor of the uncertainty, in [0, 1); 1 disables the uncertainty term")
     g.add_argument("--deltaT", type=int, default=10, help="PLATON: updates per sensitivity window and masking")
-    g.add_argument("--pruner_kernels", choices=["eager", "compiled"], default="eager",
-                   help="PLATON/magnitude: run the pruner's passes as eager PyTorch operations, or as loops "
-                        "fused by torch.compile (several times faster on a CPU after tens of seconds of "
-                        "compilation at the first masking; same results up to float rounding)")
 
     g = p.add_argument_group("structured pruning (GPP) and distillation (DFD)")
     g.add_argument("--target_sparsity", type=float, default=0.5, help="GPP: fraction of units removed, in (0, 1)")

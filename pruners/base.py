@@ -47,12 +47,6 @@ Everything but "tensors" is JSON; "tensors" is a flat str → Tensor dict of
 copies, one per statistic and parameter with the parameter's shape, that
 `safetensors.torch.save_file` takes as is.
 
-Kernels: `kernels="compiled"` runs the statistics update and the threshold's
-counting pass as loops fused by torch.compile (pruners.kernels), several times
-faster on a CPU than the default "eager" operations, after tens of seconds of
-compilation at the first step; results are the same up to the last bit of a
-moving average.
-
 Threads: the passes are memory-bound, so they gain little from many threads,
 and on a CPU shared with other processes each parallel region can wait for a
 descheduled thread (OpenMP threads spin at barriers). `num_threads` runs
@@ -69,7 +63,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from pruners.kernels import load as load_kernels
 from pruners.schedule import is_masking_step, remaining_ratio, validate_schedule
 from pruners.threshold import kth_smallest, sample_positions
 
@@ -184,14 +177,12 @@ class UnstructuredPruner:
 
     def __init__(self, model: nn.Module, total_steps: int, *, initial_threshold: float, final_threshold: float,
                  warmup_steps: float, initial_warmup: float, final_warmup: float, deltaT: int,
-                 target_substrings: Sequence[str] = DEFAULT_TARGET_SUBSTRINGS, num_threads: Optional[int] = None,
-                 kernels: str = "eager"):
+                 target_substrings: Sequence[str] = DEFAULT_TARGET_SUBSTRINGS, num_threads: Optional[int] = None):
         validate_schedule(total_steps, initial_threshold, final_threshold, warmup_steps, initial_warmup,
                           final_warmup, deltaT)
         if num_threads is not None and not (isinstance(num_threads, int) and num_threads >= 1):
             raise ValueError(f"num_threads={num_threads!r} must be None (torch's setting) or an integer >= 1")
         self.num_threads = num_threads
-        self.kernels = load_kernels(kernels)
         selected = select_parameters(model, target_substrings)
         if not selected:
             raise ValueError(f"no parameter of {type(model).__name__} has a name containing any of "
@@ -307,8 +298,7 @@ class UnstructuredPruner:
         devices = list(self.device_numel)
         positions = sample_positions([self.device_numel[device] for device in devices], seed=seed)
         sample = torch.cat([self._flat_scores_at(device, where).float().cpu() for device, where in zip(devices, positions)])
-        column_counts = self.kernels.column_counts if self.kernels.kind == "compiled" else None
-        return kth_smallest(self.slab_scores, k, self.total_numel, sample, column_counts=column_counts)
+        return kth_smallest(self.slab_scores, k, self.total_numel, sample)
 
     def apply_mask(self, threshold: torch.Tensor) -> None:
         """Set every selected entry whose score is < threshold to 0, in place."""

@@ -21,11 +21,10 @@ class MagnitudePruner(UnstructuredPruner):
 
     def __init__(self, model: torch.nn.Module, total_steps: int, *, initial_threshold: float,
                  final_threshold: float, warmup_steps: float, initial_warmup: float, final_warmup: float,
-                 deltaT: int, target_substrings=DEFAULT_TARGET_SUBSTRINGS, num_threads=None, kernels="eager"):
+                 deltaT: int, target_substrings=DEFAULT_TARGET_SUBSTRINGS, num_threads=None):
         super().__init__(model, total_steps, initial_threshold=initial_threshold, final_threshold=final_threshold,
                          warmup_steps=warmup_steps, initial_warmup=initial_warmup, final_warmup=final_warmup,
-                         deltaT=deltaT, target_substrings=target_substrings, num_threads=num_threads,
-                         kernels=kernels)
+                         deltaT=deltaT, target_substrings=target_substrings, num_threads=num_threads)
 
     def _update_statistics(self, t: int) -> bool:
         return True     # the weights moved: new scores

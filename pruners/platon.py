@@ -57,7 +57,7 @@ class PlatonPruner(UnstructuredPruner):
     def __init__(self, model: torch.nn.Module, total_steps: int, *, initial_threshold: float,
                  final_threshold: float, warmup_steps: float, initial_warmup: float, final_warmup: float,
                  beta1: float, beta2: float, deltaT: int, target_substrings=DEFAULT_TARGET_SUBSTRINGS,
-                 num_threads=None, kernels="eager"):
+                 num_threads=None):
         validate_betas(beta1, beta2)
         if isinstance(deltaT, int) and isinstance(total_steps, int) and 1 <= total_steps < deltaT:
             refuse("deltaT", deltaT, f"at most the number of updates T={total_steps}: PLATON's scores stay 0 "
@@ -65,8 +65,7 @@ class PlatonPruner(UnstructuredPruner):
                    f"use --deltaT {max(1, min(10, total_steps // 10))} or train for more updates")
         super().__init__(model, total_steps, initial_threshold=initial_threshold, final_threshold=final_threshold,
                          warmup_steps=warmup_steps, initial_warmup=initial_warmup, final_warmup=final_warmup,
-                         deltaT=deltaT, target_substrings=target_substrings, num_threads=num_threads,
-                         kernels=kernels)
+                         deltaT=deltaT, target_substrings=target_substrings, num_threads=num_threads)
         self.beta1, self.beta2 = beta1, beta2
         self.uses_uncertainty = beta2 < 1
         self.sensitivity = self.new_flat_buffers()                                   # I
@@ -84,9 +83,6 @@ class PlatonPruner(UnstructuredPruner):
 
     def _update_statistics(self, t: int) -> bool:
         position = t % self.deltaT            # j
-        if self.kernels.kind == "compiled":
-            self._update_fused(position)
-            return position == 0
         for slab in self.slabs:               # every operation on one slab while it is in cache
             sensitivity = self.slab_of(self.sensitivity, slab)
             if position == 0:                 # a window closes
@@ -94,38 +90,20 @@ class PlatonPruner(UnstructuredPruner):
                 average.lerp_(sensitivity, 1 - self.beta1)
                 if self.uses_uncertainty:     # |I − Ī| with the new Ī, in I's place: I is rewritten next
                     self.slab_of(self.uncertainty, slab).lerp_(sensitivity.sub_(average).abs_(), 1 - self.beta2)
-                self._product(slab, out=sensitivity).abs_()
+                self._importance(slab, out=sensitivity)
             else:
-                sensitivity.lerp_(self._product(slab, out=self.work(slab)).abs_(), 1 / (position + 1))
+                sensitivity.lerp_(self._importance(slab, out=self.work(slab)), 1 / (position + 1))
         return position == 0
 
-    def _update_fused(self, position: int) -> None:
-        """The same update through the fused kernels of pruners.kernels (one loop per slab after p ⊙ g)."""
-        kernels, weights = self.kernels, {}
-        for slab in self.slabs:
-            sensitivity = self.slab_of(self.sensitivity, slab)
-            product = self._product(slab, out=self.work(slab))
-            if position == 0:
-                average = self.slab_of(self.sensitivity_average, slab)
-                if self.uses_uncertainty:
-                    kernels.platon_close(sensitivity, average, self.slab_of(self.uncertainty, slab), product,
-                                         1 - self.beta1, 1 - self.beta2)
-                else:
-                    kernels.platon_close_without_uncertainty(sensitivity, average, product, 1 - self.beta1)
-            else:
-                if slab.device not in weights:     # a tensor, so that each j does not build its own kernel
-                    weights[slab.device] = torch.full((), 1 / (position + 1), device=slab.device)
-                kernels.platon_running(sensitivity, product, weights[slab.device])
-
-    def _product(self, slab, out: torch.Tensor) -> torch.Tensor:
-        """p ⊙ g of the slab's entries into the flat `out` (0 where a parameter has no gradient)."""
+    def _importance(self, slab, out: torch.Tensor) -> torch.Tensor:
+        """|p ⊙ g| of the slab's entries into the flat `out` (0 where a parameter has no gradient)."""
         for piece, here in self.members(slab, out):
             param = self.params[piece.index]
             if param.grad is None:
                 here.zero_()
             else:
                 torch.mul(self.part(param, piece), self.part(param.grad, piece), out=here)
-        return out
+        return out.abs_()
 
     def _slab_scores(self, slab, out: torch.Tensor) -> torch.Tensor:
         uncertainty = self.slab_of(self.uncertainty, slab) if self.uses_uncertainty else None

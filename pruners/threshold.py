@@ -88,26 +88,16 @@ class BracketCount:
     (float ops are several times cheaper than boolean masks on a CPU): the chunk is viewed as
     (GROUP, n / GROUP); per column, the number of scores below lo and below hi. Their total
     is the count; columns where they differ hold a candidate (about GROUP × the candidate share
-    of the columns), and only those are gathered and filtered. Sums of 0/1 floats are exact.
-    With `column_counts` (a fused kernel of pruners.kernels) one loop over the chunk gives the
-    counts and the per-column candidate counts instead."""
+    of the columns), and only those are gathered and filtered. Sums of 0/1 floats are exact."""
 
     GROUP = 16
 
-    def __init__(self, lo: torch.Tensor, hi: torch.Tensor, lo_tied: bool = False, column_counts=None):
+    def __init__(self, lo: torch.Tensor, hi: torch.Tensor, lo_tied: bool = False):
         self.lo, self.hi, self.lo_tied = lo, hi, lo_tied
         self.above_lo = torch.nextafter(lo, hi) if lo_tied else lo    # candidates are in [above_lo, hi)
         self.collects = bool(self.above_lo < hi)
-        self.column_counts = column_counts
-        self._bounds = {}
         self._below, self._below_candidates, self._candidates = [], [], []
         self._work = None
-
-    def _bounds_on(self, device: torch.device):
-        """(lo, above_lo, hi) on `device`."""
-        if device not in self._bounds:
-            self._bounds[device] = tuple(bound.to(device) for bound in (self.lo, self.above_lo, self.hi))
-        return self._bounds[device]
 
     def _buffers(self, numel: int, device: torch.device):
         if self._work is None or self._work.shape[1] < numel or self._work.device != device:
@@ -117,8 +107,6 @@ class BracketCount:
     def add(self, scores: torch.Tensor) -> None:
         """Account for one chunk of scores (any shape; may be reused by the caller afterwards)."""
         flat = scores.reshape(-1)
-        if self.column_counts is not None:
-            return self._add_fused(flat)
         below, under_hi = self._buffers(flat.numel(), flat.device)
         torch.lt(flat, self.lo, out=below)
         if self.lo_tied:
@@ -143,27 +131,6 @@ class BracketCount:
         for values in picked:
             self._candidates.append(values[(values >= self.above_lo) & (values < self.hi)].cpu())
 
-    def _add_fused(self, flat: torch.Tensor) -> None:
-        lo, above_lo, hi = self._bounds_on(flat.device)
-        columns = flat.numel() // self.GROUP
-        split = columns * self.GROUP
-        tail = flat[split:]
-        below, below_candidates = (tail < lo).sum(), (tail < above_lo).sum()
-        hit = None
-        if columns:
-            whole = flat[:split].view(self.GROUP, columns)
-            below_columns, below_candidates_columns, per_column = self.column_counts(whole, lo, above_lo, hi)
-            below, below_candidates = below + below_columns, below_candidates + below_candidates_columns
-            hit = per_column.nonzero().squeeze(1) if self.collects else None
-        self._below.append(below)
-        if self.lo_tied:
-            self._below_candidates.append(below_candidates)
-        if not self.collects:
-            return
-        picked = ([whole.index_select(1, hit)] if hit is not None else []) + ([tail] if tail.numel() else [])
-        for values in picked:
-            self._candidates.append(values[(values >= above_lo) & (values < hi)].cpu())
-
     def kth(self, k: int) -> Optional[torch.Tensor]:
         """The k-th smallest of everything added, or None when it is not in [lo, hi)."""
         below = total_of(self._below)
@@ -182,7 +149,7 @@ def total_of(counts) -> int:
 
 
 def kth_smallest(score_chunks: Callable[[], Iterable[torch.Tensor]], k: int, total: int,
-                 sample: torch.Tensor, column_counts=None) -> torch.Tensor:
+                 sample: torch.Tensor) -> torch.Tensor:
     """Exact k-th smallest (1 ≤ k ≤ total) of all scores yielded by `score_chunks()`.
 
     `score_chunks` is called once (twice in the rare fallback); it may reuse one buffer for every
@@ -190,7 +157,7 @@ def kth_smallest(score_chunks: Callable[[], Iterable[torch.Tensor]], k: int, tot
     same set, used only to place the bracket: a poor sample costs time, never exactness."""
     if not 1 <= k <= total:
         raise ValueError(f"k={k} must be in [1, {total}] (the number of scores)")
-    count = BracketCount(*bracket_from_sample(sample, k, total), column_counts=column_counts)
+    count = BracketCount(*bracket_from_sample(sample, k, total))
     for chunk in score_chunks():
         count.add(chunk)
     found = count.kth(k)
@@ -202,10 +169,9 @@ def kthvalue_of_chunks(score_chunks: Callable[[], Iterable[torch.Tensor]], k: in
     return torch.kthvalue(torch.cat([chunk.flatten().cpu() for chunk in score_chunks()]), k).values
 
 
-def kth_smallest_of(tensors: Sequence[torch.Tensor], k: int, sample_size: int = SAMPLE_SIZE,
-                    column_counts=None) -> torch.Tensor:
+def kth_smallest_of(tensors: Sequence[torch.Tensor], k: int, sample_size: int = SAMPLE_SIZE) -> torch.Tensor:
     """`kth_smallest` over a list of score tensors held in memory, with a random sample."""
     total = sum(t.numel() for t in tensors)
     positions = sample_positions([t.numel() for t in tensors], seed=k, sample_size=sample_size)
     sample = torch.cat([t.flatten()[where.to(t.device)] for t, where in zip(tensors, positions)])
-    return kth_smallest(lambda: iter(tensors), k, total, sample, column_counts=column_counts)
+    return kth_smallest(lambda: iter(tensors), k, total, sample)

@@ -2,7 +2,6 @@
 import pytest
 import torch
 
-from pruners import kernels
 from pruners.threshold import BracketCount, bracket_from_sample, kth_smallest, kth_smallest_of
 
 
@@ -20,32 +19,25 @@ def check(tensors, k, **kwargs):
     assert got.item() == want.item(), f"k={k}: got {got.item()!r}, torch.kthvalue says {want.item()!r}"
 
 
-# the counting pass as separate operations, and as one loop per chunk (the fused kernel's function)
-COUNTING = {"operations": None, "fused": kernels.column_counts}
-
-
-@pytest.mark.parametrize("counting", COUNTING)
 @pytest.mark.parametrize("seed", range(5))
-def test_random_scores_every_kind_of_k(seed, counting):
+def test_random_scores_every_kind_of_k(seed):
     tensors = pieces(seed)
     total = sum(t.numel() for t in tensors)
     for k in (1, 2, 17, total // 10, total // 2, int(total * 0.9), total - 1, total):
-        check(tensors, k, sample_size=256, column_counts=COUNTING[counting])
+        check(tensors, k, sample_size=256)
 
 
-@pytest.mark.parametrize("counting", COUNTING)
-def test_ties_everywhere(counting):
+def test_ties_everywhere():
     generator = torch.Generator().manual_seed(3)
     tensors = [torch.randint(0, 5, (4000,), generator=generator).float(), torch.full((500,), 2.0)]
     for k in (1, 800, 1500, 2250, 3000, 4499, 4500):
-        check(tensors, k, sample_size=64, column_counts=COUNTING[counting])
+        check(tensors, k, sample_size=64)
 
 
-@pytest.mark.parametrize("counting", COUNTING)
-def test_mostly_zeros_resolved_by_counting(counting):
+def test_mostly_zeros_resolved_by_counting():
     tensors = [torch.zeros(9000), torch.rand(1000, generator=torch.Generator().manual_seed(0)) + 1]
     for k in (1, 4500, 9000, 9001, 9500, 10000):
-        check(tensors, k, sample_size=128, column_counts=COUNTING[counting])
+        check(tensors, k, sample_size=128)
     lo, hi, lo_tied = bracket_from_sample(torch.zeros(100), 4500, 10000)
     count = BracketCount(lo, hi, lo_tied)
     assert lo_tied and not count.collects, "a sample of one value gives a one-value bracket, decided by counts"
@@ -117,15 +109,3 @@ def test_k_outside_range_is_refused():
         kth_smallest_of([torch.rand(5)], 0)
     with pytest.raises(ValueError, match="k=6"):
         kth_smallest_of([torch.rand(5)], 6)
-
-
-def test_compiled_counting_kernel_is_exact():
-    compiled = kernels.load("compiled").column_counts
-    tensors = pieces(7, sizes=((4096,), (4096,), (333,))) + [torch.zeros(2000)]
-    total = sum(t.numel() for t in tensors)
-    for k in (1, 1000, 2500, total // 2, total):
-        check(tensors, k, sample_size=256, column_counts=compiled)
-    columns = torch.rand(16, 300, generator=torch.Generator().manual_seed(1))
-    bounds = torch.tensor(0.25), torch.tensor(0.5), torch.tensor(0.75)
-    got, want = compiled(columns, *bounds), kernels.column_counts(columns, *bounds)
-    assert all(torch.equal(a, b) for a, b in zip(got, want)), "compiled counts equal the eager ones"
