@@ -16,5 +16,5 @@ print(sum(math.ceil(n / 32) for n in rows.values()))")
 "$PYTHON" train.py --pruner platon --initial_threshold 1 --final_threshold 0.20 \
   --warmup_steps "$per_epoch" --initial_warmup 1 --final_warmup 1 --beta1 0.85 --beta2 0.95 --deltaT 10 \
   --data_dir "$DATA" --train_datasets "$TASKS" --test_datasets "$TASKS" \
-  --batch_size 32 --batch_size_eval 128 --optimizer adamax --learning_rate 1e-4 --epochs 3 --seed 7 \
+  --batch_size 32 --batch_size_eval 128 --optimizer adamax --learning_rate 3e-4 --epochs 3 --seed 7 \
   --max_seq_len 128 --log_per_updates 50 --output_dir "$OUT" --tensorboard "$@"
