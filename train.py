@@ -124,7 +124,7 @@ def build_pruner(args, model, total_steps: int):
 
     schedule = dict(initial_threshold=args.initial_threshold, final_threshold=args.final_threshold,
                     warmup_steps=args.warmup_steps, initial_warmup=args.initial_warmup,
-                    final_warmup=args.final_warmup, deltaT=args.deltaT)
+                    final_warmup=args.final_warmup, deltaT=args.deltaT, kernels=args.pruner_kernels)
     try:
         if args.pruner == "platon":
             return PlatonPruner(model.encoder, total_steps, beta1=args.beta1, beta2=args.beta2, **schedule)
@@ -556,7 +556,7 @@ def log_summary(args, train_sets, eval_sets, dist_info, batches_per_epoch, total
                 args.grad_accumulation_step, dist_info.world_size, batches_per_epoch, args.epochs, total_steps)
     target = ""
     if pruner is not None:
-        target = f" (target remaining ratio {args.final_threshold})"
+        target = f" (target remaining ratio {args.final_threshold}; {pruner.kernel_name} kernels)"
     elif args.pruner == "gpp":
         target = f" ({args.pruning_type}, target sparsity {args.target_sparsity})"
     logger.info("encoder %s: %d parameters; optimizer %s lr %g; device %s; pruner %s%s", args.init_checkpoint,

@@ -10,10 +10,14 @@ initial_warmup 1, final_warmup 4: warm-up 1..2, cubic phase 3..12, final phase
 (masking at every update). It prints the mean pruner time per phase as a
 fraction of the mean plain step, the whole-schedule fraction, the bytes of
 pruner state per selected weight, and checks the threshold against
-`torch.kthvalue` over all scores at the last masking step of each run.
+`torch.kthvalue` over all scores at the last masking step of each run. The
+pruner runs with its default kernels (pruners.kernels: numba's fused loops when
+installed, compiled when the pruner is built, outside the timed steps);
+`--kernels numba torch` measures both kinds one after the other.
 
-    python bench/pruner_overhead.py            # BERT-base, about 5 minutes on 2 idle CPU cores
-    python bench/pruner_overhead.py --quick    # 4 layers, batch 4 × 64, under a minute
+    python bench/pruner_overhead.py                        # BERT-base, about 5 minutes on 2 idle CPU cores
+    python bench/pruner_overhead.py --kernels numba torch  # both kinds, about 10 minutes
+    python bench/pruner_overhead.py --quick                # 4 layers, batch 4 × 64, under a minute
 """
 import argparse
 import os
@@ -38,6 +42,9 @@ def parse_args(argv=None):
     parser.add_argument("--deltaT", type=int, nargs="+", default=[10, 1], help="the ΔT values to measure")
     parser.add_argument("--final_threshold", type=float, default=0.1, help="remaining ratio at the end")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--kernels", nargs="+", default=["auto"], choices=["auto", "numba", "torch"],
+                        help="the pruner's kernels (pruners.kernels), each measured in turn: "
+                             "--kernels numba torch compares the fused loops with torch operations")
     parser.add_argument("--pruner_threads", type=int, default=0,
                         help="the pruner's num_threads (0: torch's default, as training); shows how much of its "
                              "time goes to threads waiting for each other on cores busy with other processes")
@@ -65,13 +72,13 @@ def check_threshold(pruner, threshold: float) -> bool:
     return torch.kthvalue(scores, k).values.item() == threshold
 
 
-def run(args, delta_t: int, model, initial_state, batch, seq, vocab):
+def run(args, delta_t: int, kernels: str, model, initial_state, batch, seq, vocab):
     model.load_state_dict(initial_state)
     optimizer = torch.optim.Adamax(model.parameters(), lr=1e-4)
     pruner = PlatonPruner(model, args.total_steps, initial_threshold=1.0, final_threshold=args.final_threshold,
                           warmup_steps=args.warmup_steps, initial_warmup=args.initial_warmup,
                           final_warmup=args.final_warmup, beta1=0.85, beta2=0.95, deltaT=delta_t,
-                          num_threads=args.pruner_threads or None)
+                          num_threads=args.pruner_threads or None, kernels=kernels)
     generator = torch.Generator().manual_seed(args.seed)
     plain, pruning, checked = [], {"warmup": [], "cubic": [], "final": []}, None
     plain_cpu, pruning_cpu = 0.0, 0.0
@@ -95,13 +102,13 @@ def run(args, delta_t: int, model, initial_state, batch, seq, vocab):
             searched[phase] += 1
         if threshold is not None and pruner.last_step_stats.threshold_searched:
             checked = (t, check_threshold(pruner, threshold))
-        print(f"  dT={delta_t:<2} t={t:<3} {phase:<6} plain {middle - started:6.3f} s  pruner "
+        print(f"  {pruner.kernel_name} dT={delta_t:<2} t={t:<3} {phase:<6} plain {middle - started:6.3f} s  pruner "
               f"{ended - middle:6.3f} s  threshold {threshold}", flush=True)
     state_bytes = sum(tensor.numel() * tensor.element_size() for tensor in pruner.state_dict()["tensors"].values())
     # one slab-sized work buffer, and two more while a threshold is searched
     buffer_bytes = 3 * sum(b.numel() * b.element_size() for b in pruner._work.values())
     return (plain, pruning, searched, checked, state_bytes, buffer_bytes, pruner.total_numel,
-            pruning_cpu / plain_cpu)
+            pruning_cpu / plain_cpu, pruner.kernel_name)
 
 
 def main(argv=None):
@@ -116,15 +123,17 @@ def main(argv=None):
           f"encoder, batch {batch} x {seq}; schedule T={args.total_steps}, warmup_steps={args.warmup_steps}, "
           f"initial_warmup={args.initial_warmup}, final_warmup={args.final_warmup}")
     results = {}
-    for delta_t in args.deltaT:
-        results[delta_t] = run(args, delta_t, model, initial_state, batch, seq, vocab)
+    for kernels in args.kernels:
+        for delta_t in args.deltaT:
+            results[kernels, delta_t] = run(args, delta_t, kernels, model, initial_state, batch, seq, vocab)
     print()
     print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()} on {os.cpu_count()} CPUs "
           "(other processes on the machine slow both columns)")
-    for delta_t, (plain, pruning, searched, checked, state_bytes, buffer_bytes, numel, cpu_fraction) in results.items():
+    for (_, delta_t), result in results.items():
+        plain, pruning, searched, checked, state_bytes, buffer_bytes, numel, cpu_fraction, kernel_name = result
         step = statistics.mean(plain)
         whole = sum(sum(times) for times in pruning.values()) / sum(plain)
-        print(f"deltaT={delta_t}: plain step {step:.3f} s (median {statistics.median(plain):.3f}); "
+        print(f"deltaT={delta_t}, {kernel_name} kernels: plain step {step:.3f} s (median {statistics.median(plain):.3f}); "
               f"selected weights {numel:,}")
         for phase, times in pruning.items():
             if times:

@@ -7,7 +7,8 @@ A method only writes its scoring rule, as hooks:
 
     _update_statistics(t) -> bool    accumulate what the scores need; True when the
                                      scores changed
-    _slab_scores(slab, out)          the scores of one slab, as a flat tensor
+    _slab_factors(slab, out)         one or two flat tensors whose product is the scores
+                                     of one slab
     _scores_at(index, positions)     the scores of parameter `index` at flat positions
     _flat_scores_at(device, positions)  the same at positions of a device's flat space (by
                                      default through `_scores_at`, parameter by parameter)
@@ -29,7 +30,7 @@ moving to the next, so a slab's statistics, weights, gradients and work buffers
 (a few MB) are read from memory once and stay in cache for the rest: a PLATON
 step at a window close reads and writes the model-sized buffers once for the
 update and once more for the threshold's counting pass, instead of once per
-elementwise operation, which is what bounds these passes on a CPU. Slabs are
+elementwise operation. Slabs are
 large enough that per-operation overhead stays small (a few hundred slabs for
 BERT-base). Work buffers are one slab in size; nothing of the model's size is
 allocated per step (short of the rare fallback of the threshold search);
@@ -47,11 +48,18 @@ Everything but "tensors" is JSON; "tensors" is a flat str → Tensor dict of
 copies, one per statistic and parameter with the parameter's shape, that
 `safetensors.torch.save_file` takes as is.
 
-Threads: the passes are memory-bound, so they gain little from many threads,
-and on a CPU shared with other processes each parallel region can wait for a
+Kernels. On a CPU each pass can run as one fused loop per slab or piece
+(pruners.kernels, numba: `kernels="auto"`, the default, when numba is installed
+and every selected parameter is a CPU float32 tensor; "numba" insists, "torch"
+declines). A fused loop reads each input once and never writes the scores out;
+it gives the same bits as the torch operations (the statistics, the counts, the
+threshold and the masked weights), about twice as fast for a whole PLATON step.
+A slab holding a non-contiguous parameter runs on torch operations either way.
+
+Threads: the passes gain little from many threads, and on a CPU shared with other processes each parallel region can wait for a
 descheduled thread (OpenMP threads spin at barriers). `num_threads` runs
-`step()` with that many intra-op threads (restoring torch's setting after);
-None, the default, leaves torch's setting alone. On the 2-core machine of
+`step()` with that many intra-op threads (restoring torch's setting after; the
+fused loops take the same number); None, the default, leaves torch's setting alone. On the 2-core machine of
 bench/pruner_overhead.py, busy with other jobs, num_threads=1 made the pruner
 about 3× faster than the 2 threads training used.
 """
@@ -63,6 +71,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from pruners import kernels as fused
 from pruners.schedule import is_masking_step, remaining_ratio, validate_schedule
 from pruners.threshold import kth_smallest, sample_positions
 
@@ -177,7 +186,8 @@ class UnstructuredPruner:
 
     def __init__(self, model: nn.Module, total_steps: int, *, initial_threshold: float, final_threshold: float,
                  warmup_steps: float, initial_warmup: float, final_warmup: float, deltaT: int,
-                 target_substrings: Sequence[str] = DEFAULT_TARGET_SUBSTRINGS, num_threads: Optional[int] = None):
+                 target_substrings: Sequence[str] = DEFAULT_TARGET_SUBSTRINGS, num_threads: Optional[int] = None,
+                 kernels: str = "auto"):
         validate_schedule(total_steps, initial_threshold, final_threshold, warmup_steps, initial_warmup,
                           final_warmup, deltaT)
         if num_threads is not None and not (isinstance(num_threads, int) and num_threads >= 1):
@@ -200,6 +210,11 @@ class UnstructuredPruner:
             self.offsets.append(self.device_numel.get(param.device, 0))
             self.device_numel[param.device] = self.offsets[-1] + param.numel()
         self.slabs = plan_slabs(self.params, self.offsets, SLAB_NUMEL)
+        self.kernels = self._load_kernels(kernels)
+        self.kernel_name = self.kernels.name if self.kernels is not None else "torch"
+        # slabs whose passes run as fused loops: every piece a flat view of a CPU float32 parameter
+        self.fused_slabs = [self.kernels is not None and not any(piece.whole for piece in slab.pieces)
+                            for slab in self.slabs]
         self._work = {device: torch.empty(max(slab.numel for slab in self.slabs if slab.device == device),
                                           device=device) for device in self.device_numel}
         self._threshold_key = None      # (scores version, k) that `_threshold` belongs to
@@ -209,6 +224,19 @@ class UnstructuredPruner:
         self.last_remaining_ratio: Optional[float] = None
         self.last_mask_threshold: Optional[float] = None
         self.last_step_stats: Optional[PruneStepStats] = None
+
+    def _load_kernels(self, kind: str):
+        """The fused CPU loops (pruners.kernels) when `kind` allows and every selected parameter is a
+        CPU float32 tensor, else None (torch operations)."""
+        loops = fused.load(kind)
+        if loops is None:
+            return None
+        unfit = [name for name, param in zip(self.parameter_names, self.params) if not loops.accepts(param)]
+        if unfit and kind == "numba":
+            raise ValueError(f"kernels='numba' runs on CPU float32 parameters only; {unfit[0]} is "
+                             f"{self.params[self.parameter_names.index(unfit[0])].dtype} on "
+                             f"{self.params[self.parameter_names.index(unfit[0])].device} (use kernels='auto')")
+        return None if unfit else loops
 
     # ---- the flat layout
     def new_flat_buffers(self) -> Dict[torch.device, torch.Tensor]:
@@ -228,12 +256,15 @@ class UnstructuredPruner:
         """The slab-sized work buffer of the slab's device."""
         return self._work[slab.device][:slab.numel]
 
-    def members(self, slab: Slab, flat: torch.Tensor):
-        """(piece, its part of the slab-sized flat tensor `flat`), each part shaped like `part(..., piece)`."""
+    def members(self, slab: Slab, *flats: torch.Tensor):
+        """(piece, its part of each slab-sized flat tensor in `flats`, ...), each part shaped like
+        `part(..., piece)`."""
         for piece in slab.pieces:
             start = self.offsets[piece.index] + piece.start - slab.start
-            here = flat[start:start + piece.numel]
-            yield piece, (here.view(self.params[piece.index].shape) if piece.whole else here)
+            parts = [flat[start:start + piece.numel] for flat in flats]
+            if piece.whole:
+                parts = [here.view(self.params[piece.index].shape) for here in parts]
+            yield (piece, *parts)
 
     @staticmethod
     def part(tensor: torch.Tensor, piece: Piece) -> torch.Tensor:
@@ -247,7 +278,9 @@ class UnstructuredPruner:
     def _update_statistics(self, t: int) -> bool:
         raise NotImplementedError
 
-    def _slab_scores(self, slab: Slab, out: torch.Tensor) -> torch.Tensor:
+    def _slab_factors(self, slab: Slab, out: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """One or two flat slab-sized tensors whose (elementwise) product is the slab's scores
+        (`out`, a work buffer, may hold one of them)."""
         raise NotImplementedError
 
     def _scores_at(self, index: int, positions: torch.Tensor) -> torch.Tensor:
@@ -279,10 +312,22 @@ class UnstructuredPruner:
         return is_masking_step(t, self.total_steps, self.warmup_steps, self.initial_warmup, self.final_warmup,
                                self.deltaT)
 
+    def _slab_scores(self, slab: Slab, out: torch.Tensor) -> torch.Tensor:
+        """The slab's scores as one flat tensor (in `out`, or a statistic itself: read only)."""
+        factors = self._slab_factors(slab, out)
+        return factors[0] if len(factors) == 1 else torch.mul(*factors, out=out)
+
     def slab_scores(self):
         """The scores slab by slab (each one may live in a work buffer reused by the next)."""
         for slab in self.slabs:
             yield self._slab_scores(slab, out=self.work(slab))
+
+    def slab_chunks(self):
+        """What the threshold's counting pass reads, slab by slab: the scores, or their factors
+        (a tuple) where a fused loop multiplies them itself."""
+        for slab, fused_slab in zip(self.slabs, self.fused_slabs):
+            out = self.work(slab)
+            yield tuple(self._slab_factors(slab, out)) if fused_slab else self._slab_scores(slab, out)
 
     @torch.no_grad()
     def scores(self) -> Dict[str, torch.Tensor]:
@@ -298,11 +343,16 @@ class UnstructuredPruner:
         devices = list(self.device_numel)
         positions = sample_positions([self.device_numel[device] for device in devices], seed=seed)
         sample = torch.cat([self._flat_scores_at(device, where).float().cpu() for device, where in zip(devices, positions)])
-        return kth_smallest(self.slab_scores, k, self.total_numel, sample)
+        return kth_smallest(self.slab_chunks, k, self.total_numel, sample, kernels=self.kernels)
 
     def apply_mask(self, threshold: torch.Tensor) -> None:
         """Set every selected entry whose score is < threshold to 0, in place."""
-        for slab in self.slabs:
+        for slab, fused_slab in zip(self.slabs, self.fused_slabs):
+            if fused_slab:
+                factors = self._slab_factors(slab, out=self.work(slab))
+                for piece, *factor_parts in self.members(slab, *factors):
+                    self.kernels.mask(self.part(self.params[piece.index], piece), factor_parts, threshold)
+                continue
             scores = self._slab_scores(slab, out=self.work(slab))
             keep = torch.ge(scores, threshold.to(slab.device), out=self.work(slab))
             for piece, keep_here in self.members(slab, keep):
@@ -316,6 +366,8 @@ class UnstructuredPruner:
             raise ValueError(f"global_step={global_step}: pruner steps count optimizer updates from 1")
         started, t = time.perf_counter(), global_step
         with torch_threads(self.num_threads):
+            if self.kernels is not None:
+                self.kernels.set_threads(torch.get_num_threads())
             if self._update_statistics(t):
                 self._scores_version += 1
             ratio = self.remaining_ratio(t)

@@ -21,18 +21,19 @@ class MagnitudePruner(UnstructuredPruner):
 
     def __init__(self, model: torch.nn.Module, total_steps: int, *, initial_threshold: float,
                  final_threshold: float, warmup_steps: float, initial_warmup: float, final_warmup: float,
-                 deltaT: int, target_substrings=DEFAULT_TARGET_SUBSTRINGS, num_threads=None):
+                 deltaT: int, target_substrings=DEFAULT_TARGET_SUBSTRINGS, num_threads=None, kernels="auto"):
         super().__init__(model, total_steps, initial_threshold=initial_threshold, final_threshold=final_threshold,
                          warmup_steps=warmup_steps, initial_warmup=initial_warmup, final_warmup=final_warmup,
-                         deltaT=deltaT, target_substrings=target_substrings, num_threads=num_threads)
+                         deltaT=deltaT, target_substrings=target_substrings, num_threads=num_threads,
+                         kernels=kernels)
 
     def _update_statistics(self, t: int) -> bool:
         return True     # the weights moved: new scores
 
-    def _slab_scores(self, slab, out: torch.Tensor) -> torch.Tensor:
+    def _slab_factors(self, slab, out: torch.Tensor):
         for piece, here in self.members(slab, out):
             torch.abs(self.part(self.params[piece.index], piece), out=here)
-        return out
+        return (out,)
 
     def _scores_at(self, index: int, positions: torch.Tensor) -> torch.Tensor:
         return take(self.params[index], positions).abs()

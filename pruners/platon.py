@@ -57,7 +57,7 @@ class PlatonPruner(UnstructuredPruner):
     def __init__(self, model: torch.nn.Module, total_steps: int, *, initial_threshold: float,
                  final_threshold: float, warmup_steps: float, initial_warmup: float, final_warmup: float,
                  beta1: float, beta2: float, deltaT: int, target_substrings=DEFAULT_TARGET_SUBSTRINGS,
-                 num_threads=None):
+                 num_threads=None, kernels="auto"):
         validate_betas(beta1, beta2)
         if isinstance(deltaT, int) and isinstance(total_steps, int) and 1 <= total_steps < deltaT:
             refuse("deltaT", deltaT, f"at most the number of updates T={total_steps}: PLATON's scores stay 0 "
@@ -65,7 +65,8 @@ class PlatonPruner(UnstructuredPruner):
                    f"use --deltaT {max(1, min(10, total_steps // 10))} or train for more updates")
         super().__init__(model, total_steps, initial_threshold=initial_threshold, final_threshold=final_threshold,
                          warmup_steps=warmup_steps, initial_warmup=initial_warmup, final_warmup=final_warmup,
-                         deltaT=deltaT, target_substrings=target_substrings, num_threads=num_threads)
+                         deltaT=deltaT, target_substrings=target_substrings, num_threads=num_threads,
+                         kernels=kernels)
         self.beta1, self.beta2 = beta1, beta2
         self.uses_uncertainty = beta2 < 1
         self.sensitivity = self.new_flat_buffers()                                   # I
@@ -83,7 +84,10 @@ class PlatonPruner(UnstructuredPruner):
 
     def _update_statistics(self, t: int) -> bool:
         position = t % self.deltaT            # j
-        for slab in self.slabs:               # every operation on one slab while it is in cache
+        for slab, fused_slab in zip(self.slabs, self.fused_slabs):   # every operation on one slab while in cache
+            if fused_slab:
+                self._update_fused(slab, position)
+                continue
             sensitivity = self.slab_of(self.sensitivity, slab)
             if position == 0:                 # a window closes
                 average = self.slab_of(self.sensitivity_average, slab)
@@ -95,6 +99,21 @@ class PlatonPruner(UnstructuredPruner):
                 sensitivity.lerp_(self._importance(slab, out=self.work(slab)), 1 / (position + 1))
         return position == 0
 
+    def _update_fused(self, slab, position: int) -> None:
+        """The same update of one slab, a fused loop per piece (pruners.kernels)."""
+        flats = [self.slab_of(self.sensitivity, slab), self.slab_of(self.sensitivity_average, slab)]
+        if self.uses_uncertainty:
+            flats.append(self.slab_of(self.uncertainty, slab))
+        for piece, sensitivity, average, *uncertainty in self.members(slab, *flats):
+            param = self.params[piece.index]
+            weight = self.part(param, piece)
+            grad = self.part(param.grad, piece).contiguous() if param.grad is not None else None
+            if position == 0:
+                self.kernels.platon_close(sensitivity, average, uncertainty[0] if uncertainty else None, weight, grad,
+                                          1 - self.beta1, 1 - self.beta2)
+            else:
+                self.kernels.platon_running(sensitivity, weight, grad, 1 / (position + 1))
+
     def _importance(self, slab, out: torch.Tensor) -> torch.Tensor:
         """|p ⊙ g| of the slab's entries into the flat `out` (0 where a parameter has no gradient)."""
         for piece, here in self.members(slab, out):
@@ -105,9 +124,9 @@ class PlatonPruner(UnstructuredPruner):
                 torch.mul(self.part(param, piece), self.part(param.grad, piece), out=here)
         return out.abs_()
 
-    def _slab_scores(self, slab, out: torch.Tensor) -> torch.Tensor:
-        uncertainty = self.slab_of(self.uncertainty, slab) if self.uses_uncertainty else None
-        return score(self.slab_of(self.sensitivity_average, slab), uncertainty, out=out)
+    def _slab_factors(self, slab, out: torch.Tensor):
+        average = self.slab_of(self.sensitivity_average, slab)
+        return (average, self.slab_of(self.uncertainty, slab)) if self.uses_uncertainty else (average,)
 
     def _flat_scores_at(self, device: torch.device, positions: torch.Tensor) -> torch.Tensor:
         """Straight from the flat statistics: a few gathers however many parameters there are."""

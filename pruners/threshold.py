@@ -92,8 +92,9 @@ class BracketCount:
 
     GROUP = 16
 
-    def __init__(self, lo: torch.Tensor, hi: torch.Tensor, lo_tied: bool = False):
+    def __init__(self, lo: torch.Tensor, hi: torch.Tensor, lo_tied: bool = False, kernels=None):
         self.lo, self.hi, self.lo_tied = lo, hi, lo_tied
+        self.kernels = kernels          # pruners.kernels loops, for chunks given as factors
         self.above_lo = torch.nextafter(lo, hi) if lo_tied else lo    # candidates are in [above_lo, hi)
         self.collects = bool(self.above_lo < hi)
         self._below, self._below_candidates, self._candidates = [], [], []
@@ -104,8 +105,14 @@ class BracketCount:
             self._work = torch.empty(2, numel, device=device)
         return self._work[0, :numel], self._work[1, :numel]
 
-    def add(self, scores: torch.Tensor) -> None:
-        """Account for one chunk of scores (any shape; may be reused by the caller afterwards)."""
+    def add(self, scores) -> None:
+        """Account for one chunk of scores (any shape; may be reused by the caller afterwards), or of
+        the scores that are the product of a tuple of flat factors (counted by one fused loop when
+        the counter has kernels that accept them)."""
+        if isinstance(scores, tuple):
+            if self.kernels is not None and all(self.kernels.accepts(f) for f in scores):
+                return self._add_fused(scores)
+            scores = product(scores)
         flat = scores.reshape(-1)
         below, under_hi = self._buffers(flat.numel(), flat.device)
         torch.lt(flat, self.lo, out=below)
@@ -131,6 +138,15 @@ class BracketCount:
         for values in picked:
             self._candidates.append(values[(values >= self.above_lo) & (values < self.hi)].cpu())
 
+    def _add_fused(self, factors) -> None:
+        out, _ = self._buffers(factors[0].numel(), factors[0].device)
+        below, below_candidates, found = self.kernels.count(factors, self.lo, self.above_lo, self.hi, out)
+        self._below.append(below)
+        if self.lo_tied:
+            self._below_candidates.append(below_candidates)
+        if found:
+            self._candidates.append(out[:found].clone())
+
     def kth(self, k: int) -> Optional[torch.Tensor]:
         """The k-th smallest of everything added, or None when it is not in [lo, hi)."""
         below = total_of(self._below)
@@ -148,16 +164,23 @@ def total_of(counts) -> int:
     return sum(int(count) for count in counts)
 
 
-def kth_smallest(score_chunks: Callable[[], Iterable[torch.Tensor]], k: int, total: int,
-                 sample: torch.Tensor) -> torch.Tensor:
+def product(factors) -> torch.Tensor:
+    """The elementwise product of a tuple of one or two flat factors (a new tensor)."""
+    return factors[0].clone() if len(factors) == 1 else torch.mul(*factors)
+
+
+def kth_smallest(score_chunks: Callable[[], Iterable], k: int, total: int,
+                 sample: torch.Tensor, kernels=None) -> torch.Tensor:
     """Exact k-th smallest (1 ≤ k ≤ total) of all scores yielded by `score_chunks()`.
 
     `score_chunks` is called once (twice in the rare fallback); it may reuse one buffer for every
-    chunk, each is consumed before the next is requested. `sample` is a few scores drawn from the
-    same set, used only to place the bracket: a poor sample costs time, never exactness."""
+    chunk, each is consumed before the next is requested. A chunk is a tensor of scores or a tuple
+    of flat factors whose product is the scores (see `BracketCount.add`; `kernels` count those).
+    `sample` is a few scores drawn from the same set, used only to place the bracket: a poor
+    sample costs time, never exactness."""
     if not 1 <= k <= total:
         raise ValueError(f"k={k} must be in [1, {total}] (the number of scores)")
-    count = BracketCount(*bracket_from_sample(sample, k, total))
+    count = BracketCount(*bracket_from_sample(sample, k, total), kernels=kernels)
     for chunk in score_chunks():
         count.add(chunk)
     found = count.kth(k)
@@ -166,7 +189,8 @@ def kth_smallest(score_chunks: Callable[[], Iterable[torch.Tensor]], k: int, tot
 
 def kthvalue_of_chunks(score_chunks: Callable[[], Iterable[torch.Tensor]], k: int) -> torch.Tensor:
     """The fallback: `torch.kthvalue` over a CPU copy of all scores (4 bytes each, one full selection)."""
-    return torch.kthvalue(torch.cat([chunk.flatten().cpu() for chunk in score_chunks()]), k).values
+    return torch.kthvalue(torch.cat([(product(chunk) if isinstance(chunk, tuple) else chunk).flatten().cpu()
+                                     for chunk in score_chunks()]), k).values
 
 
 def kth_smallest_of(tensors: Sequence[torch.Tensor], k: int, sample_size: int = SAMPLE_SIZE) -> torch.Tensor:

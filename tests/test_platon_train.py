@@ -108,6 +108,16 @@ def test_pruning_flags_change_the_result(canonical_dir, tiny_model_dir, platon_b
     assert any(not torch.equal(base[k] == 0, changed[k] == 0) for k in base), f"{flag} {value} left the masks unchanged"
 
 
+def test_pruner_kernels_change_the_loops_not_the_result(canonical_dir, tiny_model_dir, platon_base, tmp_path):
+    pytest.importorskip("numba")
+    assert run(prune_args(canonical_dir, tiny_model_dir, tmp_path, "platon", "--pruner_kernels", "torch")) == 0
+    log = open(tmp_path / "log.log").read()
+    assert "torch kernels" in log, "the summary names the kernels that ran"
+    changed = selected(load_file(tmp_path / "model" / "model.safetensors"))
+    assert all(torch.equal(platon_base[k], changed[k]) for k in platon_base), \
+        "torch operations give the same pruned weights as the default numba loops"
+
+
 @pytest.mark.parametrize("extra,needle", [
     ([], "T=42 updates while ti=initial_warmup×warmup_steps=5400"),
     (["--warmup_steps", "8", "--final_threshold", "1.5"], "--final_threshold"),

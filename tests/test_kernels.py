@@ -1,0 +1,146 @@
+"""The fused CPU loops (pruners.kernels) against the torch operations they replace: same bits."""
+import pytest
+import torch
+from torch import nn
+
+from pruners import MagnitudePruner, PlatonPruner
+from pruners import kernels as fused
+from pruners.threshold import BracketCount
+from tests.test_platon import SCHEDULE, tiny_bert, train
+
+pytest.importorskip("numba")
+LOOPS = fused.load("numba")
+# across block and run boundaries: 1 entry, a part of a run, runs and a tail, several blocks and a tail
+SIZES = [1, 31, 32, 33, 1000, 3 * fused.BLOCK + 45]
+
+
+def randoms(n, count, seed):
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.rand(n, generator=generator) * 3 for _ in range(count)]
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("uses_uncertainty", [True, False])
+@pytest.mark.parametrize("has_grad", [True, False])
+def test_window_close_equals_the_torch_update(n, uses_uncertainty, has_grad):
+    sensitivity, average, uncertainty, weight, grad = randoms(n, 5, seed=n)
+    weight -= 1.5
+    want_i, want_a, want_u = sensitivity.clone(), average.clone(), uncertainty.clone()
+    want_a.lerp_(want_i, 0.15)
+    if uses_uncertainty:
+        want_u.lerp_((want_i - want_a).abs(), 0.05)
+    want_i = (weight * grad).abs() if has_grad else torch.zeros(n)
+    LOOPS.platon_close(sensitivity, average, uncertainty if uses_uncertainty else None, weight,
+                       grad if has_grad else None, 0.15, 0.05)
+    assert torch.equal(average, want_a), f"n={n}: Ī ← lerp(Ī, I, 1 − β1), bit for bit"
+    assert torch.equal(uncertainty, want_u), f"n={n}: U ← lerp(U, |I − Ī|, 1 − β2) (untouched without it)"
+    assert torch.equal(sensitivity, want_i), f"n={n}: I ← |p ⊙ g| (0 without a gradient)"
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("w", [1 / 2, 1 / 3, 1 / 7])
+def test_running_mean_equals_the_torch_update(n, w):
+    sensitivity, weight, grad = randoms(n, 3, seed=n + 1)
+    want = sensitivity.clone().lerp_((weight * grad).abs(), w)
+    LOOPS.platon_running(sensitivity, weight, grad, w)
+    assert torch.equal(sensitivity, want), f"n={n}, w={w}: I ← lerp(I, |p ⊙ g|, 1/(j + 1)) bit for bit"
+
+
+def scores_with_ties_and_nan(n, seed):
+    generator = torch.Generator().manual_seed(seed)
+    first = torch.randint(0, 50, (n,), generator=generator).float() / 7      # many ties
+    second = torch.rand(n, generator=generator)
+    second[::5] = 0.0                                                          # zero scores
+    if n > 3:
+        first[3] = float("nan")
+    return first, second
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("two", [True, False])
+@pytest.mark.parametrize("lo_tied", [False, True])
+def test_count_equals_the_torch_counts_and_candidates(n, two, lo_tied):
+    first, second = scores_with_ties_and_nan(n, seed=n)
+    factors = (first, second) if two else (first,)
+    scores = first * second if two else first
+    finite = scores[~scores.isnan()].sort().values
+    lo = finite[len(finite) // 3] if len(finite) else torch.tensor(0.0)
+    hi = finite[2 * len(finite) // 3] if len(finite) else torch.tensor(1.0)
+    above_lo = torch.nextafter(lo, hi) if lo_tied else lo
+    out = torch.empty(n)
+    below, below_candidates, found = LOOPS.count(factors, lo, above_lo, hi, out)
+    assert below == int((scores < lo).sum()), f"n={n}: scores below lo"
+    assert below_candidates == int((scores < above_lo).sum()), f"n={n}: scores below the candidates"
+    want = scores[(scores >= above_lo) & (scores < hi)]
+    assert torch.equal(out[:found], want), f"n={n}: the candidates in [above_lo, hi), in order ({found} vs {len(want)})"
+
+
+@pytest.mark.parametrize("two", [True, False])
+def test_bracket_count_gives_the_same_answer_with_and_without_the_loops(two):
+    first, second = scores_with_ties_and_nan(3 * fused.BLOCK + 45, seed=3)
+    first[3] = 1.0                              # no NaN: the k-th is then found in the bracket
+    scores = first * second if two else first
+    k = scores.numel() // 2
+    want = torch.kthvalue(scores, k).values
+    lo, hi = torch.kthvalue(scores, k - 500).values, torch.kthvalue(scores, k + 500).values
+    for kernels in (None, LOOPS):
+        count = BracketCount(lo, torch.nextafter(hi, torch.tensor(float("inf"))), kernels=kernels)
+        half = scores.numel() // 2
+        for part in (slice(0, half), slice(half, None)):
+            count.add((first[part], second[part]) if two else (first[part],))
+        assert count.kth(k) == want, f"kernels={kernels}: the k-th smallest of the factors' products"
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("two", [True, False])
+def test_mask_equals_the_torch_mask(n, two):
+    first, second = scores_with_ties_and_nan(n, seed=n + 2)
+    weight = torch.randn(n, generator=torch.Generator().manual_seed(n))
+    weight[-1] = float("nan")
+    scores = first * second if two else first
+    threshold = scores[0] if n else torch.tensor(0.5)
+    want = weight * torch.ge(scores, threshold).float()
+    LOOPS.mask(weight, (first, second) if two else (first,), threshold)
+    assert torch.equal(weight.isnan(), want.isnan()) and torch.equal(weight.nan_to_num(), want.nan_to_num()), \
+        f"n={n}: zero where the score is < τ or NaN, ties at τ kept"
+
+
+def run_pruner(method, kernels, steps=20):
+    torch.manual_seed(0)
+    model = tiny_bert()
+    dense = model.bert.encoder.layer[1].intermediate.dense       # a non-contiguous parameter: torch path
+    dense.weight = nn.Parameter(dense.weight.detach().t().contiguous().t())
+    if method == "platon":
+        pruner = PlatonPruner(model, steps, beta1=0.85, beta2=0.95, deltaT=3, kernels=kernels, **SCHEDULE)
+    else:
+        pruner = MagnitudePruner(model, steps, deltaT=3, kernels=kernels, **SCHEDULE)
+    returned, _ = train(model, pruner, steps)
+    return pruner, returned, [p.detach().clone() for p in pruner.params], pruner.state_dict()["tensors"]
+
+
+@pytest.mark.parametrize("method", ["platon", "magnitude"])
+def test_a_pruned_run_is_identical_with_either_kernels(method, monkeypatch):
+    import pruners.base
+    monkeypatch.setattr(pruners.base, "SLAB_NUMEL", 3000)      # several slabs, one of them with the odd parameter
+    fast, slow = run_pruner(method, "numba"), run_pruner(method, "torch")
+    assert fast[0].kernel_name == "numba" and slow[0].kernel_name == "torch", "the kernels asked for are used"
+    assert any(fast[0].fused_slabs) and not all(fast[0].fused_slabs), \
+        "fused loops run where they can, torch on the slab of the non-contiguous parameter"
+    assert fast[1] == slow[1], f"{method}: same ratios and thresholds at every step"
+    assert all(torch.equal(a, b) for a, b in zip(fast[2], slow[2])), f"{method}: same masked weights"
+    assert all(torch.equal(fast[3][key], slow[3][key]) for key in slow[3]), f"{method}: same statistics"
+
+
+def test_kernel_choice_and_refusals(monkeypatch):
+    assert fused.load("torch") is None and fused.load("auto") is LOOPS, "auto takes numba when it is installed"
+    with pytest.raises(ValueError, match="kernels='fast'"):
+        fused.load("fast")
+    model = tiny_bert().double()
+    assert PlatonPruner(model, 20, beta1=0.85, beta2=0.95, deltaT=3, **SCHEDULE).kernel_name == "torch", \
+        "auto falls back to torch operations for float64 parameters"
+    with pytest.raises(ValueError, match="CPU float32 parameters only"):
+        PlatonPruner(model, 20, beta1=0.85, beta2=0.95, deltaT=3, kernels="numba", **SCHEDULE)
+    monkeypatch.setattr(fused, "numba_available", lambda: False)
+    assert fused.load("auto") is None, "without numba, auto means torch operations"
+    with pytest.raises(ValueError, match="pip install numba"):
+        fused.load("numba")
