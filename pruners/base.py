@@ -231,11 +231,11 @@ class UnstructuredPruner:
         loops = fused.load(kind)
         if loops is None:
             return None
-        unfit = [name for name, param in zip(self.parameter_names, self.params) if not loops.accepts(param)]
+        unfit = [(name, param) for name, param in zip(self.parameter_names, self.params) if not loops.accepts(param)]
         if unfit and kind == "numba":
-            raise ValueError(f"kernels='numba' runs on CPU float32 parameters only; {unfit[0]} is "
-                             f"{self.params[self.parameter_names.index(unfit[0])].dtype} on "
-                             f"{self.params[self.parameter_names.index(unfit[0])].device} (use kernels='auto')")
+            name, param = unfit[0]
+            raise ValueError(f"kernels='numba' (--pruner_kernels numba) runs on CPU float32 parameters only; "
+                             f"{name} is {param.dtype} on {param.device}; use 'auto' or 'torch'")
         return None if unfit else loops
 
     # ---- the flat layout

@@ -125,7 +125,8 @@ def load(kind: str) -> Optional[NumbaKernels]:
     if kind == "torch" or (kind == "auto" and not numba_available()):
         return None
     if not numba_available():
-        raise ValueError("kernels='numba' needs the numba package: pip install numba (or use kernels='torch')")
+        raise ValueError("kernels='numba' (--pruner_kernels numba) needs the numba package: pip install numba, "
+                         "or use 'auto' or 'torch'")
     if _LOADED is None:
         _LOADED = NumbaKernels()
     return _LOADED

@@ -118,6 +118,15 @@ def test_pruner_kernels_change_the_loops_not_the_result(canonical_dir, tiny_mode
         "torch operations give the same pruned weights as the default numba loops"
 
 
+def test_pruner_kernels_numba_without_numba_is_refused(canonical_dir, tiny_model_dir, tmp_path, capsys,
+                                                      monkeypatch):
+    from pruners import kernels
+    monkeypatch.setattr(kernels, "numba_available", lambda: False)
+    assert run(prune_args(canonical_dir, tiny_model_dir, tmp_path, "platon", "--pruner_kernels", "numba")) == 2
+    err = capsys.readouterr().err
+    assert "pip install numba" in err and "Traceback" not in err and err.strip().count("\n") == 0, err
+
+
 @pytest.mark.parametrize("extra,needle", [
     ([], "T=42 updates while ti=initial_warmup×warmup_steps=5400"),
     (["--warmup_steps", "8", "--final_threshold", "1.5"], "--final_threshold"),
