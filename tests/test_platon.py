@@ -9,6 +9,7 @@ from torch import nn
 from transformers import BertConfig, BertForSequenceClassification
 
 from pruners import MagnitudePruner, PlatonPruner, PrunerSettingError, format_report, sparsity_report
+from pruners.kernels import numba_available
 from pruners.report import dump_json
 
 NO_MASKING = dict(initial_threshold=1.0, final_threshold=1.0, warmup_steps=0, initial_warmup=0, final_warmup=0)
@@ -37,18 +38,23 @@ def statistics(pruner):
     return {key.split("/")[0]: tensor.tolist() for key, tensor in pruner.state_dict()["tensors"].items()}
 
 
-def platon_one_parameter(deltaT, beta1=0.5, beta2=0.5, total_steps=100):
+KERNELS = ["torch", pytest.param("numba", marks=pytest.mark.skipif(not numba_available(), reason="numba not installed"))]
+
+
+def platon_one_parameter(deltaT, beta1=0.5, beta2=0.5, total_steps=100, kernels="auto"):
     model = one_parameter_model([0.0, 0.0])
-    return model, PlatonPruner(model, total_steps, beta1=beta1, beta2=beta2, deltaT=deltaT, **NO_MASKING)
+    return model, PlatonPruner(model, total_steps, beta1=beta1, beta2=beta2, deltaT=deltaT, kernels=kernels,
+                               **NO_MASKING)
 
 
-def test_update_rule_across_window_boundaries_deltaT_2():
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_update_rule_across_window_boundaries_deltaT_2(kernels):
     # hand computed, β1 = β2 = 0.5, |p⊙g| = 2, 4, 6, 8
     expected = [dict(I=1.0, A=0.0, U=0.0),          # t=1, j=1: I = (1·0 + 2)/2   (zero I counts as a sample)
                 dict(I=4.0, A=0.5, U=0.25),         # t=2, j=0: Ī = .5·0 + .5·1; U = .5·|1 − .5|; I = 4
                 dict(I=5.0, A=0.5, U=0.25),         # t=3, j=1: I = (4 + 6)/2
                 dict(I=8.0, A=2.75, U=1.25)]        # t=4, j=0: Ī = .5·.5 + .5·5; U = .5·.25 + .5·|5 − 2.75|
-    model, pruner = platon_one_parameter(deltaT=2)
+    model, pruner = platon_one_parameter(deltaT=2, kernels=kernels)
     for t, (x, want) in enumerate(zip([2.0, 4.0, 6.0, 8.0], expected), start=1):
         drive_one(pruner, model, t, x)
         got = statistics(pruner)
@@ -66,7 +72,8 @@ def drive_one(pruner, model, t, x):
     return pruner.step(t)
 
 
-def test_update_rule_across_window_boundaries_deltaT_3():
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_update_rule_across_window_boundaries_deltaT_3(kernels):
     # hand computed, β1 = β2 = 0.5, |p⊙g| = 3, 6, 9, 12, 15, 18
     expected = [(1.5, 0.0, 0.0),       # t=1, j=1: (0 + 3)/2
                 (3.0, 0.0, 0.0),       # t=2, j=2: (2·1.5 + 6)/3
@@ -74,7 +81,7 @@ def test_update_rule_across_window_boundaries_deltaT_3():
                 (10.5, 1.5, 0.75),     # t=4, j=1: (9 + 12)/2
                 (12.0, 1.5, 0.75),     # t=5, j=2: (2·10.5 + 15)/3
                 (18.0, 6.75, 3.0)]     # t=6, j=0: Ī = .5·1.5 + .5·12; U = .5·.75 + .5·|12 − 6.75|
-    model, pruner = platon_one_parameter(deltaT=3)
+    model, pruner = platon_one_parameter(deltaT=3, kernels=kernels)
     for t, (x, want) in enumerate(zip([3.0, 6.0, 9.0, 12.0, 15.0, 18.0], expected), start=1):
         drive_one(pruner, model, t, x)
         got = statistics(pruner)
@@ -82,30 +89,34 @@ def test_update_rule_across_window_boundaries_deltaT_3():
         assert got_triple == pytest.approx(want, rel=1e-6), f"t={t}: (I, Ī, U) = {got_triple}, want {want}"
 
 
-def test_first_window_quirk():
-    model, pruner = platon_one_parameter(deltaT=2)
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_first_window_quirk(kernels):
+    model, pruner = platon_one_parameter(deltaT=2, kernels=kernels)
     drive_one(pruner, model, 1, 6.0)
     assert statistics(pruner)["sensitivity"] == pytest.approx([3.0, 3.0]), "deltaT=2, step 1: I = |p⊙g|/2"
 
 
-def test_beta2_zero_uses_instant_deviation():
-    model, pruner = platon_one_parameter(deltaT=2, beta1=0.5, beta2=0.0)
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_beta2_zero_uses_instant_deviation(kernels):
+    model, pruner = platon_one_parameter(deltaT=2, beta1=0.5, beta2=0.0, kernels=kernels)
     drive(pruner, model, [2.0, 4.0])
     got = statistics(pruner)
     assert got["uncertainty"] == pytest.approx([0.5, 0.5]), f"β2 = 0: U = |I − Ī| = |1 − 0.5|, got {got}"
     assert pruner.scores()["intermediate.dense.weight"].tolist() == pytest.approx([0.25, 0.25]), "S = Ī⊙U"
 
 
-def test_beta2_one_scores_are_the_average_alone():
-    model, pruner = platon_one_parameter(deltaT=2, beta1=0.5, beta2=1.0)
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_beta2_one_scores_are_the_average_alone(kernels):
+    model, pruner = platon_one_parameter(deltaT=2, beta1=0.5, beta2=1.0, kernels=kernels)
     drive(pruner, model, [2.0, 4.0, 6.0, 8.0])
     assert "uncertainty" not in statistics(pruner), "β2 = 1 keeps no uncertainty"
     assert pruner.scores()["intermediate.dense.weight"].tolist() == pytest.approx([2.75, 2.75]), "S = Ī"
     assert not any(key.startswith("uncertainty/") for key in pruner.state_dict()["tensors"]), "nor saves it"
 
 
-def test_missing_gradient_counts_as_zero_importance():
-    model, pruner = platon_one_parameter(deltaT=1, beta1=0.0, beta2=0.5)
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_missing_gradient_counts_as_zero_importance(kernels):
+    model, pruner = platon_one_parameter(deltaT=1, beta1=0.0, beta2=0.5, kernels=kernels)
     model.intermediate.dense.weight.grad = None
     pruner.step(1)
     assert statistics(pruner)["sensitivity"] == [0.0, 0.0], "no gradient: |p⊙g| = 0"
@@ -126,10 +137,11 @@ def reference_platon(xs, deltaT, beta1, beta2):
     return importance, average, uncertainty
 
 
+@pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("deltaT,beta1,beta2", [(1, 0.85, 0.95), (4, 0.85, 0.85), (5, 0.3, 0.0), (3, 1.0, 1.0)])
-def test_long_runs_match_the_literal_formulas(deltaT, beta1, beta2):
+def test_long_runs_match_the_literal_formulas(deltaT, beta1, beta2, kernels):
     xs = [float(v) for v in torch.rand(23, generator=torch.Generator().manual_seed(deltaT)) * 10]
-    model, pruner = platon_one_parameter(deltaT, beta1, beta2)
+    model, pruner = platon_one_parameter(deltaT, beta1, beta2, kernels=kernels)
     drive(pruner, model, xs)
     got = statistics(pruner)
     want = reference_platon(xs, deltaT, beta1, beta2)
