@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--do_distill", action="store_true", help="distill hidden states from the teacher (DFD)")
     g.add_argument("--window_size", type=int, default=3, help="DFD: student fusion window")
     g.add_argument("--flooding_b", type=float, default=0.01, help="flooding level b of the task loss when distilling")
+    g.add_argument("--dfd_weight", type=float, default=1.0,
+                   help="DFD: weight of the distillation loss in the total (1: the method as published; smaller "
+                        "when its scale swamps the task loss, as with the bundled MiniLM's hidden states)")
     return p
 
 
@@ -175,3 +178,4 @@ def validate(args) -> None:
                  "directory of a fine-tuned train.py run")
         _require(args.window_size >= 1, f"--window_size {args.window_size} must be >= 1")
         _require(args.flooding_b >= 0, f"--flooding_b {args.flooding_b} must be >= 0")
+        _require(0 <= args.dfd_weight < math.inf, f"--dfd_weight {args.dfd_weight} must be >= 0 and finite (1: as published)")

@@ -246,6 +246,8 @@ FLAG_CASES = [
     ("teacher directory missing", [*GPP, "--do_distill", "--teacher_model_path", "{tmp}/nothing"],
      ["--teacher_model_path {tmp}/nothing: directory not found; give the model/ directory"]),
     ("distillation without a teacher", [*GPP, "--do_distill"], ["--do_distill needs --teacher_model_path DIR"]),
+    ("negative DFD weight", [*GPP, "--do_distill", "--teacher_model_path", "{tmp}", "--dfd_weight", "-1"],
+     ["--dfd_weight -1.0 must be >= 0 and finite"]),
     ("resume with nothing to resume", ["--resume"],
      ["--resume: no checkpoint-<update> directory in --output_dir", "drop --resume to start afresh"]),
     ("missing checkpoint", ["--model_ckpt", "{tmp}/checkpoint-9"],
