@@ -4,11 +4,12 @@ Unstructured pruners (this package's top level; GPP lives in `pruners.gpp`):
 
     PlatonPruner(model, total_steps, *, initial_threshold, final_threshold, warmup_steps,
                  initial_warmup, final_warmup, beta1, beta2, deltaT,
-                 target_substrings=DEFAULT_TARGET_SUBSTRINGS, num_threads=None)
+                 target_substrings=DEFAULT_TARGET_SUBSTRINGS, num_threads=None, kernels="auto")
     MagnitudePruner(model, total_steps, *, <the same without beta1, beta2>)
         .step(global_step) -> (remaining_ratio, mask_threshold or None)   once per optimizer update
         .last_step_stats                                                  what the last step did
         .state_dict() / .load_state_dict(state)                           format in pruners.base
+        .kernel_name                                                      "numba" (fused CPU loops) or "torch"
     sparsity_report(model, target_substrings) -> dict, format_report(report) -> str
 
 Example, a plain Hugging Face training loop::
