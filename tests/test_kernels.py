@@ -131,6 +131,13 @@ def test_a_pruned_run_is_identical_with_either_kernels(method, monkeypatch):
     assert all(torch.equal(fast[3][key], slow[3][key]) for key in slow[3]), f"{method}: same statistics"
 
 
+def test_loading_the_loops_leaves_the_global_random_state_alone(monkeypatch):
+    monkeypatch.setattr(fused, "_LOADED", None)         # load (and warm up) afresh, as a new process does
+    before = torch.get_rng_state()
+    assert fused.load("numba") is not None
+    assert torch.equal(before, torch.get_rng_state()), "building the loops must not move the RNG (dropout, data order)"
+
+
 def test_kernel_choice_and_refusals(monkeypatch):
     assert fused.load("torch") is None and fused.load("auto") is LOOPS, "auto takes numba when it is installed"
     with pytest.raises(ValueError, match="kernels='fast'"):
