@@ -107,13 +107,11 @@ def task_loss(logits, labels, task):
     return torch.nn.functional.cross_entropy(logits, labels)
 
 
-def clip_gradients(model, per_parameter: float, global_norm: float) -> None:
-    params = [p for p in model.parameters() if p.grad is not None]
-    if per_parameter > 0:
-        for param in params:
-            torch.nn.utils.clip_grad_norm_([param], per_parameter)
-    if global_norm > 0:
-        torch.nn.utils.clip_grad_norm_(params, global_norm)
+def clip_global_gradient_norm(model, max_norm: float) -> None:
+    """MT-DNN's --global_grad_clipping, over all parameters together, before optimizer.step() (the
+    per-tensor --grad_clipping happens inside the optimizer's step, as in MT-DNN)."""
+    if max_norm > 0:
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], max_norm)
 
 
 def build_pruner(args, model, total_steps: int):
@@ -294,7 +292,8 @@ def main(argv=None) -> int:
             find_unused_parameters=True)
 
     def new_optimizer():
-        optimizer_ = build_optimizer(args.optimizer, core.named_parameters(), state.schedule_lr, args.weight_decay)
+        optimizer_ = build_optimizer(args.optimizer, core.named_parameters(), state.schedule_lr, args.weight_decay,
+                                     max_grad_norm=args.grad_clipping)
         return optimizer_, build_schedule(optimizer_, state.schedule_span, state.schedule_warmup,
                                           state.schedule_shape)
     optimizer, lr_schedule = new_optimizer()
@@ -462,7 +461,7 @@ def main(argv=None) -> int:
             if (batch_index + 1) % args.grad_accumulation_step != 0 and batch_index + 1 != len(batches):
                 continue
 
-            clip_gradients(core, args.grad_clipping, args.global_grad_clipping)
+            clip_global_gradient_norm(core, args.global_grad_clipping)
             optimizer.step()
             state.global_step += 1
             if pruner is not None:

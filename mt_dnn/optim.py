@@ -1,11 +1,32 @@
-"""Optimizers and learning-rate schedules (pure functions plus thin torch wrappers)."""
+"""Optimizers and learning-rate schedules.
+
+The default optimizer is MT-DNN's Adamax (the one PLATON trains with), not
+`torch.optim.Adamax`: BERT-style, without bias correction, with weight decay
+*decoupled* from the gradient. torch's Adamax adds the decay to the gradient
+(L2) and then divides by the running max of |g|, so a weight whose gradient is
+small moves by about lr * sign(w) at every update and the pretrained weights
+are erased within a few hundred updates. Per parameter tensor w with gradient g:
+
+    if max_grad_norm > 0: g <- g * min(1, max_grad_norm / ||g||)   (in place, per tensor)
+    m <- b1 * m + (1 - b1) * g
+    u <- max(b2 * u, |g| + eps)
+    update <- m / (u + eps) + weight_decay * w                     (decay on weights only)
+    w <- w - lr_t * update
+
+b1 = 0.9, b2 = 0.999, eps = 1e-6; lr_t is the group's learning rate, which the
+LambdaLR schedule below sets at each update. `adam` is MT-DNN's other choice,
+BERT's Adam (same shape, u <- b2 * u + (1 - b2) * g^2, update m / (sqrt(u) + eps));
+`adamw` is torch's AdamW (bias-corrected, decay decoupled as w <- w - lr_t * wd * w).
+Only `sgd` keeps plain L2 decay.
+"""
 import math
 
 import torch
 
 OPTIMIZERS = ("adamax", "adam", "adamw", "sgd")
 WARMUP_SCHEDULES = ("warmup_linear", "warmup_constant", "warmup_cosine")
-NO_DECAY = ("bias", "LayerNorm.weight", "LayerNorm.bias")
+# MT-DNN's list: a parameter whose name contains any of these is never decayed.
+NO_DECAY = ("bias", "gamma", "beta", "LayerNorm.weight", "LayerNorm.bias")
 
 
 def lr_multiplier(step: int, total_steps: int, warmup: float, schedule: str) -> float:
@@ -28,26 +49,124 @@ def lr_multiplier(step: int, total_steps: int, warmup: float, schedule: str) -> 
     return max(0.0, 1.0 - progress)
 
 
-def parameter_groups(params, weight_decay: float) -> list:
-    """Weight decay on weights only; never on biases and LayerNorm (as BERT and MT-DNN do)."""
+def parameter_groups(named_parameters, weight_decay: float) -> list:
+    """MT-DNN's two groups: `weight_decay` on weights, 0 on biases and LayerNorm parameters."""
     decay, no_decay = [], []
-    for name, param in params:
+    for name, param in named_parameters:
         if param.requires_grad:
             (no_decay if any(nd in name for nd in NO_DECAY) else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def build_optimizer(name: str, named_params, learning_rate: float, weight_decay: float):
-    groups = parameter_groups(named_params, weight_decay)
+def clip_per_tensor_(param: torch.Tensor, max_grad_norm: float) -> None:
+    """Scale one tensor's gradient in place to L2 norm at most `max_grad_norm` (MT-DNN's per-tensor clip)."""
+    if max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_([param], max_grad_norm)
+
+
+class _BertStyle(torch.optim.Optimizer):
+    """Shared body of MT-DNN's Adamax and BERT's Adam: per-tensor clip, two moments, no bias
+    correction, decoupled decay. Subclasses say how the second moment and the step are formed."""
+
+    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0,
+                 max_grad_norm: float = 0.0):
+        if lr < 0 or eps < 0 or weight_decay < 0 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"{type(self).__name__}: lr, eps and weight_decay must be >= 0 and betas in [0, 1) "
+                             f"(got lr={lr}, eps={eps}, weight_decay={weight_decay}, betas={betas})")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      max_grad_norm=max_grad_norm))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                if param.grad.is_sparse:
+                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+                clip_per_tensor_(param, group["max_grad_norm"])
+                grad = param.grad
+                state = self.state[param]
+                if not state:
+                    state["step"] = torch.zeros((), dtype=torch.float32)
+                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                    state[self.second_moment] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                state["step"] += 1
+                exp_avg = state["exp_avg"]
+                exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+                update = self.direction(exp_avg, state[self.second_moment], grad, beta2, group["eps"])
+                if group["weight_decay"] > 0:
+                    update.add_(param, alpha=group["weight_decay"])
+                param.add_(update, alpha=-group["lr"])
+        return loss
+
+
+class MTDNNAdamax(_BertStyle):
+    """MT-DNN's Adamax (the PLATON default): u <- max(b2 * u, |g| + eps), step m / (u + eps)."""
+    second_moment = "exp_inf"
+
+    @staticmethod
+    def direction(exp_avg, exp_inf, grad, beta2, eps):
+        torch.maximum(exp_inf.mul_(beta2), grad.abs().add_(eps), out=exp_inf)
+        return exp_avg / (exp_inf + eps)
+
+
+class BertAdam(_BertStyle):
+    """BERT's Adam (MT-DNN's `adam`): u <- b2 * u + (1 - b2) * g^2, step m / (sqrt(u) + eps)."""
+    second_moment = "exp_avg_sq"
+
+    @staticmethod
+    def direction(exp_avg, exp_avg_sq, grad, beta2, eps):
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        return exp_avg / (exp_avg_sq.sqrt() + eps)
+
+
+class _PerTensorClip:
+    """Mixin for torch's optimizers: clip each tensor's gradient (`max_grad_norm`) before their step."""
+
+    def __init__(self, params, *, max_grad_norm: float = 0.0, **kwargs):
+        super().__init__(params, **kwargs)
+        for group in self.param_groups:
+            group.setdefault("max_grad_norm", max_grad_norm)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is not None:
+                    clip_per_tensor_(param, group["max_grad_norm"])
+        return super().step(closure)
+
+
+class AdamW(_PerTensorClip, torch.optim.AdamW):
+    """torch's AdamW with MT-DNN's per-tensor gradient clip."""
+
+
+class SGD(_PerTensorClip, torch.optim.SGD):
+    """torch's SGD (momentum 0.9, L2 decay added to the gradient) with the per-tensor clip."""
+
+
+def build_optimizer(name: str, named_parameters, learning_rate: float, weight_decay: float, *,
+                    max_grad_norm: float = 0.0) -> torch.optim.Optimizer:
+    """The optimizer `name` over MT-DNN's parameter groups (decay on weights only).
+
+    `max_grad_norm` > 0 clips each parameter tensor's gradient to that L2 norm inside the step
+    (MT-DNN's --grad_clipping); global clipping over all parameters is the loop's job."""
+    groups = parameter_groups(named_parameters, weight_decay)
     if name == "adamax":
-        return torch.optim.Adamax(groups, lr=learning_rate)
+        return MTDNNAdamax(groups, lr=learning_rate, max_grad_norm=max_grad_norm)
     if name == "adam":
-        return torch.optim.Adam(groups, lr=learning_rate)
+        return BertAdam(groups, lr=learning_rate, max_grad_norm=max_grad_norm)
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=learning_rate)
+        return AdamW(groups, lr=learning_rate, max_grad_norm=max_grad_norm)
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=learning_rate, momentum=0.9)
-    raise ValueError(f"unknown optimizer {name}")
+        return SGD(groups, lr=learning_rate, momentum=0.9, max_grad_norm=max_grad_norm)
+    raise ValueError(f"unknown optimizer {name!r} (known: {', '.join(OPTIMIZERS)})")
 
 
 def build_schedule(optimizer, total_steps: int, warmup: float, schedule: str):

@@ -60,11 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--warmup_schedule", default="warmup_linear", choices=WARMUP_SCHEDULES,
                    help="LR shape after warmup: linear decay, constant or cosine")
     g.add_argument("--weight_decay", type=float, default=0.01,
-                   help="weight decay on weights (never biases or LayerNorm)")
+                   help="decoupled weight decay on weights (never biases or LayerNorm); sgd adds it to the gradient")
     g.add_argument("--grad_clipping", type=float, default=0.0,
-                   help="clip each parameter's gradient norm to this value (0: off)")
+                   help="inside the optimizer's step, clip each parameter tensor's gradient norm to this value (0: off)")
     g.add_argument("--global_grad_clipping", type=float, default=1.0,
-                   help="clip the norm of all gradients together to this value (0: off)")
+                   help="before the optimizer's step, clip the norm of all gradients together to this value (0: off)")
     g.add_argument("--grad_accumulation_step", type=int, default=1,
                    help="batches whose gradients are summed into one update")
     g.add_argument("--seed", type=int, default=2018, help="random seed (data order, dropout, heads)")
