@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which units GPP prunes")
     p.add_argument("--window_size", type=int, default=3, help="DFD student fusion window")
     p.add_argument("--flooding_b", type=float, default=0.01, help="flooding level of the task loss")
+    p.add_argument("--dfd_fusion", default="magnitude", choices=("magnitude", "signed"),
+                   help="DFD fusion weights: magnitude (default, stays convex) or signed (as published)")
     p.add_argument("--prepruning_finetune_epochs", type=int, default=1, help="dense epochs before pruning")
     p.add_argument("--prune_epochs", type=int, default=2, help="epochs over which sparsity ramps up")
     p.add_argument("--num_train_epochs", type=float, default=3.0, help="total epochs (a whole number)")
@@ -119,7 +121,8 @@ def to_train_args(args) -> list:
             "--eval_per_updates", str(args.eval_steps if args.do_eval else 0),
             "--seed", str(args.seed), "--optimizer", "adamw", "--weight_decay", str(args.weight_decay),
             "--warmup", str(args.warmup_ratio), "--global_grad_clipping", str(args.max_grad_norm),
-            "--window_size", str(args.window_size), "--flooding_b", str(args.flooding_b)]
+            "--window_size", str(args.window_size), "--flooding_b", str(args.flooding_b),
+            "--dfd_fusion", args.dfd_fusion]
     if args.retrain_learning_rate is not None:
         argv += ["--retrain_learning_rate", str(args.retrain_learning_rate)]
     if args.do_distill:

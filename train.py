@@ -181,7 +181,7 @@ TRAINING_FLAGS = ("data_dir", "task_def", "train_datasets", "max_seq_len", "mix_
                   "pruner", "initial_threshold", "final_threshold", "warmup_steps", "initial_warmup",
                   "final_warmup", "beta1", "beta2", "deltaT", "target_sparsity", "pruning_type",
                   "prepruning_finetune_epochs", "prune_epochs", "retrain_learning_rate", "teacher_model_path",
-                  "do_distill", "window_size", "flooding_b", "dfd_weight")
+                  "do_distill", "window_size", "flooding_b", "dfd_weight", "dfd_fusion")
 
 
 def reconcile_config(args, saved: dict) -> list:
@@ -433,7 +433,8 @@ def main(argv=None) -> int:
                     teacher_hidden = teacher(input_ids=inputs[0], token_type_ids=inputs[1], attention_mask=inputs[2],
                                              output_hidden_states=True).hidden_states
                 loss = (flooded(loss, args.flooding_b)
-                        + args.dfd_weight * dfd_loss(teacher_hidden, out.hidden_states, args.window_size))
+                        + args.dfd_weight * dfd_loss(teacher_hidden, out.hidden_states, args.window_size,
+                                                         args.dfd_fusion))
             if pruning:
                 loss = loss + gpp.indicator_loss()
             if broadcast_flag(dist_info, not bool(torch.isfinite(loss))):

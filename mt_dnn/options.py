@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--do_distill", action="store_true", help="distill hidden states from the teacher (DFD)")
     g.add_argument("--window_size", type=int, default=3, help="DFD: student fusion window")
     g.add_argument("--flooding_b", type=float, default=0.01, help="flooding level b of the task loss when distilling")
+    g.add_argument("--dfd_fusion", default="magnitude", choices=("magnitude", "signed"),
+                   help="DFD fusion weights: |sum x_j| / sum |sum x| (default; equal to the published weights when "
+                        "a group's sums share a sign, convex otherwise) or sum x_j / sum sum x as published (signed; "
+                        "explodes when layer sums change sign, as on the bundled MiniLM)")
     g.add_argument("--dfd_weight", type=float, default=1.0,
                    help="DFD: weight of the distillation loss in the total (1: the method as published; smaller "
                         "when its scale swamps the task loss, as with the bundled MiniLM's hidden states)")

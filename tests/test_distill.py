@@ -91,3 +91,28 @@ def test_flooding():
     loss = torch.tensor(0.004, requires_grad=True)
     flooded(loss, 0.01).backward()
     assert loss.grad.item() == -1.0, "below b the gradient is reversed (ascent)"
+
+
+def test_magnitude_fusion_weights_stay_convex_when_layer_sums_change_sign():
+    layers = [t(3.0, 1.0), t(-1.0, -2.0)]          # sums 4 and -3
+    signed = fusion_weights(layers, fusion="signed")
+    assert [w.item() for w in signed] == pytest.approx([4.0, -3.0]), "published weights: 4/(4-3), -3/(4-3)"
+    magnitude = fusion_weights(layers)
+    assert [w.item() for w in magnitude] == pytest.approx([4 / 7, 3 / 7]), "default weights: |4|/7, |-3|/7"
+    same_sign = [t(1.0), t(3.0)]
+    assert [w.item() for w in fusion_weights(same_sign)] == \
+        [w.item() for w in fusion_weights(same_sign, fusion="signed")], "equal to the published ones for one sign"
+    with pytest.raises(ValueError, match="fusion must be one of magnitude, signed"):
+        fusion_weights(layers, fusion="abs")
+
+
+def test_dfd_loss_hand_computed_with_a_sign_change():
+    teacher = (EMBEDDING, t(3.0, 1.0), t(-1.0, -2.0))   # sums 4, -3
+    student = (EMBEDDING, t(3.0, 1.0), t(-1.0, -2.0))
+    # magnitude: T1 <- (4/7)[3, 1] + (3/7)[-1, -2] = [9/7, -2/7];  student w=1 leaves S unchanged
+    # loss = mean(([3, 1] - [9/7, -2/7])^2) + 0 = ((12/7)^2 + (9/7)^2) / 2 = 225/98
+    assert dfd_loss(teacher, student, window_size=1).item() == pytest.approx(225 / 98, rel=1e-6), \
+        "magnitude fusion, hand-computed"
+    # signed: T1 <- 4·[3, 1] − 3·[-1, -2] = [15, 10]; loss = ((12)^2 + 9^2) / 2 = 112.5
+    assert dfd_loss(teacher, student, window_size=1, fusion="signed").item() == pytest.approx(112.5, rel=1e-6), \
+        "published (signed) fusion, hand-computed: a model distilled from itself gets a large loss"

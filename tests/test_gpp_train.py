@@ -106,6 +106,7 @@ def test_distillation_flags_change_training(canonical_dir, tiny_model_dir, teach
                 "window": ["--do_distill", "--teacher_model_path", str(teacher_dir), "--window_size", "1"],
                 "flooding": ["--do_distill", "--teacher_model_path", str(teacher_dir), "--flooding_b", "2.0"],
                 "dfd_weight": ["--do_distill", "--teacher_model_path", str(teacher_dir), "--dfd_weight", "0.01"],
+                "fusion": ["--do_distill", "--teacher_model_path", str(teacher_dir), "--dfd_fusion", "signed"],
                 "retrain_lr": ["--retrain_learning_rate", "1e-5"],
                 "prepruning": ["--prepruning_finetune_epochs", "0"],
                 "prune_epochs": ["--prune_epochs", "2"]}
@@ -114,7 +115,7 @@ def test_distillation_flags_change_training(canonical_dir, tiny_model_dir, teach
         assert run(train.main, gpp_args(canonical_dir, tiny_model_dir, tmp_path / name, *extra)) == 0, name
         finals[name] = load_file(tmp_path / name / "model" / "model.safetensors")
         assert any(not torch.equal(base[k], finals[name][k]) for k in base), f"{name}: flags left the weights unchanged"
-    for a, b in (("distill", "window"), ("distill", "flooding"), ("distill", "dfd_weight")):
+    for a, b in (("distill", "window"), ("distill", "flooding"), ("distill", "dfd_weight"), ("distill", "fusion")):
         assert any(not torch.equal(finals[a][k], finals[b][k]) for k in base), f"{b} changes distillation"
     assert "GPP pruning phase starts at update 1 " in open(tmp_path / "prepruning" / "log.log").read(), \
         "no pre-pruning epochs: pruning starts at the first update"
