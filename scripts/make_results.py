@@ -106,9 +106,12 @@ def build_runs(args, canonical: str) -> list:
                 runs.append((method, ratio, seed, out))
         gpp = ["--pruner", "gpp", "--target_sparsity", "0.5", "--pruning_type", "structured_heads+structured_mlp",
                "--prepruning_finetune_epochs", "0", "--prune_epochs", str(max(1, args.epochs - 1))]
-        for method, extra in (("gpp", []),
-                              ("gpp+dfd", ["--do_distill", "--teacher_model_path", os.path.join(dense, "model")])):
-            out = os.path.join(args.out, f"seed{seed}", method.replace("+", "_"))
+        distill = ["--do_distill", "--teacher_model_path", os.path.join(dense, "model")]
+        variants = [("gpp", []), ("gpp+dfd", distill)]
+        if args.signed_dfd:
+            variants.append(("gpp+dfd signed", distill + ["--dfd_fusion", "signed"]))
+        for method, extra in variants:
+            out = os.path.join(args.out, f"seed{seed}", method.replace("+", "_").replace(" ", "_"))
             run_train(out, seeded, gpp + extra)
             runs.append((method, 0.5, seed, out))
     return runs
@@ -150,6 +153,8 @@ def orderings(table: dict, main_metrics: list, ratios: list) -> list:
             verdict(("platon", ratio), ("magnitude", ratio), f"PLATON ≥ magnitude at {100 * ratio:g} % remaining")
     if ("gpp+dfd", 0.5) in table:
         verdict(("gpp+dfd", 0.5), ("gpp", 0.5), "GPP with DFD ≥ GPP alone at 50 %")
+    if ("gpp+dfd signed", 0.5) in table:
+        verdict(("gpp+dfd signed", 0.5), ("gpp", 0.5), "GPP with DFD (published signed fusion) ≥ GPP alone at 50 %")
     return lines
 
 
@@ -167,7 +172,7 @@ def plot(table: dict, main_metrics: list, path: str, title: str) -> None:
         spare.set_visible(False)
     dense = table[("dense", None)]
     styles = {"magnitude": ("tab:blue", "o"), "platon": ("tab:red", "s"), "gpp": ("tab:green", "^"),
-              "gpp+dfd": ("tab:purple", "v")}
+              "gpp+dfd": ("tab:purple", "v"), "gpp+dfd signed": ("tab:brown", "x")}
 
     def stats(entry, task_metric):
         values = main_metric_average(entry, main_metrics) if task_metric[0] == "average" \
@@ -183,7 +188,7 @@ def plot(table: dict, main_metrics: list, path: str, title: str) -> None:
             points = sorted((r, *stats(e, task_metric)) for (m, r), e in table.items() if m == method)
             axis.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points],
                           color=styles[method][0], marker=styles[method][1], capsize=3, label=method)
-        for offset, method in ((-0.03, "gpp"), (0.03, "gpp+dfd")):
+        for offset, method in ((-0.04, "gpp"), (0.0, "gpp+dfd"), (0.04, "gpp+dfd signed")):
             if (method, 0.5) in table:
                 mean, spread = stats(table[(method, 0.5)], task_metric)
                 axis.errorbar([0.5 + offset], [mean], yerr=[spread], color=styles[method][0],
@@ -213,6 +218,8 @@ def main() -> int:
     parser.add_argument("--max_seq_len", type=int, default=64, help="token limit (the sample's rows are shorter)")
     parser.add_argument("--scale", type=float, default=0.3,
                         help="size of the generated sample relative to its default (0.3: 750 train rows per task)")
+    parser.add_argument("--no_signed_dfd", dest="signed_dfd", action="store_false",
+                        help="skip the GPP-DFD runs with the published signed fusion weights (--dfd_fusion signed)")
     parser.add_argument("--data_dir", default=None,
                         help="GLUE sample folders, written if missing (default log/results_data_<scale>)")
     parser.add_argument("--out", default=None, help="run directories (default log/results_<settings>)")
@@ -268,14 +275,16 @@ def main() -> int:
         "third at the final ratio (deltaT 10, PLATON beta1/beta2 0.85/0.95); the ratio is of the pruned matrices "
         "(query/key/value, attention output, FFN). GPP: 50 % of the attention heads and FFN neurons, pruned from "
         "the first update over all epochs but the last, then retrained; DFD distils from the same seed's dense "
-        "run at the published weight 1 (window 3, flooding 0.01). Speed-up: CPU forward pass of the exported "
+        "run at the published weight 1 (window 3, flooding 0.01), with the default magnitude fusion weights "
+        "(gpp+dfd) and with the published signed ones (gpp+dfd signed, `--dfd_fusion signed`). Speed-up: CPU forward pass of the exported "
         "model against the dense one, batch 32 x 128, timed alternately, median ratio of 7 rounds, seed "
         f"{args.seeds[0]}'s export.", "",
         "![dev metric against the remaining ratio](results.png)", "",
         "| run | encoder weights remaining | encoder parameters | inference speed-up | " +
         " | ".join(f"{t} {m}" for t, m in task_metrics) + " | average of main metrics |",
         "|---|---|---|---|" + "---|" * (len(task_metrics) + 1)]
-    order = [("dense", None)] + [(m, r) for m in UNSTRUCTURED for r in args.ratios] + [("gpp", 0.5), ("gpp+dfd", 0.5)]
+    order = [("dense", None)] + [(m, r) for m in UNSTRUCTURED for r in args.ratios] + [("gpp", 0.5), ("gpp+dfd", 0.5), ("gpp+dfd signed", 0.5)]
+    order = [key for key in order if key in table]
     dense_dir = table[("dense", None)]["dirs"][0]
     for key in order:
         entry = table[key]
@@ -305,7 +314,7 @@ def main() -> int:
         cells.append("{:.2f} ± {:.2f}".format(*mean_spread(main_metric_average(entry, main_metrics))))
         label = method if ratio is None or method.startswith("gpp") else f"{method} {ratio:g}"
         if method.startswith("gpp"):
-            label = f"{method} 0.5"
+            label = method.replace("gpp", "gpp 0.5", 1)
         lines.append(f"| {label} | {remaining} | {params} | {speedup} | " + " | ".join(cells) + " |")
     lines += ["", "## The published orderings on this sample", "",
               "Checked on the average over tasks of each task's main metric "
