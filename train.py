@@ -148,7 +148,7 @@ def load_teacher(args, model, device):
 
 
 def gpp_phase_lengths(args, total_steps: int):
-    """(P, Tp): updates of the pre-pruning fine-tune and of the pruning phase (ALGORITHMS.md 2.2)."""
+    """(P, Tp): updates of the pre-pruning fine-tune and of the pruning phase (docs/METHODS.md §2)."""
     from pruners.gpp import phase_of
 
     per_epoch = total_steps // args.epochs
@@ -410,7 +410,7 @@ def main(argv=None) -> int:
             phase = phase_of(state.global_step + 1, *gpp_phases) if gpp_phases else None
             if gpp_phases and batch_index % args.grad_accumulation_step == 0 and \
                     is_phase_start(state.global_step + 1, *gpp_phases) and phase.name != "prepruning":
-                # GPP restarts the optimizer and a linear-decay schedule at each phase (ALGORITHMS.md 2.2)
+                # GPP restarts the optimizer and a linear-decay schedule at each phase (docs/METHODS.md §2)
                 if phase.name == "pruning":
                     gpp = new_gpp()
                 state.schedule_lr = args.learning_rate if phase.name == "pruning" \

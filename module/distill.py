@@ -1,6 +1,6 @@
 """DFD (dual feature distillation) and flooding, the distillation losses of GPP-DFD (Neural Networks 2024).
 
-The math (docs ALGORITHMS.md §3). Inputs are hidden states as transformers returns
+The math (docs/METHODS.md §3). Inputs are hidden states as transformers returns
 them with `output_hidden_states=True`; the embedding outputs are dropped, leaving
 T_1..T_L (teacher) and S_1..S_L (student). Σx is the sum of all entries of x.
 

@@ -2,7 +2,7 @@
 
 Heads whose indicator is 0 are removed (their rows of query/key/value and columns
 of attention.output.dense), and so are FFN neurons whose indicator is 0 (rows of
-intermediate.dense, columns of output.dense) (docs ALGORITHMS.md §2.7). Every layer
+intermediate.dense, columns of output.dense) (docs/METHODS.md §2). Every layer
 may keep a different number of heads and neurons, which BertConfig cannot
 describe, hence a small registered config and model class:
 

@@ -16,7 +16,7 @@ A method only writes its scoring rule, as hooks:
 
 At a masking step (schedule.is_masking_step) with k = floor(N·(1 − r)) ≥ 1, the
 threshold τ is the exact k-th smallest of all N scores (the bracketed search of
-pruners.threshold, ALGORITHMS.md §1.6) and every selected entry whose score is
+pruners.threshold, docs/METHODS.md §1) and every selected entry whose score is
 < τ (strict) is set to 0 in place. τ is reused while neither the scores nor k
 change (between PLATON's window closes in the final phase): the same selection.
 

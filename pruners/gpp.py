@@ -1,6 +1,6 @@
 """GPP: gradient progressive pruning of attention heads and FFN neurons (GPP-DFD, Neural Networks 2024).
 
-The math (docs ALGORITHMS.md §2; `s` = pruning step = optimizer updates since
+The math (docs/METHODS.md §2; `s` = pruning step = optimizer updates since
 pruning started, 1 for the first pruning update; `Tp` = pruning updates):
 
     units       heads (L × H) and FFN intermediate neurons (L × I), one indicator z per unit, z = 1 at start
@@ -37,8 +37,8 @@ Training loop contract (see `phase_of` for the three phases):
 Phases (§2.2): `phase_of(t, P, Tp, T)` names the phase of update t and its s;
 `is_phase_start` marks the updates before which the trainer creates the optimizer
 and linear-decay LR schedule afresh (pruning: learning_rate; retraining:
-retrain_learning_rate). Build the pruner (and the DFD teacher, a deepcopy of the
-model) at the first pruning update; in retraining keep the pruner's hooks (the
+retrain_learning_rate). Build the pruner at the first pruning update (the DFD
+teacher is a separately fine-tuned model, loaded at start-up); in retraining keep the pruner's hooks (the
 frozen z keep pruned units at 0) and stop adding `indicator_loss`, or export.
 
 `accumulate_gradients` adds z.grad to G and then clears z.grad, so G is the sum

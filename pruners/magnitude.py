@@ -1,4 +1,4 @@
-"""Magnitude pruning: the baseline of PLATON's paper (ALGORITHMS.md §1.3, §1.4).
+"""Magnitude pruning: the baseline of PLATON's paper (docs/METHODS.md §1).
 
 The score of every selected entry is its magnitude at the current update,
 

@@ -1,7 +1,7 @@
 """PLATON: unstructured pruning by the upper confidence bound of weight importance.
 
 Zhang et al., "PLATON: Pruning Large Transformer Models with Upper Confidence
-Bound of Weight Importance", ICML 2022. ALGORITHMS.md §1, exactly, quirks kept.
+Bound of Weight Importance", ICML 2022. docs/METHODS.md §1, exactly, quirks kept.
 
 For every selected parameter p (weights and biases of attention.self,
 attention.output.dense, output.dense, intermediate.dense by default) three

@@ -2,7 +2,7 @@
 
 The schedule of PLATON (Zhang et al., "PLATON: Pruning Large Transformer Models
 with Upper Confidence Bound of Weight Importance", ICML 2022, Sec. 3.3), which
-follows the cubic sparsity schedule of Zhu & Gupta (2017). ALGORITHMS.md §1.5:
+follows the cubic sparsity schedule of Zhu & Gupta (2017). docs/METHODS.md §1:
 
     ti = initial_warmup · warmup_steps,   tf = final_warmup · warmup_steps
     t ≤ ti       : r = r0                                   no masking

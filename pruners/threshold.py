@@ -1,6 +1,6 @@
 """Exact k-th smallest of many score tensors, without sorting or selecting over all of them.
 
-The masking threshold of unstructured pruning (ALGORITHMS.md §1.6) is the k-th
+The masking threshold of unstructured pruning (docs/METHODS.md §1) is the k-th
 smallest (1-based) of the scores of all selected weights pooled together, N of
 them (85 M for BERT-base). `torch.kthvalue` over the concatenation is exact but
 costs a 4·N-byte copy and a full selection (seconds on a CPU) at every masking.

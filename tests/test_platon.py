@@ -123,7 +123,7 @@ def test_missing_gradient_counts_as_zero_importance(kernels):
 
 
 def reference_platon(xs, deltaT, beta1, beta2):
-    """ALGORITHMS.md §1.3 literally, in Python floats."""
+    """docs/METHODS.md §1 literally, in Python floats."""
     importance = average = uncertainty = 0.0
     for t, x in enumerate(xs, start=1):
         j = t % deltaT

@@ -1,4 +1,4 @@
-"""The cubic remaining-ratio schedule and its validation (ALGORITHMS.md §1.5)."""
+"""The cubic remaining-ratio schedule and its validation (docs/METHODS.md §1)."""
 import math
 
 import pytest

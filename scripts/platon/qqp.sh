@@ -1,5 +1,5 @@
 #!/bin/sh
-# PLATON on QQP with BERT-base: the published recipe (ALGORITHMS.md 1.7), 20 % of the
+# PLATON on QQP with BERT-base: the published recipe (docs/METHODS.md §1.1), 20 % of the
 # encoder's weights remaining. Needs GLUE (sh download.sh) preprocessed for the model:
 #   sh experiments/glue/prepro.sh --model bert-base-uncased
 # Override MODEL (hub id, HF directory or MT-DNN .pt), DATA, OUT, SEED; extra flags are passed to train.py.
