@@ -12,8 +12,17 @@ import shutil  # noqa: E402
 
 import pytest  # noqa: E402
 
-SHARED = os.path.join(ROOT, "..", "shared")
+GLUE_FORMAT_SAMPLES = os.path.join(ROOT, "tests", "fixtures", "glue-format-samples")  # official-layout rows
 SAMPLE_SCALE = 0.02          # ~40 train rows per task: enough for a few updates
+
+
+def run_main(main, args) -> int:
+    """Run a CLI `main` (train.main, export's main, ...) through `run_cli`; return its exit status."""
+    from data_utils.errors import run_cli
+
+    with pytest.raises(SystemExit) as info:
+        run_cli(main, args)
+    return info.value.code
 
 
 def tiny_bert_config(**overrides):

@@ -24,15 +24,14 @@ import train
 from data_utils.errors import UserError, run_cli
 from mt_dnn import checkpoint as checkpoint_module
 from mt_dnn import export
-from tests.conftest import ROOT, tiny_bert_config
+from tests.conftest import ROOT, run_main, tiny_bert_config
 
 
 def fail(main, argv, capsys, *needles) -> str:
     """Run a CLI `main` that must refuse its input; check the error contract; return the message."""
-    with pytest.raises(SystemExit) as info:
-        run_cli(main, [str(a) for a in argv])
+    code = run_main(main, [str(a) for a in argv])
     err = capsys.readouterr().err
-    assert info.value.code == 2, f"{argv}: exit 2 expected, got {info.value.code}: {err[-600:]}"
+    assert code == 2, f"{argv}: exit 2 expected, got {code}: {err[-600:]}"
     assert "Traceback" not in err, f"{argv}: no traceback without --debug: {err[-600:]}"
     assert len(err.strip().splitlines()) == 1, f"{argv}: want exactly one line on stderr, got {err!r}"
     assert err.startswith("error: "), f"{argv}: the line starts with 'error: ': {err!r}"
@@ -42,10 +41,9 @@ def fail(main, argv, capsys, *needles) -> str:
 
 
 def succeed(main, argv, capsys) -> str:
-    with pytest.raises(SystemExit) as info:
-        run_cli(main, [str(a) for a in argv])
+    code = run_main(main, [str(a) for a in argv])
     err = capsys.readouterr().err
-    assert info.value.code == 0, f"{argv}: should succeed, exit {info.value.code}: {err[-600:]}"
+    assert code == 0, f"{argv}: should succeed, exit {code}: {err[-600:]}"
     return err
 
 
@@ -407,10 +405,10 @@ def nan_run(train_args, tmp_path_factory):
     out = tmp_path_factory.mktemp("nan_run")
     err = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stderr(err), \
-            contextlib.redirect_stdout(io.StringIO()), pytest.raises(SystemExit) as info:
+            contextlib.redirect_stdout(io.StringIO()):
         nan_on_fifth_batch(patch)
-        run_cli(train.main, train_args(out, "--save_per_updates", "2", "--keep_checkpoints", "0"))
-    return out, info.value.code, err.getvalue()
+        code = run_main(train.main, train_args(out, "--save_per_updates", "2", "--keep_checkpoints", "0"))
+    return out, code, err.getvalue()
 
 
 def test_nan_loss_stops_with_the_update_and_keeps_the_last_checkpoint(nan_run):

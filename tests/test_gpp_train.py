@@ -8,14 +8,9 @@ from safetensors.torch import load_file
 
 import run_GDbert_glue
 import train
-from data_utils.errors import UserError, run_cli
+from data_utils.errors import UserError
 from mt_dnn import export as export_cli
-
-
-def run(main, args):
-    with pytest.raises(SystemExit) as info:
-        run_cli(main, args)
-    return info.value.code
+from tests.conftest import run_main
 
 
 def gpp_args(canonical_dir, model_dir, output_dir, *extra):
@@ -31,14 +26,14 @@ def teacher_dir(canonical_dir, tiny_model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("teacher")
     args = gpp_args(canonical_dir, tiny_model_dir, out)
     args[args.index("gpp")] = "none"
-    assert run(train.main, args) == 0, "teacher fine-tuning with --pruner none"
+    assert run_main(train.main, args) == 0, "teacher fine-tuning with --pruner none"
     return out / "model"
 
 
 @pytest.fixture(scope="module")
 def gpp_run(canonical_dir, tiny_model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("gpp")
-    assert run(train.main, gpp_args(canonical_dir, tiny_model_dir, out)) == 0, "GPP run"
+    assert run_main(train.main, gpp_args(canonical_dir, tiny_model_dir, out)) == 0, "GPP run"
     return out
 
 
@@ -68,7 +63,7 @@ def test_exported_model_is_an_init_checkpoint_and_predicts_like_the_masked_one(g
     out = tmp_path / "eval"
     args = gpp_args(canonical_dir, str(gpp_run / "model_pruned"), out, "--learning_rate", "1e-12", "--epochs", "1")
     args[args.index("gpp")] = "none"
-    assert run(train.main, args) == 0, "the exported model loads through the toolkit's loader"
+    assert run_main(train.main, args) == 0, "the exported model loads through the toolkit's loader"
     scores = json.load(open(out / "rte_dev_scores_epoch_0.json"))
     masked = json.load(open(gpp_run / "rte_dev_scores_epoch_2.json"))
     assert scores["predictions"] == masked["predictions"], "exported model predicts what the masked one did"
@@ -76,21 +71,21 @@ def test_exported_model_is_an_init_checkpoint_and_predicts_like_the_masked_one(g
 
 def test_export_command_from_saved_masked_checkpoint(gpp_run, tmp_path, canonical_dir, capsys):
     out = tmp_path / "exported"
-    code = run(export_cli.main, ["--checkpoint", str(gpp_run / "model"), "--output_dir", str(out),
+    code = run_main(export_cli.main, ["--checkpoint", str(gpp_run / "model"), "--output_dir", str(out),
                                  "--check_data", os.path.join(canonical_dir, "rte_dev.json")])
     assert code == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     assert "max |masked - exported|" in printed and "encoder parameters" in printed, printed
     report = json.load(open(out / "structured_export.json"))
     assert report["max_abs_difference"] <= 1e-4, f"export command equivalence: {report}"
-    code = run(export_cli.main, ["--checkpoint", str(tmp_path), "--output_dir", str(tmp_path / "x")])
+    code = run_main(export_cli.main, ["--checkpoint", str(tmp_path), "--output_dir", str(tmp_path / "x")])
     assert code == 2 and "no gpp_indicators.safetensors" in capsys.readouterr().err, "non-GPP directory refused"
 
 
 @pytest.mark.parametrize("flag,value", [("--pruning_type", "structured_heads"), ("--pruning_type", "structured_mlp"),
                                         ("--target_sparsity", "0.25")])
 def test_pruning_flags_change_what_is_pruned(canonical_dir, tiny_model_dir, tmp_path, flag, value):
-    assert run(train.main, gpp_args(canonical_dir, tiny_model_dir, tmp_path, flag, value)) == 0
+    assert run_main(train.main, gpp_args(canonical_dir, tiny_model_dir, tmp_path, flag, value)) == 0
     z = load_file(tmp_path / "model" / "gpp_indicators.safetensors")
     if value == "structured_heads":
         assert set(z) == {"z_head"}, f"only heads pruned: {set(z)}"
@@ -112,7 +107,7 @@ def test_distillation_flags_change_training(canonical_dir, tiny_model_dir, teach
                 "prune_epochs": ["--prune_epochs", "2"]}
     finals = {}
     for name, extra in variants.items():
-        assert run(train.main, gpp_args(canonical_dir, tiny_model_dir, tmp_path / name, *extra)) == 0, name
+        assert run_main(train.main, gpp_args(canonical_dir, tiny_model_dir, tmp_path / name, *extra)) == 0, name
         finals[name] = load_file(tmp_path / name / "model" / "model.safetensors")
         assert any(not torch.equal(base[k], finals[name][k]) for k in base), f"{name}: flags left the weights unchanged"
     for a, b in (("distill", "window"), ("distill", "flooding"), ("distill", "dfd_weight"), ("distill", "fusion")):
@@ -127,7 +122,7 @@ def test_teacher_shape_mismatch_is_refused(canonical_dir, tiny_model_dir, tmp_pa
     from tests.conftest import tiny_bert_config
     other = tmp_path / "teacher3"
     BertModel(tiny_bert_config(num_hidden_layers=3)).save_pretrained(other)
-    code = run(train.main, gpp_args(canonical_dir, tiny_model_dir, tmp_path / "o", "--do_distill",
+    code = run_main(train.main, gpp_args(canonical_dir, tiny_model_dir, tmp_path / "o", "--do_distill",
                                     "--teacher_model_path", str(other)))
     err = capsys.readouterr().err
     assert code == 2 and "teacher has num_hidden_layers=3 but the student has 2" in err, err
@@ -169,6 +164,6 @@ def test_gpp_dfd_front_end_runs_end_to_end(sample_glue, tiny_model_dir, teacher_
             "--prune_epochs", "1", "--do_train", "--do_eval", "--max_seq_length", "64",
             "--per_device_train_batch_size", "8", "--learning_rate", "1e-3", "--num_train_epochs", "2",
             "--logging_first_step", "True", "--output_dir", str(out)]
-    assert run(run_GDbert_glue.main, args) == 0, "GPP-DFD command runs"
+    assert run_main(run_GDbert_glue.main, args) == 0, "GPP-DFD command runs"
     assert (out / "model_pruned" / "structured_export.json").exists(), "and exports the smaller model"
-    assert run(run_GDbert_glue.main, args) == 2, "a non-empty output_dir needs --overwrite_output_dir"
+    assert run_main(run_GDbert_glue.main, args) == 2, "a non-empty output_dir needs --overwrite_output_dir"

@@ -8,12 +8,12 @@ import pytest
 
 import prepro
 import train
-from data_utils.errors import run_cli
 from experiments.glue.sample_data import generate
+from tests.conftest import run_main
 
-# Bag-of-words logistic regression reaches about 76 % on the sample's sst dev split; a fine-tuned
-# MiniLM reaches 93-96 % in this configuration.
-SST_DEV_FLOOR = 88.0
+# Bag-of-words logistic regression reaches about 76 % on the sample's sst dev split. This run reaches
+# 92.0 (87.5 with seed 2, 90-94 at lr 5e-4); with torch's coupled-decay Adamax it ends at 80.0.
+SST_DEV_FLOOR = 86.0
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +31,7 @@ def test_bundled_model_learns_sst(sst_canonical, tmp_path):
     args = ["--data_dir", sst_canonical, "--train_datasets", "sst", "--test_datasets", "sst", "--pruner", "none",
             "--epochs", "1", "--batch_size", "16", "--batch_size_eval", "128", "--max_seq_len", "32",
             "--learning_rate", "3e-4", "--seed", "1", "--log_per_updates", "10", "--output_dir", str(out)]
-    with pytest.raises(SystemExit) as info:
-        run_cli(train.main, args)
-    assert info.value.code == 0, "the learning run must finish"
+    assert run_main(train.main, args) == 0, "the learning run must finish"
     rows = sum(1 for _ in open(os.path.join(sst_canonical, "sst_dev.json")))
     labels = [json.loads(line)["label"] for line in open(os.path.join(sst_canonical, "sst_dev.json"))]
     majority = 100.0 * max(labels.count(0), labels.count(1)) / rows

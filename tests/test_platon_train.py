@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import load_file
 
 import train
-from data_utils.errors import run_cli
+from tests.conftest import run_main
 
 PLATON_README = ("--initial_threshold 1. --final_threshold 0.20 --warmup_steps 5400 --initial_warmup 1 "
                  "--final_warmup 5 --beta1 0.85 --beta2 0.95 --deltaT 10 "
@@ -15,12 +15,6 @@ PLATON_README = ("--initial_threshold 1. --final_threshold 0.20 --warmup_steps 5
                  "--batch_size 32 --batch_size_eval 256 --optimizer adamax --learning_rate 8e-5 --epochs 8 --seed 7 "
                  "--log_per_updates 100 --eval_per_updates 6000 --output_dir log/run --log_file log.log "
                  "--tensorboard").split()
-
-
-def run(args):
-    with pytest.raises(SystemExit) as info:
-        run_cli(train.main, args)
-    return info.value.code
 
 
 def prune_args(canonical_dir, model_dir, output_dir, pruner, *extra):
@@ -47,7 +41,8 @@ def test_platon_readme_command_parses_to_platon_meaning():
 
 @pytest.mark.parametrize("pruner", ["platon", "magnitude"])
 def test_pruning_reaches_target_on_encoder_only(canonical_dir, tiny_model_dir, tmp_path, pruner):
-    assert run(prune_args(canonical_dir, tiny_model_dir, tmp_path, pruner, "--tensorboard")) == 0, f"{pruner} run"
+    assert run_main(train.main, prune_args(canonical_dir, tiny_model_dir, tmp_path, pruner, "--tensorboard")) == 0, \
+        f"{pruner} run"
     state = load_file(tmp_path / "model" / "model.safetensors")
     weights = selected(state)
     total = sum(v.numel() for v in weights.values())
@@ -84,7 +79,7 @@ def test_pruning_reaches_target_on_encoder_only(canonical_dir, tiny_model_dir, t
 def test_platon_and_magnitude_prune_differently(canonical_dir, tiny_model_dir, tmp_path):
     masks = {}
     for pruner in ("platon", "magnitude"):
-        assert run(prune_args(canonical_dir, tiny_model_dir, tmp_path / pruner, pruner)) == 0
+        assert run_main(train.main, prune_args(canonical_dir, tiny_model_dir, tmp_path / pruner, pruner)) == 0
         masks[pruner] = {k: v == 0 for k, v in selected(load_file(tmp_path / pruner / "model" / "model.safetensors")).items()}
     assert any(not torch.equal(masks["platon"][k], masks["magnitude"][k]) for k in masks["platon"]), \
         "the PLATON score must differ from magnitude"
@@ -93,7 +88,7 @@ def test_platon_and_magnitude_prune_differently(canonical_dir, tiny_model_dir, t
 @pytest.fixture(scope="module")
 def platon_base(canonical_dir, tiny_model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("platon_base")
-    assert run(prune_args(canonical_dir, tiny_model_dir, out, "platon")) == 0
+    assert run_main(train.main, prune_args(canonical_dir, tiny_model_dir, out, "platon")) == 0
     return selected(load_file(out / "model" / "model.safetensors"))
 
 
@@ -102,7 +97,8 @@ def platon_base(canonical_dir, tiny_model_dir, tmp_path_factory):
                                         ("--final_warmup", "2"), ("--warmup_steps", "6"),
                                         ("--initial_threshold", "0.9")])
 def test_pruning_flags_change_the_result(canonical_dir, tiny_model_dir, platon_base, tmp_path, flag, value):
-    assert run(prune_args(canonical_dir, tiny_model_dir, tmp_path / "changed", "platon", flag, value)) == 0, flag
+    args = prune_args(canonical_dir, tiny_model_dir, tmp_path / "changed", "platon", flag, value)
+    assert run_main(train.main, args) == 0, flag
     base = platon_base
     changed = selected(load_file(tmp_path / "changed" / "model" / "model.safetensors"))
     assert any(not torch.equal(base[k] == 0, changed[k] == 0) for k in base), f"{flag} {value} left the masks unchanged"
@@ -110,7 +106,8 @@ def test_pruning_flags_change_the_result(canonical_dir, tiny_model_dir, platon_b
 
 def test_pruner_kernels_change_the_loops_not_the_result(canonical_dir, tiny_model_dir, platon_base, tmp_path):
     pytest.importorskip("numba")
-    assert run(prune_args(canonical_dir, tiny_model_dir, tmp_path, "platon", "--pruner_kernels", "torch")) == 0
+    args = prune_args(canonical_dir, tiny_model_dir, tmp_path, "platon", "--pruner_kernels", "torch")
+    assert run_main(train.main, args) == 0
     log = open(tmp_path / "log.log").read()
     assert "torch kernels" in log, "the summary names the kernels that ran"
     changed = selected(load_file(tmp_path / "model" / "model.safetensors"))
@@ -122,21 +119,23 @@ def test_pruner_kernels_numba_without_numba_is_refused(canonical_dir, tiny_model
                                                       monkeypatch):
     from pruners import kernels
     monkeypatch.setattr(kernels, "numba_available", lambda: False)
-    assert run(prune_args(canonical_dir, tiny_model_dir, tmp_path, "platon", "--pruner_kernels", "numba")) == 2
+    args = prune_args(canonical_dir, tiny_model_dir, tmp_path, "platon", "--pruner_kernels", "numba")
+    assert run_main(train.main, args) == 2
     err = capsys.readouterr().err
     assert "pip install numba" in err and "Traceback" not in err and err.strip().count("\n") == 0, err
 
 
 @pytest.mark.parametrize("extra,needle", [
     ([], "T=42 updates while ti=initial_warmup×warmup_steps=5400"),
-    (["--warmup_steps", "8", "--final_threshold", "1.5"], "--final_threshold"),
-    (["--warmup_steps", "8", "--beta1", "1.2"], "--beta1"),
-    (["--warmup_steps", "8", "--deltaT", "0"], "--deltaT"),
-    (["--warmup_steps", "8", "--initial_threshold", "0.1", "--final_threshold", "0.2"], "--initial_threshold"),
+    (["--warmup_steps", "8", "--final_threshold", "1.5"], "--final_threshold=1.5 is invalid"),
+    (["--warmup_steps", "8", "--beta1", "1.2"], "--beta1=1.2 is invalid"),
+    (["--warmup_steps", "8", "--deltaT", "0"], "--deltaT=0 is invalid"),
+    (["--warmup_steps", "8", "--initial_threshold", "0.1", "--final_threshold", "0.2"],
+     "--initial_threshold=0.1 is invalid"),
 ])
 def test_bad_pruning_settings_are_refused(canonical_dir, tiny_model_dir, tmp_path, capsys, extra, needle):
     args = ["--data_dir", canonical_dir, "--init_checkpoint", tiny_model_dir, "--train_datasets", "rte,stsb",
             "--test_datasets", "rte", "--epochs", "3", "--batch_size", "8", "--output_dir", str(tmp_path), *extra]
-    assert run(args) == 2, f"{extra}: exit 2"
+    assert run_main(train.main, args) == 2, f"{extra}: exit 2"
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err and err.strip().count("\n") == 0, f"{extra}: {err}"

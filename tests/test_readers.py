@@ -1,4 +1,4 @@
-"""GLUE readers on rows shaped exactly like the official files (shared/glue-format-samples)."""
+"""GLUE readers on rows shaped exactly like the official files (tests/fixtures/glue-format-samples)."""
 import os
 import shutil
 
@@ -7,10 +7,7 @@ import pytest
 from data_utils.errors import UserError
 from data_utils.glue_readers import read_split
 from data_utils.task_def import load_task_defs, resolve_dataset
-from tests.conftest import SHARED
-
-SAMPLES = os.path.join(SHARED, "glue-format-samples")
-pytestmark = pytest.mark.skipif(not os.path.isdir(SAMPLES), reason="shared/glue-format-samples is not beside the repo")
+from tests.conftest import GLUE_FORMAT_SAMPLES as SAMPLES
 
 TASKS = load_task_defs()
 

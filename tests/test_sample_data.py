@@ -9,10 +9,8 @@ import pytest
 
 from data_utils.errors import UserError
 from experiments.glue import sample_data as sd
+from tests.conftest import GLUE_FORMAT_SAMPLES, ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# CI clones the repo with shared/ beside it; a developer checkout has it there too.
-SHARED_SAMPLES = os.path.join(ROOT, "..", "shared", "glue-format-samples")
 BOM = b"\xef\xbb\xbf"
 HEADERLESS = {("CoLA", "train.tsv"), ("CoLA", "dev.tsv")}
 # GLUE's own CoLA (70% acceptable) and MRPC (68% paraphrases) are skewed.
@@ -58,9 +56,7 @@ def default_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("task,name", all_files())
 def test_layout_matches_shared_sample(small_dir, task, name):
-    sample = os.path.join(SHARED_SAMPLES, task, name)
-    if not os.path.exists(sample):
-        pytest.skip(f"shared GLUE format samples not found at {SHARED_SAMPLES}")
+    sample = os.path.join(GLUE_FORMAT_SAMPLES, task, name)
     ours, theirs = read_bytes(os.path.join(small_dir, task, name)), read_bytes(sample)
     assert ours.startswith(BOM) == theirs.startswith(BOM), \
         f"{task}/{name}: BOM present {ours.startswith(BOM)}, shared sample {theirs.startswith(BOM)}"

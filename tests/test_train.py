@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 import train
 from mt_dnn import inference
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_main
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +25,6 @@ def base_args(canonical_dir, tiny_model_dir):
     return make
 
 
-def run(args):
-    with pytest.raises(SystemExit) as info:
-        from data_utils.errors import run_cli
-        run_cli(train.main, args)
-    return info.value.code
-
-
 def weights(output_dir):
     return load_file(os.path.join(output_dir, "model", "model.safetensors"))
 
@@ -39,7 +32,7 @@ def weights(output_dir):
 @pytest.fixture(scope="module")
 def baseline(base_args, tmp_path_factory):
     out = tmp_path_factory.mktemp("baseline")
-    assert run(base_args(out)) == 0, "baseline run should succeed"
+    assert run_main(train.main, base_args(out)) == 0, "baseline run should succeed"
     return out
 
 
@@ -72,7 +65,8 @@ def test_saved_model_loads_with_auto_classes_and_as_init_checkpoint(baseline, ba
     assert torch.equal(encoder.embeddings.word_embeddings.weight, saved["embeddings.word_embeddings.weight"]), \
         "AutoModel reads the saved encoder"
     out = tmp_path / "again"
-    assert run(base_args(out, "--init_checkpoint", str(baseline / "model"), "--learning_rate", "1e-12")) == 0
+    args = base_args(out, "--init_checkpoint", str(baseline / "model"), "--learning_rate", "1e-12")
+    assert run_main(train.main, args) == 0
     again = json.load(open(out / "rte_dev_scores_epoch_0.json"))
     first = json.load(open(baseline / "rte_dev_scores_epoch_0.json"))
     assert again["predictions"] == first["predictions"], \
@@ -80,7 +74,7 @@ def test_saved_model_loads_with_auto_classes_and_as_init_checkpoint(baseline, ba
 
 
 def test_same_seed_same_weights(baseline, base_args, tmp_path):
-    assert run(base_args(tmp_path)) == 0
+    assert run_main(train.main, base_args(tmp_path)) == 0
     for name, tensor in weights(baseline).items():
         assert torch.equal(tensor, weights(tmp_path)[name]), f"run is not deterministic at {name}"
 
@@ -100,7 +94,7 @@ def test_flag_changes_training(baseline, base_args, tmp_path, flag, value):
     extra = [flag, value]
     if flag == "--train_datasets":
         extra += ["--test_datasets", "rte"]
-    assert run(base_args(tmp_path, *extra)) == 0, f"{flag} {value} should run"
+    assert run_main(train.main, base_args(tmp_path, *extra)) == 0, f"{flag} {value} should run"
     base, changed = weights(baseline), weights(tmp_path)
     differs = any(not torch.equal(base[k], changed[k]) for k in base)
     assert differs, f"{flag} {value} left every trained weight unchanged"
@@ -113,7 +107,7 @@ def test_task_def_flag_changes_the_task(baseline, base_args, tmp_path):
     spec["rte"]["metric_meta"] = ["ACC", "F1"]
     path = tmp_path / "tasks.yml"
     path.write_text(yaml.safe_dump(spec))
-    assert run(base_args(tmp_path / "out", "--task_def", str(path))) == 0
+    assert run_main(train.main, base_args(tmp_path / "out", "--task_def", str(path))) == 0
     metrics = json.load(open(tmp_path / "out" / "rte_dev_scores_epoch_0.json"))["metrics"]
     assert set(metrics) == {"ACC", "F1"}, f"--task_def decides the metrics: {metrics}"
 
@@ -129,15 +123,16 @@ def test_init_checkpoint_flag_changes_the_start(baseline, base_args, tmp_path):
         source = os.path.join(json.load(open(baseline / "config.json"))["init_checkpoint"], name)
         if os.path.exists(source):
             (other / name).write_bytes(open(source, "rb").read())
-    assert run(base_args(tmp_path / "out", "--init_checkpoint", str(other))) == 0
+    assert run_main(train.main, base_args(tmp_path / "out", "--init_checkpoint", str(other))) == 0
     assert not torch.equal(weights(baseline)["pooler.dense.weight"], weights(tmp_path / "out")["pooler.dense.weight"]), \
         "--init_checkpoint decides the starting weights"
 
 
 def test_logging_and_output_flags(baseline, base_args, tmp_path):
     out = tmp_path / "out"
-    assert run(base_args(out, "--log_per_updates", "3", "--eval_per_updates", "2", "--tensorboard",
-                         "--glue_format_on", "--log_file", "custom.log", "--test_datasets", "rte")) == 0
+    assert run_main(train.main, base_args(out, "--log_per_updates", "3", "--eval_per_updates", "2", "--tensorboard",
+                                          "--glue_format_on", "--log_file", "custom.log",
+                                          "--test_datasets", "rte")) == 0
     base_updates = open(baseline / "log.log").read().count(" update ")
     updates = open(out / "custom.log").read().count(" update ")
     assert 0 < updates < base_updates, f"--log_per_updates 3 logs fewer lines ({updates} vs {base_updates})"
@@ -161,10 +156,10 @@ def test_batch_size_eval_changes_eval_batches(base_args, tmp_path, monkeypatch):
     original = inference.collate
     monkeypatch.setattr(inference, "collate", lambda examples, task, pad_to=None: (
         calls.append(len(examples)), original(examples, task, pad_to))[1])
-    assert run(base_args(tmp_path / "a", "--batch_size_eval", "4")) == 0
+    assert run_main(train.main, base_args(tmp_path / "a", "--batch_size_eval", "4")) == 0
     small = len(calls)
     calls.clear()
-    assert run(base_args(tmp_path / "b", "--batch_size_eval", "64")) == 0
+    assert run_main(train.main, base_args(tmp_path / "b", "--batch_size_eval", "64")) == 0
     assert small > len(calls) > 0 and max(calls) > 4, f"eval batches: {small} at 4 vs {len(calls)} at 64"
 
 
@@ -175,16 +170,18 @@ def cli(*args, cwd=ROOT):
 
 @pytest.mark.parametrize("extra,needle", [
     (["--train_datasets", "nosuch"], "--train_datasets: unknown task 'nosuch'"),
-    (["--test_datasets", "mnli_matched"], "not in --train_datasets"),
+    (["--test_datasets", "mnli_matched"],
+     "--test_datasets: 'mnli_matched' belongs to task 'mnli', which is not in --train_datasets"),
     (["--test_datasets", "rte_matched"], "unknown dataset 'rte_matched'"),
     (["--batch_size", "0"], "--batch_size 0 must be a positive integer"),
     (["--learning_rate", "-1"], "--learning_rate -1.0 must be > 0"),
     (["--warmup", "1.5"], "--warmup 1.5 must be a fraction"),
-    (["--optimizer", "lamb"], "invalid choice: 'lamb'"),
-    (["--device", "cuda"] if not torch.cuda.is_available() else ["--epochs", "-1"], "--"),
+    (["--optimizer", "lamb"], "argument --optimizer: invalid choice: 'lamb'"),
+    (["--device", "cuda"], "--device cuda: no CUDA device is visible") if not torch.cuda.is_available()
+    else (["--epochs", "-1"], "--epochs -1 must be a positive integer"),
 ])
 def test_bad_flags_are_one_line_exit_2(base_args, tmp_path, capsys, extra, needle):
-    code = run(base_args(tmp_path, *extra))
+    code = run_main(train.main, base_args(tmp_path, *extra))
     stderr = capsys.readouterr().err
     assert code == 2, f"{extra}: exit 2 expected, got {code}: {stderr[-500:]}"
     assert "Traceback" not in stderr, f"{extra}: no traceback: {stderr[-500:]}"

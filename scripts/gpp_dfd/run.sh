@@ -1,23 +1,36 @@
 #!/bin/sh
-# GPP-DFD on QNLI with BERT-base: fine-tune a teacher, then prune 50 % of the attention heads and
+# GPP-DFD on one GLUE task with BERT-base: fine-tune a teacher, then prune 50 % of the attention heads and
 # FFN neurons progressively while distilling from it (GPP-DFD's published command), and export the
 # physically smaller model (OUT/model_pruned, OUT/best_model_pruned). Needs GLUE in data/ (sh download.sh);
-# the task is preprocessed on first use. Override MODEL, OUT, TEACHER, SEED; extra flags go to run_GDbert_glue.py.
+# the task is preprocessed on first use. Run from the repository root:
+#   sh scripts/gpp_dfd/run.sh TASK [extra flags for run_GDbert_glue.py]
+# TASK is one of cola, mnli, mrpc, qnli, qqp, rte, sst, stsb. Override MODEL, OUT, TEACHER, SEED.
 set -e
+TASK=$1
+case "$TASK" in
+  cola|mrpc|qnli|qqp|rte|stsb) TASK_NAME=$TASK; TEST_DATASETS=$TASK ;;
+  mnli) TASK_NAME=mnli; TEST_DATASETS=mnli_matched,mnli_mismatched ;;   # both dev sets
+  sst) TASK_NAME=sst2; TEST_DATASETS=sst ;;                              # GPP-DFD's (transformers') name
+  *) printf "error: unknown task '%s'; usage: sh scripts/gpp_dfd/run.sh TASK [flags...], TASK one of %s\n" \
+       "$TASK" "cola, mnli, mrpc, qnli, qqp, rte, sst, stsb" >&2
+     exit 2 ;;
+esac
+shift
 MODEL=${MODEL:-bert-base-uncased}
-TEACHER=${TEACHER:-base/qnli}
-OUT=${OUT:-log/gpp_dfd_qnli}
+TEACHER=${TEACHER:-base/$TASK}
+OUT=${OUT:-log/gpp_dfd_$TASK}
 SEED=${SEED:-42}
 if [ ! -f "$TEACHER/model/model.safetensors" ]; then
   sh experiments/glue/prepro.sh --model "$MODEL" --max_seq_len 128
   python train.py --pruner none --init_checkpoint "$MODEL" \
-    --data_dir data/canonical_data/"$(echo "$MODEL" | tr / -)" --train_datasets qnli --test_datasets qnli \
+    --data_dir data/canonical_data/"$(echo "$MODEL" | tr / -)" \
+    --train_datasets "$TASK" --test_datasets "$TEST_DATASETS" \
     --max_seq_len 128 --batch_size 32 --optimizer adamw --learning_rate 2e-5 --warmup 0 --weight_decay 0 \
     --epochs 4 --seed "$SEED" --output_dir "$TEACHER"
 fi
 python run_GDbert_glue.py \
   --model_name_or_path "$MODEL" \
-  --task_name qnli \
+  --task_name "$TASK_NAME" \
   --do_distill \
   --teacher_model_path "$TEACHER/model" \
   --target_sparsity 0.5 \
