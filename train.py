@@ -29,7 +29,7 @@ from mt_dnn.inference import predict, write_glue_submission, write_json_atomic, 
 from mt_dnn.model import GPP_INDICATORS, MTDNNModel, export_structured, load_encoder, load_heads, save_model
 from mt_dnn.optim import build_optimizer, build_schedule
 from module.distill import dfd_loss, flooded
-from mt_dnn.options import build_parser, split_names, validate
+from mt_dnn.options import build_parser, split_names, training_flags, validate
 
 logger = logging.getLogger("train")
 
@@ -175,13 +175,7 @@ class LoopState:
     schedule_lr: float = 0.0
 
 
-TRAINING_FLAGS = ("data_dir", "task_def", "train_datasets", "max_seq_len", "mix_opt", "ratio", "init_checkpoint",
-                  "dropout_p", "batch_size", "optimizer", "learning_rate", "epochs", "warmup", "warmup_schedule",
-                  "weight_decay", "grad_clipping", "global_grad_clipping", "grad_accumulation_step", "seed",
-                  "pruner", "initial_threshold", "final_threshold", "warmup_steps", "initial_warmup",
-                  "final_warmup", "beta1", "beta2", "deltaT", "target_sparsity", "pruning_type",
-                  "prepruning_finetune_epochs", "prune_epochs", "retrain_learning_rate", "teacher_model_path",
-                  "do_distill", "window_size", "flooding_b", "dfd_weight", "dfd_fusion")
+TRAINING_FLAGS = training_flags(build_parser())
 
 
 def reconcile_config(args, saved: dict) -> list:

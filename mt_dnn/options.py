@@ -15,6 +15,11 @@ from mt_dnn import pretrained
 from mt_dnn.optim import OPTIMIZERS, WARMUP_SCHEDULES
 
 PRUNERS = ("platon", "magnitude", "gpp", "none")
+# Flags of the groups below that decide what a run trains; a resumed run takes them from its checkpoint.
+TRAINING_GROUPS = ("data and tasks", "model", "optimisation", "unstructured pruning (PLATON, magnitude)",
+                   "structured pruning (GPP) and distillation (DFD)")
+# Flags of those groups that change only how or what is evaluated, or where it runs, not what is trained.
+NOT_TRAINING = ("test_datasets", "batch_size_eval", "device", "pruner_kernels")
 PRUNING_TYPES = ("structured_heads", "structured_mlp", "structured_heads+structured_mlp")
 
 
@@ -23,6 +28,13 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"error: {message} (see --help)\n")
+
+
+def training_flags(parser: argparse.ArgumentParser) -> tuple:
+    """Destinations of the flags that decide what a run trains: every flag of TRAINING_GROUPS
+    except NOT_TRAINING. `--resume` restores these from the checkpoint."""
+    return tuple(action.dest for group in parser._action_groups if group.title in TRAINING_GROUPS
+                 for action in group._group_actions if action.dest not in NOT_TRAINING)
 
 
 def build_parser() -> argparse.ArgumentParser:

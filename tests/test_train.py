@@ -200,3 +200,14 @@ def test_every_flag_has_help():
     parser = train.build_parser()
     for action in parser._actions:
         assert action.help, f"flag {action.option_strings} has no help text"
+
+
+def test_resume_training_flags_come_from_the_option_groups():
+    from mt_dnn.options import NOT_TRAINING
+
+    flags = set(train.TRAINING_FLAGS)
+    assert {"learning_rate", "weight_decay", "pruner", "deltaT", "dfd_fusion", "dfd_weight"} <= flags, \
+        f"flags that decide training must be restored on resume: {sorted(flags)}"
+    assert not flags & set(NOT_TRAINING), "evaluation and placement flags follow the command line"
+    assert not flags & {"output_dir", "resume", "save_per_updates", "log_per_updates"}, \
+        "logging and output flags are never taken from the checkpoint"
