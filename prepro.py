@@ -12,10 +12,10 @@ carry label 0. Files are written atomically.
 import argparse
 import json
 import os
-import sys
 import time
 
 from data_utils.errors import ArgumentParser, UserError, run_cli
+from data_utils.files import write_output_file
 from data_utils.glue_readers import read_split
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
 from mt_dnn import pretrained
@@ -71,21 +71,13 @@ def canonical_line(example, token_ids, type_ids) -> str:
 
 def write_canonical(path: str, lines) -> int:
     """Write lines to `path` atomically; returns the count."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    count = 0
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            for line in lines:
-                handle.write(line)
-                count += 1
-        os.replace(tmp, path)
-    except OSError as err:
-        raise UserError(f"{path}: could not write it ({err.strerror}); the previous file, if any, is intact; "
-                        "free space or choose another --output_dir") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return count
+    def write(handle):
+        count = 0
+        for line in lines:
+            handle.write(line)
+            count += 1
+        return count
+    return write_output_file(path, write)
 
 
 def main(argv=None) -> int:

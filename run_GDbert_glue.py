@@ -18,7 +18,7 @@ import os
 import re
 import sys
 
-from data_utils.errors import UserError, run_cli
+from data_utils.errors import ArgumentParser, UserError, run_cli
 from mt_dnn import options, pretrained
 
 # transformers' GLUE task names -> the task definition's (MT-DNN's) names and evaluation datasets
@@ -53,13 +53,8 @@ def boolean(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(description="GPP-DFD's run_GDbert_glue.py flags on top of train.py.")
+    p = ArgumentParser(description="GPP-DFD's run_GDbert_glue.py flags on top of train.py.")
     p.add_argument("--model_name_or_path", default=pretrained.BUNDLED_MODEL, help="student model to prune")
     p.add_argument("--task_name", required=True, help=f"GLUE task: {', '.join(sorted(set(TASKS)))}")
     p.add_argument("--data_dir", default="data", help="GLUE TSV folders written by download.sh (default: data)")

@@ -6,7 +6,7 @@ import os
 import torch
 
 from data_utils.batcher import TaskDataset, collate
-from data_utils.errors import UserError
+from data_utils.files import write_output_file
 from data_utils.metrics import calc_metrics
 
 
@@ -52,23 +52,8 @@ def predict(model, dataset: TaskDataset, batch_size: int, device, dist_info=None
     return {"metrics": metrics, "predictions": predictions, "uids": uids, "scores": scores}
 
 
-def write_atomic(path: str, write) -> None:
-    """`write(handle)` into `path.tmp`, then rename it to `path`; a failed write (full disk) removes the
-    .tmp, leaves any previous `path` as it was, and is a UserError naming the file."""
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except OSError as err:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise UserError(f"{path}: could not write it ({err.strerror}); the previous file, if any, is intact; "
-                        "free space or choose another --output_dir") from None
-
-
 def write_json_atomic(path: str, payload) -> None:
-    write_atomic(path, lambda handle: json.dump(payload, handle))
+    write_output_file(path, lambda handle: json.dump(payload, handle))
 
 
 def write_scores(output_dir: str, dataset: TaskDataset, split: str, tag: str, result: dict) -> str:
@@ -87,7 +72,7 @@ def write_glue_submission(output_dir: str, dataset: TaskDataset, tag: str, resul
         writer.writerow(["index", "prediction"])
         for uid, prediction in zip(result["uids"], result["predictions"]):
             writer.writerow([uid, dataset.task.id_to_label(prediction)])
-    write_atomic(path, write)
+    write_output_file(path, write)
     return path
 
 

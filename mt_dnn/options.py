@@ -9,7 +9,7 @@ import argparse
 import math
 import os
 
-from data_utils.errors import UserError
+from data_utils.errors import ArgumentParser, UserError
 from data_utils.task_def import DEFAULT_TASK_DEF
 from mt_dnn import pretrained
 from mt_dnn.optim import OPTIMIZERS, WARMUP_SCHEDULES
@@ -23,13 +23,6 @@ NOT_TRAINING = ("test_datasets", "batch_size_eval", "device", "pruner_kernels")
 PRUNING_TYPES = ("structured_heads", "structured_mlp", "structured_heads+structured_mlp")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but bad flags end as one line on stderr with exit status 2 (argparse's own code)."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
 def training_flags(parser: argparse.ArgumentParser) -> tuple:
     """Destinations of the flags that decide what a run trains: every flag of TRAINING_GROUPS
     except NOT_TRAINING. `--resume` restores these from the checkpoint."""
@@ -38,7 +31,7 @@ def training_flags(parser: argparse.ArgumentParser) -> tuple:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(description="Multi-task fine-tuning of a shared encoder with in-loop pruning "
+    p = ArgumentParser(description="Multi-task fine-tuning of a shared encoder with in-loop pruning "
                             "(PLATON, magnitude, GPP) and optional feature distillation.")
     g = p.add_argument_group("data and tasks")
     g.add_argument("--data_dir", default=os.path.join("data", "canonical_data", pretrained.BUNDLED_MODEL),

@@ -6,11 +6,10 @@ lists several tasks draw from, the pair layout of QNLI/RTE/WNLI, and the
 plumbing of `generate`: per-file RNG derivation, scale checks, TSV encoding
 and atomic writing.
 """
-import os
 import random
-import uuid
 from dataclasses import dataclass, field
 
+from data_utils import files
 from data_utils.errors import UserError
 
 DEFAULT_SEED = 1234
@@ -148,16 +147,5 @@ def encode_tsv(header, rows, bom):
 
 
 def write_atomic(path, data):
-    """Write to a temporary file beside `path`, then rename: never a half-written file."""
-    directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    # os.open with 0o666 honours the umask (mkstemp would leave the file 0600).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write bytes through the toolkit's atomic writer: never a half-written file."""
+    files.write_atomic(path, lambda handle: handle.write(data), binary=True)
