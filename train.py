@@ -102,7 +102,8 @@ def load_data(args, task_defs: dict):
 
 
 def task_loss(logits, labels, task):
-    if task.is_regression:
+    """The loss the task definition names (`loss:`, MT-DNN's criterion names)."""
+    if task.loss == "MseCriterion":
         return torch.nn.functional.mse_loss(logits.view(-1), labels)
     return torch.nn.functional.cross_entropy(logits, labels)
 

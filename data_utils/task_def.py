@@ -15,7 +15,8 @@ DEFAULT_TASK_DEF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 TASK_TYPES = ("Classification", "Regression")
 METRICS = ("ACC", "F1", "MCC", "Pearson", "Spearman")
-LOSSES = ("CeCriterion", "MseCriterion")
+# MT-DNN's criterion names -> the task type each one fits (cross-entropy over classes, MSE on a score)
+LOSSES = {"CeCriterion": "Classification", "MseCriterion": "Regression"}
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,9 @@ def _task_def(name: str, raw: dict, path: str) -> TaskDef:
     loss = raw.get("loss", "MseCriterion" if task_type == "Regression" else "CeCriterion")
     if loss not in LOSSES:
         raise UserError(f"{path}: task '{name}' has loss '{loss}'; use one of {', '.join(LOSSES)}")
+    if LOSSES[loss] != task_type:
+        fitting = next(k for k, v in LOSSES.items() if v == task_type)
+        raise UserError(f"{path}: task '{name}' is a {task_type} task but has loss '{loss}'; use {fitting}")
     labels = raw.get("labels")
     n_class = int(need("n_class"))
     if task_type == "Classification":

@@ -197,6 +197,19 @@ def test_bad_task_definition(sample_glue, tmp_path, capsys, case, text, needles)
          *[n.format(path=path) for n in needles])
 
 
+def test_task_loss_must_fit_the_task_type(sample_glue, tmp_path, capsys):
+    import yaml
+
+    from data_utils.task_def import DEFAULT_TASK_DEF
+
+    spec = yaml.safe_load(open(DEFAULT_TASK_DEF))
+    spec["rte"]["loss"] = "MseCriterion"
+    path = tmp_path / "tasks.yml"
+    path.write_text(yaml.safe_dump(spec))
+    fail(prepro.main, ["--data_dir", sample_glue, "--task_def", path], capsys,
+         f"{path}: task 'rte' is a Classification task but has loss 'MseCriterion'; use CeCriterion")
+
+
 # ---------------------------------------------------------------- train.py: flags, data, models
 
 @pytest.fixture(scope="module")
