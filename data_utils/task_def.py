@@ -29,11 +29,7 @@ class SplitDef:
     text_columns: tuple
     label_column: int | None       # None for unlabelled (test) splits
     uid_column: int | None         # None: the row's position is its uid
-    submission: str | None         # GLUE submission file name for test splits
-
-    @property
-    def is_test(self) -> bool:
-        return self.name.endswith("test")
+    submission: str | None         # GLUE submission file name for test splits (train.py --glue_format_on)
 
 
 @dataclass(frozen=True)
@@ -72,6 +68,10 @@ class TaskDef:
         if self.is_regression:
             return f"{float(label_id):.3f}"
         return self.labels[int(label_id)]
+
+    def split_of(self, dataset_name: str) -> SplitDef:
+        """The split a canonical dataset name stands for: 'mnli_matched_test' -> matched_test."""
+        return self.splits[dataset_name[len(self.name) + 1:]]
 
     def dataset_prefixes(self) -> list:
         """Test-dataset names this task provides: 'cola', or 'mnli_matched', 'mnli_mismatched'."""

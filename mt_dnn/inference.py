@@ -64,7 +64,9 @@ def write_scores(output_dir: str, dataset: TaskDataset, split: str, tag: str, re
 
 
 def write_glue_submission(output_dir: str, dataset: TaskDataset, tag: str, result: dict) -> str:
-    """GLUE's submission layout: `index<TAB>prediction`, labels as the task names them."""
+    """GLUE's submission layout: `index<TAB>prediction`, labels as the task names them, written to
+    `<dataset>_test_predictions_<tag>.tsv` and, under the name GLUE's server expects (the split's
+    `submission` in the task definition), to `glue_submission/` (the latest evaluation; zip that folder)."""
     path = os.path.join(output_dir, f"{dataset_prefix(dataset)}_test_predictions_{tag}.tsv")
 
     def write(handle):
@@ -73,6 +75,10 @@ def write_glue_submission(output_dir: str, dataset: TaskDataset, tag: str, resul
         for uid, prediction in zip(result["uids"], result["predictions"]):
             writer.writerow([uid, dataset.task.id_to_label(prediction)])
     write_output_file(path, write)
+    submission = dataset.task.split_of(dataset.name).submission
+    if submission:
+        os.makedirs(os.path.join(output_dir, "glue_submission"), exist_ok=True)
+        write_output_file(os.path.join(output_dir, "glue_submission", submission), write)
     return path
 
 

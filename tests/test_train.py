@@ -149,6 +149,8 @@ def test_logging_and_output_flags(baseline, base_args, tmp_path):
     assert lines[0] == "index\tprediction", f"GLUE submission header: {lines[0]!r}"
     assert {line.split("\t")[1] for line in lines[1:]} <= {"entailment", "not_entailment"}, "label names"
     assert not os.path.exists(baseline / "rte_test_predictions_epoch_0.tsv"), "no TSV without --glue_format_on"
+    assert open(out / "glue_submission" / "RTE.tsv").read().splitlines() == lines, \
+        "the latest predictions also go to glue_submission/ under GLUE's file name (the task definition's)"
 
 
 def test_batch_size_eval_changes_eval_batches(base_args, tmp_path, monkeypatch):
