@@ -55,7 +55,6 @@ import torch
 from torch import nn
 
 PRUNING_TYPES = ("structured_heads", "structured_mlp", "structured_heads+structured_mlp")
-PHASES = ("prepruning", "pruning", "retraining")
 
 
 # ---------------------------------------------------------------------------
@@ -129,7 +128,7 @@ def progressive_indicator(scores: torch.Tensor, sparsity: float, target: float) 
 
 
 class Phase(NamedTuple):
-    """Where an optimizer update falls: `name` in PHASES and the pruning step s
+    """Where an optimizer update falls: `name` ('prepruning', 'pruning' or 'retraining') and the pruning step s
     (0 before pruning, 1..Tp during pruning, Tp during retraining)."""
     name: str
     pruning_step: int
