@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher_model_path", default=None, help="fine-tuned teacher written by train.py")
     p.add_argument("--target_sparsity", type=float, default=0.5, help="fraction of heads/neurons removed")
     p.add_argument("--pruning_type", default="structured_heads+structured_mlp",
-                   choices=("structured_heads", "structured_mlp", "structured_heads+structured_mlp"),
+                   choices=options.PRUNING_TYPES,
                    help="which units GPP prunes")
     p.add_argument("--window_size", type=int, default=3, help="DFD student fusion window")
     p.add_argument("--flooding_b", type=float, default=0.01, help="flooding level of the task loss")

@@ -13,6 +13,7 @@ from data_utils.errors import ArgumentParser, UserError
 from data_utils.task_def import DEFAULT_TASK_DEF
 from mt_dnn import pretrained
 from mt_dnn.optim import OPTIMIZERS, WARMUP_SCHEDULES
+from pruners.gpp import PRUNING_TYPES
 
 PRUNERS = ("platon", "magnitude", "gpp", "none")
 # Flags of the groups below that decide what a run trains; a resumed run takes them from its checkpoint.
@@ -20,7 +21,6 @@ TRAINING_GROUPS = ("data and tasks", "model", "optimisation", "unstructured prun
                    "structured pruning (GPP) and distillation (DFD)")
 # Flags of those groups that change only how or what is evaluated, or where it runs, not what is trained.
 NOT_TRAINING = ("test_datasets", "batch_size_eval", "device", "pruner_kernels")
-PRUNING_TYPES = ("structured_heads", "structured_mlp", "structured_heads+structured_mlp")
 
 
 def training_flags(parser: argparse.ArgumentParser) -> tuple:
