@@ -14,20 +14,30 @@ class UserError(Exception):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad flag ends as one line on stderr with exit status 2 (no usage block)."""
+    """argparse, but a bad flag ends as one line on stderr with exit status 2 (no usage block), and a
+    parsed `--debug` tells `run_cli` to show tracebacks."""
 
     def error(self, message):
         self.exit(2, f"error: {message} (see --help)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        _cli_state["debug"] = bool(getattr(parsed, "debug", False))
+        return parsed
+
+
+# What the entry point's parser read, for `run_cli` (the parser runs inside `main`).
+_cli_state = {"debug": False}
 
 
 def run_cli(main, argv=None):
     """Run `main(argv)` and turn exceptions into exit codes (2 user, 1 internal)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
+    _cli_state["debug"] = False
     try:
         code = main(argv)
     except UserError as err:
-        if debug:
+        if _cli_state["debug"]:
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -35,7 +45,7 @@ def run_cli(main, argv=None):
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as err:  # noqa: BLE001 - last-resort boundary of the CLI
-        if debug:
+        if _cli_state["debug"]:
             raise
         message = " ".join(str(err).split()) or type(err).__name__
         print(f"internal error: {type(err).__name__}: {message} (rerun with --debug for the traceback)",

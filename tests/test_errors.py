@@ -543,6 +543,11 @@ def test_debug_shows_the_traceback(train_args, tmp_path):
         run_cli(train.main, train_args(tmp_path, "--train_datasets", "nosuch", "--debug"))
 
 
+def test_debug_is_read_from_the_parsed_flags(train_args, tmp_path):
+    with pytest.raises(UserError, match="--train_datasets: unknown task 'nosuch'"):
+        run_cli(train.main, train_args(tmp_path, "--train_datasets", "nosuch", "--debu"))   # argparse's abbreviation
+
+
 def test_real_cli_one_line_and_debug_traceback(sample_glue, tmp_path):
     command = [sys.executable, os.path.join(ROOT, "prepro.py"), "--data_dir", sample_glue, "--tasks", "nosuch"]
     plain = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)

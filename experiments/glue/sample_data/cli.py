@@ -1,6 +1,7 @@
 """Command line of the GLUE sample: `python -m experiments.glue.sample_data ...`."""
-import argparse
 import os
+
+from data_utils.errors import ArgumentParser
 
 from .assembly import generate
 from .common import DEFAULT_SEED, MAX_SCALE
@@ -8,7 +9,7 @@ from .registry import TASKS
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m experiments.glue.sample_data",
         description="Write the built-in synthetic GLUE sample (all nine tasks, official layouts).")
     parser.add_argument("--out_dir", default="data",
