@@ -269,9 +269,10 @@ def main() -> int:
                        env=dict(os.environ, GLUE_SAMPLE_SCALE=str(args.scale)))
         subprocess.run(["sh", "experiments/glue/prepro.sh", "--data_dir", args.data_dir, "--max_seq_len",
                         str(args.max_seq_len)], check=True, cwd=ROOT)
-    started = time.perf_counter()
     runs = build_runs(args, canonical)
-    hours = (time.perf_counter() - started) / 3600
+    # each run's own time, from its output files (config.json is written at its start), reused runs included
+    hours = sum(os.path.getmtime(os.path.join(out, "dev_metrics.json")) - os.path.getmtime(os.path.join(out, "config.json"))
+                for _, _, _, out in runs) / 3600
 
     from data_utils.task_def import load_task_defs
     task_defs = load_task_defs()
@@ -297,8 +298,8 @@ def main() -> int:
         "scores (mrpc's F1 of 'always paraphrase', cola's MCC of 0), so a cell at that value is a model that "
         "answers one class, not one that kept some skill. The text is generated, so absolute scores say little "
         "about GLUE; the comparison is the point. "
-        f"The {len(runs)} runs took {hours:.1f} hours on the machine that generated this file "
-        "(runs reused from an earlier invocation count as 0).", "",
+        f"The {len(runs)} runs trained for {hours:.1f} hours in all on the machine that generated this file "
+        "(2 CPU cores; some of them shared with other work).", "",
         "Unstructured runs (magnitude, PLATON): the first third of the updates as warm-up, a cubic ramp, the last "
         "third at the final ratio (deltaT 10, PLATON beta1/beta2 0.85/0.95); the ratio is of the pruned matrices "
         "(query/key/value, attention output, FFN). GPP: 50 % of the attention heads and FFN neurons, pruned from "
