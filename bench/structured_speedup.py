@@ -25,7 +25,8 @@ import torch  # noqa: E402
 from transformers import AutoModel, BertConfig, BertModel  # noqa: E402
 
 from mt_dnn.structured import count_parameters, export_pruned_encoder  # noqa: E402
-from pruners.gpp import GPPPruner, layer_shapes  # noqa: E402
+from pruners.anatomy import bert_shape
+from pruners.gpp import GPPPruner  # noqa: E402
 
 MODELS = ("minilm", "bert-base")
 
@@ -70,7 +71,7 @@ def layer_parameters(model) -> int:
 
 def bench(name: str, args) -> float:
     dense = build_dense(name)
-    layers, heads, _, intermediate = layer_shapes(dense)
+    layers, heads, _, intermediate = bert_shape(dense)
     generator = torch.Generator().manual_seed(args.seed)
     head_indicator = random_indicator(layers, heads, args.head_fraction, generator)
     ffn_indicator = random_indicator(layers, intermediate, args.ffn_fraction, generator)

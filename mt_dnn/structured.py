@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, BertConfig, BertModel
 
-from pruners.gpp import find_bert_model, layer_shapes
+from pruners.anatomy import bert_shape, find_bert_model
 
 MODEL_TYPE = "pruned-bert"
 
@@ -169,7 +169,7 @@ def export_pruned_encoder(encoder: nn.Module, head_indicator: torch.Tensor | Non
     bert = find_bert_model(encoder)
     if not isinstance(bert, BertModel) or isinstance(bert, PrunedBertModel):
         raise ValueError(f"export needs an unpruned transformers BertModel, got {type(bert).__name__}")
-    num_layers, num_heads, head_size, intermediate = layer_shapes(bert)
+    num_layers, num_heads, head_size, intermediate = bert_shape(bert)
     heads = _check_indicator("head_indicator", head_indicator, (num_layers, num_heads))
     neurons = _check_indicator("ffn_indicator", ffn_indicator, (num_layers, intermediate))
     kept_heads = [_kept(row) for row in heads]

@@ -72,18 +72,13 @@ import torch
 from torch import nn
 
 from pruners import kernels as fused
+from pruners.anatomy import PRUNABLE_SUBSTRINGS, select_parameters
 from pruners.schedule import is_masking_step, remaining_ratio, validate_schedule
 from pruners.threshold import kth_smallest, sample_positions
 
-DEFAULT_TARGET_SUBSTRINGS = ("attention.self", "attention.output.dense", "output.dense", "intermediate.dense")
+DEFAULT_TARGET_SUBSTRINGS = PRUNABLE_SUBSTRINGS
 SLAB_NUMEL = 1 << 19      # entries per slab (2 MB of float32 per buffer; a step's working set fits in cache)
 STATE_FORMAT = 1
-
-
-def select_parameters(model: nn.Module, target_substrings: Sequence[str]) -> List[Tuple[str, nn.Parameter]]:
-    """The named parameters whose name contains any of `target_substrings` (weights and biases)."""
-    return [(name, param) for name, param in model.named_parameters()
-            if any(substring in name for substring in target_substrings)]
 
 
 def take(tensor: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:

@@ -54,6 +54,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from pruners.anatomy import bert_shape, find_bert_model
+
 PRUNING_TYPES = ("structured_heads", "structured_mlp", "structured_heads+structured_mlp")
 
 
@@ -167,39 +169,6 @@ def is_phase_start(update: int, prepruning_updates: int, prune_updates: int, tot
 
 
 # ---------------------------------------------------------------------------
-# Locating the BERT layers
-
-
-def find_bert_model(model: nn.Module) -> nn.Module:
-    """The BERT-family encoder inside `model` (the module itself or the first submodule
-    that has `.encoder.layer[i].attention.self/.attention.output.dense/.intermediate/.output.dense`)."""
-    for module in model.modules():
-        layers = getattr(getattr(module, "encoder", None), "layer", None)
-        if isinstance(layers, nn.ModuleList) and len(layers) > 0 and all(_is_bert_layer(layer) for layer in layers):
-            return module
-    raise ValueError(f"no BERT-family encoder (with .encoder.layer[i].attention.self, .attention.output.dense, "
-                     f".intermediate, .output.dense) found in {type(model).__name__}")
-
-
-def _is_bert_layer(layer: nn.Module) -> bool:
-    attention = getattr(layer, "attention", None)
-    return (hasattr(attention, "self") and hasattr(getattr(attention, "output", None), "dense")
-            and hasattr(layer, "intermediate") and hasattr(getattr(layer, "output", None), "dense"))
-
-
-def layer_shapes(bert: nn.Module) -> tuple[int, int, int, int]:
-    """(layers L, heads per layer H, head size d, FFN neurons per layer I) of an unpruned BERT encoder."""
-    layers = bert.encoder.layer
-    attention = layers[0].attention.self
-    heads, head_size = attention.num_attention_heads, attention.attention_head_size
-    intermediate = layers[0].intermediate.dense.out_features
-    for index, layer in enumerate(layers):
-        if (layer.attention.self.num_attention_heads != heads or layer.intermediate.dense.out_features != intermediate):
-            raise ValueError(f"layer {index} differs in shape from layer 0: GPP needs an unpruned encoder")
-    return len(layers), heads, head_size, intermediate
-
-
-# ---------------------------------------------------------------------------
 # The pruner
 
 
@@ -236,7 +205,7 @@ class GPPPruner:
         self.l1_lambda = float(l1_lambda)
 
         self.bert = find_bert_model(model)
-        self.num_layers, self.num_heads, self.head_size, self.intermediate_size = layer_shapes(self.bert)
+        self.num_layers, self.num_heads, self.head_size, self.intermediate_size = bert_shape(self.bert)
         reference = next(self.bert.parameters())
         factory = dict(device=reference.device, dtype=torch.float32)
         self.z_head = (nn.Parameter(torch.ones(self.num_layers, self.num_heads, **factory))

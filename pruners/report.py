@@ -13,38 +13,13 @@ remaining_ratio = 1 − zeros/numel. `format_report(report)` renders it as a tab
 `dump_json(report, path)` writes it.
 """
 import json
-import re
 from collections import OrderedDict
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 
-from pruners.base import DEFAULT_TARGET_SUBSTRINGS, select_parameters
-
-_LAYER_INDEX = re.compile(r"(?:^|\.)(\d+)(?:\.|$)")
-_BERT_MODULE_TYPES = (        # first match wins: attention.output.dense also contains output.dense
-    ("attention.self.query", "query"), ("attention.self.key", "key"), ("attention.self.value", "value"),
-    ("attention.output.dense", "attention.output"), ("intermediate.dense", "intermediate"),
-    ("output.dense", "output"),
-)
-
-
-def layer_index(name: str) -> Optional[int]:
-    """The first numeric component of a parameter name (encoder.layer.3.… -> 3), or None."""
-    match = _LAYER_INDEX.search(name)
-    return int(match.group(1)) if match else None
-
-
-def module_type(name: str) -> str:
-    """query/key/value/attention.output/intermediate/output for BERT names; otherwise the module
-    path after the layer index, without .weight/.bias."""
-    for substring, kind in _BERT_MODULE_TYPES:
-        if substring in name:
-            return kind
-    module = name.rsplit(".", 1)[0]
-    match = _LAYER_INDEX.search(module)
-    return module[match.end():] if match and match.end() < len(module) else module
+from pruners.anatomy import PRUNABLE_SUBSTRINGS as DEFAULT_TARGET_SUBSTRINGS, layer_index, module_type, select_parameters
 
 
 def _summary(numel: int, zeros: int) -> dict:
