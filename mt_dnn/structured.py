@@ -39,7 +39,8 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, BertConfig, BertModel
 
-from pruners.anatomy import bert_shape, find_bert_model
+from pruners.anatomy import (FFN_COLUMN_PROJECTION, FFN_ROW_PROJECTION, HEAD_COLUMN_PROJECTION, HEAD_ROW_PROJECTIONS,
+                             bert_shape, find_bert_model, head_rows)
 
 MODEL_TYPE = "pruned-bert"
 
@@ -99,14 +100,13 @@ def _resize_layer(layer: nn.Module, heads: int, intermediate: int, hidden: int, 
     if heads == 0:
         layer.attention.self = HeadlessSelfAttention(head_size)
     else:
-        attention.query = _linear(hidden, width)
-        attention.key = _linear(hidden, width)
-        attention.value = _linear(hidden, width)
+        for projection in HEAD_ROW_PROJECTIONS:
+            layer.set_submodule(projection, _linear(hidden, width))
         attention.num_attention_heads = heads
         attention.all_head_size = width
-    layer.attention.output.dense = _linear(width, hidden)
-    layer.intermediate.dense = _linear(hidden, intermediate)
-    layer.output.dense = _linear(intermediate, hidden)
+    layer.set_submodule(HEAD_COLUMN_PROJECTION, _linear(width, hidden))
+    layer.set_submodule(FFN_ROW_PROJECTION, _linear(hidden, intermediate))
+    layer.set_submodule(FFN_COLUMN_PROJECTION, _linear(intermediate, hidden))
 
 
 class PrunedBertModel(BertModel):
@@ -187,23 +187,22 @@ def export_pruned_encoder(encoder: nn.Module, head_indicator: torch.Tensor | Non
     state = {key: value.detach().float().cpu() for key, value in bert.state_dict().items()}
     for index in range(num_layers):
         prefix = f"encoder.layer.{index}."
-        # rows of the kept heads in q/k/v, e.g. head h -> h·d .. (h+1)·d − 1
-        rows = (kept_heads[index][:, None] * head_size + torch.arange(head_size)).flatten()
-        for name in ("query", "key", "value"):
+        rows = head_rows(kept_heads[index], head_size)  # of the kept heads in q/k/v
+        for projection in HEAD_ROW_PROJECTIONS:
             for kind in ("weight", "bias"):
-                key = f"{prefix}attention.self.{name}.{kind}"
+                key = f"{prefix}{projection}.{kind}"
                 if len(rows) == 0:
                     del state[key]  # HeadlessSelfAttention has no projections
                 else:
                     state[key] = state[key][rows]
         head_scale = heads[index][kept_heads[index]].repeat_interleave(head_size)  # (kept·d,)
-        key = f"{prefix}attention.output.dense.weight"
+        key = f"{prefix}{HEAD_COLUMN_PROJECTION}.weight"
         state[key] = state[key][:, rows] * head_scale
         kept = kept_neurons[index]
         for kind in ("weight", "bias"):
-            key = f"{prefix}intermediate.dense.{kind}"
+            key = f"{prefix}{FFN_ROW_PROJECTION}.{kind}"
             state[key] = state[key][kept]
-        key = f"{prefix}output.dense.weight"
+        key = f"{prefix}{FFN_COLUMN_PROJECTION}.weight"
         state[key] = state[key][:, kept] * neurons[index][kept]
     pruned.load_state_dict(state, strict=True)
     reference = next(bert.parameters())

@@ -11,6 +11,7 @@ asks this module:
     head_context_module(layer)    the module whose *input* is the per-head context (batch, seq, H·d)
     ffn_activation_module(layer)  the module whose *output* is the FFN activation (batch, seq, I)
     HEAD_ROW_PROJECTIONS          projections with one block of d rows per head (query, key, value)
+    head_rows(heads, head_size)   the rows of those projections (columns of HEAD_COLUMN_PROJECTION) of some heads
     HEAD_COLUMN_PROJECTION        the projection with one block of d columns per head
     FFN_ROW_PROJECTION, FFN_COLUMN_PROJECTION   the FFN's rows (intermediate) and columns (output)
     layer_index(name), module_type(name)        how the report groups parameter names
@@ -25,6 +26,7 @@ A BERT layer (transformers' BertLayer) is
 import re
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
+import torch
 from torch import nn
 
 PRUNABLE_SUBSTRINGS = ("attention.self", "attention.output.dense", "output.dense", "intermediate.dense")
@@ -86,6 +88,12 @@ def head_context_module(layer: nn.Module) -> nn.Module:
 def ffn_activation_module(layer: nn.Module) -> nn.Module:
     """The module whose output is the FFN activation after the activation function, (batch, seq, I)."""
     return layer.intermediate
+
+
+def head_rows(heads: torch.Tensor, head_size: int) -> torch.Tensor:
+    """The rows of the HEAD_ROW_PROJECTIONS (and columns of HEAD_COLUMN_PROJECTION) that belong to
+    `heads` (1-D head indices), in their order: head h -> h·d .. (h+1)·d − 1."""
+    return (heads[:, None] * head_size + torch.arange(head_size, device=heads.device)).flatten()
 
 
 def select_parameters(model: nn.Module, target_substrings: Sequence[str]) -> List[Tuple[str, nn.Parameter]]:
