@@ -37,9 +37,31 @@ Training loop contract (see `phase_of` for the three phases):
 Phases (§2.2): `phase_of(t, P, Tp, T)` names the phase of update t and its s;
 `is_phase_start` marks the updates before which the trainer creates the optimizer
 and linear-decay LR schedule afresh (pruning: learning_rate; retraining:
-retrain_learning_rate). Build the pruner at the first pruning update (the DFD
-teacher is a separately fine-tuned model, loaded at start-up); in retraining keep the pruner's hooks (the
-frozen z keep pruned units at 0) and stop adding `indicator_loss`, or export.
+retrain_learning_rate). Build the pruner at the first pruning update; in retraining
+keep the pruner's hooks (the frozen z keep pruned units at 0) and stop adding
+`indicator_loss`; at the end save the indicators with `pruner.mask.save(directory)`
+(pruners.structured_mask.INDICATOR_FILE) or export. The DFD teacher is a
+separately fine-tuned model that the trainer loads from disk, not a copy of the
+student, so the hooks never see it.
+
+Masking is a pruners.structured_mask.StructuredMask (`pruner.mask`) holding the
+trainable z by reference: its forward hooks multiply the head contexts and FFN
+activations by z, which is how z gets its gradient. The hooks act only on the
+modules they were registered on: copy.deepcopy of a hooked model copies the
+hooks too, and the copy comes out unmasked instead of sharing this pruner's z
+(nothing in the toolkit deep-copies a hooked model; the check guards any code that does).
+
+State (`state_dict()`), shaped like the unstructured pruners' (pruners.base):
+
+    {"format": 1, "method": "gpp", "last_step": int, "current_sparsity": float, "done": bool,
+     "skipped_backward_passes": int,
+     "hyperparameters": {"pruning_type", "target_sparsity", "prune_steps", "l1_lambda"},
+     "shape": {"layers": L, "heads": H, "intermediate": I},
+     "tensors": {"indicator/head": (L, H), "indicator/ffn": (L, I),     # active types only
+                 "grad_sum/head": (L, H), "grad_sum/ffn": (L, I)}}      # G, same types
+
+Everything but "tensors" is JSON; "tensors" is a flat str → Tensor dict of
+detached CPU copies that `safetensors.torch.save_file` takes as is.
 
 `accumulate_gradients` adds z.grad to G and then clears z.grad, so G is the sum
 over every backward pass whether it is called after each backward or once per
@@ -55,6 +77,8 @@ import torch
 from torch import nn
 
 from pruners.anatomy import bert_shape, find_bert_model
+from pruners.base import STATE_FORMAT
+from pruners.structured_mask import StructuredMask
 
 PRUNING_TYPES = ("structured_heads", "structured_mlp", "structured_heads+structured_mlp")
 
@@ -187,7 +211,8 @@ class GPPPruner:
         z_ffn: (L, I) FFN-neuron indicators, or None when FFN neurons are not pruned.
         grad_sum: {'head'|'ffn': G}, the gradient sums the scores come from.
         skipped_backward_passes: backward passes whose non-finite z gradient was not added.
-        current_sparsity: c of the latest `step`.
+        current_sparsity: c of the latest `step`; last_step: the s of the latest `step`.
+        mask: the StructuredMask whose hooks apply z_head and z_ffn to the model.
     """
 
     def __init__(self, model: nn.Module, *, pruning_type: str, target_sparsity: float, prune_steps: int,
@@ -217,8 +242,7 @@ class GPPPruner:
         self.current_sparsity = 0.0
         self.skipped_backward_passes = 0
         self._done = False
-        self._handles = []
-        self._register_hooks()
+        self.mask = StructuredMask(self.bert, head=self.z_head, ffn=self.z_ffn)
 
     # -- indicators and hooks -------------------------------------------------
 
@@ -227,40 +251,9 @@ class GPPPruner:
         found = {"head": self.z_head, "ffn": self.z_ffn}
         return {name: z for name, z in found.items() if z is not None}
 
-    def _register_hooks(self) -> None:
-        for index, layer in enumerate(self.bert.encoder.layer):
-            if self.z_head is not None:
-                target = layer.attention.output.dense
-                self._handles.append(target.register_forward_pre_hook(self._head_hook(index, target)))
-            if self.z_ffn is not None:
-                target = layer.intermediate
-                self._handles.append(target.register_forward_hook(self._ffn_hook(index, target)))
-
-    # Closures, not bound methods or partials: copy.deepcopy(model) (e.g. to make a
-    # teacher) copies the hook dicts, and functions are copied by reference; the
-    # identity check makes the copy's hooks inert instead of masking the teacher.
-    def _head_hook(self, index: int, owner: nn.Module):
-        def hook(module, args):
-            if module is not owner:
-                return None
-            context = args[0]  # (batch, seq, H·d)
-            z = self.z_head[index].to(context.dtype)
-            per_head = context.unflatten(-1, (self.num_heads, self.head_size))  # (batch, seq, H, d)
-            return ((per_head * z[:, None]).flatten(-2),) + tuple(args[1:])
-        return hook
-
-    def _ffn_hook(self, index: int, owner: nn.Module):
-        def hook(module, args, output):
-            if module is not owner:
-                return None
-            return output * self.z_ffn[index].to(output.dtype)  # (batch, seq, I) × (I,)
-        return hook
-
     def remove_hooks(self) -> None:
         """Stop masking the model (e.g. after export, or to evaluate the dense model)."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+        self.mask.remove()
 
     # -- loss and gradients ---------------------------------------------------
 
@@ -354,50 +347,54 @@ class GPPPruner:
 
     # -- state ----------------------------------------------------------------
 
-    def state_dict(self) -> dict:
-        """Everything needed to resume, as tensors and JSON-able values:
+    def hyperparameters(self) -> dict:
+        """The constructor's settings, as recorded in (and checked against) the state dict."""
+        return {"pruning_type": self.pruning_type, "target_sparsity": self.target_sparsity,
+                "prune_steps": self.prune_steps, "l1_lambda": self.l1_lambda}
 
-            {'pruning_type': str, 'target_sparsity': float, 'prune_steps': int, 'l1_lambda': float,
-             'shape': {'layers': L, 'heads': H, 'intermediate': I},
-             'last_step': int, 'current_sparsity': float, 'done': bool, 'skipped_backward_passes': int,
-             'indicators': {'head': (L, H) tensor, 'ffn': (L, I) tensor},   # active types only
-             'grad_sum':   {'head': (L, H) tensor, 'ffn': (L, I) tensor}}   # G, same keys
-        Tensors are detached CPU copies.
-        """
-        return {
-            "pruning_type": self.pruning_type,
-            "target_sparsity": self.target_sparsity,
-            "prune_steps": self.prune_steps,
-            "l1_lambda": self.l1_lambda,
-            "shape": {"layers": self.num_layers, "heads": self.num_heads, "intermediate": self.intermediate_size},
-            "last_step": self.last_step,
-            "current_sparsity": self.current_sparsity,
-            "done": self._done,
-            "skipped_backward_passes": self.skipped_backward_passes,
-            "indicators": {name: z.detach().cpu().clone() for name, z in self.indicators().items()},
-            "grad_sum": {name: g.detach().cpu().clone() for name, g in self.grad_sum.items()},
-        }
+    def _shape(self) -> dict:
+        return {"layers": self.num_layers, "heads": self.num_heads, "intermediate": self.intermediate_size}
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume; see the module docstring for its format."""
+        tensors = {}
+        for statistic, values in (("indicator", self.indicators()), ("grad_sum", self.grad_sum)):
+            for name, value in values.items():
+                tensors[f"{statistic}/{name}"] = value.detach().cpu().clone()
+        return {"format": STATE_FORMAT, "method": "gpp", "last_step": self.last_step,
+                "current_sparsity": self.current_sparsity, "done": self._done,
+                "skipped_backward_passes": self.skipped_backward_passes,
+                "hyperparameters": self.hyperparameters(), "shape": self._shape(), "tensors": tensors}
 
     @torch.no_grad()
     def load_state_dict(self, state: dict) -> None:
-        """Restore a `state_dict()`; the configuration and shapes must match this pruner."""
-        expected = {"pruning_type": self.pruning_type, "target_sparsity": self.target_sparsity,
-                    "prune_steps": self.prune_steps, "l1_lambda": self.l1_lambda,
-                    "shape": {"layers": self.num_layers, "heads": self.num_heads,
-                              "intermediate": self.intermediate_size}}
-        for key, value in expected.items():
-            if state.get(key) != value:
-                raise ValueError(f"GPP state does not match this pruner: {key} is {state.get(key)!r} in the state "
+        """Restore a `state_dict()`; format, method, hyperparameters, shape and tensors must match
+        this pruner (ValueError naming what differs)."""
+        if state.get("format") != STATE_FORMAT or state.get("method") != "gpp":
+            raise ValueError(f"cannot load a pruner state of format {state.get('format')!r} and method "
+                             f"{state.get('method')!r} into a gpp pruner (format {STATE_FORMAT})")
+        saved = dict(state.get("hyperparameters") or {}, shape=state.get("shape"))
+        for key, value in dict(self.hyperparameters(), shape=self._shape()).items():
+            if saved.get(key) != value:
+                raise ValueError(f"GPP state does not match this pruner: {key} is {saved.get(key)!r} in the state "
                                  f"and {value!r} here")
-        for name, z in self.indicators().items():
-            z.copy_(state["indicators"][name])
-            self.grad_sum[name].copy_(state["grad_sum"][name])
+        tensors = state.get("tensors") or {}
+        expected = {f"{statistic}/{name}": mine for name, z in self.indicators().items()
+                    for statistic, mine in (("indicator", z), ("grad_sum", self.grad_sum[name]))}
+        if set(tensors) != set(expected):
+            raise ValueError(f"GPP state holds tensors {sorted(tensors)}, this pruner needs {sorted(expected)}")
+        for key, mine in expected.items():
+            if tuple(tensors[key].shape) != tuple(mine.shape):
+                raise ValueError(f"GPP state {key} has shape {tuple(tensors[key].shape)}, this pruner needs "
+                                 f"{tuple(mine.shape)}")
+        for key, mine in expected.items():
+            mine.copy_(tensors[key])
+        for z in self.indicators().values():
             z.grad = None
+            z.requires_grad_(True)
         self.last_step = int(state["last_step"])
         self.current_sparsity = float(state["current_sparsity"])
-        self.skipped_backward_passes = int(state.get("skipped_backward_passes", 0))
+        self.skipped_backward_passes = int(state["skipped_backward_passes"])
         self._done = False
-        for z in self.indicators().values():
-            z.requires_grad_(True)
         if state["done"]:
             self._freeze()

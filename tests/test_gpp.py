@@ -305,9 +305,11 @@ def test_state_dict_round_trip_resumes_identically():
     pruner = GPPPruner(model, pruning_type=BOTH, target_sparsity=0.5, prune_steps=6)
     run_gpp(model, pruner, range(1, 4))
     state = pruner.state_dict()
-    plain = {k: v for k, v in state.items() if k not in ("indicators", "grad_sum")}
+    plain = {k: v for k, v in state.items() if k != "tensors"}
     json.dumps(plain)  # the non-tensor part must be JSON-able
-    assert set(state["indicators"]) == {"head", "ffn"} == set(state["grad_sum"]), "tensors per active type"
+    assert state["format"] == 1 and state["method"] == "gpp", "shaped like the unstructured pruners' states"
+    assert set(state["tensors"]) == {"indicator/head", "indicator/ffn", "grad_sum/head", "grad_sum/ffn"}, \
+        "tensors per statistic and active type"
 
     twin_model = copy.deepcopy(model)
     twin = GPPPruner(twin_model, pruning_type=BOTH, target_sparsity=0.5, prune_steps=6)
@@ -327,6 +329,55 @@ def test_state_dict_round_trip_resumes_identically():
     wrong = GPPPruner(tiny_bert(), pruning_type=BOTH, target_sparsity=0.4, prune_steps=6)
     with pytest.raises(ValueError, match="target_sparsity"):
         wrong.load_state_dict(state)
+
+
+def test_state_dict_tensors_save_with_safetensors_and_mismatches_are_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = tiny_bert()
+    pruner = GPPPruner(model, pruning_type=BOTH, target_sparsity=0.5, prune_steps=6)
+    run_gpp(model, pruner, range(1, 3))
+    state = pruner.state_dict()
+    save_file(state["tensors"], str(tmp_path / "gpp.safetensors"))  # flat str -> Tensor, as the other pruners
+    state["tensors"] = load_file(str(tmp_path / "gpp.safetensors"))
+    state = json.loads(json.dumps({k: v for k, v in state.items() if k != "tensors"})) | {"tensors": state["tensors"]}
+    twin = GPPPruner(tiny_bert(), pruning_type=BOTH, target_sparsity=0.5, prune_steps=6)
+    twin.load_state_dict(state)
+    assert torch.equal(twin.grad_sum["ffn"], pruner.grad_sum["ffn"]) and torch.equal(twin.z_head, pruner.z_head), \
+        "a state through safetensors and JSON restores G and z"
+    assert twin.summary() == pruner.summary(), "the restored pruner reports the same step and sparsity"
+
+    with pytest.raises(ValueError, match="method 'platon'"):
+        twin.load_state_dict(dict(state, method="platon"))
+    heads_only = GPPPruner(tiny_bert(), pruning_type="structured_heads", target_sparsity=0.5, prune_steps=6)
+    with pytest.raises(ValueError, match="pruning_type"):
+        heads_only.load_state_dict(state)
+    with pytest.raises(ValueError, match="grad_sum/ffn"):
+        twin.load_state_dict(dict(state, tensors={k: v for k, v in state["tensors"].items() if k != "grad_sum/ffn"}))
+    wider = GPPPruner(BertModel(BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=4,
+                                           intermediate_size=80, vocab_size=100)),
+                      pruning_type=BOTH, target_sparsity=0.5, prune_steps=6)
+    with pytest.raises(ValueError, match="shape"):
+        wider.load_state_dict(state)
+
+
+def test_pruner_masks_through_its_structured_mask(tmp_path):
+    from pruners.structured_mask import StructuredMask
+
+    model = tiny_bert()
+    pruner = GPPPruner(model, pruning_type=BOTH, target_sparsity=0.5, prune_steps=1)
+    assert pruner.mask.head is pruner.z_head and pruner.mask.ffn is pruner.z_ffn, "the mask holds z by reference"
+    run_gpp(model, pruner, [1])
+    pruner.mask.save(str(tmp_path))
+    input_ids, attention_mask = tiny_batch()
+    with torch.no_grad():
+        expected = model(input_ids, attention_mask=attention_mask).last_hidden_state
+    pruner.remove_hooks()
+    loaded = StructuredMask.load(model, str(tmp_path))
+    assert torch.equal(loaded.head, pruner.z_head.detach()), "the saved indicators are the pruner's z"
+    with torch.no_grad():
+        actual = model(input_ids, attention_mask=attention_mask).last_hidden_state
+    torch.testing.assert_close(actual, expected, msg="a loaded mask masks as the pruner did")
 
 
 def test_step_refuses_step_zero():

@@ -1,12 +1,17 @@
-"""Export of a GPP-masked BERT to a smaller PrunedBertModel, and reloading it two ways."""
+"""Export of a GPP-masked BERT to a smaller PrunedBertModel, reloading it two ways, and the
+StructuredMask that masks the dense model and owns the indicator file."""
+import copy
+import os
+
 import pytest
 import torch
+from safetensors.torch import save as save_bytes
 from torch import nn
 from transformers import AutoModel, BertConfig, BertModel
 
 from mt_dnn.structured import (PrunedBertConfig, PrunedBertModel, count_parameters, export_pruned_encoder, load,
                                save)
-from pruners.gpp import GPPPruner
+from pruners.structured_mask import INDICATOR_FILE, StructuredMask, read_indicators
 
 LAYERS, HIDDEN, HEADS, FFN = 3, 32, 4, 64
 
@@ -38,13 +43,10 @@ def batch():
 
 
 def masked_outputs(model, heads, neurons):
-    pruner = GPPPruner(model, pruning_type="structured_heads+structured_mlp", target_sparsity=0.5, prune_steps=1)
-    with torch.no_grad():
-        pruner.z_head.copy_(heads)
-        pruner.z_ffn.copy_(neurons)
+    mask = StructuredMask(model, head=heads, ffn=neurons)
     with torch.no_grad():
         outputs = model(**batch(), output_hidden_states=True)
-    pruner.remove_hooks()
+    mask.remove()
     return outputs
 
 
@@ -152,3 +154,94 @@ def test_export_from_container_and_bad_shapes():
                                    msg="an export without removals equals the dense encoder")
     with pytest.raises(ValueError, match="head_indicator must have shape"):
         export_pruned_encoder(container, torch.ones(LAYERS, HEADS + 1), None)
+
+
+# --- StructuredMask and the indicator file ------------------------------------
+
+def test_mask_save_load_round_trip_masks_alike(tmp_path):
+    model = tiny_bert()
+    heads, neurons = indicators()
+    heads[0, 1] = 0.4  # fractional values survive the file too
+    expected = masked_outputs(model, heads, neurons)
+    mask = StructuredMask(model, head=heads, ffn=neurons)
+    mask.remove()
+    saved = mask.save(str(tmp_path))
+    assert saved == os.path.join(str(tmp_path), INDICATOR_FILE), "save writes INDICATOR_FILE in the directory"
+    assert not [name for name in os.listdir(tmp_path) if name != INDICATOR_FILE], "no temporary file is left"
+    read = read_indicators(saved)
+    assert set(read) == {"head", "ffn"} and torch.equal(read["head"], heads) and torch.equal(read["ffn"], neurons), \
+        "the file holds the indicators as given"
+    for source in (str(tmp_path), saved):  # the directory or the file itself
+        loaded = StructuredMask.load(model, source)
+        assert not loaded.head.requires_grad and torch.equal(loaded.indicators()["ffn"], neurons), \
+            f"load({source}) gives plain tensors equal to the saved ones"
+        with torch.no_grad():
+            actual = model(**batch(), output_hidden_states=True)
+        loaded.remove()
+        assert_same_outputs(expected, actual, f"masked through StructuredMask.load({source})")
+    with torch.no_grad():
+        dense = model(**batch()).last_hidden_state
+    assert (dense - expected.last_hidden_state).abs().max() > 1e-3, "after remove() the model is dense again"
+
+
+def test_mask_of_one_unit_type(tmp_path):
+    model = tiny_bert()
+    heads, _ = indicators()
+    mask = StructuredMask(model, ffn=None, head=heads)
+    assert set(mask.indicators()) == {"head"}, "only the given unit type is active"
+    mask.save(str(tmp_path))
+    mask.remove()
+    assert set(read_indicators(str(tmp_path / INDICATOR_FILE))) == {"head"}, "the file holds z_head only"
+    loaded = StructuredMask.load(model, str(tmp_path))
+    assert loaded.ffn is None and torch.equal(loaded.head, heads), "z_ffn stays absent after loading"
+    loaded.remove()
+
+
+def test_mask_passes_gradients_to_a_parameter_and_deepcopies_inert():
+    model = tiny_bert()
+    z_ffn = nn.Parameter(torch.ones(LAYERS, FFN))
+    mask = StructuredMask(model, ffn=z_ffn)
+    model(**batch()).last_hidden_state.pow(2).sum().backward()
+    assert z_ffn.grad is not None and z_ffn.grad.abs().sum() > 0, "a Parameter indicator gets its gradient"
+    with torch.no_grad():
+        z_ffn.zero_()  # in place: the hooks read the indicators at every forward
+        masked = model(**batch()).last_hidden_state
+        clone = copy.deepcopy(model)
+        copied = clone(**batch()).last_hidden_state
+    mask.remove()
+    with torch.no_grad():
+        dense = model(**batch()).last_hidden_state
+    assert (masked - dense).abs().max() > 1e-3, "changing the indicator in place changes the masking"
+    torch.testing.assert_close(copied, dense, msg="the hooks of a deep copy must not mask the copy")
+
+
+def test_mask_refusals(tmp_path):
+    model = tiny_bert()
+    with pytest.raises(ValueError, match="head and/or ffn"):
+        StructuredMask(model)
+    with pytest.raises(ValueError, match=r"z_head has shape \(3, 5\), the encoder needs \(3, 4\)"):
+        StructuredMask(model, head=torch.ones(LAYERS, HEADS + 1))
+    with pytest.raises(ValueError, match="floating-point"):
+        StructuredMask(model, head=torch.ones(LAYERS, HEADS, dtype=torch.long))
+    with pytest.raises(ValueError, match="no BERT-family encoder"):
+        StructuredMask(nn.Linear(2, 2), head=torch.ones(LAYERS, HEADS))
+
+    path = str(tmp_path / INDICATOR_FILE)
+    with pytest.raises(FileNotFoundError, match=f"{path}: no such file"):
+        StructuredMask.load(model, str(tmp_path))
+    StructuredMask(tiny_bert(), head=torch.ones(LAYERS, HEADS)).save(str(tmp_path))
+    data = open(path, "rb").read()
+    cases = {"truncated": (data[:20], "unreadable"),
+             "other keys": ({"z_head": torch.ones(LAYERS, HEADS), "mask": torch.ones(2)},
+                            "expected z_head and/or z_ffn"),
+             "no keys": ({}, "expected z_head and/or z_ffn"),
+             "integers": ({"z_ffn": torch.ones(LAYERS, FFN, dtype=torch.long)}, "2-D floating-point"),
+             "1-D": ({"z_ffn": torch.ones(FFN)}, "2-D floating-point"),
+             "non-finite": ({"z_head": torch.full((LAYERS, HEADS), float("nan"))}, "non-finite"),
+             "shape": ({"z_head": torch.ones(LAYERS + 1, HEADS)}, r"z_head has shape \(4, 4\), the encoder needs")}
+    for case, (content, needle) in cases.items():
+        with open(path, "wb") as handle:
+            handle.write(content if isinstance(content, bytes) else save_bytes(content))
+        with pytest.raises(ValueError, match=needle) as caught:
+            StructuredMask.load(model, path)
+        assert str(caught.value).startswith(f"{path}: "), f"{case}: the message names the file: {caught.value}"

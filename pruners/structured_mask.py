@@ -1,0 +1,173 @@
+"""Masking attention heads and FFN neurons of a BERT encoder, and the indicator file that records it.
+
+    mask = StructuredMask(model, head=z_head, ffn=z_ffn)   # masks from now on, through forward hooks
+    mask.indicators()        {'head': (L, H), 'ffn': (L, I)}   active unit types only
+    mask.save(directory)     writes directory/INDICATOR_FILE
+    mask.remove()            the model is dense again
+    StructuredMask.load(model, directory_or_file)           masks with a saved file's indicators
+    read_indicators(path)    {'head': ..., 'ffn': ...} from a file, validated
+
+Masking (docs/METHODS.md §2): in layer l the context vector of head h is
+multiplied by head[l, h] at the input of attention.output.dense, and the
+activation of FFN neuron j by ffn[l, j] at the output of intermediate (after the
+activation function); pruners.anatomy names those modules. The indicators are
+held by reference and read at every forward pass, so changing them in place
+changes the masking; an nn.Parameter (GPP's trainable z) keeps receiving its
+gradient through the hooks. None for a unit type leaves those units alone.
+
+The indicator file, INDICATOR_FILE in a model directory, is safetensors with the
+keys `z_head` (L × H) and `z_ffn` (L × I), floating point, active types only;
+train.py writes it beside a GPP run's dense model and mt_dnn.export reads it.
+
+Errors are ValueError (wrong shapes, an unreadable or malformed file) and
+FileNotFoundError, with messages that name the file and what is wrong; a command
+line front end adds its own flag and advice.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+from safetensors.torch import load_file
+from safetensors.torch import save as save_bytes
+from torch import nn
+
+from data_utils.files import write_atomic
+from pruners.anatomy import BertShape, bert_shape, ffn_activation_module, find_bert_model, head_context_module
+
+INDICATOR_FILE = "gpp_indicators.safetensors"
+FILE_KEYS = {"head": "z_head", "ffn": "z_ffn"}      # unit type -> key in INDICATOR_FILE
+
+
+def indicator_shapes(shape: BertShape) -> dict[str, tuple[int, int]]:
+    """The indicator shape of each unit type for an encoder of this shape: head (L, H), ffn (L, I)."""
+    return {"head": (shape.layers, shape.heads), "ffn": (shape.layers, shape.intermediate)}
+
+
+def _check_shapes(indicators: dict, shape: BertShape, where: str) -> None:
+    for unit, expected in indicator_shapes(shape).items():
+        z = indicators.get(unit)
+        if z is not None and tuple(z.shape) != expected:
+            raise ValueError(f"{where}{FILE_KEYS[unit]} has shape {tuple(z.shape)}, the encoder needs {expected} "
+                             "(layers, units)")
+
+
+def read_indicators(path: str) -> dict[str, torch.Tensor]:
+    """The indicators stored in INDICATOR_FILE `path`, as {'head': (L, H), 'ffn': (L, I)} float32 CPU
+    tensors (types present in the file only). Raises FileNotFoundError when there is no such file, and
+    ValueError when it is not safetensors, holds other keys or none of z_head/z_ffn, or holds a tensor
+    that is not a 2-D finite floating-point one."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        tensors = load_file(path)
+    except Exception as err:  # noqa: BLE001 - safetensors reports a corrupt file with its own error type
+        raise ValueError(f"{path}: unreadable ({type(err).__name__})") from None
+    unexpected = sorted(set(tensors) - set(FILE_KEYS.values()))
+    if unexpected or not tensors:
+        raise ValueError(f"{path}: holds {sorted(tensors)}, expected z_head and/or z_ffn only")
+    indicators = {}
+    for unit, key in FILE_KEYS.items():
+        if key not in tensors:
+            continue
+        z = tensors[key]
+        if not z.is_floating_point() or z.dim() != 2:
+            raise ValueError(f"{path}: {key} is a {z.dim()}-D {z.dtype} tensor, expected a 2-D floating-point one")
+        if not bool(torch.isfinite(z).all()):
+            raise ValueError(f"{path}: {key} holds non-finite values")
+        indicators[unit] = z.float()
+    return indicators
+
+
+class StructuredMask:
+    """Masks the heads and FFN neurons of the BERT encoder inside `model` through forward hooks.
+
+    Args:
+        model: a BERT-family encoder or a module containing one (pruners.anatomy.find_bert_model).
+        head: (L, H) indicators of the heads, or None to leave the heads alone.
+        ffn: (L, I) indicators of the FFN neurons, or None to leave the FFN alone.
+
+    Tensors and nn.Parameters are kept by reference (not copied) and cast to the activations'
+    device and dtype at each forward pass. Raises ValueError when no encoder is found, when both
+    are None, or when a shape does not fit the encoder.
+
+    Attributes: `bert` (the encoder), `shape` (its BertShape), `head`, `ffn`.
+    """
+
+    def __init__(self, model: nn.Module, head: torch.Tensor | None = None, ffn: torch.Tensor | None = None):
+        if head is None and ffn is None:
+            raise ValueError("a StructuredMask needs head and/or ffn indicators, got neither")
+        self.bert = find_bert_model(model)
+        self.shape = bert_shape(self.bert)
+        for unit, z in (("head", head), ("ffn", ffn)):
+            if z is not None and not (isinstance(z, torch.Tensor) and z.is_floating_point()):
+                raise ValueError(f"{unit} indicators must be a floating-point tensor, got "
+                                 f"{getattr(z, 'dtype', type(z).__name__)}")
+        _check_shapes({"head": head, "ffn": ffn}, self.shape, "")
+        self.head = head
+        self.ffn = ffn
+        self._handles = []
+        for index, layer in enumerate(self.bert.encoder.layer):
+            if head is not None:
+                target = head_context_module(layer)
+                self._handles.append(target.register_forward_pre_hook(self._head_hook(index, target)))
+            if ffn is not None:
+                target = ffn_activation_module(layer)
+                self._handles.append(target.register_forward_hook(self._ffn_hook(index, target)))
+
+    # Closures, not bound methods or partials: copy.deepcopy of a hooked model copies the
+    # modules' hook dicts, but a function is copied by reference, so the copy's modules would
+    # call these very closures with themselves as `module`. Each closure knows the module it
+    # was registered on and does nothing for any other, so a deep copy (or anything else that
+    # copies the hooks) comes out unmasked rather than masked by indicators it does not own.
+    def _head_hook(self, index: int, owner: nn.Module):
+        def hook(module, args):
+            if module is not owner:
+                return None
+            context = args[0]  # (batch, seq, H·d)
+            z = self.head[index].to(device=context.device, dtype=context.dtype)
+            per_head = context.unflatten(-1, (self.shape.heads, self.shape.head_size))  # (batch, seq, H, d)
+            return ((per_head * z[:, None]).flatten(-2),) + tuple(args[1:])
+        return hook
+
+    def _ffn_hook(self, index: int, owner: nn.Module):
+        def hook(module, args, output):
+            if module is not owner:
+                return None
+            return output * self.ffn[index].to(device=output.device, dtype=output.dtype)  # (batch, seq, I) × (I,)
+        return hook
+
+    def indicators(self) -> dict[str, torch.Tensor]:
+        """The indicators by unit type, {'head': head, 'ffn': ffn}, active types only (the objects
+        given, not copies)."""
+        return {unit: z for unit, z in (("head", self.head), ("ffn", self.ffn)) if z is not None}
+
+    def remove(self) -> None:
+        """Stop masking: remove the hooks (the model is dense again). Idempotent."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def save(self, directory: str) -> str:
+        """Write the indicators to `directory`/INDICATOR_FILE (detached float32 CPU copies) through a
+        temporary file renamed into place, so that an earlier file is replaced whole or not at all.
+        Returns the file's path. The directory must exist."""
+        path = os.path.join(directory, INDICATOR_FILE)
+        tensors = {FILE_KEYS[unit]: z.detach().to(device="cpu", dtype=torch.float32).contiguous()
+                   for unit, z in self.indicators().items()}
+        write_atomic(path, lambda handle: handle.write(save_bytes(tensors)), binary=True)
+        return path
+
+    @classmethod
+    def load(cls, model: nn.Module, directory_or_file: str) -> "StructuredMask":
+        """A StructuredMask over `model` with the indicators of an INDICATOR_FILE (given itself or
+        the directory holding it), as plain tensors without gradient on the encoder's device.
+        Raises FileNotFoundError or ValueError (see `read_indicators`), and ValueError naming the
+        file when its shapes do not fit the encoder."""
+        path = (os.path.join(directory_or_file, INDICATOR_FILE) if os.path.isdir(directory_or_file)
+                else directory_or_file)
+        indicators = read_indicators(path)
+        bert = find_bert_model(model)
+        _check_shapes(indicators, bert_shape(bert), f"{path}: ")
+        device = next(bert.parameters()).device
+        return cls(bert, **{unit: z.to(device) for unit, z in indicators.items()})
