@@ -25,8 +25,8 @@ import torch  # noqa: E402
 from transformers import AutoModel, BertConfig, BertModel  # noqa: E402
 
 from mt_dnn.structured import count_parameters, export_pruned_encoder  # noqa: E402
-from pruners.anatomy import bert_shape
-from pruners.gpp import GPPPruner  # noqa: E402
+from pruners.anatomy import bert_shape  # noqa: E402
+from pruners.structured_mask import StructuredMask  # noqa: E402
 
 MODELS = ("minilm", "bert-base")
 
@@ -79,13 +79,10 @@ def bench(name: str, args) -> float:
 
     # correctness on a small batch: the export equals the hook-masked dense model
     check = {"input_ids": torch.randint(0, dense.config.vocab_size, (2, 16), generator=generator)}
-    pruner = GPPPruner(dense, pruning_type="structured_heads+structured_mlp", target_sparsity=0.5, prune_steps=1)
-    with torch.no_grad():
-        pruner.z_head.copy_(head_indicator)
-        pruner.z_ffn.copy_(ffn_indicator)
+    mask = StructuredMask(dense, head=head_indicator, ffn=ffn_indicator)
     with torch.inference_mode():
         diff = (dense(**check).last_hidden_state - exported(**check).last_hidden_state).abs().max().item()
-    pruner.remove_hooks()
+    mask.remove()
 
     inputs = {"input_ids": torch.randint(0, dense.config.vocab_size, (args.batch_size, args.seq_len),
                                          generator=generator),

@@ -15,14 +15,14 @@ import argparse
 import json
 import os
 
-import torch
-from safetensors.torch import load_file
+import transformers
 
 from data_utils.batcher import collate
 from data_utils.errors import ArgumentParser, UserError, run_cli
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
 from mt_dnn import pretrained
-from mt_dnn.model import GPP_INDICATORS, HEADS_CONFIG, MTDNNModel, export_structured, load_encoder, load_heads
+from mt_dnn.model import HEADS_CONFIG, MTDNNModel, export_structured, load_encoder, load_heads
+from pruners.structured_mask import INDICATOR_FILE, StructuredMask, read_indicators
 
 CHECK_SENTENCES = [("The committee approved the new budget.", "The budget was approved."),
                    ("A man is playing a guitar on stage.", "Nobody is playing music."),
@@ -42,24 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def masked_model(checkpoint: str, task_def: str):
-    """The dense model of a GPP run with its indicators applied through GPP's own hooks."""
-    from pruners.gpp import GPPPruner
-
-    indicators_path = os.path.join(checkpoint, GPP_INDICATORS)
+    """The dense model of a GPP run with its saved indicators applied (pruners.structured_mask), the
+    StructuredMask doing it, and the task definitions."""
+    indicators_path = os.path.join(checkpoint, INDICATOR_FILE)
     heads_path = os.path.join(checkpoint, HEADS_CONFIG)
     if not os.path.isdir(checkpoint):
         raise UserError(f"--checkpoint {checkpoint}: directory not found; give the model/ or best_model/ "
                         "directory of a train.py --pruner gpp run")
     if not os.path.isfile(indicators_path):
-        raise UserError(f"--checkpoint {checkpoint}: no {GPP_INDICATORS}; export needs a directory written by "
+        raise UserError(f"--checkpoint {checkpoint}: no {INDICATOR_FILE}; export needs a directory written by "
                         "train.py --pruner gpp (model/ or best_model/)")
     if not os.path.isfile(heads_path):
         raise UserError(f"--checkpoint {checkpoint}: no {HEADS_CONFIG}; not a directory written by train.py")
-    try:
-        indicators = load_file(indicators_path)
-    except Exception as err:  # noqa: BLE001 - a corrupt user file
-        raise UserError(f"--checkpoint {indicators_path}: unreadable ({type(err).__name__}); "
-                        "re-save it with train.py") from None
+    try:  # read before the encoder is loaded: a broken file is refused at once
+        indicators = read_indicators(indicators_path)
+    except (FileNotFoundError, ValueError) as err:  # the message starts with the file's path
+        raise UserError(f"--checkpoint {err}; re-save it with train.py") from None
     try:
         with open(heads_path, encoding="utf-8") as handle:
             head_specs = json.load(handle)
@@ -73,17 +71,12 @@ def masked_model(checkpoint: str, task_def: str):
     encoder = load_encoder(checkpoint, flag="--checkpoint")
     model = MTDNNModel(encoder, {name: task_defs[name] for name in head_specs})
     load_heads(model, checkpoint)
-    pruning_type = "+".join(kind for key, kind in (("z_head", "structured_heads"), ("z_ffn", "structured_mlp"))
-                            if key in indicators)
-    gpp = GPPPruner(model.encoder, pruning_type=pruning_type, target_sparsity=0.5, prune_steps=1)
-    with torch.no_grad():
-        for name, z in gpp.indicators().items():
-            saved = indicators[f"z_{name}"]
-            if saved.shape != z.shape:
-                raise UserError(f"--checkpoint {checkpoint}: z_{name} has shape {tuple(saved.shape)}, the encoder "
-                                f"needs {tuple(z.shape)}")
-            z.copy_(saved)
-    return model.eval(), gpp, task_defs
+    try:
+        mask = StructuredMask(model.encoder, **indicators)
+    except ValueError as err:
+        raise UserError(f"--checkpoint {indicators_path}: {err}; it does not belong to this encoder, re-save the "
+                        "model with train.py") from None
+    return model.eval(), mask, task_defs
 
 
 def check_batch(args, model, task_defs):
@@ -106,8 +99,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if not args.tolerance >= 0:
         raise UserError(f"--tolerance {args.tolerance} must be >= 0 (e.g. 1e-4)")
-    model, gpp, task_defs = masked_model(args.checkpoint, args.task_def)
-    indicators = gpp.indicators()
+    transformers.utils.logging.disable_progress_bar()  # stderr is for one-line errors
+    model, mask, task_defs = masked_model(args.checkpoint, args.task_def)
+    indicators = mask.indicators()
     tokenizer = pretrained.load_tokenizer(args.checkpoint)
     report = export_structured(model, indicators.get("head"), indicators.get("ffn"), tokenizer, args.output_dir,
                                check_batch=check_batch(args, model, task_defs))
