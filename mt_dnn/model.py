@@ -20,7 +20,6 @@ from mt_dnn import pretrained
 
 HEADS_WEIGHTS = "heads.safetensors"
 HEADS_CONFIG = "heads.json"
-GPP_INDICATORS = "gpp_indicators.safetensors"
 EXPORT_REPORT = "structured_export.json"
 
 
@@ -126,10 +125,10 @@ def load_heads(model: MTDNNModel, directory: str) -> list:
     return loaded
 
 
-def save_model(model: MTDNNModel, tokenizer, directory: str, extra_tensors: dict | None = None) -> None:
+def save_model(model: MTDNNModel, tokenizer, directory: str, write_extra=None) -> None:
     """Write the model as a Hugging Face directory, replacing `directory` atomically.
 
-    `extra_tensors` maps file names to {name: tensor} written beside it (GPP's indicators), inside the
+    `write_extra(tmp_directory)` adds files (a training method's indicators or reports) inside the
     same atomic replacement."""
     tmp = directory.rstrip("/") + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -142,8 +141,8 @@ def save_model(model: MTDNNModel, tokenizer, directory: str, extra_tensors: dict
         state = {f"{name}.{k}": v.detach().contiguous().cpu() for name, head in heads.items()
                  for k, v in head.state_dict().items()}
         save_file(state, os.path.join(tmp, HEADS_WEIGHTS))
-        for file_name, tensors in (extra_tensors or {}).items():
-            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, os.path.join(tmp, file_name))
+        if write_extra is not None:
+            write_extra(tmp)
         with open(os.path.join(tmp, HEADS_CONFIG), "w", encoding="utf-8") as handle:
             json.dump({name: {"n_class": head.proj.out_features, "dropout_p": head.dropout.p}
                        for name, head in heads.items()}, handle, indent=2)

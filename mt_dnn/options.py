@@ -13,9 +13,14 @@ from data_utils.errors import ArgumentParser, UserError
 from data_utils.task_def import DEFAULT_TASK_DEF
 from mt_dnn import pretrained
 from mt_dnn.optim import OPTIMIZERS, WARMUP_SCHEDULES
+from methods import pruning_methods
 from pruners.gpp import PRUNING_TYPES
 
-PRUNERS = ("platon", "magnitude", "gpp", "none")
+PRUNERS = (*pruning_methods(), "none")
+# The pruning library's parameters -> the flags that set them (flag_error renders its errors with these).
+PARAMETER_FLAGS = {**{name: f"--{name}" for name in (
+    "initial_threshold", "final_threshold", "warmup_steps", "initial_warmup", "final_warmup", "deltaT", "beta1",
+    "beta2", "target_sparsity", "pruning_type")}, "kernels": "--pruner_kernels"}
 # Flags of the groups below that decide what a run trains; a resumed run takes them from its checkpoint.
 TRAINING_GROUPS = ("data and tasks", "model", "optimisation", "unstructured pruning (PLATON, magnitude)",
                    "structured pruning (GPP) and distillation (DFD)")
@@ -136,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DFD: weight of the distillation loss in the total (1: the method as published; smaller "
                         "when its scale swamps the task loss, as with the bundled MiniLM's hidden states)")
     return p
+
+
+def flag_error(err: ValueError) -> UserError:
+    """The CLI's one-line error for a library's ValueError: parameters named as the flags that set them
+    (errors that carry their parameters as placeholders, pruners.schedule.PrunerSettingError, are
+    rendered with PARAMETER_FLAGS; others keep their text)."""
+    render = getattr(err, "with_names", None)
+    return UserError(render(PARAMETER_FLAGS) if render else str(err))
 
 
 def _require(condition: bool, message: str):

@@ -16,7 +16,6 @@ import sys
 
 import pytest
 import torch
-from safetensors.torch import save_file
 
 import prepro
 import run_GDbert_glue

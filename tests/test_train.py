@@ -206,8 +206,9 @@ def test_every_flag_has_help():
 
 def test_resume_training_flags_come_from_the_option_groups():
     from mt_dnn.options import NOT_TRAINING
+    from mt_dnn.run_state import TRAINING_FLAGS
 
-    flags = set(train.TRAINING_FLAGS)
+    flags = set(TRAINING_FLAGS)
     assert {"learning_rate", "weight_decay", "pruner", "deltaT", "dfd_fusion", "dfd_weight"} <= flags, \
         f"flags that decide training must be restored on resume: {sorted(flags)}"
     assert not flags & set(NOT_TRAINING), "evaluation and placement flags follow the command line"

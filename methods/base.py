@@ -1,0 +1,160 @@
+"""How a pruning or distillation method joins the training loop: one small protocol.
+
+train.py's loop names no method. It holds one `MethodStack` (the methods this
+run enabled, in registry order) and calls it at fixed points of every update t
+(1-based, counted in optimizer updates):
+
+    first micro-batch of update t   start_update(t) -> learning rate or None
+                                    (a number: the optimizer and its LR schedule restart now,
+                                    linear decay over the updates left, at that rate)
+    every micro-batch               needs_hidden_states     whether the forward pass returns them
+                                    loss(loss, inputs, output) -> the loss with the method's terms
+                                    after_backward()        after (loss / accumulation).backward()
+                                    skip_batch()            instead, when the loss was not finite
+    after optimizer.step()          after_update(t) -> {TensorBoard tag: value}
+    every --log_per_updates         periodic_scalars() -> {tag: value}  (only when TensorBoard is on)
+    after each evaluation           at_target(t)            whether best_model/ may be saved
+    saving a model directory        write_model_files(directory)   inside its atomic write
+                                    after_model_saved(directory, tokenizer, check_batch)
+    end of the run                  final_report(output_dir)
+    checkpoints                     state_dict() / load_state_dict(state), under the method's name
+    distributed runs                checksums() -> {name: hex}, compared across ranks
+    start-up summary                describe() -> str
+
+A method subclasses `TrainingMethod`, overrides what it needs (every hook has a
+do-nothing default) and gets one line in `methods.REGISTRY`; the loop, the
+checkpoint code and the reports need no change.
+"""
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+import torch
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """What a method may use: the parsed flags, the model (not wrapped for DDP), the run's length."""
+    args: Any
+    model: torch.nn.Module
+    total_steps: int
+    device: torch.device
+    dist_info: Any
+    logger: Any
+
+
+class TrainingMethod:
+    """A method that joins the loop through the hooks above (see the module docstring)."""
+
+    name = ""                 # its key in checkpoints and, for a pruning method, its --pruner choice
+    kind = "pruning"          # "pruning" (one per run, chosen by --pruner) or "distillation"
+    needs_hidden_states = False
+
+    @classmethod
+    def enabled(cls, args) -> bool:
+        """Whether the parsed flags turn this method on."""
+        return cls.kind == "pruning" and args.pruner == cls.name
+
+    def __init__(self, context: MethodContext):
+        self.context = context
+
+    def start_update(self, t: int) -> Optional[float]:
+        return None
+
+    def loss(self, loss: torch.Tensor, inputs, output) -> torch.Tensor:
+        return loss
+
+    def after_backward(self) -> None:
+        pass
+
+    def skip_batch(self) -> None:
+        pass
+
+    def after_update(self, t: int) -> Dict[str, float]:
+        return {}
+
+    def periodic_scalars(self) -> Dict[str, float]:
+        return {}
+
+    def at_target(self, t: int) -> bool:
+        return True
+
+    def write_model_files(self, directory: str) -> None:
+        pass
+
+    def after_model_saved(self, directory: str, tokenizer, check_batch) -> None:
+        pass
+
+    def final_report(self, output_dir: str) -> None:
+        pass
+
+    def checksums(self) -> Dict[str, str]:
+        return {}
+
+    def describe(self) -> str:
+        return ""
+
+    def state_dict(self):
+        return None
+
+    def load_state_dict(self, state) -> None:
+        pass
+
+
+class MethodStack:
+    """The enabled methods as one: hooks run in order; a loss passes through each method."""
+
+    def __init__(self, methods: List[TrainingMethod]):
+        self.methods = list(methods)
+        self.needs_hidden_states = any(method.needs_hidden_states for method in self.methods)
+
+    def start_update(self, t: int) -> Optional[float]:
+        rates = [rate for rate in (method.start_update(t) for method in self.methods) if rate is not None]
+        return rates[-1] if rates else None
+
+    def loss(self, loss, inputs, output):
+        for method in self.methods:
+            loss = method.loss(loss, inputs, output)
+        return loss
+
+    def after_backward(self) -> None:
+        for method in self.methods:
+            method.after_backward()
+
+    def skip_batch(self) -> None:
+        for method in self.methods:
+            method.skip_batch()
+
+    def after_update(self, t: int) -> Dict[str, float]:
+        return {tag: value for method in self.methods for tag, value in method.after_update(t).items()}
+
+    def periodic_scalars(self) -> Dict[str, float]:
+        return {tag: value for method in self.methods for tag, value in method.periodic_scalars().items()}
+
+    def at_target(self, t: int) -> bool:
+        return all(method.at_target(t) for method in self.methods)
+
+    def write_model_files(self, directory: str) -> None:
+        for method in self.methods:
+            method.write_model_files(directory)
+
+    def after_model_saved(self, directory: str, tokenizer, check_batch) -> None:
+        for method in self.methods:
+            method.after_model_saved(directory, tokenizer, check_batch)
+
+    def final_report(self, output_dir: str) -> None:
+        for method in self.methods:
+            method.final_report(output_dir)
+
+    def checksums(self) -> Dict[str, str]:
+        return {key: value for method in self.methods for key, value in method.checksums().items()}
+
+    def describe(self) -> str:
+        return "; ".join(text for text in (method.describe() for method in self.methods) if text)
+
+    def state_dict(self) -> Dict[str, Any]:
+        """{method name: its state}, stored as top-level entries of a checkpoint."""
+        return {method.name: method.state_dict() for method in self.methods}
+
+    def load_state_dict(self, states: Dict[str, Any]) -> None:
+        for method in self.methods:
+            method.load_state_dict(states.get(method.name))

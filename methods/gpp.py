@@ -1,0 +1,117 @@
+"""GPP (GPP-DFD, Neural Networks 2024) in the loop: heads and FFN neurons pruned by indicator gradients.
+
+A run has three phases (docs/METHODS.md §2; pruners.gpp.phase_of): P updates of
+pre-pruning fine-tuning (--prepruning_finetune_epochs), Tp updates of pruning
+(--prune_epochs) and retraining for the rest. The optimizer and a linear-decay
+LR schedule restart at the first update of pruning (--learning_rate) and of
+retraining (--retrain_learning_rate, or --learning_rate). The pruner is built
+when pruning starts; while it prunes, its L1 indicator penalty joins the loss
+and the indicators' gradients are summed after every backward pass (averaged
+over processes first). Saved model directories carry the indicators
+(gpp_indicators.safetensors), and each one also gets a structurally pruned
+export beside it (`<directory>_pruned`). best_model/ waits for the indicators
+to freeze at exact 0/1.
+"""
+import hashlib
+
+from data_utils.errors import UserError
+from methods.base import TrainingMethod
+from mt_dnn.distributed import average_gradients
+from pruners.gpp import GPPPruner, is_phase_start, phase_of
+
+
+class GPPPruning(TrainingMethod):
+    name = "gpp"
+
+    def __init__(self, context):
+        super().__init__(context)
+        args, total_steps = context.args, context.total_steps
+        per_epoch = total_steps // args.epochs
+        self.phases = (args.prepruning_finetune_epochs * per_epoch, args.prune_epochs * per_epoch, total_steps)
+        try:
+            phase_of(1, *self.phases)
+        except ValueError as err:
+            raise UserError(f"--prune_epochs/--prepruning_finetune_epochs: {err}") from None
+        self.args = args
+        self.pruner = None        # built when pruning starts
+        self.phase = None         # of the update in progress
+
+    def start_update(self, t: int):
+        self.phase = phase_of(t, *self.phases)
+        if not is_phase_start(t, *self.phases) or self.phase.name == "prepruning":
+            return None
+        if self.phase.name == "pruning":
+            self.pruner = self._new_pruner()
+            rate = self.args.learning_rate
+        else:
+            rate = self.args.retrain_learning_rate or self.args.learning_rate
+        self.context.logger.info("GPP %s phase starts at update %d (lr %g)", self.phase.name, t, rate)
+        return rate
+
+    def _new_pruner(self) -> GPPPruner:
+        return GPPPruner(self.context.model.encoder, pruning_type=self.args.pruning_type,
+                         target_sparsity=self.args.target_sparsity, prune_steps=self.phases[1])
+
+    @property
+    def pruning(self) -> bool:
+        """Whether the update in progress prunes (the pruning phase, before the indicators froze)."""
+        return self.phase is not None and self.phase.name == "pruning" and not self.pruner.is_done
+
+    def loss(self, loss, inputs, output):
+        return loss + self.pruner.indicator_loss() if self.pruning else loss
+
+    def after_backward(self) -> None:
+        if self.pruning:
+            average_gradients(self.context.dist_info, self.pruner.indicators().values())
+            self.pruner.accumulate_gradients()
+
+    def skip_batch(self) -> None:
+        if self.pruner is not None:
+            for z in self.pruner.indicators().values():
+                z.grad = None
+
+    def after_update(self, t: int) -> dict:
+        if not self.pruning:
+            return {}
+        sparsity = self.pruner.step(self.phase.pruning_step)
+        if self.pruner.is_done:
+            self.context.logger.info("%s", self.pruner.summary())
+        return {"Prune/structured_sparsity": sparsity}
+
+    def at_target(self, t: int) -> bool:
+        return self.pruner is not None and self.pruner.is_done
+
+    def write_model_files(self, directory: str) -> None:
+        if self.pruner is not None:
+            self.pruner.mask.save(directory)
+
+    def after_model_saved(self, directory: str, tokenizer, check_batch) -> None:
+        if self.pruner is None:
+            return
+        from mt_dnn.model import export_structured
+
+        indicators = self.pruner.indicators()
+        report = export_structured(self.context.model, indicators.get("head"), indicators.get("ffn"), tokenizer,
+                                   directory + "_pruned", check_batch=check_batch)
+        self.context.logger.info("exported %s: %d -> %d encoder parameters, max |masked - exported| = %.2e",
+                                 directory + "_pruned", report["parameters_before"], report["parameters_after"],
+                                 report["max_abs_difference"])
+
+    def checksums(self) -> dict:
+        if self.pruner is None:
+            return {}
+        digest = hashlib.sha256()
+        for _, z in sorted(self.pruner.indicators().items()):
+            digest.update(z.detach().cpu().numpy().tobytes())
+        return {"gpp_indicators": digest.hexdigest()[:16]}
+
+    def describe(self) -> str:
+        return f"{self.args.pruning_type}, target sparsity {self.args.target_sparsity}"
+
+    def state_dict(self):
+        return self.pruner.state_dict() if self.pruner is not None else None
+
+    def load_state_dict(self, state) -> None:
+        if state is not None:
+            self.pruner = self._new_pruner()
+            self.pruner.load_state_dict(state)

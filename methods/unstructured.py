@@ -1,0 +1,78 @@
+"""Unstructured pruning (PLATON, magnitude) as a training method: the pruner steps after every update.
+
+The pruner (pruners.PlatonPruner, pruners.MagnitudePruner) selects the shared
+encoder's prunable parameters (task heads are never selected), follows the cubic
+schedule of --initial_threshold/--final_threshold/--warmup_steps/--initial_warmup/
+--final_warmup/--deltaT and masks after `optimizer.step()`. best_model/ is saved
+only once the remaining ratio has reached its final value (the last
+final_warmup·warmup_steps updates).
+"""
+import os
+
+from methods.base import TrainingMethod
+from mt_dnn.inference import write_json_atomic
+
+
+class UnstructuredPruning(TrainingMethod):
+    """Any `pruners.base.UnstructuredPruner` subclass, given by `pruner_class`."""
+
+    pruner_class = None
+
+    def pruner_arguments(self, args) -> dict:
+        """The pruner's keyword arguments beyond the shared schedule (PLATON adds its betas)."""
+        return {}
+
+    def __init__(self, context):
+        super().__init__(context)
+        args = context.args
+        self.args, self.encoder = args, context.model.encoder
+        self.final_phase_start = context.total_steps - args.final_warmup * args.warmup_steps
+        self.pruner = self.pruner_class(
+            self.encoder, context.total_steps, initial_threshold=args.initial_threshold,
+            final_threshold=args.final_threshold, warmup_steps=args.warmup_steps,
+            initial_warmup=args.initial_warmup, final_warmup=args.final_warmup, deltaT=args.deltaT,
+            kernels=args.pruner_kernels, **self.pruner_arguments(args))
+
+    def after_update(self, t: int) -> dict:
+        remaining_ratio, mask_threshold = self.pruner.step(t)
+        scalars = {"Prune/ratio": remaining_ratio}
+        if mask_threshold is not None:
+            scalars["Prune/threshold"] = float(mask_threshold)
+        return scalars
+
+    def periodic_scalars(self) -> dict:
+        """Achieved sparsity overall, per layer and per module type."""
+        from pruners.report import sparsity_report
+
+        report = sparsity_report(self.encoder)
+        scalars = {"Sparsity/overall": 1 - report["overall"]["remaining_ratio"]}
+        for group in ("per_layer", "per_module_type"):
+            for name, row in report[group].items():
+                scalars[f"Sparsity/{group}/{name}"] = 1 - row["remaining_ratio"]
+        return scalars
+
+    def at_target(self, t: int) -> bool:
+        return t > self.final_phase_start
+
+    def write_model_files(self, directory: str) -> None:
+        from pruners.report import sparsity_report
+
+        write_json_atomic(os.path.join(directory, "sparsity_report.json"), sparsity_report(self.encoder))
+
+    def final_report(self, output_dir: str) -> None:
+        from pruners.report import format_report, sparsity_report
+
+        report = sparsity_report(self.encoder)
+        write_json_atomic(os.path.join(output_dir, "sparsity_report.json"), report)
+        self.context.logger.info("sparsity report (target remaining ratio %.4f):\n%s", self.args.final_threshold,
+                                 format_report(report))
+
+    def describe(self) -> str:
+        return f"target remaining ratio {self.args.final_threshold}; {self.pruner.kernel_name} kernels"
+
+    def state_dict(self):
+        return self.pruner.state_dict()
+
+    def load_state_dict(self, state) -> None:
+        if state is not None:
+            self.pruner.load_state_dict(state)
