@@ -16,7 +16,6 @@ from mt_dnn.optim import OPTIMIZERS, WARMUP_SCHEDULES
 from methods import pruning_methods
 from pruners.gpp import PRUNING_TYPES
 
-PRUNERS = (*pruning_methods(), "none")
 # The pruning library's parameters -> the flags that set them (flag_error renders its errors with these).
 PARAMETER_FLAGS = {**{name: f"--{name}" for name in (
     "initial_threshold", "final_threshold", "warmup_steps", "initial_warmup", "final_warmup", "deltaT", "beta1",
@@ -103,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip a batch whose loss is NaN/inf (with a warning) instead of stopping the run")
 
     g = p.add_argument_group("unstructured pruning (PLATON, magnitude)")
-    g.add_argument("--pruner", default="platon", choices=PRUNERS,
+    g.add_argument("--pruner", default="platon", choices=(*pruning_methods(), "none"),
                    help="pruning method (default: platon); gpp is structured; none trains dense")
     g.add_argument("--initial_threshold", type=float, default=1.0, help="remaining ratio before pruning starts")
     g.add_argument("--final_threshold", type=float, default=0.10, help="remaining ratio at the end, in (0, 1]")
