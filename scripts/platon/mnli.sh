@@ -1,19 +1,3 @@
 #!/bin/sh
-# PLATON on MNLI with BERT-base: the published recipe (docs/METHODS.md §1.1), 10 % of the
-# encoder's weights remaining. Needs GLUE (sh download.sh) preprocessed for the model:
-#   sh experiments/glue/prepro.sh --model bert-base-uncased
-# Override MODEL (hub id, HF directory or MT-DNN .pt), DATA, OUT, SEED; extra flags are passed to train.py.
-MODEL=${MODEL:-bert-base-uncased}
-DATA=${DATA:-data/canonical_data/bert-base-uncased}
-OUT=${OUT:-log/platon_mnli}
-SEED=${SEED:-7}
-python train.py \
-  --pruner platon --initial_threshold 1. --final_threshold 0.10 \
-  --warmup_steps 5400 --initial_warmup 1 --final_warmup 5 \
-  --beta1 0.85 --beta2 0.85 --deltaT 10 \
-  --data_dir "$DATA" --train_datasets mnli --test_datasets mnli_matched,mnli_mismatched \
-  --init_checkpoint "$MODEL" \
-  --batch_size 32 --batch_size_eval 256 \
-  --optimizer adamax --learning_rate 8e-5 --epochs 8 --seed "$SEED" \
-  --log_per_updates 100 --eval_per_updates 6000 \
-  --output_dir "$OUT" --log_file log.log --tensorboard "$@"
+# PLATON on MNLI with BERT-base, the published recipe: see scripts/platon/run.sh (overrides, flags).
+exec sh "$(dirname "$0")/run.sh" mnli "$@"
