@@ -70,8 +70,9 @@ def log_update(run: Run, state, loss, scalars: dict, learning_rate: float, progr
     if state.running_loss is not None:
         progress.set_postfix(loss=f"{state.running_loss:.4f}")
     if run.writer is not None:
-        if loss is not None:
-            scalars = {"train/loss": loss.item(), **scalars}
+        if loss is not None:      # the last micro-batch's loss, and its parts (task, each method's terms)
+            scalars = {"train/loss": loss.item(), **{f"train/loss_{part}": value
+                                                     for part, value in run.methods.loss_parts.items()}, **scalars}
         if t % max(1, args.log_per_updates) == 0:
             scalars = {**scalars, **run.methods.periodic_scalars()}
         for tag, value in {**scalars, "train/lr": learning_rate}.items():

@@ -9,6 +9,8 @@ run enabled, in registry order) and calls it at fixed points of every update t
                                     linear decay over the updates left, at that rate)
     every micro-batch               needs_hidden_states     whether the forward pass returns them
                                     loss(loss, inputs, output) -> the loss with the method's terms
+                                    (named parts for TensorBoard in `loss_parts`, else one part
+                                    named after the method: what it added)
                                     after_backward()        after (loss / accumulation).backward()
                                     skip_batch()            instead, when the loss was not finite
     after optimizer.step()          after_update(t) -> {TensorBoard tag: value}
@@ -48,6 +50,7 @@ class TrainingMethod:
     name = ""                 # its key in checkpoints and, for a pruning method, its --pruner choice
     kind = "pruning"          # "pruning" (one per run, chosen by --pruner) or "distillation"
     needs_hidden_states = False
+    loss_parts: Dict[str, float] = {}      # what `loss` added, by part, at its last call (if it names them)
 
     @classmethod
     def enabled(cls, args) -> bool:
@@ -106,14 +109,21 @@ class MethodStack:
     def __init__(self, methods: List[TrainingMethod]):
         self.methods = list(methods)
         self.needs_hidden_states = any(method.needs_hidden_states for method in self.methods)
+        self.loss_parts: Dict[str, float] = {}
 
     def start_update(self, t: int) -> Optional[float]:
         rates = [rate for rate in (method.start_update(t) for method in self.methods) if rate is not None]
         return rates[-1] if rates else None
 
     def loss(self, loss, inputs, output):
+        """The loss with every method's terms; `loss_parts` then holds the task loss and each part."""
+        self.loss_parts = {"task": float(loss)}
         for method in self.methods:
+            before = loss
+            method.loss_parts = {}
             loss = method.loss(loss, inputs, output)
+            if loss is not before:
+                self.loss_parts.update(method.loss_parts or {method.name: float(loss) - float(before)})
         return loss
 
     def after_backward(self) -> None:

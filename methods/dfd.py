@@ -34,9 +34,11 @@ class DFDDistillation(TrainingMethod):
         with torch.no_grad():
             teacher_hidden = self.teacher(input_ids=inputs[0], token_type_ids=inputs[1], attention_mask=inputs[2],
                                           output_hidden_states=True).hidden_states
-        return (flooded(loss, self.args.flooding_b)
-                + self.args.dfd_weight * dfd_loss(teacher_hidden, output.hidden_states, self.args.window_size,
-                                                  self.args.dfd_fusion))
+        task = flooded(loss, self.args.flooding_b)
+        distillation = self.args.dfd_weight * dfd_loss(teacher_hidden, output.hidden_states, self.args.window_size,
+                                                       self.args.dfd_fusion)
+        self.loss_parts = {"flooding": float(task) - float(loss), "distillation": float(distillation)}
+        return task + distillation
 
     def describe(self) -> str:
         return f"DFD from {self.args.teacher_model_path} (weight {self.args.dfd_weight}, {self.args.dfd_fusion} fusion)"

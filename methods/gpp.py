@@ -58,7 +58,11 @@ class GPPPruning(TrainingMethod):
         return self.phase is not None and self.phase.name == "pruning" and not self.pruner.is_done
 
     def loss(self, loss, inputs, output):
-        return loss + self.pruner.indicator_loss() if self.pruning else loss
+        if not self.pruning:
+            return loss
+        penalty = self.pruner.indicator_loss()
+        self.loss_parts = {"indicator_penalty": float(penalty)}
+        return loss + penalty
 
     def after_backward(self) -> None:
         if self.pruning:

@@ -104,7 +104,7 @@ def test_the_loop_names_no_method():
 
 class Adds(TrainingMethod):
     def __init__(self, label, log):
-        self.label, self.log = label, log
+        self.label, self.log, self.name = label, log, label
 
     def loss(self, loss, inputs, output):
         self.log.append(self.label)
@@ -116,6 +116,8 @@ def test_stack_passes_the_loss_through_the_methods_in_registry_order():
     stack = MethodStack([Adds("first", log), Adds("second", log)])
     assert float(stack.loss(torch.tensor(3.0), None, None)) == 7.0, "(3·2)+1: the first method's terms come first"
     assert log == ["first", "second"], f"hooks run in order: {log}"
+    assert stack.loss_parts == {"task": 3.0, "first": 3.0, "second": 1.0}, \
+        f"the loss parts for TensorBoard: the task loss and what each method added: {stack.loss_parts}"
     names = list(methods.REGISTRY)
     assert names.index("dfd") < min(names.index(n) for n in methods.pruning_methods()), \
         "distillation precedes pruning, so that flooding applies to the task loss alone"
