@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("logging and output")
     g.add_argument("--output_dir", default="checkpoint", help="where logs, scores and models go")
+    g.add_argument("--overwrite_output_dir", action="store_true",
+                   help="start afresh in an --output_dir that holds another run's outputs (they are moved aside)")
     g.add_argument("--log_file", default="log.log", help="log file (relative paths are inside --output_dir)")
     g.add_argument("--log_per_updates", type=int, default=500, help="log the running loss every N updates")
     g.add_argument("--eval_per_updates", type=int, default=0,
