@@ -117,13 +117,13 @@ class MethodStack:
 
     def loss(self, loss, inputs, output):
         """The loss with every method's terms; `loss_parts` then holds the task loss and each part."""
-        self.loss_parts = {"task": float(loss)}
+        self.loss_parts = {"task": loss.item()}
         for method in self.methods:
             before = loss
             method.loss_parts = {}
             loss = method.loss(loss, inputs, output)
             if loss is not before:
-                self.loss_parts.update(method.loss_parts or {method.name: float(loss) - float(before)})
+                self.loss_parts.update(method.loss_parts or {method.name: loss.item() - before.item()})
         return loss
 
     def after_backward(self) -> None:

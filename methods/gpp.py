@@ -7,10 +7,12 @@ LR schedule restart at the first update of pruning (--learning_rate) and of
 retraining (--retrain_learning_rate, or --learning_rate). The pruner is built
 when pruning starts; while it prunes, its L1 indicator penalty joins the loss
 and the indicators' gradients are summed after every backward pass (averaged
-over processes first). Saved model directories carry the indicators
-(gpp_indicators.safetensors), and each one also gets a structurally pruned
-export beside it (`<directory>_pruned`). best_model/ waits for the indicators
-to freeze at exact 0/1.
+over processes first). When the indicators freeze at exact 0/1 they are folded
+into the weights (pruned heads and neurons become zeros), so a saved model
+computes what was evaluated wherever it is loaded (AutoModel, --init_checkpoint,
+--teacher_model_path). Saved model directories also carry the indicators
+(gpp_indicators.safetensors) and get a structurally pruned export beside them
+(`<directory>_pruned`). best_model/ waits for the freeze.
 """
 import hashlib
 
@@ -61,7 +63,7 @@ class GPPPruning(TrainingMethod):
         if not self.pruning:
             return loss
         penalty = self.pruner.indicator_loss()
-        self.loss_parts = {"indicator_penalty": float(penalty)}
+        self.loss_parts = {"indicator_penalty": penalty.item()}
         return loss + penalty
 
     def after_backward(self) -> None:
@@ -79,7 +81,11 @@ class GPPPruning(TrainingMethod):
             return {}
         sparsity = self.pruner.step(self.phase.pruning_step)
         if self.pruner.is_done:
-            self.context.logger.info("%s", self.pruner.summary())
+            # From now on the weights themselves hold the pruning: a saved model computes what was
+            # evaluated wherever it is loaded, without the indicators (which stay in the file, for the
+            # structured export). The zeroed units get no gradient, and retraining restarts the optimizer.
+            self.pruner.mask.fold_into_weights()
+            self.context.logger.info("%s; pruned units folded into the weights as zeros", self.pruner.summary())
         return {"Prune/structured_sparsity": sparsity}
 
     def at_target(self, t: int) -> bool:

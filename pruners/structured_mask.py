@@ -4,6 +4,7 @@
     mask.indicators()        {'head': (L, H), 'ffn': (L, I)}   active unit types only
     mask.save(directory)     writes directory/INDICATOR_FILE
     mask.remove()            the model is dense again
+    mask.fold_into_weights() 0/1 indicators written into the weights: pruned units become exact zeros
     StructuredMask.load(model, directory_or_file)           masks with a saved file's indicators
     read_indicators(path)    {'head': ..., 'ffn': ...} from a file, validated
 
@@ -33,7 +34,9 @@ from safetensors.torch import save as save_bytes
 from torch import nn
 
 from data_utils.files import write_atomic
-from pruners.anatomy import BertShape, bert_shape, ffn_activation_module, find_bert_model, head_context_module
+from pruners.anatomy import (FFN_COLUMN_PROJECTION, FFN_ROW_PROJECTION, HEAD_COLUMN_PROJECTION, HEAD_ROW_PROJECTIONS,
+                             BertShape, bert_shape, ffn_activation_module, find_bert_model, head_context_module,
+                             head_rows)
 
 INDICATOR_FILE = "gpp_indicators.safetensors"
 FILE_KEYS = {"head": "z_head", "ffn": "z_ffn"}      # unit type -> key in INDICATOR_FILE
@@ -148,6 +151,26 @@ class StructuredMask:
             handle.remove()
         self._handles = []
 
+    @torch.no_grad()
+    def fold_into_weights(self) -> None:
+        """Write binary (0/1) indicators into the weights, so that the encoder computes without the
+        hooks what it computes with them: for every unit whose indicator is 0, the rows (weights
+        and biases) that produce it and the columns that read it become exact zeros (a head: its
+        d rows of query, key and value and its d columns of attention.output.dense; an FFN neuron:
+        its row of intermediate.dense and its column of output.dense). A zero column reads a zero
+        input either way, so the outputs are unchanged; the hooks may stay (masking a zero by 0 is
+        a no-op). Raises ValueError for indicators other than 0 and 1 (a run still pruning)."""
+        for unit, z in self.indicators().items():
+            if not bool(((z == 0) | (z == 1)).all()):
+                raise ValueError(f"{unit} indicators hold values other than 0 and 1; only a finished pruning "
+                                 "(frozen indicators) can be folded into the weights")
+        for index, layer in enumerate(self.bert.encoder.layer):
+            if self.head is not None:
+                rows = head_rows(torch.nonzero(self.head[index] == 0).flatten().cpu(), self.shape.head_size)
+                _zero(layer, HEAD_ROW_PROJECTIONS, HEAD_COLUMN_PROJECTION, rows)
+            if self.ffn is not None:
+                _zero(layer, (FFN_ROW_PROJECTION,), FFN_COLUMN_PROJECTION, torch.nonzero(self.ffn[index] == 0).flatten())
+
     def save(self, directory: str) -> str:
         """Write the indicators to `directory`/INDICATOR_FILE (detached float32 CPU copies) through a
         temporary file renamed into place, so that an earlier file is replaced whole or not at all.
@@ -171,3 +194,16 @@ class StructuredMask:
         _check_shapes(indicators, bert_shape(bert), f"{path}: ")
         device = next(bert.parameters()).device
         return cls(bert, **{unit: z.to(device) for unit, z in indicators.items()})
+
+
+def _zero(layer: nn.Module, row_projections, column_projection: str, units: torch.Tensor) -> None:
+    """Zero rows `units` (weight and bias) of each row projection and columns `units` of the column one."""
+    if units.numel() == 0:
+        return
+    for name in row_projections:
+        linear = layer.get_submodule(name)
+        linear.weight[units.to(linear.weight.device)] = 0
+        if linear.bias is not None:
+            linear.bias[units.to(linear.bias.device)] = 0
+    linear = layer.get_submodule(column_projection)
+    linear.weight[:, units.to(linear.weight.device)] = 0

@@ -167,3 +167,49 @@ def test_gpp_dfd_front_end_runs_end_to_end(sample_glue, tiny_model_dir, teacher_
     assert run_main(run_GDbert_glue.main, args) == 0, "GPP-DFD command runs"
     assert (out / "model_pruned" / "structured_export.json").exists(), "and exports the smaller model"
     assert run_main(run_GDbert_glue.main, args) == 2, "a non-empty output_dir needs --overwrite_output_dir"
+
+
+def test_saved_model_is_the_evaluated_one_without_the_indicators(gpp_run, canonical_dir):
+    """GPP folds its frozen indicators into the weights: model/ loaded by any loader that ignores
+    gpp_indicators.safetensors (AutoModel, --init_checkpoint, --teacher_model_path) computes what was evaluated."""
+    from transformers import AutoModel
+
+    import mt_dnn.structured  # noqa: F401 - registers the pruned export's model type
+    from data_utils.batcher import collate, load_canonical
+    from data_utils.task_def import load_task_defs
+    from mt_dnn.inference import predict
+    from mt_dnn.model import MTDNNModel, load_encoder, load_heads
+
+    z = load_file(gpp_run / "model" / "gpp_indicators.safetensors")
+    weights = load_file(gpp_run / "model" / "model.safetensors")
+    layer = 0
+    pruned_head = int(torch.nonzero(z["z_head"][layer] == 0)[0])
+    head_size = weights["encoder.layer.0.attention.self.query.weight"].shape[0] // z["z_head"].shape[1]
+    rows = slice(pruned_head * head_size, (pruned_head + 1) * head_size)
+    assert not weights[f"encoder.layer.{layer}.attention.self.value.weight"][rows].any(), \
+        "a pruned head's value rows are exact zeros in model/"
+    assert not weights[f"encoder.layer.{layer}.attention.output.dense.weight"][:, rows].any(), \
+        "and so are its columns of attention.output.dense"
+    pruned_neuron = int(torch.nonzero(z["z_ffn"][layer] == 0)[0])
+    assert not weights[f"encoder.layer.{layer}.output.dense.weight"][:, pruned_neuron].any(), \
+        "a pruned FFN neuron's column of output.dense is zero"
+
+    task = load_task_defs()["rte"]
+    model = MTDNNModel(load_encoder(str(gpp_run / "model")), {"rte": task, "stsb": load_task_defs()["stsb"]})
+    load_heads(model, str(gpp_run / "model"))
+    dev = load_canonical(os.path.join(canonical_dir, "rte_dev.json"), "rte_dev", task, 64)
+    reloaded = predict(model, dev, 8, torch.device("cpu"))
+    final = max((p for p in os.listdir(gpp_run) if p.startswith("rte_dev_scores_epoch_")),
+                key=lambda name: int(name.rsplit("_", 1)[1].split(".")[0]))
+    evaluated = json.load(open(gpp_run / final))
+    assert reloaded["predictions"] == evaluated["predictions"], "model/ predicts what the run evaluated"
+    torch.testing.assert_close(torch.tensor(reloaded["scores"]), torch.tensor(evaluated["scores"]), atol=1e-5, rtol=0,
+                               msg="model/ without its indicators gives the evaluated scores to 1e-5")
+
+    batch = collate(dev.examples[:8], task)
+    inputs = {key: batch[key] for key in ("input_ids", "token_type_ids", "attention_mask")}
+    with torch.no_grad():
+        dense = AutoModel.from_pretrained(gpp_run / "model").eval()(**inputs).last_hidden_state
+        smaller = AutoModel.from_pretrained(gpp_run / "model_pruned").eval()(**inputs).last_hidden_state
+    torch.testing.assert_close(dense, smaller, atol=1e-5, rtol=0,
+                               msg="AutoModel on model/ equals the structurally pruned export")

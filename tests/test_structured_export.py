@@ -245,3 +245,37 @@ def test_mask_refusals(tmp_path):
         with pytest.raises(ValueError, match=needle) as caught:
             StructuredMask.load(model, path)
         assert str(caught.value).startswith(f"{path}: "), f"{case}: the message names the file: {caught.value}"
+
+
+def test_folding_binary_indicators_into_the_weights_keeps_the_outputs():
+    model = tiny_bert()
+    heads, neurons = indicators()
+    expected = masked_outputs(model, heads, neurons)
+    mask = StructuredMask(model, head=heads, ffn=neurons)
+    mask.fold_into_weights()
+    with torch.no_grad():
+        folded_hooked = model(**batch(), output_hidden_states=True)
+    mask.remove()
+    with torch.no_grad():
+        folded = model(**batch(), output_hidden_states=True)
+    assert_same_outputs(expected, folded, "folded weights without hooks")
+    assert_same_outputs(expected, folded_hooked, "folded weights with the hooks still on")
+    layer = model.encoder.layer[0]          # heads 0 and 3 of layer 0 are pruned
+    head_size = HIDDEN // HEADS
+    for name in ("query", "key", "value"):
+        linear = getattr(layer.attention.self, name)
+        assert not linear.weight[:head_size].any() and not linear.bias[3 * head_size:].any(), \
+            f"pruned heads' {name} rows and biases are exact zeros"
+        assert linear.weight[head_size:3 * head_size].any(), f"kept heads' {name} rows are untouched"
+    assert not layer.attention.output.dense.weight[:, :head_size].any(), "pruned head's output columns are zeros"
+    gone = torch.nonzero(neurons[0] == 0).flatten()
+    assert not layer.intermediate.dense.weight[gone].any() and not layer.output.dense.weight[:, gone].any(), \
+        "pruned FFN neurons' rows and columns are zeros"
+
+
+def test_folding_refuses_indicators_still_pruning():
+    model = tiny_bert()
+    heads, neurons = indicators()
+    mask = StructuredMask(model, head=heads * 0.5, ffn=neurons)
+    with pytest.raises(ValueError, match="other than 0 and 1"):
+        mask.fold_into_weights()
