@@ -4,6 +4,12 @@ Fields are plain tab-separated (no CSV quoting: GLUE texts contain quotes).
 Every malformed row, undecodable byte or unknown label is reported with its
 file and line; with `skip_malformed` such rows are skipped with a warning
 instead (real QQP has a few).
+
+Where MT-DNN's readers (namisan/mt-dnn, experiments/glue/glue_utils.py) treat a task's rows
+specially, `MTDNN_ROW_RULES` says so and the reader does the same: QQP's train and dev rows are
+numbered with a running counter (its `id` column is ignored; test keeps it) and rows with fewer than
+six fields are skipped and counted rather than refused, as `load_qqp` does. Every deliberate
+difference from MT-DNN's readers is listed in docs/METHODS.md ("Reading GLUE as MT-DNN does").
 """
 import os
 import sys
@@ -11,6 +17,19 @@ from dataclasses import dataclass
 
 from data_utils.errors import UserError
 from data_utils.task_def import SplitDef, TaskDef
+
+
+# The reader's output version: bump it when the same TSV would be read into other examples, so that
+# prepro's manifest marks canonical data written by an older reader as stale.
+READER_VERSION = 2
+
+# (task, split) -> how MT-DNN reads those rows differently from the task definition's plain layout:
+#   uid "counter": the uid is the running count of kept rows, whatever the uid column says;
+#   skip_short: rows with fewer fields than the split's columns are skipped and counted, not refused.
+MTDNN_ROW_RULES = {
+    ("qqp", "train"): {"uid": "counter", "skip_short": True},
+    ("qqp", "dev"): {"uid": "counter", "skip_short": True},
+}
 
 
 @dataclass(frozen=True)
@@ -21,8 +40,13 @@ class Example:
     text_b: str | None
 
 
-def read_split(task: TaskDef, split: SplitDef, data_dir: str, skip_malformed: bool = False) -> list:
-    """Read one split of one task from `data_dir/<glue_dir>/<file>` into Examples."""
+def read_split(task: TaskDef, split: SplitDef, data_dir: str, skip_malformed: bool = False,
+               report: dict | None = None) -> list:
+    """Read one split of one task from `data_dir/<glue_dir>/<file>` into Examples.
+
+    `report`, when given, receives the counts of rows left out: `skipped_short` (rows MT-DNN skips,
+    see MTDNN_ROW_RULES) and `skipped_malformed` (with `skip_malformed`)."""
+    rules = MTDNN_ROW_RULES.get((task.name, split.name), {})
     path = os.path.join(data_dir, task.glue_dir, split.file)
     if not os.path.isfile(path):
         raise UserError(f"{path}: file not found; run `sh download.sh --data_dir {data_dir}` "
@@ -37,7 +61,7 @@ def read_split(task: TaskDef, split: SplitDef, data_dir: str, skip_malformed: bo
     if lines and lines[-1] == b"":
         lines.pop()
 
-    examples, skipped = [], 0
+    examples, skipped, short = [], 0, 0
     first = 1 if split.header else 0
     if split.header:
         header = _decode(lines[0], path, 1).rstrip("\r").split("\t")
@@ -50,8 +74,12 @@ def read_split(task: TaskDef, split: SplitDef, data_dir: str, skip_malformed: bo
                             f"'{header[split.label_column]}'); restore the file's header line")
     for index in range(first, len(lines)):
         line_no = index + 1
+        if rules.get("skip_short") and lines[index].count(b"\t") + 1 < split.n_columns:
+            short += 1           # MT-DNN's load_qqp: `if is_train and len(blocks) < 6: skipped += 1`
+            continue
         try:
-            examples.append(_parse_row(task, split, lines[index], path, line_no, len(examples)))
+            examples.append(_parse_row(task, split, lines[index], path, line_no, len(examples),
+                                       counter_uid=rules.get("uid") == "counter"))
         except UserError as err:
             if not skip_malformed:
                 raise UserError(f"{err} (pass --skip_malformed to skip such rows)") from None
@@ -61,6 +89,11 @@ def read_split(task: TaskDef, split: SplitDef, data_dir: str, skip_malformed: bo
         raise UserError(f"{path}: no data rows after the header; download it again with `sh download.sh`")
     if skipped:
         print(f"warning: {path}: skipped {skipped} malformed rows", file=sys.stderr)
+    if short:
+        print(f"note: {path}: skipped {short} rows with fewer than {split.n_columns} fields, as MT-DNN's "
+              f"reader does for {task.name} {split.name}", file=sys.stderr)
+    if report is not None:
+        report.update(skipped_short=short, skipped_malformed=skipped)
     return examples
 
 
@@ -72,7 +105,8 @@ def _decode(line: bytes, path: str, line_no: int) -> str:
                         "re-save the file as UTF-8") from None
 
 
-def _parse_row(task: TaskDef, split: SplitDef, line: bytes, path: str, line_no: int, position: int) -> Example:
+def _parse_row(task: TaskDef, split: SplitDef, line: bytes, path: str, line_no: int, position: int,
+               counter_uid: bool = False) -> Example:
     fields = _decode(line, path, line_no).rstrip("\r").split("\t")
     if len(fields) != split.n_columns:
         raise UserError(f"{path}:{line_no}: malformed row with {len(fields)} tab-separated columns, "
@@ -88,5 +122,5 @@ def _parse_row(task: TaskDef, split: SplitDef, line: bytes, path: str, line_no: 
                        else ", ".join(task.labels))
             raise UserError(f"{path}:{line_no}: label '{raw_label}' is not valid for {task.name} "
                             f"(expected {allowed})")
-    uid = fields[split.uid_column] if split.uid_column is not None else str(position)
+    uid = fields[split.uid_column] if split.uid_column is not None and not counter_uid else str(position)
     return Example(uid=uid, label=label, text_a=texts[0], text_b=texts[1] if len(texts) > 1 else None)
