@@ -8,15 +8,28 @@ For every task of the task definition whose GLUE directory exists under
 written to `data_dir/canonical_data/<model-name>/<task>_<split>.json`, one
 object per line: uid, label, token_id, type_id, attention_mask. Test rows
 carry label 0. Files are written atomically.
+
+Beside them `manifest.json` (data_utils/manifest.py) records, per file, the
+tokenizer (name as given and a fingerprint of its class, vocabulary and
+normalisation), max_seq_len and the source TSVs' sizes and SHA-256 hashes. A
+file is redone when it is stale (its source changed, another tokenizer, another
+max_seq_len, another reader or task definition, or it was changed or is not in
+the manifest) and skipped, saying so, when it is current; `--force` redoes all.
+<model-name> is data_utils.manifest.canonical_folder_name(--model): the hub id or
+bundled name, or for a local path its base name plus a hash of the resolved path.
 """
+import hashlib
 import argparse
 import json
 import os
+import sys
 import time
 
 from data_utils.errors import ArgumentParser, UserError, run_cli
 from data_utils.files import write_output_file
-from data_utils.glue_readers import read_split
+from data_utils.glue_readers import READER_VERSION, read_split
+from data_utils.manifest import (default_canonical_dir, file_digest, read_manifest, stale_reasons,
+                                 tokenizer_identity, write_manifest)
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
 from mt_dnn import pretrained
 
@@ -33,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--task_def", default=DEFAULT_TASK_DEF, help="task definition YAML")
     parser.add_argument("--output_dir", default=None,
                         help="where to write (default: DATA_DIR/canonical_data/<model-name>)")
+    parser.add_argument("--force", action="store_true",
+                        help="redo every file, even those the manifest shows to be current")
+    parser.add_argument("--print_output_dir", action="store_true",
+                        help="print the default output directory for --data_dir and --model, and exit")
     parser.add_argument("--skip_malformed", action="store_true",
                         help="skip malformed TSV rows with a warning instead of stopping")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -82,6 +99,9 @@ def write_canonical(path: str, lines) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.print_output_dir:
+        print(args.output_dir or default_canonical_dir(args.data_dir, args.model))
+        return 0
     if args.max_seq_len < 8:
         raise UserError(f"--max_seq_len {args.max_seq_len} is too small; use at least 8 (e.g. 128 or 512)")
     if not os.path.isdir(args.data_dir):
@@ -103,29 +123,61 @@ def main(argv=None) -> int:
                             f"({', '.join(t.glue_dir for t in task_defs.values())}); run `sh download.sh`")
 
     tokenizer = pretrained.load_tokenizer(args.model)
-    out_dir = args.output_dir or os.path.join(args.data_dir, "canonical_data", pretrained.short_name(args.model))
+    out_dir = args.output_dir or default_canonical_dir(args.data_dir, args.model)
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as err:
         raise UserError(f"--output_dir {out_dir}: cannot create it ({err.strerror}); choose another directory") \
             from None
+    try:
+        manifest = read_manifest(out_dir) or {}
+    except UserError as err:
+        print(f"warning: {err}; redoing every file", file=sys.stderr)
+        manifest = {}
+    manifest = {"format": 1, "written_by": "prepro.py", "files": dict(manifest.get("files", {}))}
+    identity = tokenizer_identity(tokenizer, args.model)
 
-    # Read every split first so that a bad file stops the run before anything is written.
-    jobs = []
+    # Decide what is stale, then read every stale split first, so that a bad file stops the run before
+    # anything is written.
+    jobs, current = [], []
     for name in names:
         task = task_defs[name]
+        task_sha = hashlib.sha256(repr(task).encode("utf-8")).hexdigest()
         for split in task.splits.values():
-            jobs.append((f"{name}_{split.name}", read_split(task, split, args.data_dir, args.skip_malformed)))
+            dataset = f"{name}_{split.name}"
+            source = os.path.join(args.data_dir, task.glue_dir, split.file)
+            wanted = {"task": name, "split": split.name, "tokenizer": identity, "max_seq_len": args.max_seq_len,
+                      "sources": [file_digest(source)] if os.path.isfile(source) else [],
+                      "reader_version": READER_VERSION, "task_def_sha256": task_sha,
+                      "skip_malformed": args.skip_malformed}
+            path = os.path.join(out_dir, f"{dataset}.json")
+            entry = manifest["files"].get(f"{dataset}.json")
+            reasons = ["--force"] if args.force else stale_reasons(entry, path, wanted)
+            if not reasons:
+                current.append(dataset)
+                print(f"{dataset}: current (same sources, tokenizer and max_seq_len {args.max_seq_len}), "
+                      f"skipped -> {path}")
+                continue
+            report = {}
+            examples = read_split(task, split, args.data_dir, args.skip_malformed, report=report)
+            jobs.append((dataset, path, examples, {**wanted, **report}, entry is not None and reasons))
     started = time.perf_counter()
     total = 0
-    for dataset, examples in jobs:
-        path = os.path.join(out_dir, f"{dataset}.json")
+    for dataset, path, examples, wanted, redo in jobs:
         lines = (canonical_line(*row) for row in tokenize(tokenizer, examples, args.max_seq_len))
         count = write_canonical(path, lines)
+        digest = file_digest(path)
+        manifest["files"][f"{dataset}.json"] = {**wanted, "rows": count, "size": digest["size"],
+                                                "sha256": digest["sha256"]}
+        write_manifest(out_dir, manifest)
         total += count
-        print(f"{dataset}: {count} rows -> {path}")
+        why = f" (redone: {'; '.join(redo)})" if redo else ""
+        skipped = f", {wanted['skipped_short']} short rows skipped as MT-DNN does" if wanted.get("skipped_short") \
+            else ""
+        print(f"{dataset}: {count} rows{skipped} -> {path}{why}")
     elapsed = time.perf_counter() - started
-    print(f"wrote {total} rows for {len(names)} tasks to {out_dir} in {elapsed:.1f}s")
+    print(f"wrote {total} rows in {len(jobs)} files for {len(names)} tasks to {out_dir} in {elapsed:.1f}s"
+          + (f"; {len(current)} files were current and kept" if current else ""))
     return 0
 
 
