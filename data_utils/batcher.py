@@ -6,8 +6,9 @@ batches across tasks follows MT-DNN's `--mix_opt` / `--ratio` rules
 position of a run can be reproduced exactly (this is what makes resume exact).
 """
 import json
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ class TaskDataset:
     task: TaskDef
     path: str
     examples: list
+    line_numbers: list = field(default_factory=list)     # the file's line of each example (for errors)
 
     def __len__(self):
         return len(self.examples)
@@ -37,7 +39,7 @@ def load_canonical(path: str, name: str, task: TaskDef, max_seq_len: int | None 
     if not os.path.isfile(path):
         raise UserError(f"{path}: file not found; run `sh experiments/glue/prepro.sh` "
                         "for this model, or check --data_dir")
-    examples = []
+    examples, line_numbers = [], []
     with open(path, "rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -49,24 +51,18 @@ def load_canonical(path: str, name: str, task: TaskDef, max_seq_len: int | None 
             except (ValueError, KeyError, TypeError) as err:
                 raise UserError(f"{path}:{line_no}: not a canonical JSON row ({type(err).__name__}: "
                                 f"{' '.join(str(err).split())[:80]}); rerun prepro") from None
-            if not task.is_regression and not (isinstance(example["label"], int) and
-                                               0 <= example["label"] < task.n_class):
-                raise UserError(f"{path}:{line_no}: label {example['label']!r} is not a class id of "
-                                f"{task.name} (0..{task.n_class - 1}); rerun prepro with the same --task_def")
-            if task.is_regression and not isinstance(example["label"], (int, float)):
-                raise UserError(f"{path}:{line_no}: label {example['label']!r} is not a number for the regression "
-                                f"task {task.name}; rerun prepro with the same --task_def")
-            if not _is_id_sequence_pair(example["token_id"], example["type_id"]):
-                raise UserError(f"{path}:{line_no}: token_id and type_id must be non-empty lists of integers of "
-                                "the same length; rerun prepro")
+            problem = _row_problem(example, task)
+            if problem:
+                raise UserError(f"{path}:{line_no}: {problem}")
             if max_seq_len and len(example["token_id"]) > max_seq_len:
                 for key in ("token_id", "type_id"):
                     seq = example[key]
                     example[key] = seq[:max_seq_len - 1] + seq[-1:]
             examples.append(example)
+            line_numbers.append(line_no)
     if not examples:
         raise UserError(f"{path}: holds no rows; rerun prepro")
-    return TaskDataset(name=name, task=task, path=path, examples=examples)
+    return TaskDataset(name=name, task=task, path=path, examples=examples, line_numbers=line_numbers)
 
 
 def check_fits_model(datasets: list, config, init_checkpoint: str) -> None:
@@ -82,20 +78,47 @@ def check_fits_model(datasets: list, config, init_checkpoint: str) -> None:
             raise UserError(f"{dataset.path}: rows of {found['positions']} tokens, but --init_checkpoint "
                             f"{init_checkpoint} embeds at most {limits['positions']} positions; "
                             f"pass --max_seq_len {limits['positions']} or less")
-        for kind in ("token ids", "type ids"):
+        for kind, key in (("token ids", "token_id"), ("type ids", "type_id")):
             if limits[kind] and found[kind] > limits[kind]:
-                raise UserError(f"{dataset.path}: {kind} up to {found[kind] - 1}, but --init_checkpoint "
+                where = _first_line(dataset, lambda e: max(e[key]) >= limits[kind])
+                raise UserError(f"{where}: {kind} up to {found[kind] - 1}, but --init_checkpoint "
                                 f"{init_checkpoint} has only {limits[kind]}; this data was preprocessed for another "
                                 f"model: rerun prepro with --model {init_checkpoint} or fix --data_dir")
 
 
-def _is_id_sequence_pair(tokens, types) -> bool:
-    """Cheap shape check of a canonical row's ids (min/max run in C; a str among ints raises TypeError)."""
-    try:
-        return (isinstance(tokens, list) and isinstance(types, list) and 0 < len(tokens) == len(types)
-                and type(min(tokens)) is type(max(tokens)) is int and type(min(types)) is type(max(types)) is int)
-    except TypeError:
-        return False
+def _row_problem(example: dict, task: TaskDef) -> str | None:
+    """What is wrong with one canonical row (uid, label, token and type ids), with the fix; None when it is
+    fine. Cheap: the id checks run in C (map(type), min, max)."""
+    uid, label = example["uid"], example["label"]
+    if isinstance(uid, bool) or not isinstance(uid, (str, int)):
+        return f"uid {uid!r} is not a string or an integer; rerun prepro"
+    if task.is_regression:
+        if isinstance(label, bool) or not isinstance(label, (int, float)) or not math.isfinite(label):
+            return (f"label {label!r} is not a finite number for the regression task {task.name}; "
+                    "rerun prepro with the same --task_def")
+    elif isinstance(label, bool) or not (isinstance(label, int) and 0 <= label < task.n_class):
+        return (f"label {label!r} is not a class id of {task.name} (0..{task.n_class - 1}); "
+                "rerun prepro with the same --task_def")
+    tokens, types = example["token_id"], example["type_id"]
+    if not (isinstance(tokens, list) and isinstance(types, list) and 0 < len(tokens) == len(types)
+            and {*map(type, tokens)} == {int} and {*map(type, types)} == {int}):     # no float, bool or str
+        return "token_id and type_id must be non-empty lists of integers of the same length; rerun prepro"
+    if min(tokens) < 0:
+        return f"token id {min(tokens)} is negative; token ids are vocabulary indices >= 0: rerun prepro"
+    if min(types) < 0 or max(types) > 1:
+        bad = min(types) if min(types) < 0 else max(types)
+        return f"type id {bad} is not 0 or 1 (first or second segment); rerun prepro"
+    return None
+
+
+def _first_line(dataset: TaskDataset, bad) -> str:
+    """`path:line` of the first example for which `bad(example)` holds (just `path` without line numbers)."""
+    for position, example in enumerate(dataset.examples):
+        if bad(example):
+            if position < len(dataset.line_numbers):
+                return f"{dataset.path}:{dataset.line_numbers[position]}"
+            break
+    return dataset.path
 
 
 def collate(examples: list, task: TaskDef, pad_to: int | None = None) -> dict:

@@ -174,11 +174,16 @@ def validate(args) -> None:
     _require(0 < args.learning_rate < math.inf,
              f"--learning_rate {args.learning_rate} must be > 0 and finite (e.g. 5e-5)")
     _require(0 <= args.warmup < 1, f"--warmup {args.warmup} must be a fraction in [0, 1) (e.g. 0.1)")
-    _require(args.weight_decay >= 0, f"--weight_decay {args.weight_decay} must be >= 0")
+    _require(0 <= args.weight_decay < math.inf, f"--weight_decay {args.weight_decay} must be >= 0 and finite (e.g. 0.01)")
     _require(0 <= args.dropout_p < 1, f"--dropout_p {args.dropout_p} must be in [0, 1)")
     for flag in ("grad_clipping", "global_grad_clipping", "ratio"):
         _require(getattr(args, flag) >= 0, f"--{flag} {getattr(args, flag)} must be >= 0 (0 turns it off)")
     _require(args.mix_opt >= 0, f"--mix_opt {args.mix_opt} must be 0 or a positive integer")
+    _require(0 <= args.seed < 2 ** 64, f"--seed {args.seed} must be an integer in [0, 2**64 - 1] (e.g. 2018)")
+    test_names = split_names(args.test_datasets)
+    repeated = sorted({name for name in test_names if test_names.count(name) > 1})
+    _require(not repeated, f"--test_datasets names {', '.join(repeated)} more than once; list each dataset once")
+    _check_paths(args)
     for flag in ("log_per_updates", "eval_per_updates", "save_per_updates", "keep_checkpoints"):
         _require(getattr(args, flag) >= 0, f"--{flag} {getattr(args, flag)} must be >= 0")
     if args.pruner == "gpp":
@@ -196,9 +201,51 @@ def validate(args) -> None:
                  f"--retrain_learning_rate {args.retrain_learning_rate} must be > 0 and finite")
     if args.do_distill:
         _require(bool(args.teacher_model_path), "--do_distill needs --teacher_model_path DIR (a model saved by train.py)")
+        _require(not os.path.isfile(args.teacher_model_path),
+                 f"--teacher_model_path {args.teacher_model_path} is a file, not a directory; give the model/ "
+                 "directory of a fine-tuned train.py run")
         _require(os.path.isdir(args.teacher_model_path),
                  f"--teacher_model_path {args.teacher_model_path}: directory not found; give the model/ "
                  "directory of a fine-tuned train.py run")
         _require(args.window_size >= 1, f"--window_size {args.window_size} must be >= 1")
-        _require(args.flooding_b >= 0, f"--flooding_b {args.flooding_b} must be >= 0")
+        _require(0 <= args.flooding_b < math.inf, f"--flooding_b {args.flooding_b} must be >= 0 and finite (e.g. 0.01)")
         _require(0 <= args.dfd_weight < math.inf, f"--dfd_weight {args.dfd_weight} must be >= 0 and finite (1: as published)")
+
+
+def _blocking_file(path: str):
+    """The existing file that keeps `path` from being a directory (`path` itself or a parent), or None."""
+    path = os.path.abspath(path)
+    while True:
+        if os.path.exists(path):
+            return None if os.path.isdir(path) else path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+
+
+def _check_paths(args) -> None:
+    """Paths that must be directories (or files) and are not, refused before anything is written. A missing
+    --data_dir is left to the data loader (run_GDbert_glue.py validates before preprocessing creates it), and
+    --output_dir and --log_file to the start-up, which creates them."""
+    _require(not os.path.isfile(args.data_dir),
+             f"--data_dir {args.data_dir} is a file, not a directory; give the directory of canonical JSON files "
+             "written by prepro")
+    _require(not os.path.isdir(args.task_def),
+             f"--task_def {args.task_def} is a directory; give the task definition YAML file "
+             "(e.g. experiments/glue/glue_task_def.yml)")
+    if args.tensorboard:
+        logdir = args.tensorboard_logdir if os.path.isabs(args.tensorboard_logdir) \
+            else os.path.join(args.output_dir, args.tensorboard_logdir)
+        blocking = _blocking_file(logdir)
+        _require(blocking is None, f"--tensorboard_logdir {logdir}: cannot be a directory because {blocking} is a file; "
+                                   "choose another --tensorboard_logdir")
+    checkpoint = args.init_checkpoint
+    looks_like_path = os.path.isabs(checkpoint) or checkpoint.startswith((".", "~"))     # not a hub id
+    if not checkpoint.endswith(".pt"):
+        _require(not os.path.isfile(checkpoint),
+                 f"--init_checkpoint {checkpoint} is a file but not an MT-DNN .pt checkpoint; give the bundled "
+                 f"'{pretrained.BUNDLED_MODEL}', a local Hugging Face directory, a hub id or an MT-DNN .pt file")
+        _require(not looks_like_path or os.path.isdir(checkpoint),
+                 f"--init_checkpoint {checkpoint}: directory not found; check the path, or give the bundled "
+                 f"'{pretrained.BUNDLED_MODEL}', a hub id or an MT-DNN .pt file")
