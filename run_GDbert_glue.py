@@ -8,7 +8,15 @@
       --retrain_learning_rate 2e-5 --num_train_epochs 32 --overwrite_output_dir --output_dir OUT
 
 The GLUE TSV folders are read from --data_dir (default `data`, as download.sh
-writes them); the task is preprocessed with the model's tokenizer on first use.
+writes them); the task is preprocessed with the model's tokenizer into
+DATA_DIR/canonical_data/<name> (data_utils.manifest.canonical_folder_name) and
+redone when stale (another --max_seq_length, tokenizer or changed TSVs; prepro's
+manifest decides). transformers' saving, resuming and reporting flags map onto
+train.py's: --save_steps N (--save_per_updates), --save_total_limit K
+(--keep_checkpoints), --resume_from_checkpoint [PATH] (PATH: --model_ckpt; bare
+or True: --resume, the newest checkpoint in --output_dir), --report_to
+tensorboard|none (--tensorboard), --overwrite_output_dir. --teacher_model_path
+takes a teacher run's output directory as well as its model/.
 Hugging Face Trainer defaults that GPP-DFD relied on carry over: AdamW, no
 warmup, no weight decay, gradient-norm clipping at 1.0. `--print_train_args`
 shows the train.py command this maps to.
@@ -19,6 +27,7 @@ import re
 import sys
 
 from data_utils.errors import ArgumentParser, UserError, run_cli
+from data_utils.manifest import default_canonical_dir
 from mt_dnn import options, pretrained
 
 # transformers' GLUE task names -> the task definition's (MT-DNN's) names and evaluation datasets
@@ -35,7 +44,10 @@ FLAG_NAMES = {"--init_checkpoint": "--model_name_or_path", "--epochs": "--num_tr
               "--batch_size": "--per_device_train_batch_size", "--batch_size_eval": "--per_device_eval_batch_size",
               "--max_seq_len": "--max_seq_length", "--log_per_updates": "--logging_steps",
               "--eval_per_updates": "--eval_steps", "--warmup": "--warmup_ratio",
-              "--global_grad_clipping": "--max_grad_norm", "--train_datasets": "--task_name"}
+              "--global_grad_clipping": "--max_grad_norm", "--train_datasets": "--task_name",
+              "--save_per_updates": "--save_steps", "--keep_checkpoints": "--save_total_limit",
+              "--model_ckpt": "--resume_from_checkpoint", "--resume": "--resume_from_checkpoint"}
+REPORT_TO = ("tensorboard", "none", "all")        # "all": every integration this toolkit has, i.e. TensorBoard
 
 
 def in_our_flags(err: UserError) -> UserError:
@@ -90,6 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight_decay", type=float, default=0.0, help="weight decay (Trainer default 0)")
     p.add_argument("--warmup_ratio", type=float, default=0.0, help="LR warmup fraction (Trainer default 0)")
     p.add_argument("--max_grad_norm", type=float, default=1.0, help="global gradient-norm clipping")
+    p.add_argument("--save_steps", type=int, default=0,
+                   help="write a resumable checkpoint every N updates (train.py --save_per_updates; 0: off)")
+    p.add_argument("--save_total_limit", type=int, default=None,
+                   help="keep only the newest K checkpoints (train.py --keep_checkpoints)")
+    p.add_argument("--resume_from_checkpoint", nargs="?", const="True", default=None, metavar="PATH",
+                   help="continue from checkpoint PATH (a checkpoint-<update> folder), or, bare or True, from the "
+                        "newest checkpoint in --output_dir")
+    p.add_argument("--report_to", nargs="+", default=["none"], metavar="{tensorboard,none,all}",
+                   help="where to report: tensorboard (train.py --tensorboard) or none (default)")
     p.add_argument("--print_train_args", action="store_true", help="print the mapped train.py flags and exit")
     p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return p
@@ -104,7 +125,7 @@ def to_train_args(args) -> list:
     if args.num_train_epochs != int(args.num_train_epochs):
         raise UserError(f"--num_train_epochs {args.num_train_epochs}: use a whole number of epochs")
     task, eval_sets = TASKS[args.task_name.lower()]
-    data = os.path.join(args.data_dir, "canonical_data", pretrained.short_name(args.model_name_or_path))
+    data = default_canonical_dir(args.data_dir, args.model_name_or_path)
     argv = ["--data_dir", data, "--train_datasets", task, "--test_datasets", eval_sets if args.do_eval else "",
             "--init_checkpoint", args.model_name_or_path, "--output_dir", args.output_dir,
             "--pruner", "gpp", "--target_sparsity", str(args.target_sparsity), "--pruning_type", args.pruning_type,
@@ -121,21 +142,61 @@ def to_train_args(args) -> list:
     if args.retrain_learning_rate is not None:
         argv += ["--retrain_learning_rate", str(args.retrain_learning_rate)]
     if args.do_distill:
-        argv += ["--do_distill", "--teacher_model_path", args.teacher_model_path or ""]
+        argv += ["--do_distill", "--teacher_model_path", teacher_model(args.teacher_model_path)]
+    if args.save_steps:
+        argv += ["--save_per_updates", str(args.save_steps)]
+    if args.save_total_limit is not None:
+        argv += ["--keep_checkpoints", str(args.save_total_limit)]
+    argv += resume_args(args.resume_from_checkpoint)
+    reports = {r.lower() for r in args.report_to}
+    unknown = sorted(reports - set(REPORT_TO))
+    if unknown:
+        raise UserError(f"--report_to {' '.join(unknown)}: not available here; use tensorboard or none")
+    if reports & {"tensorboard", "all"}:
+        if "none" in reports:
+            raise UserError(f"--report_to {' '.join(args.report_to)}: 'none' cannot go with another; pick one")
+        argv.append("--tensorboard")
+    if args.overwrite_output_dir:
+        argv.append("--overwrite_output_dir")
     if args.debug:
         argv.append("--debug")
     return argv
 
 
+def teacher_model(path: str | None) -> str:
+    """The teacher's model directory: a teacher run's output directory DIR stands for DIR/model."""
+    if not path:
+        return ""
+    if not os.path.isfile(os.path.join(path, "config.json")) and \
+            os.path.isfile(os.path.join(path, "model", "config.json")):
+        model = os.path.join(path, "model")
+        print(f"note: --teacher_model_path {path} is a run's output directory; using its model {model}",
+              file=sys.stderr)
+        return model
+    return path
+
+
+def resume_args(value: str | None) -> list:
+    """--resume_from_checkpoint: bare or True -> --resume; False -> nothing; a path -> --model_ckpt PATH."""
+    if value is None or value.strip().lower() in ("false", "0", "no"):
+        return []
+    if value.strip().lower() in ("true", "1", "yes"):
+        return ["--resume"]
+    if not os.path.isdir(value):
+        raise UserError(f"--resume_from_checkpoint {value}: no such directory; pass a checkpoint-<update> folder "
+                        "written with --save_steps, or True for the newest one in --output_dir")
+    return ["--model_ckpt", value]
+
+
 def ensure_canonical(args, train_argv: list) -> None:
-    """Preprocess the task with the model's tokenizer unless its canonical files exist."""
+    """Preprocess the task with the model's tokenizer; prepro's manifest skips files that are current and
+    redoes stale ones (another --max_seq_length or tokenizer, changed TSVs)."""
     import prepro
 
     data = train_argv[train_argv.index("--data_dir") + 1]
     task = train_argv[train_argv.index("--train_datasets") + 1]
-    if not os.path.isfile(os.path.join(data, f"{task}_train.json")):
-        prepro.main(["--data_dir", args.data_dir, "--model", args.model_name_or_path, "--tasks", task,
-                     "--max_seq_len", str(args.max_seq_length)])
+    prepro.main(["--data_dir", args.data_dir, "--model", args.model_name_or_path, "--tasks", task,
+                 "--max_seq_len", str(args.max_seq_length), "--output_dir", data])
 
 
 def main(argv=None) -> int:
@@ -144,8 +205,11 @@ def main(argv=None) -> int:
     if args.print_train_args:
         print(" ".join(train_argv))
         return 0
-    if os.path.isdir(args.output_dir) and os.listdir(args.output_dir) and not args.overwrite_output_dir:
-        raise UserError(f"--output_dir {args.output_dir} is not empty; pass --overwrite_output_dir or choose another")
+    resuming = bool(resume_args(args.resume_from_checkpoint))
+    if os.path.isdir(args.output_dir) and os.listdir(args.output_dir) and not args.overwrite_output_dir \
+            and not resuming:
+        raise UserError(f"--output_dir {args.output_dir} is not empty; pass --overwrite_output_dir, "
+                        "--resume_from_checkpoint to continue its run, or choose another")
     import train
     try:
         options.validate(options.build_parser().parse_args(train_argv))     # before preprocessing writes anything

@@ -2,7 +2,7 @@
 # GPP-DFD on one GLUE task with BERT-base: fine-tune a teacher, then prune 50 % of the attention heads and
 # FFN neurons progressively while distilling from it (GPP-DFD's published command), and export the
 # physically smaller model (OUT/model_pruned, OUT/best_model_pruned). Needs GLUE in data/ (sh download.sh);
-# the task is preprocessed on first use. Run from the repository root:
+# only the task is preprocessed, on first use or when stale. Run from the repository root:
 #   sh scripts/gpp_dfd/run.sh TASK [extra flags for run_GDbert_glue.py]
 # TASK is one of cola, mnli, mrpc, qnli, qqp, rte, sst, stsb. Override MODEL, OUT, TEACHER, SEED.
 set -e
@@ -20,10 +20,14 @@ MODEL=${MODEL:-bert-base-uncased}
 TEACHER=${TEACHER:-base/$TASK}
 OUT=${OUT:-log/gpp_dfd_$TASK}
 SEED=${SEED:-42}
+# The canonical folder is named by prepro (data_utils.manifest.canonical_folder_name), as run_GDbert_glue.py
+# names it: a local MODEL gets its base name plus a hash of its path. Only TASK is preprocessed, and files
+# that prepro's manifest shows to be current are skipped.
+DATA=$(python prepro.py --print_output_dir --data_dir data --model "$MODEL")
 if [ ! -f "$TEACHER/model/model.safetensors" ]; then
-  sh experiments/glue/prepro.sh --model "$MODEL" --max_seq_len 128
+  sh experiments/glue/prepro.sh --data_dir data --model "$MODEL" --max_seq_len 128 --tasks "$TASK"
   python train.py --pruner none --init_checkpoint "$MODEL" \
-    --data_dir data/canonical_data/"$(echo "$MODEL" | tr / -)" \
+    --data_dir "$DATA" \
     --train_datasets "$TASK" --test_datasets "$TEST_DATASETS" \
     --max_seq_len 128 --batch_size 32 --optimizer adamw --learning_rate 2e-5 --warmup 0 --weight_decay 0 \
     --epochs 4 --seed "$SEED" --output_dir "$TEACHER"
@@ -32,7 +36,7 @@ python run_GDbert_glue.py \
   --model_name_or_path "$MODEL" \
   --task_name "$TASK_NAME" \
   --do_distill \
-  --teacher_model_path "$TEACHER/model" \
+  --teacher_model_path "$TEACHER" \
   --target_sparsity 0.5 \
   --window_size 3 \
   --logging_steps 50 \
