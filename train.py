@@ -23,6 +23,7 @@ from mt_dnn.checkpoint import latest_checkpoint, load_checkpoint
 from mt_dnn.distributed import broadcast_flag, init_distributed
 from mt_dnn.options import build_parser, validate
 from mt_dnn.outputs import evaluate, finish_run, record_evaluation
+from mt_dnn.run_dir import owns_output_dir, stop_if_signalled
 from mt_dnn.run_state import (Run, find_resume_checkpoint, initial_state, new_optimizer, reconcile_config,
                               restart_optimizer, restore_training_state, save_training_state)
 from mt_dnn.startup import (build_model, load_data, log_summary, open_tensorboard, pick_device, seed_everything,
@@ -82,6 +83,7 @@ def log_update(run: Run, state, loss, scalars: dict, learning_rate: float, progr
                     state.running_loss or float("nan"), learning_rate, time.perf_counter() - started)
 
 
+@owns_output_dir      # the output directory's lock, and what an error or a signal leaves behind
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     resume_path = find_resume_checkpoint(args)
@@ -90,7 +92,7 @@ def main(argv=None) -> int:
     validate(args)
     transformers.utils.logging.disable_progress_bar()
     dist_info = init_distributed(args.device)
-    setup_output(args, dist_info)
+    setup_output(args, dist_info, resumed, resume_path)
     for warning in config_warnings:
         logger.warning("warning: %s", warning)
     seed_everything(args.seed)
@@ -115,7 +117,7 @@ def main(argv=None) -> int:
     optimizer, lr_schedule = new_optimizer(args, core, state)
     run = Run(args, core, tokenizer, device, dist_info, methods, eval_sets, total_steps=total_steps,
               check_batch=(check_rows.task.name, collate(check_rows.examples[:args.batch_size_eval], check_rows.task)),
-              writer=open_tensorboard(args, dist_info))
+              writer=open_tensorboard(args, dist_info, resumed))
     write_run_config(args, dist_info, device, total_steps, len(sampler))
     log_summary(args, train_sets, eval_sets, dist_info, len(sampler), total_steps, core, device, methods)
     if resumed:
@@ -164,6 +166,7 @@ def main(argv=None) -> int:
                 record_evaluation(run, state, evaluate(run, state, f"updates_{state.global_step}"))
             if args.save_per_updates and state.global_step % args.save_per_updates == 0:
                 save_training_state(run, state, optimizer, lr_schedule)
+            stop_if_signalled(run, state, optimizer, lr_schedule)     # SIGTERM/SIGINT: checkpoint, exit 143/130
         progress.close()
         record_evaluation(run, state, evaluate(run, state, f"epoch_{state.epoch}"))
         state.epoch, state.next_batch = state.epoch + 1, 0

@@ -4,6 +4,9 @@ Code anywhere in the toolkit raises `UserError` for problems the user can fix
 (bad flag, missing file, malformed row). Entry points wrap `main()` in
 `run_cli`, which prints the message on one line and exits with status 2.
 Unexpected exceptions exit with status 1; `--debug` shows their traceback.
+A run stopped by a signal raises `Interrupted`, which exits with 128 + the
+signal's number (130 for SIGINT, 143 for SIGTERM). `describe` gives the line
+and status of any exception, for a run's own log file (mt_dnn.run_dir).
 """
 import argparse
 import sys
@@ -11,6 +14,25 @@ import sys
 
 class UserError(Exception):
     """An error in the user's input; its message says what and how to fix it."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal; `status` is the exit status (128 + the signal number). Like
+    KeyboardInterrupt, no `except Exception` in a library swallows it when a signal handler raises it."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+def describe(err: BaseException) -> tuple:
+    """(the one line `run_cli` prints for `err`, its exit status)."""
+    if isinstance(err, (UserError, Interrupted)):
+        return f"error: {err}", getattr(err, "status", 2)
+    if isinstance(err, KeyboardInterrupt):
+        return "error: interrupted", 130
+    message = " ".join(str(err).split()) or type(err).__name__
+    return f"internal error: {type(err).__name__}: {message} (rerun with --debug for the traceback)", 1
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -36,19 +58,14 @@ def run_cli(main, argv=None):
     _cli_state["debug"] = False
     try:
         code = main(argv)
-    except UserError as err:
-        if _cli_state["debug"]:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+    except (Interrupted, KeyboardInterrupt) as err:
+        line, status = describe(err)
+        print(line, file=sys.stderr)
+        sys.exit(status)
     except Exception as err:  # noqa: BLE001 - last-resort boundary of the CLI
         if _cli_state["debug"]:
             raise
-        message = " ".join(str(err).split()) or type(err).__name__
-        print(f"internal error: {type(err).__name__}: {message} (rerun with --debug for the traceback)",
-              file=sys.stderr)
-        sys.exit(1)
+        line, status = describe(err)
+        print(line, file=sys.stderr)
+        sys.exit(status)
     sys.exit(code or 0)

@@ -10,6 +10,8 @@ A checkpoint is a directory `checkpoint-<update>/` holding
 It is written to `checkpoint-<update>.tmp/` and renamed into place, so a crash
 or a full disk never leaves a half-written checkpoint under the final name and
 never touches the previous one. Loading reads only safetensors and JSON.
+The id of the run that wrote it is in the safetensors header's metadata
+(`run_id`), so that rotation (`keep`) only ever deletes this run's checkpoints.
 """
 import json
 import os
@@ -17,7 +19,7 @@ import re
 import shutil
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from data_utils.errors import UserError
@@ -69,8 +71,9 @@ def unflatten(skeleton, tensors: dict):
     raise ValueError(f"unknown checkpoint entry with keys {sorted(skeleton)}")
 
 
-def save_checkpoint(output_dir: str, step: int, state: dict, keep: int = 0) -> str:
-    """Write `state` as `output_dir/checkpoint-<step>/` atomically; keep the newest `keep` (0: all)."""
+def save_checkpoint(output_dir: str, step: int, state: dict, keep: int = 0, run_id: str | None = None) -> str:
+    """Write `state` as `output_dir/checkpoint-<step>/` atomically, marked with `run_id`; keep the newest
+    `keep` (0: all) of the checkpoints marked with the same `run_id` (other runs' are never deleted)."""
     final = os.path.join(output_dir, f"checkpoint-{step}")
     tmp = final + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -78,7 +81,7 @@ def save_checkpoint(output_dir: str, step: int, state: dict, keep: int = 0) -> s
     skeleton = flatten(state, tensors)
     try:
         os.makedirs(tmp)
-        save_file(tensors, os.path.join(tmp, STATE_TENSORS))
+        save_file(tensors, os.path.join(tmp, STATE_TENSORS), metadata={"run_id": run_id} if run_id else None)
         with open(os.path.join(tmp, STATE_JSON), "w", encoding="utf-8") as handle:
             json.dump(skeleton, handle)
             handle.flush()
@@ -93,9 +96,18 @@ def save_checkpoint(output_dir: str, step: int, state: dict, keep: int = 0) -> s
                         f"{'the previous checkpoint ' + previous + ' is intact' if previous else 'no earlier checkpoint'}"
                         "; free space or choose another --output_dir, then rerun with --resume") from None
     if keep > 0:
-        for old in list_checkpoints(output_dir)[:-keep]:
+        for old in [path for path in list_checkpoints(output_dir) if checkpoint_run_id(path) == run_id][:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def checkpoint_run_id(path: str):
+    """The run id a checkpoint directory was written with (None: none recorded); "" if unreadable."""
+    try:
+        with safe_open(os.path.join(path, STATE_TENSORS), "pt") as handle:
+            return (handle.metadata() or {}).get("run_id")
+    except Exception:  # noqa: BLE001 - an unreadable checkpoint belongs to no run we could name
+        return ""
 
 
 def list_checkpoints(output_dir: str) -> list:

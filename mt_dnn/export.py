@@ -95,18 +95,38 @@ def check_batch(args, model, task_defs):
     return task_name, collate(examples, task)
 
 
+def refuse_overlap(checkpoint: str, output_dir: str) -> None:
+    """The export never writes into its input: --output_dir must not be, lie inside, or contain --checkpoint."""
+    source, target = os.path.realpath(checkpoint), os.path.realpath(output_dir)
+    if target == source:
+        where = "is the same directory as"
+    elif target.startswith(source.rstrip(os.sep) + os.sep):
+        where = "is inside"
+    elif source.startswith(target.rstrip(os.sep) + os.sep):
+        where = "contains"
+    else:
+        return
+    raise UserError(f"--output_dir {output_dir} {where} --checkpoint {checkpoint}; the export never writes "
+                    "into its input: choose an --output_dir outside it")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if not args.tolerance >= 0:
         raise UserError(f"--tolerance {args.tolerance} must be >= 0 (e.g. 1e-4)")
+    refuse_overlap(args.checkpoint, args.output_dir)
     transformers.utils.logging.disable_progress_bar()  # stderr is for one-line errors
     model, mask, task_defs = masked_model(args.checkpoint, args.task_def)
     indicators = mask.indicators()
     tokenizer = pretrained.load_tokenizer(args.checkpoint)
     report = export_structured(model, indicators.get("head"), indicators.get("ffn"), tokenizer, args.output_dir,
                                check_batch=check_batch(args, model, task_defs))
+    layers_before, layers_after = report["encoder_layer_parameters_before"], report["encoder_layer_parameters_after"]
     print(f"exported {args.checkpoint} -> {args.output_dir}: encoder parameters {report['parameters_before']} -> "
-          f"{report['parameters_after']} ({report['parameters_after'] / report['parameters_before']:.1%}); "
+          f"{report['parameters_after']} ({report['parameters_after'] / report['parameters_before']:.1%}) in all; "
+          f"in the transformer layers (what pruning removes) {layers_before} -> {layers_after} "
+          f"({layers_after / max(layers_before, 1):.1%}); embeddings {report['embedding_parameters']} and pooler "
+          f"{report['pooler_parameters']} kept; "
           f"heads per layer {report['layer_heads']}; FFN width per layer {report['layer_intermediate_sizes']}; "
           f"max |masked - exported| = {report['max_abs_difference']:.2e}")
     if report["max_abs_difference"] > args.tolerance:

@@ -13,7 +13,7 @@ import torch
 from data_utils.batcher import check_fits_model, load_canonical
 from data_utils.errors import UserError
 from data_utils.task_def import resolve_dataset
-from mt_dnn import pretrained
+from mt_dnn import pretrained, run_dir
 from mt_dnn.inference import write_json_atomic
 from mt_dnn.model import MTDNNModel, load_encoder, load_heads
 from mt_dnn.options import split_names
@@ -21,22 +21,16 @@ from mt_dnn.options import split_names
 logger = logging.getLogger("train")
 
 
-def setup_output(args, dist_info) -> None:
-    """The output directory and the log (log.log and stdout) on the main process; other processes log nothing."""
+def setup_output(args, dist_info, resumed=None, resume_path=None) -> None:
+    """The output directory, owned by this run (mt_dnn.run_dir: the lock, run.json, the refusals, the signal
+    handlers; `resumed` is the checkpoint a --resume/--model_ckpt run continues), and the log (log.log and
+    stdout) on the main process; other processes log nothing."""
     logger.handlers.clear()
     logger.propagate = False
+    owner = run_dir.claim(args, dist_info, resumed, resume_path)
     if not dist_info.is_main:
         logger.addHandler(logging.NullHandler())
         return
-    try:
-        os.makedirs(args.output_dir, exist_ok=True)
-        probe = os.path.join(args.output_dir, ".write_test")
-        with open(probe, "w", encoding="utf-8") as handle:
-            handle.write("ok")
-        os.remove(probe)
-    except OSError as err:
-        raise UserError(f"--output_dir {args.output_dir}: not writable ({err.strerror}); choose another directory") \
-            from None
     log_path = args.log_file if os.path.isabs(args.log_file) else os.path.join(args.output_dir, args.log_file)
     try:
         log_handler = logging.FileHandler(log_path, encoding="utf-8")
@@ -49,6 +43,7 @@ def setup_output(args, dist_info) -> None:
     for handler in (log_handler, logging.StreamHandler(sys.stdout)):
         handler.setFormatter(formatter)
         logger.addHandler(handler)
+    owner.log_notes()
 
 
 def seed_everything(seed: int) -> None:
@@ -117,14 +112,17 @@ def wrap_distributed(model, dist_info, device):
         model, device_ids=[dist_info.local_rank] if device.type == "cuda" else None, find_unused_parameters=True)
 
 
-def open_tensorboard(args, dist_info):
-    """A SummaryWriter under --output_dir (or --tensorboard_logdir) when --tensorboard, on the main process."""
+def open_tensorboard(args, dist_info, resumed=None):
+    """A SummaryWriter under --output_dir (or --tensorboard_logdir) when --tensorboard, on the main process.
+    A resumed run purges the events after its checkpoint's update (those of the run it continues, which
+    went on after that checkpoint before it stopped)."""
     if not (args.tensorboard and dist_info.is_main):
         return None
     from torch.utils.tensorboard import SummaryWriter
     logdir = args.tensorboard_logdir if os.path.isabs(args.tensorboard_logdir) \
         else os.path.join(args.output_dir, args.tensorboard_logdir)
-    return SummaryWriter(logdir)
+    purge_step = resumed["loop"]["global_step"] + 1 if resumed else None
+    return SummaryWriter(logdir, purge_step=purge_step)
 
 
 def write_run_config(args, dist_info, device, total_steps: int, batches_per_epoch: int) -> None:

@@ -1,0 +1,437 @@
+"""A run owns its --output_dir, and ends cleanly on errors and signals.
+
+    claim(args, dist_info, resumed, resume_path)   called by startup.setup_output; on the main process:
+        - refuses an --output_dir equal to or inside an input (--init_checkpoint, --teacher_model_path,
+          --data_dir, --model_ckpt directories);
+        - OUT/.lock: an exclusive fcntl.flock held for the whole run, the file naming the holder (pid,
+          host, start). The kernel drops the lock when its process dies, so a lock file left by a dead
+          process is taken over, with a warning in the log; a live holder makes the run refuse to start;
+        - OUT/run.json: the run id, its start and command line. A directory holding another run's
+          outputs (checkpoints, model/, best_model/, scores, another run.json) is refused, unless
+          --overwrite_output_dir (they are moved to OUT/previous-<time>/, never deleted) or
+          --resume/--model_ckpt continues that very run (the checkpoint's config holds its run id);
+        - SIGTERM/SIGINT handlers (every process).
+    owns_output_dir(main)   train.main's wrapper: on any exit the error also goes to the log file, a run
+                            that failed before writing any output leaves nothing behind (the directory
+                            if it created it; else what it added, and the moved-aside files come back),
+                            the lock is released and the signal handlers are restored.
+    stop_if_signalled(...)  the loop's check after each update: after a SIGTERM/SIGINT the update in
+                            progress is finished, a checkpoint written when --save_per_updates is set,
+                            a line logged, and the run exits 143 (SIGTERM) / 130 (SIGINT). Before the
+                            first update is done, or on a second signal, the run stops at once.
+
+Other processes of a distributed run take no lock and check nothing: only rank 0 writes the directory.
+"""
+import fcntl
+import functools
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+
+from data_utils.errors import Interrupted, UserError, describe
+from mt_dnn import pretrained
+from mt_dnn.distributed import broadcast_flag
+from mt_dnn.inference import write_json_atomic
+from mt_dnn.run_state import save_training_state
+
+logger = logging.getLogger("train")
+LOCK, RUN_FILE = ".lock", "run.json"
+OUTPUT_NAMES = ("model", "best_model", "model_pruned", "best_model_pruned", "dev_metrics.json",
+                "rank_checksums.json", "sparsity_report.json", "glue_submission")
+_CHECKPOINT = re.compile(r"^checkpoint-\d+$")
+_stack = []          # the owners claim() set up inside the running (possibly nested) train.main
+_argv = []           # the argv of each running train.main, for run.json
+
+
+def is_output(name: str) -> bool:
+    """Whether an entry of an output directory is a run's output (not its log or bookkeeping)."""
+    return name in OUTPUT_NAMES or bool(_CHECKPOINT.match(name)) or "_scores_" in name or "_predictions_" in name
+
+
+def inside(path: str, parent: str) -> bool:
+    """`path` equals `parent` or lies below it (both real paths)."""
+    return path == parent or path.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+def new_run_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def input_dirs(args) -> list:
+    """[(flag, value as given, real path)] of the directories the run reads."""
+    found = []
+    for flag, value in (("--init_checkpoint", args.init_checkpoint),
+                        ("--teacher_model_path", getattr(args, "teacher_model_path", None)),
+                        ("--data_dir", args.data_dir), ("--model_ckpt", args.model_ckpt)):
+        path = value
+        if flag == "--init_checkpoint" and value == pretrained.BUNDLED_MODEL:
+            try:
+                path = pretrained.bundled_model_path()
+            except UserError:        # reported where the model is loaded
+                continue
+        if path and os.path.isdir(path):
+            found.append((flag, value, os.path.realpath(path)))
+    return found
+
+
+def refuse_writing_inputs(args) -> None:
+    out = os.path.realpath(args.output_dir)
+    for flag, value, real in input_dirs(args):
+        if inside(out, real):
+            where = "is" if out == real else "is inside"
+            raise UserError(f"--output_dir {args.output_dir} {where} the {flag} directory {value}; a run never "
+                            f"writes into its inputs: choose an --output_dir outside {flag}")
+
+
+def _read_json(path: str):
+    """The JSON object in `path`; None if there is no such file, {} if it is unreadable."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+        return value if isinstance(value, dict) else {}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+
+
+def _pid_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, TypeError, OverflowError):
+        return True
+    return True
+
+
+def _first_missing(path: str):
+    """The topmost directory that os.makedirs(path) would create (None if `path` exists)."""
+    path, top = os.path.abspath(path), None
+    while not os.path.lexists(path):
+        top, parent = path, os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return top
+
+
+class _Signals:
+    """SIGTERM/SIGINT: once the loop is armed (after its first update) the first signal is recorded for
+    stop_if_signalled; before that, on a second signal, or while the run is closing, the run stops at once."""
+
+    def __init__(self, owner):
+        self.owner, self.received, self.armed, self.closing, self.previous = owner, None, False, False, {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.previous[sig] = signal.signal(sig, self.handle)
+
+    def handle(self, signum, frame):
+        if self.closing or (self.armed and self.received is None):
+            self.received = self.received or signum
+            return
+        again = " (a second signal)" if self.received else ""
+        raise Interrupted(f"stopped by {signal.Signals(signum).name}{again} at once; "
+                          f"{self.owner.checkpoint_clause()}", 128 + signum)
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        self.previous = {}
+
+
+class Owner:
+    """What one train.main set up in its output directory, and how it is undone."""
+
+    def __init__(self, args, dist_info):
+        self.args, self.dist_info = args, dist_info
+        self.signals = _Signals(self)
+        self.lock_fd = None
+        self.created = None              # the topmost directory this run created
+        self.preexisting = set()         # entries of OUT before the run wrote anything
+        self.moved = None                # (previous-<time> directory, names moved there)
+        self.notes = []                  # (level, message) to log once the log is open
+        self.started = time.time()
+        self.run_id = None
+
+    # ---- claiming
+    def claim(self, resumed, resume_path) -> None:
+        args = self.args
+        out = args.output_dir
+        refuse_writing_inputs(args)
+        created = _first_missing(out)
+        try:
+            os.makedirs(out, exist_ok=True)
+            probe = os.path.join(out, ".write_test")
+            with open(probe, "w", encoding="utf-8") as handle:
+                handle.write("ok")
+            os.remove(probe)
+        except OSError as err:
+            raise UserError(f"--output_dir {out}: not writable ({err.strerror}); choose another directory") \
+                from None
+        self.take_lock()
+        self.created = created
+        self.preexisting = set(os.listdir(out)) - {LOCK}
+        continuing = ((resumed or {}).get("config") or {}).get("run_id")
+        self.run_id, fresh = self.decide_ownership(continuing, resume_path)
+        self.preexisting = set(os.listdir(out)) - {LOCK}
+        args.run_id = self.run_id            # saved in config.json and in every checkpoint's config
+        if fresh:
+            program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "train.py"
+            write_json_atomic(os.path.join(out, RUN_FILE), {
+                "run_id": self.run_id, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "command": [program, *(_argv[-1] if _argv else sys.argv[1:])],
+                "pid": os.getpid(), "host": socket.gethostname(), "continues_checkpoint": resume_path})
+        self.notes.append((logging.INFO, f"run {self.run_id} owns {out} (lock {os.path.join(out, LOCK)}, "
+                                         f"pid {os.getpid()})"))
+
+    def take_lock(self) -> None:
+        out = self.args.output_dir
+        path = os.path.join(out, LOCK)
+        for _ in range(3):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _read_json(path) or {}
+                os.close(fd)
+                raise UserError(f"--output_dir {out} is in use by another run (pid {holder.get('pid', '?')} on "
+                                f"{holder.get('host', '?')}, started {holder.get('started', '?')}, holding "
+                                f"{path}); wait for it to end or choose another --output_dir") from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:                 # its holder removed it while we opened it: take the new one
+                os.close(fd)
+                continue
+            previous = _read_json(path)
+            if previous:
+                gone = "is no longer running" if previous.get("host") == socket.gethostname() and \
+                    not _pid_alive(previous.get("pid")) else "no longer holds it"
+                self.notes.append((logging.WARNING, f"warning: took over the stale lock {path} of pid "
+                                   f"{previous.get('pid', '?')} on {previous.get('host', '?')} (started "
+                                   f"{previous.get('started', '?')}): that process {gone}"))
+            payload = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, payload, 0)
+            os.fsync(fd)
+            self.lock_fd = fd
+            return
+        raise UserError(f"--output_dir {out}: could not take {path} (it keeps being replaced); "
+                        "is another run starting there? choose another --output_dir")
+
+    def decide_ownership(self, continuing, resume_path):
+        """(run id, whether to write run.json); refuses another run's directory."""
+        args, out = self.args, self.args.output_dir
+        recorded = _read_json(os.path.join(out, RUN_FILE))
+        outputs = sorted(name for name in self.preexisting if is_output(name))
+        if recorded and continuing and recorded.get("run_id") == continuing:
+            self.notes.append((logging.INFO, f"continuing run {continuing} in {out}"))
+            return continuing, False
+        legacy_resume = continuing is None and recorded is None and resume_path and \
+            inside(os.path.realpath(resume_path), os.path.realpath(out))
+        if (recorded is None and not outputs) or legacy_resume:
+            return continuing or new_run_id(), True
+        owner = f"run {recorded.get('run_id', '?')} started {recorded.get('started', '?')}" if recorded \
+            else "an earlier run"
+        if args.overwrite_output_dir:
+            self.move_aside(owner)
+            return continuing or new_run_id(), True
+        shown = ", ".join(name + ("/" if os.path.isdir(os.path.join(out, name)) else "") for name in outputs[:4])
+        shown += f" and {len(outputs) - 4} more" if len(outputs) > 4 else ""
+        what = f"{owner}: {shown}" if outputs else f"{owner}: {RUN_FILE}"
+        if continuing:
+            source = f"--model_ckpt {args.model_ckpt}" if args.model_ckpt else f"--resume's checkpoint {resume_path}"
+            raise UserError(f"--output_dir {out} holds the outputs of another run ({what}) than the run {continuing} "
+                            f"that {source} continues; continue it in an empty --output_dir, or pass "
+                            "--overwrite_output_dir to move the other run's files aside")
+        raise UserError(f"--output_dir {out} holds another run's outputs ({what}); pass --overwrite_output_dir to "
+                        "move them aside to previous-<time>/, --resume to continue that run, or choose another "
+                        "--output_dir")
+
+    def move_aside(self, owner: str) -> None:
+        out = self.args.output_dir
+        inputs = [real for _, _, real in input_dirs(self.args)]
+        held = {name for name in self.preexisting
+                if any(inside(real, os.path.realpath(os.path.join(out, name))) for real in inputs)}
+        names = sorted(name for name in self.preexisting if not name.startswith("previous-") and name not in held)
+        target = os.path.join(out, f"previous-{time.strftime('%Y%m%d-%H%M%S')}")
+        suffix = 1
+        while os.path.lexists(target + (f"-{suffix}" if suffix > 1 else "")):
+            suffix += 1
+        target += f"-{suffix}" if suffix > 1 else ""
+        os.mkdir(target)
+        moved = []
+        self.moved = (target, moved)
+        for name in names:
+            os.rename(os.path.join(out, name), os.path.join(target, name))
+            moved.append(name)
+        kept = f"; kept {', '.join(sorted(held))} (it holds an input)" if held else ""
+        self.notes.append((logging.WARNING, f"--overwrite_output_dir: moved the {len(moved)} files and directories "
+                                            f"of {owner} to {target}/ (nothing was deleted){kept}"))
+
+    def log_notes(self) -> None:
+        for level, message in self.notes:
+            logger.log(level, "%s", message)
+        self.notes = []
+
+    def checkpoint_clause(self) -> str:
+        from mt_dnn.checkpoint import latest_checkpoint
+        last = latest_checkpoint(self.args.output_dir)
+        return f"the last checkpoint {last} is intact: continue with --resume" if last else \
+            "no checkpoint was written (see --save_per_updates)"
+
+    # ---- closing
+    def close(self, err) -> None:
+        """Log `err` to the log file, undo a run that wrote no output, release the lock, restore signals."""
+        self.signals.closing = True
+        try:
+            if err is not None and not getattr(err, "logged", False):   # stop_if_signalled logs its own
+                line, status = describe(err)
+                detail = "".join(traceback.format_exception(type(err), err, err.__traceback__)) if status == 1 \
+                    else ""
+                _to_log_file(line + ("\n" + detail.rstrip() if detail else ""))
+            if self.lock_fd is not None and err is not None and not self.wrote_outputs():
+                self.undo()
+            elif err is None and self.signals.received:
+                logger.warning("received %s while the run was finishing; it completed",
+                               signal.Signals(self.signals.received).name)
+        finally:
+            self.release_lock()
+            self.signals.restore()
+            for handler in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+                handler.close()
+                logger.removeHandler(handler)
+
+    def wrote_outputs(self) -> bool:
+        out = self.args.output_dir
+        try:
+            names = os.listdir(out)
+        except OSError:
+            return False
+        for name in names:
+            try:
+                if is_output(name) and os.stat(os.path.join(out, name)).st_mtime >= self.started - 0.01:
+                    return True
+            except OSError:
+                continue
+        return False
+
+    def undo(self) -> None:
+        """A run that wrote no output leaves the directory as it found it (its log stays when the
+        directory pre-existed and nothing had to be moved aside)."""
+        out = self.args.output_dir
+        if self.created:
+            shutil.rmtree(self.created, ignore_errors=True)
+            return
+        log_path = self.args.log_file if os.path.isabs(self.args.log_file) else os.path.join(out, self.args.log_file)
+        keep = {os.path.basename(log_path)} if os.path.dirname(os.path.abspath(log_path)) == os.path.abspath(out) \
+            and not self.moved else set()
+        if self.moved:
+            keep.add(os.path.basename(self.moved[0]))
+        for name in set(os.listdir(out)) - self.preexisting - keep - {LOCK}:
+            path = os.path.join(out, name)
+            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) and not os.path.islink(path) \
+                else os.remove(path)
+        if self.moved:
+            target, names = self.moved
+            for name in names:
+                if not os.path.lexists(os.path.join(out, name)):
+                    os.rename(os.path.join(target, name), os.path.join(out, name))
+            if not os.listdir(target):
+                os.rmdir(target)
+
+    def release_lock(self) -> None:
+        if self.lock_fd is None:
+            return
+        try:
+            os.remove(os.path.join(self.args.output_dir, LOCK))
+        except OSError:
+            pass
+        os.close(self.lock_fd)          # drops the flock
+        self.lock_fd = None
+
+
+def _to_log_file(text: str) -> None:
+    """Write `text` to the run's log file only (stderr already has it)."""
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, "%s", (text,), None)
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def claim(args, dist_info, resumed=None, resume_path=None) -> Owner:
+    """Set up the run's ownership of --output_dir (see the module's docstring); setup_output calls it."""
+    owner = Owner(args, dist_info)
+    _stack.append(owner)          # first, so that owns_output_dir undoes whatever part gets done
+    owner.signals.install()
+    if dist_info.is_main:
+        owner.claim(resumed, resume_path)
+    return owner
+
+
+def owns_output_dir(main):
+    """Wrap train.main: whatever claim() set up is closed when it returns or raises."""
+    @functools.wraps(main)
+    def wrapper(argv=None):
+        depth = len(_stack)
+        _argv.append(list(sys.argv[1:] if argv is None else argv))
+        try:
+            result = main(argv)
+        except BaseException as err:
+            _close_from(depth, err)
+            raise
+        finally:
+            _argv.pop()
+        _close_from(depth, None)
+        return result
+    return wrapper
+
+
+def _close_from(depth: int, err) -> None:
+    while len(_stack) > depth:
+        owner = _stack.pop()
+        try:
+            owner.close(err)
+        except Exception:  # noqa: BLE001 - never hide the run's own error behind a clean-up failure
+            logger.debug("clean-up of %s failed", owner.args.output_dir, exc_info=True)
+
+
+def stop_if_signalled(run, state, optimizer, lr_schedule) -> None:
+    """After each update: stop the run if a SIGTERM/SIGINT came (on any process), with a checkpoint of this
+    update when --save_per_updates is set, so that --resume continues exactly."""
+    signals = _stack[-1].signals if _stack else None
+    if signals is not None:
+        signals.armed = True
+    received = signals.received if signals is not None else None
+    if not broadcast_flag(run.dist_info, received is not None):
+        return
+    args = run.args
+    name = signal.Signals(received).name if received else "a signal to another process"
+    status = 128 + (received or signal.SIGTERM)
+    if args.save_per_updates:
+        if state.global_step % args.save_per_updates != 0:
+            save_training_state(run, state, optimizer, lr_schedule)
+        saved = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        what = f"checkpoint {saved} holds it: continue with --resume"
+    else:
+        what = "no checkpoint was written (pass --save_per_updates N to be able to --resume)"
+    message = f"stopped by {name} after update {state.global_step} of {run.total_steps}; {what}"
+    logger.warning("%s", message)
+    stop = Interrupted(message, status)
+    stop.logged = True
+    raise stop
