@@ -2,7 +2,9 @@
 
 Saved models are Hugging Face directories: the encoder's config.json and
 model.safetensors (loadable with `AutoModel.from_pretrained`), the tokenizer,
-and the task heads in `heads.safetensors` described by `heads.json`.
+the task heads in `heads.safetensors` described by `heads.json`, and every task
+as a standard sequence-classification model in `hf/<task>/` (mt_dnn/hf_export.py).
+`load_model` reads such a directory back for evaluation and prediction.
 """
 import json
 import os
@@ -17,6 +19,7 @@ from torch import nn
 from data_utils.errors import UserError
 from module.heads import TaskHead
 from mt_dnn import pretrained
+from mt_dnn.hf_export import label_names, write_task_models
 
 HEADS_WEIGHTS = "heads.safetensors"
 HEADS_CONFIG = "heads.json"
@@ -32,6 +35,7 @@ class MTDNNModel(nn.Module):
     def __init__(self, encoder: nn.Module, task_defs: dict, default_dropout: float = 0.1):
         super().__init__()
         self.encoder = encoder
+        self.task_defs = dict(task_defs)     # label names for the saved standard models
         hidden = encoder.config.hidden_size
         self.heads = nn.ModuleDict({
             name: TaskHead(hidden, task.n_class,
@@ -46,6 +50,10 @@ class MTDNNModel(nn.Module):
         pooled = out.pooler_output if getattr(out, "pooler_output", None) is not None \
             else out.last_hidden_state[:, 0]
         return MTDNNOutput(self.heads[task](pooled), out.hidden_states if output_hidden_states else None)
+
+
+def _model_type(encoder) -> str | None:
+    return getattr(getattr(encoder, "config", None), "model_type", None)
 
 
 def _register_structured():
@@ -132,20 +140,29 @@ def save_model(model: MTDNNModel, tokenizer, directory: str, write_extra=None) -
     same atomic replacement."""
     tmp = directory.rstrip("/") + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    encoder = model.module.encoder if hasattr(model, "module") else model.encoder
-    heads = model.module.heads if hasattr(model, "module") else model.heads
+    inner = model.module if hasattr(model, "module") else model
+    encoder, heads, task_defs = inner.encoder, inner.heads, getattr(inner, "task_defs", {})
     try:
         encoder.save_pretrained(tmp, safe_serialization=True)
+        if _model_type(encoder) == "pruned-bert":
+            from mt_dnn.structured import add_remote_code
+            add_remote_code(tmp)          # loadable with trust_remote_code=True without the toolkit
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         state = {f"{name}.{k}": v.detach().contiguous().cpu() for name, head in heads.items()
                  for k, v in head.state_dict().items()}
         save_file(state, os.path.join(tmp, HEADS_WEIGHTS))
+        write_task_models(encoder, heads, task_defs, tokenizer, tmp)
         if write_extra is not None:
             write_extra(tmp)
+        specs = {}
+        for name, head in heads.items():
+            specs[name] = {"n_class": head.proj.out_features, "dropout_p": head.dropout.p}
+            if name in task_defs:
+                specs[name].update(task_type=task_defs[name].task_type,
+                                   labels=label_names(task_defs[name], head.proj.out_features))
         with open(os.path.join(tmp, HEADS_CONFIG), "w", encoding="utf-8") as handle:
-            json.dump({name: {"n_class": head.proj.out_features, "dropout_p": head.dropout.p}
-                       for name, head in heads.items()}, handle, indent=2)
+            json.dump(specs, handle, indent=2)
     except (OSError, SafetensorError) as err:     # safetensors reports a full disk as SafetensorError
         shutil.rmtree(tmp, ignore_errors=True)
         raise UserError(f"could not write the model to {directory} ({getattr(err, 'strerror', None) or err}); "
@@ -164,15 +181,22 @@ def export_structured(model: MTDNNModel, head_indicator, ffn_indicator, tokenize
     """Save the structurally pruned model (heads/neurons with indicator 0 removed) with its task heads.
 
     `check_batch` = (task, collated batch): the exported model's logits are compared with the
-    masked model's on it. Returns and saves (structured_export.json) parameter counts and that difference.
+    masked model's on it. Returns and saves (structured_export.json) parameter counts (totals,
+    and the encoder layers' alone, what pruning removes, beside the embeddings and pooler) and that difference.
     """
     from mt_dnn import structured
 
     exported = structured.export_pruned_encoder(model.encoder, head_indicator, ffn_indicator)
     pruned = MTDNNModel(exported, {})
     pruned.heads = model.heads
-    report = {"parameters_before": structured.count_parameters(model.encoder),
-              "parameters_after": structured.count_parameters(exported),
+    pruned.task_defs = dict(getattr(model, "task_defs", {}))
+    before, after = structured.parameter_counts(model.encoder), structured.parameter_counts(exported)
+    report = {"parameters_before": before["total"],
+              "parameters_after": after["total"],
+              "encoder_layer_parameters_before": before["encoder_layers"],   # what pruning removes
+              "encoder_layer_parameters_after": after["encoder_layers"],
+              "embedding_parameters": after["embeddings"],                   # never pruned
+              "pooler_parameters": after["pooler"],
               "layer_heads": exported.config.layer_heads,
               "layer_intermediate_sizes": exported.config.layer_intermediate_sizes,
               "max_abs_difference": None}
@@ -190,3 +214,50 @@ def export_structured(model: MTDNNModel, head_indicator, ffn_indicator, tokenize
     from mt_dnn.inference import write_json_atomic
     write_json_atomic(os.path.join(directory, EXPORT_REPORT), report)
     return report
+
+
+def load_model(directory: str, task_defs: dict, flag: str = "--model") -> MTDNNModel:
+    """A model saved by `save_model` (train.py's `model/` or `best_model/`, or an export) with every saved
+    head, in eval mode. `task_defs` are the task definitions; each saved head must match one."""
+    if not os.path.isdir(directory):
+        raise UserError(f"{flag} {directory}: directory not found; give a model/ or best_model/ directory "
+                        "written by train.py")
+    spec_path = os.path.join(directory, HEADS_CONFIG)
+    if not os.path.isfile(spec_path) or not os.path.isfile(os.path.join(directory, HEADS_WEIGHTS)):
+        raise UserError(f"{flag} {directory}: no {HEADS_CONFIG} and {HEADS_WEIGHTS}, so no task heads; give a "
+                        "model/ or best_model/ directory written by train.py")
+    try:
+        with open(spec_path, encoding="utf-8") as handle:
+            specs = json.load(handle)
+        if not isinstance(specs, dict) or not all(isinstance(s, dict) and "n_class" in s for s in specs.values()):
+            raise ValueError("expected {task: {\"n_class\": ...}}")
+    except (ValueError, UnicodeDecodeError) as err:
+        raise UserError(f"{flag} {spec_path}: not a valid heads file ({' '.join(str(err).split())[:120]}); "
+                        "save the model again with train.py") from None
+    unknown = [name for name in specs if name not in task_defs]
+    if unknown:
+        raise UserError(f"{flag} {directory}: heads for tasks {unknown} are not in the task definition; pass the "
+                        "--task_def the model was trained with")
+    for name, spec in specs.items():
+        if int(spec["n_class"]) != task_defs[name].n_class:
+            raise UserError(f"{flag} {directory}: the {name} head has {spec['n_class']} outputs but the task "
+                            f"definition says n_class {task_defs[name].n_class}; pass the --task_def the model "
+                            "was trained with")
+    if _model_type_of_directory(directory) == "pruned-bert":
+        _register_structured()
+    encoder = load_encoder(directory, flag=flag)
+    model = MTDNNModel(encoder, {name: task_defs[name] for name in specs})
+    loaded = load_heads(model, directory)
+    missing = [name for name in specs if name not in loaded]
+    if missing:
+        raise UserError(f"{flag} {directory}: {HEADS_WEIGHTS} lacks weights of the right shape for {missing}; "
+                        "save the model again with train.py")
+    return model.eval()
+
+
+def _model_type_of_directory(directory: str) -> str | None:
+    try:
+        with open(os.path.join(directory, "config.json"), encoding="utf-8") as handle:
+            return json.load(handle).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None

@@ -21,8 +21,15 @@ Loading an exported directory:
     model = AutoModel.from_pretrained(directory)  # -> PrunedBertModel
 
 or `mt_dnn.structured.load(directory)`. Importing this module calls `register()`
-(idempotent): that import is all a user of the exported model needs from the
-toolkit, which is the usual pattern for custom transformers models.
+(idempotent). Without the toolkit, the directory carries its own modeling code
+(configuration_pruned_bert.py and modeling_pruned_bert.py, which import only torch
+and transformers, named in config.json's `auto_map`: transformers' convention for
+custom models):
+
+    AutoModel.from_pretrained(directory, trust_remote_code=True)
+
+The classes themselves live in those two files of this package; this module
+re-exports them and holds the export.
 
 A layer with every head removed keeps an empty context: its attention block adds
 only the output projection's bias before the residual LayerNorm. A layer with
@@ -33,109 +40,58 @@ indicator; units are removed only where the indicator is exactly 0.
 """
 from __future__ import annotations
 
-import warnings
+import json
+import os
+import shutil
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, BertConfig, BertModel
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, BertModel
 
+from mt_dnn.configuration_pruned_bert import MODEL_TYPE, PrunedBertConfig
+from mt_dnn.modeling_pruned_bert import (FirstTokenPooler, HeadlessSelfAttention, PrunedBertForSequenceClassification,
+                                         PrunedBertModel)
 from pruners.anatomy import (FFN_COLUMN_PROJECTION, FFN_ROW_PROJECTION, HEAD_COLUMN_PROJECTION, HEAD_ROW_PROJECTIONS,
                              bert_shape, find_bert_model, head_rows)
 
-MODEL_TYPE = "pruned-bert"
+__all__ = ["MODEL_TYPE", "PrunedBertConfig", "PrunedBertModel", "PrunedBertForSequenceClassification",
+           "HeadlessSelfAttention", "FirstTokenPooler", "register", "add_remote_code", "export_pruned_encoder",
+           "save", "load", "count_parameters", "parameter_counts"]
 
-
-class PrunedBertConfig(BertConfig):
-    """BertConfig plus per-layer kept heads and FFN sizes. `num_attention_heads` stays the
-    original count so that the head size is still hidden_size / num_attention_heads;
-    None for a per-layer list means unpruned (num_attention_heads / intermediate_size)."""
-
-    model_type = MODEL_TYPE
-    layer_heads: list[int] | None = None
-    layer_intermediate_sizes: list[int] | None = None
-    add_pooling_layer: bool = True
-
-    def heads_per_layer(self) -> list[int]:
-        """Kept heads of each layer, validated."""
-        return self._per_layer("layer_heads", self.layer_heads, self.num_attention_heads)
-
-    def intermediate_sizes(self) -> list[int]:
-        """Kept FFN neurons of each layer, validated."""
-        return self._per_layer("layer_intermediate_sizes", self.layer_intermediate_sizes, self.intermediate_size)
-
-    def _per_layer(self, name: str, values: list[int] | None, full: int) -> list[int]:
-        if values is None:
-            return [full] * self.num_hidden_layers
-        values = [int(v) for v in values]
-        if len(values) != self.num_hidden_layers or any(not 0 <= v <= full for v in values):
-            raise ValueError(f"{name} must list {self.num_hidden_layers} integers in 0..{full}, got {values}")
-        return values
-
-
-class HeadlessSelfAttention(nn.Module):
-    """Self-attention of a layer whose heads were all removed: the context is empty,
-    (batch, seq, 0), so attention.output.dense (0 inputs) contributes only its bias."""
-
-    def __init__(self, head_size: int):
-        super().__init__()
-        self.num_attention_heads = 0
-        self.attention_head_size = head_size
-        self.all_head_size = 0
-
-    def forward(self, hidden_states: torch.Tensor, *args, **kwargs):
-        return hidden_states.new_zeros(*hidden_states.shape[:-1], 0), None
-
-
-def _linear(in_features: int, out_features: int) -> nn.Linear:
-    with warnings.catch_warnings():  # an emptied layer has zero-element weights; their init is a no-op
-        warnings.filterwarnings("ignore", message="Initializing zero-element tensors is a no-op")
-        return nn.Linear(in_features, out_features)
-
-
-def _resize_layer(layer: nn.Module, heads: int, intermediate: int, hidden: int, head_size: int) -> None:
-    """Replace the projections of one BertLayer by ones of the kept sizes (initialised by
-    post_init; loading or export overwrites them)."""
-    width = heads * head_size
-    attention = layer.attention.self
-    if heads == 0:
-        layer.attention.self = HeadlessSelfAttention(head_size)
-    else:
-        for projection in HEAD_ROW_PROJECTIONS:
-            layer.set_submodule(projection, _linear(hidden, width))
-        attention.num_attention_heads = heads
-        attention.all_head_size = width
-    layer.set_submodule(HEAD_COLUMN_PROJECTION, _linear(width, hidden))
-    layer.set_submodule(FFN_ROW_PROJECTION, _linear(hidden, intermediate))
-    layer.set_submodule(FFN_COLUMN_PROJECTION, _linear(intermediate, hidden))
-
-
-class PrunedBertModel(BertModel):
-    """A BertModel whose layers keep `config.layer_heads[l]` heads and
-    `config.layer_intermediate_sizes[l]` FFN neurons. Same forward and outputs as BertModel."""
-
-    config_class = PrunedBertConfig
-    config: PrunedBertConfig
-
-    def __init__(self, config: PrunedBertConfig, add_pooling_layer: bool | None = None):
-        if add_pooling_layer is None:
-            add_pooling_layer = config.add_pooling_layer
-        super().__init__(config, add_pooling_layer=add_pooling_layer)
-        head_size = config.hidden_size // config.num_attention_heads
-        for layer, heads, intermediate in zip(self.encoder.layer, config.heads_per_layer(),
-                                              config.intermediate_sizes()):
-            _resize_layer(layer, heads, intermediate, config.hidden_size, head_size)
-        # the resized projections are new modules: give them the model's initialisation too
-        self.post_init()
+# The self-contained files (torch + transformers only) copied next to an exported model, and the
+# Auto classes its config.json's `auto_map` points at them (transformers' convention for custom code).
+REMOTE_CODE_FILES = ("configuration_pruned_bert.py", "modeling_pruned_bert.py")
+AUTO_MAP = {"AutoConfig": "configuration_pruned_bert.PrunedBertConfig",
+            "AutoModel": "modeling_pruned_bert.PrunedBertModel",
+            "AutoModelForSequenceClassification": "modeling_pruned_bert.PrunedBertForSequenceClassification"}
 
 
 def register() -> None:
-    """Register PrunedBertConfig/PrunedBertModel under model_type 'pruned-bert' with
-    AutoConfig and AutoModel (idempotent; called when this module is imported)."""
+    """Register PrunedBertConfig/PrunedBertModel/PrunedBertForSequenceClassification under model_type
+    'pruned-bert' with AutoConfig, AutoModel and AutoModelForSequenceClassification (idempotent; called
+    when this module is imported)."""
     AutoConfig.register(MODEL_TYPE, PrunedBertConfig, exist_ok=True)
     AutoModel.register(PrunedBertConfig, PrunedBertModel, exist_ok=True)
+    AutoModelForSequenceClassification.register(PrunedBertConfig, PrunedBertForSequenceClassification,
+                                                exist_ok=True)
 
 
 register()
+
+
+def add_remote_code(directory: str) -> None:
+    """Make a saved pruned-bert directory loadable without the toolkit: copy the modeling code into it
+    and point config.json's `auto_map` at it (`trust_remote_code=True` then loads it anywhere)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in REMOTE_CODE_FILES:
+        shutil.copyfile(os.path.join(here, name), os.path.join(directory, name))
+    path = os.path.join(directory, "config.json")
+    with open(path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    config["auto_map"] = dict(AUTO_MAP)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(config, handle, indent=2, sort_keys=True)
+        handle.write("\n")
 
 
 # ---------------------------------------------------------------------------
@@ -210,8 +166,10 @@ def export_pruned_encoder(encoder: nn.Module, head_indicator: torch.Tensor | Non
 
 
 def save(model: PrunedBertModel, directory: str) -> None:
-    """Write config.json + model.safetensors loadable by `load` or AutoModel (after import)."""
+    """Write config.json + model.safetensors, with the modeling code (`add_remote_code`): loadable by
+    `load`, by AutoModel after `import mt_dnn.structured`, or anywhere with trust_remote_code=True."""
     model.save_pretrained(directory)
+    add_remote_code(directory)
 
 
 def load(directory: str, **kwargs) -> PrunedBertModel:
@@ -223,3 +181,14 @@ def load(directory: str, **kwargs) -> PrunedBertModel:
 def count_parameters(module: nn.Module) -> int:
     """Number of parameter entries (shared parameters counted once)."""
     return sum(p.numel() for p in module.parameters())
+
+
+def parameter_counts(module: nn.Module) -> dict:
+    """Parameter entries of a BERT encoder by part: `total`, `encoder_layers` (the transformer layers:
+    attention and FFN, what pruning removes), `embeddings` and `pooler` (never pruned)."""
+    bert = find_bert_model(module)
+    pooler = getattr(bert, "pooler", None)
+    return {"total": count_parameters(module),
+            "encoder_layers": count_parameters(bert.encoder),
+            "embeddings": count_parameters(bert.embeddings),
+            "pooler": count_parameters(pooler) if pooler is not None else 0}

@@ -1,0 +1,105 @@
+"""PrunedBertModel and PrunedBertForSequenceClassification: BERT with per-layer head and FFN sizes.
+
+Self-contained (imports only torch, transformers and its sibling configuration_pruned_bert.py):
+this file is copied next to every exported structurally pruned model, whose config.json names it in
+`auto_map`, so that `AutoModel.from_pretrained(directory, trust_remote_code=True)` (and
+AutoModelForSequenceClassification, pipeline("text-classification", ..., trust_remote_code=True))
+load the model without the toolkit. Inside the toolkit, `mt_dnn.structured` registers the same
+classes with the Auto classes, so `import mt_dnn.structured; AutoModel.from_pretrained(directory)`
+works without trust_remote_code.
+
+A layer with every head removed keeps an empty context: its attention block adds only the output
+projection's bias before the residual LayerNorm. A layer with every FFN neuron removed likewise adds
+only output.dense's bias.
+"""
+import warnings
+
+import torch
+from torch import nn
+from transformers import BertForSequenceClassification, BertModel
+
+from .configuration_pruned_bert import PrunedBertConfig
+
+# where a BertLayer's per-head and per-neuron projections are (the toolkit's pruners/anatomy.py names them too)
+HEAD_ROW_PROJECTIONS = ("attention.self.query", "attention.self.key", "attention.self.value")
+HEAD_COLUMN_PROJECTION = "attention.output.dense"
+FFN_ROW_PROJECTION = "intermediate.dense"
+FFN_COLUMN_PROJECTION = "output.dense"
+
+
+class HeadlessSelfAttention(nn.Module):
+    """Self-attention of a layer whose heads were all removed: the context is empty,
+    (batch, seq, 0), so attention.output.dense (0 inputs) contributes only its bias."""
+
+    def __init__(self, head_size: int):
+        super().__init__()
+        self.num_attention_heads = 0
+        self.attention_head_size = head_size
+        self.all_head_size = 0
+
+    def forward(self, hidden_states: torch.Tensor, *args, **kwargs):
+        return hidden_states.new_zeros(*hidden_states.shape[:-1], 0), None
+
+
+class FirstTokenPooler(nn.Module):
+    """The [CLS] hidden state itself: what a model without a pooling layer classifies."""
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return hidden_states[:, 0]
+
+
+def _linear(in_features: int, out_features: int) -> nn.Linear:
+    with warnings.catch_warnings():  # an emptied layer has zero-element weights; their init is a no-op
+        warnings.filterwarnings("ignore", message="Initializing zero-element tensors is a no-op")
+        return nn.Linear(in_features, out_features)
+
+
+def _resize_layer(layer: nn.Module, heads: int, intermediate: int, hidden: int, head_size: int) -> None:
+    """Replace the projections of one BertLayer by ones of the kept sizes (initialised by
+    post_init; loading or export overwrites them)."""
+    width = heads * head_size
+    attention = layer.attention.self
+    if heads == 0:
+        layer.attention.self = HeadlessSelfAttention(head_size)
+    else:
+        for projection in HEAD_ROW_PROJECTIONS:
+            layer.set_submodule(projection, _linear(hidden, width))
+        attention.num_attention_heads = heads
+        attention.all_head_size = width
+    layer.set_submodule(HEAD_COLUMN_PROJECTION, _linear(width, hidden))
+    layer.set_submodule(FFN_ROW_PROJECTION, _linear(hidden, intermediate))
+    layer.set_submodule(FFN_COLUMN_PROJECTION, _linear(intermediate, hidden))
+
+
+class PrunedBertModel(BertModel):
+    """A BertModel whose layers keep `config.layer_heads[l]` heads and
+    `config.layer_intermediate_sizes[l]` FFN neurons. Same forward and outputs as BertModel."""
+
+    config_class = PrunedBertConfig
+    config: PrunedBertConfig
+
+    def __init__(self, config: PrunedBertConfig, add_pooling_layer: bool | None = None):
+        if add_pooling_layer is None:
+            add_pooling_layer = config.add_pooling_layer
+        super().__init__(config, add_pooling_layer=add_pooling_layer)
+        head_size = config.hidden_size // config.num_attention_heads
+        for layer, heads, intermediate in zip(self.encoder.layer, config.heads_per_layer(),
+                                              config.intermediate_sizes()):
+            _resize_layer(layer, heads, intermediate, config.hidden_size, head_size)
+        # the resized projections are new modules: give them the model's initialisation too
+        self.post_init()
+
+
+class PrunedBertForSequenceClassification(BertForSequenceClassification):
+    """BertForSequenceClassification on a PrunedBertModel: dropout and a linear classifier on the
+    pooler output, or on the [CLS] hidden state when the model has no pooling layer."""
+
+    config_class = PrunedBertConfig
+    config: PrunedBertConfig
+
+    def __init__(self, config: PrunedBertConfig):
+        super().__init__(config)
+        self.bert = PrunedBertModel(config)
+        if self.bert.pooler is None:
+            self.bert.pooler = FirstTokenPooler()
+        self.post_init()
