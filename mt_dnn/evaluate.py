@@ -1,0 +1,122 @@
+"""Score a saved model on canonical dev or test data, without training.
+
+    python -m mt_dnn.evaluate --model OUT/best_model --data_dir data/canonical_data/MODEL \
+        [--datasets rte,mrpc] [--split dev|test] [--output_dir EVAL]
+
+`--model` is a directory written by train.py (`model/`, `best_model/`, or a GPP `model_pruned/`).
+`--data_dir` holds prepro's canonical JSON files (`<dataset>_<split>.json`) made with the model's
+tokenizer. `--datasets` defaults to every dataset of the tasks the model has heads for. The metrics are
+printed, one line per dataset; with `--output_dir` each dataset's predictions and scores are written as
+train.py writes them (tag `eval`), test splits also in GLUE's submission layout, and all metrics in
+`evaluation_<split>.json`. Nothing is written into --model or --data_dir.
+"""
+import os
+
+import torch
+import transformers
+
+from data_utils.batcher import check_fits_model, load_canonical
+from data_utils.errors import ArgumentParser, UserError, run_cli
+from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs, resolve_dataset
+from mt_dnn.inference import predict, write_glue_submission, write_json_atomic, write_scores
+from mt_dnn.model import load_model
+
+TAG = "eval"
+
+
+def build_parser():
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="a model/ or best_model/ directory written by train.py")
+    parser.add_argument("--data_dir", required=True, help="directory of canonical JSON files (prepro's output)")
+    parser.add_argument("--datasets", default=None,
+                        help="comma-separated datasets, e.g. rte,mrpc,mnli_matched (default: all of the model's tasks)")
+    parser.add_argument("--split", default="dev", choices=("dev", "test"), help="which split to score")
+    parser.add_argument("--output_dir", default=None, help="where to write predictions and metrics (optional)")
+    parser.add_argument("--task_def", default=DEFAULT_TASK_DEF, help="task definition YAML")
+    parser.add_argument("--batch_size", type=int, default=32, help="evaluation batch size")
+    parser.add_argument("--max_seq_len", type=int, default=None, help="truncate longer rows (default: none)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    return parser
+
+
+def pick_device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is visible; use --device auto or cpu")
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(choice)
+
+
+def check_output_dir(output_dir: str, inputs: dict) -> None:
+    """Refuse an --output_dir that is, or lies inside, an input directory (inputs are never written to)."""
+    out = os.path.realpath(output_dir)
+    for flag, path in inputs.items():
+        real = os.path.realpath(path)
+        if out == real or out.startswith(real + os.sep):
+            raise UserError(f"--output_dir {output_dir} lies inside {flag} {path}, which is only read; "
+                            "choose another directory")
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise UserError(f"--output_dir {output_dir} is a file; give a directory")
+
+
+def dataset_names(args, model, task_defs) -> list:
+    if args.datasets is None:
+        return [name for task in model.heads for name in task_defs[task].dataset_prefixes()]
+    names = [name.strip() for name in args.datasets.split(",") if name.strip()]
+    if not names:
+        raise UserError(f"--datasets '{args.datasets}' names no dataset; e.g. --datasets rte,mrpc")
+    return names
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.batch_size < 1:
+        raise UserError(f"--batch_size {args.batch_size} must be at least 1")
+    if args.max_seq_len is not None and args.max_seq_len < 8:
+        raise UserError(f"--max_seq_len {args.max_seq_len} is too small; use at least 8 (or leave it out)")
+    if not os.path.isdir(args.data_dir):
+        raise UserError(f"--data_dir {args.data_dir}: directory not found; give prepro's canonical_data/<model> "
+                        "directory")
+    if args.output_dir is not None:
+        check_output_dir(args.output_dir, {"--model": args.model, "--data_dir": args.data_dir})
+    transformers.utils.logging.disable_progress_bar()    # stderr is for one-line errors
+    task_defs = load_task_defs(args.task_def)
+    model = load_model(args.model, task_defs)
+    datasets = []
+    for name in dataset_names(args, model, task_defs):
+        task = resolve_dataset(name, task_defs, flag="--datasets")
+        if task.name not in model.heads:
+            raise UserError(f"--datasets {name}: {args.model} has no head for task {task.name} (it has "
+                            f"{', '.join(model.heads)}); choose among those")
+        dataset = f"{name}_{args.split}"
+        if dataset[len(task.name) + 1:] not in task.splits:
+            raise UserError(f"--datasets {name}: task {task.name} has no split {dataset[len(task.name) + 1:]} "
+                            f"(its splits: {', '.join(task.splits)}); check the name and --split")
+        datasets.append(load_canonical(os.path.join(args.data_dir, f"{dataset}.json"), dataset, task,
+                                       args.max_seq_len))
+    check_fits_model(datasets, model.encoder.config, args.model)
+    device = pick_device(args.device)
+    model.to(device)
+    summary = {"model": args.model, "data_dir": args.data_dir, "split": args.split, "metrics": {}}
+    if args.output_dir is not None:
+        os.makedirs(args.output_dir, exist_ok=True)
+    for dataset in datasets:
+        result = predict(model, dataset, args.batch_size, device)
+        name = dataset.name.rsplit("_", 1)[0]
+        summary["metrics"][name] = result["metrics"]
+        shown = " ".join(f"{k}={v:.2f}" for k, v in result["metrics"].items()) or "(unlabelled: predictions only)"
+        print(f"{name} {args.split} ({len(dataset)} rows): {shown}")
+        if args.output_dir is not None:
+            write_scores(args.output_dir, dataset, args.split, TAG, result)
+            if args.split == "test":
+                write_glue_submission(args.output_dir, dataset, TAG, result)
+    if args.output_dir is not None:
+        path = os.path.join(args.output_dir, f"evaluation_{args.split}.json")
+        write_json_atomic(path, summary)
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
