@@ -68,7 +68,7 @@ def check_threshold(pruner, threshold: float) -> bool:
     """The returned threshold equals torch.kthvalue over all scores (PLATON's scores are not changed
     by masking, so they can be read after the step)."""
     scores = torch.cat([chunk.flatten().clone() for chunk in pruner.slab_scores()])
-    k = int(pruner.total_numel * (1 - pruner.last_remaining_ratio))
+    k = int(pruner.total_numel * (1 - pruner.last_step_stats.remaining_ratio))
     return torch.kthvalue(scores, k).values.item() == threshold
 
 
@@ -105,8 +105,8 @@ def run(args, delta_t: int, kernels: str, model, initial_state, batch, seq, voca
         print(f"  {pruner.kernel_name} dT={delta_t:<2} t={t:<3} {phase:<6} plain {middle - started:6.3f} s  pruner "
               f"{ended - middle:6.3f} s  threshold {threshold}", flush=True)
     state_bytes = sum(tensor.numel() * tensor.element_size() for tensor in pruner.state_dict()["tensors"].values())
-    # one slab-sized work buffer, and two more while a threshold is searched
-    buffer_bytes = 3 * sum(b.numel() * b.element_size() for b in pruner._work.values())
+    # one slab-sized work buffer, and two more while a threshold is searched (the kernels' scratch)
+    buffer_bytes = 3 * sum(b.numel() * b.element_size() for b in pruner.layout.work_buffers.values())
     return (plain, pruning, searched, checked, state_bytes, buffer_bytes, pruner.total_numel,
             pruning_cpu / plain_cpu, pruner.kernel_name)
 

@@ -7,10 +7,19 @@ Unstructured pruners (this package's top level; GPP lives in `pruners.gpp`):
                  target_substrings=DEFAULT_TARGET_SUBSTRINGS, num_threads=None, kernels="auto")
     MagnitudePruner(model, total_steps, *, <the same without beta1, beta2>)
         .step(global_step) -> (remaining_ratio, mask_threshold or None)   once per optimizer update
-        .last_step_stats                                                  what the last step did
+        .last_step_stats                                                  what the last step did (PruneStepStats)
+        .summary()                                                        the last step in one line, for logs
         .state_dict() / .load_state_dict(state)                           format in pruners.base
         .kernel_name                                                      "numba" (fused CPU loops) or "torch"
     sparsity_report(model, target_substrings) -> dict, format_report(report) -> str
+    PrunerSettingError       a ValueError naming the refused parameter (`.parameter`); its message is a
+                             template whose parameter names a front end can render as its own
+                             (`.with_names({"final_threshold": "--final_threshold"})`)
+
+Modules: base (the optimizer-shaped API), platon and magnitude (the scoring rules),
+schedule (the cubic schedule and the settings' validation), threshold (the exact
+global threshold), layout (flat buffers and slabs), kernels (the passes, in torch
+and numba: numba_loops), anatomy (BERT's layout), report (sparsity report), gpp.
 
 Example, a plain Hugging Face training loop::
 

@@ -1,4 +1,4 @@
-"""What every unstructured pruner shares: parameter selection, schedule, threshold, masking, state.
+"""What every unstructured pruner shares: the optimizer-shaped API over a method's scoring rule.
 
 A pruner is shaped like an optimizer (torch.ao.pruning's BaseSparsifier): built
 over a model, `step(t)` once per optimizer update (after `optimizer.step()`,
@@ -7,7 +7,7 @@ A method only writes its scoring rule, as hooks:
 
     _update_statistics(t) -> bool    accumulate what the scores need; True when the
                                      scores changed
-    _slab_factors(slab, out)         one or two flat tensors whose product is the scores
+    _slab_factors(slab, kernels, out)  one or two flat tensors whose product is the scores
                                      of one slab
     _scores_at(index, positions)     the scores of parameter `index` at flat positions
     _flat_scores_at(device, positions)  the same at positions of a device's flat space (by
@@ -20,21 +20,12 @@ pruners.threshold, docs/METHODS.md §1) and every selected entry whose score is
 < τ (strict) is set to 0 in place. τ is reused while neither the scores nor k
 change (between PLATON's window closes in the final phase): the same selection.
 
-Layout. The selected parameters of one device are laid end to end in one flat
-index space; a method's statistics are flat float32 buffers over it (one per
-statistic and device), seen per parameter through views. Work goes by slabs:
-consecutive runs of about SLAB_NUMEL entries of that space, cutting large
-parameters into pieces and gathering small ones (a non-contiguous parameter
-is one piece, whole). A pass does every operation of a step on one slab before
-moving to the next, so a slab's statistics, weights, gradients and work buffers
-(a few MB) are read from memory once and stay in cache for the rest: a PLATON
-step at a window close reads and writes the model-sized buffers once for the
-update and once more for the threshold's counting pass, instead of once per
-elementwise operation. Slabs are
-large enough that per-operation overhead stays small (a few hundred slabs for
-BERT-base). Work buffers are one slab in size; nothing of the model's size is
-allocated per step (short of the rare fallback of the threshold search);
-scores are computed when needed, never stored.
+Where the work happens is told by the modules that do it: the flat buffers and
+slabs in pruners.layout (`self.layout`), the passes over a slab in
+pruners.kernels (each slab's kernels object, chosen once when the pruner is
+built: `kernels="auto"`, the default, the fused numba loops where they apply;
+"numba" insists, "torch" declines), the threads of a step (`num_threads`) in
+pruners.kernels too.
 
 State dict (plain Python values plus tensors, as torch optimizers do):
 
@@ -47,120 +38,23 @@ State dict (plain Python values plus tensors, as torch optimizers do):
 Everything but "tensors" is JSON; "tensors" is a flat str → Tensor dict of
 copies, one per statistic and parameter with the parameter's shape, that
 `safetensors.torch.save_file` takes as is.
-
-Kernels. On a CPU each pass can run as one fused loop per slab or piece
-(pruners.kernels, numba: `kernels="auto"`, the default, when numba is installed
-and every selected parameter is a CPU float32 tensor; "numba" insists, "torch"
-declines). A fused loop reads each input once and never writes the scores out;
-it gives the same bits as the torch operations (the statistics, the counts, the
-threshold and the masked weights), about twice as fast for a whole PLATON step.
-A slab holding a non-contiguous parameter runs on torch operations either way.
-
-Threads: the passes gain little from many threads, and on a CPU shared with other processes each parallel region can wait for a
-descheduled thread (OpenMP threads spin at barriers). `num_threads` runs
-`step()` with that many intra-op threads (restoring torch's setting after; the
-fused loops take the same number); None, the default, leaves torch's setting alone. On the 2-core machine of
-bench/pruner_overhead.py, busy with other jobs, num_threads=1 made the pruner
-about 3× faster than the 2 threads training used.
 """
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from pruners import kernels as fused
+from pruners import kernels as kernel_choice
 from pruners.anatomy import PRUNABLE_SUBSTRINGS, select_parameters
+from pruners.kernels import Kernels, torch_threads
+from pruners.layout import FlatLayout, Slab
 from pruners.schedule import is_masking_step, remaining_ratio, validate_schedule
 from pruners.threshold import kth_smallest, sample_positions
 
 DEFAULT_TARGET_SUBSTRINGS = PRUNABLE_SUBSTRINGS
-SLAB_NUMEL = 1 << 19      # entries per slab (2 MB of float32 per buffer; a step's working set fits in cache)
 STATE_FORMAT = 1
-
-
-def take(tensor: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """A copy of the entries of `tensor` at flat `positions`."""
-    return tensor.reshape(-1).index_select(0, positions.to(tensor.device))
-
-
-@contextmanager
-def torch_threads(num_threads: Optional[int]):
-    """Run the body with `num_threads` intra-op threads (None: leave torch's setting alone)."""
-    if num_threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-@dataclass(frozen=True)
-class Piece:
-    """Entries [start, stop) of parameter `index`, in its flattened order (`whole`: all of it, kept
-    in its own shape, the case of a non-contiguous parameter)."""
-    index: int
-    start: int
-    stop: int
-    whole: bool = False
-
-    @property
-    def numel(self) -> int:
-        return self.stop - self.start
-
-
-@dataclass(frozen=True)
-class Slab:
-    """Consecutive selected entries of one device, [start, stop) of its flat space, as pieces of parameters."""
-    device: torch.device
-    start: int
-    stop: int
-    pieces: Tuple[Piece, ...]
-
-    @property
-    def numel(self) -> int:
-        return self.stop - self.start
-
-
-def plan_slabs(params: Sequence[torch.Tensor], offsets: Sequence[int], slab_numel: int) -> List[Slab]:
-    """Cut the flat spaces into slabs of at most `slab_numel` entries (a non-contiguous parameter
-    larger than that is a slab of its own), in parameter order."""
-    slabs: List[Slab] = []
-    pending: List[Piece] = []
-
-    def close():
-        if pending:
-            first, last = pending[0], pending[-1]
-            device = params[first.index].device
-            slabs.append(Slab(device, offsets[first.index] + first.start, offsets[last.index] + last.stop,
-                              tuple(pending)))
-            pending.clear()
-
-    for index, param in enumerate(params):
-        if pending and params[pending[-1].index].device != param.device:
-            close()
-        used = sum(piece.numel for piece in pending)
-        if not param.is_contiguous():
-            if used + param.numel() > slab_numel:
-                close()
-            pending.append(Piece(index, 0, param.numel(), whole=True))
-            continue
-        start = 0
-        while start < param.numel():
-            if used >= slab_numel:
-                close()
-                used = 0
-            stop = min(param.numel(), start + slab_numel - used)
-            pending.append(Piece(index, start, stop))
-            used += stop - start
-            start = stop
-    close()
-    return slabs
 
 
 @dataclass
@@ -171,7 +65,13 @@ class PruneStepStats:
     mask_threshold: Optional[float]     # τ when this step masked, else None
     masked: bool                        # whether weights were set to zero
     threshold_searched: bool            # τ was selected anew (False: reused, scores unchanged)
-    seconds: float                      # host time spent in `step`
+    seconds: float                      # host time spent in `step` (0 for a loaded state)
+
+    def summary(self) -> str:
+        """One line: the step, the remaining ratio and the threshold."""
+        masking = (f"masked below {self.mask_threshold:.6g} ({'searched' if self.threshold_searched else 'reused'})"
+                   if self.masked else "no masking")
+        return f"step {self.step}: remaining ratio {self.remaining_ratio:.4f}, {masking}"
 
 
 class UnstructuredPruner:
@@ -197,85 +97,33 @@ class UnstructuredPruner:
         self.warmup_steps, self.initial_warmup, self.final_warmup = warmup_steps, initial_warmup, final_warmup
         self.target_substrings = tuple(target_substrings)
         self.parameter_names = [name for name, _ in selected]
-        self.params = [param for _, param in selected]
-        self.total_numel = sum(param.numel() for param in self.params)
-        self.offsets: List[int] = []                          # of each parameter in its device's flat space
-        self.device_numel: Dict[torch.device, int] = {}
-        for param in self.params:
-            self.offsets.append(self.device_numel.get(param.device, 0))
-            self.device_numel[param.device] = self.offsets[-1] + param.numel()
-        self.slabs = plan_slabs(self.params, self.offsets, SLAB_NUMEL)
-        self.kernels = self._load_kernels(kernels)
-        self.kernel_name = self.kernels.name if self.kernels is not None else "torch"
-        # slabs whose passes run as fused loops: every piece a flat view of a CPU float32 parameter
-        self.fused_slabs = [self.kernels is not None and not any(piece.whole for piece in slab.pieces)
-                            for slab in self.slabs]
-        self._work = {device: torch.empty(max(slab.numel for slab in self.slabs if slab.device == device),
-                                          device=device) for device in self.device_numel}
+        self.kernels: Kernels = kernel_choice.load(kernels, selected)
+        self.kernel_name = self.kernels.name
+        self.layout = FlatLayout([param for _, param in selected])
+        self.params, self.slabs, self.total_numel = self.layout.params, self.layout.slabs, self.layout.total_numel
+        self.slab_kernels = kernel_choice.per_slab(self.kernels, self.slabs)     # one kernels object per slab
         self._threshold_key = None      # (scores version, k) that `_threshold` belongs to
         self._threshold: Optional[torch.Tensor] = None
         self._scores_version = 0
-        self.last_step: Optional[int] = None
-        self.last_remaining_ratio: Optional[float] = None
-        self.last_mask_threshold: Optional[float] = None
-        self.last_step_stats: Optional[PruneStepStats] = None
+        self.last_step_stats: Optional[PruneStepStats] = None     # what the last step did (None: no step yet)
 
-    def _load_kernels(self, kind: str):
-        """The fused CPU loops (pruners.kernels) when `kind` allows and every selected parameter is a
-        CPU float32 tensor, else None (torch operations)."""
-        loops = fused.load(kind)
-        if loops is None:
-            return None
-        unfit = [(name, param) for name, param in zip(self.parameter_names, self.params) if not loops.accepts(param)]
-        if unfit and kind == "numba":
-            name, param = unfit[0]
-            raise ValueError(f"kernels='numba' (--pruner_kernels numba) runs on CPU float32 parameters only; "
-                             f"{name} is {param.dtype} on {param.device}; use 'auto' or 'torch'")
-        return None if unfit else loops
+    @property
+    def last_step(self) -> Optional[int]:
+        """The last update stepped (or loaded), None before any."""
+        return None if self.last_step_stats is None else self.last_step_stats.step
 
-    # ---- the flat layout
-    def new_flat_buffers(self) -> Dict[torch.device, torch.Tensor]:
-        """One zero float32 buffer per device over its flat space."""
-        return {device: torch.zeros(numel, device=device) for device, numel in self.device_numel.items()}
-
-    def view_of(self, buffers: Dict[torch.device, torch.Tensor], index: int) -> torch.Tensor:
-        """Parameter `index`'s part of a flat buffer, shaped like the parameter."""
-        param = self.params[index]
-        start = self.offsets[index]
-        return buffers[param.device][start:start + param.numel()].view(param.shape)
-
-    def slab_of(self, buffers: Dict[torch.device, torch.Tensor], slab: Slab) -> torch.Tensor:
-        return buffers[slab.device][slab.start:slab.stop]
-
-    def work(self, slab: Slab) -> torch.Tensor:
-        """The slab-sized work buffer of the slab's device."""
-        return self._work[slab.device][:slab.numel]
-
-    def members(self, slab: Slab, *flats: torch.Tensor):
-        """(piece, its part of each slab-sized flat tensor in `flats`, ...), each part shaped like
-        `part(..., piece)`."""
-        for piece in slab.pieces:
-            start = self.offsets[piece.index] + piece.start - slab.start
-            parts = [flat[start:start + piece.numel] for flat in flats]
-            if piece.whole:
-                parts = [here.view(self.params[piece.index].shape) for here in parts]
-            yield (piece, *parts)
-
-    @staticmethod
-    def part(tensor: torch.Tensor, piece: Piece) -> torch.Tensor:
-        """The piece of a parameter-shaped tensor (the parameter, its gradient): a flat view, or the
-        tensor itself for a whole piece (a gradient laid out unlike its parameter is copied)."""
-        if piece.whole:
-            return tensor
-        return tensor.reshape(-1)[piece.start:piece.stop]
+    def summary(self) -> str:
+        """One line on the last step, for logging."""
+        return f"{self.method} pruner, {self.kernel_name} kernels: " + (
+            "no step yet" if self.last_step_stats is None else self.last_step_stats.summary())
 
     # ---- the scoring rule, written by each method
     def _update_statistics(self, t: int) -> bool:
         raise NotImplementedError
 
-    def _slab_factors(self, slab: Slab, out: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    def _slab_factors(self, slab: Slab, kernels: Kernels, out: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """One or two flat slab-sized tensors whose (elementwise) product is the slab's scores
-        (`out`, a work buffer, may hold one of them)."""
+        (`out`, the slab's work buffer, may hold one of them; `kernels`, the slab's, compute them)."""
         raise NotImplementedError
 
     def _scores_at(self, index: int, positions: torch.Tensor) -> torch.Tensor:
@@ -283,10 +131,11 @@ class UnstructuredPruner:
 
     def _flat_scores_at(self, device: torch.device, positions: torch.Tensor) -> torch.Tensor:
         """Scores at increasing `positions` of `device`'s flat space, parameter by parameter."""
-        indices = [index for index, param in enumerate(self.params) if param.device == device]
-        starts = torch.tensor([self.offsets[index] for index in indices] + [self.device_numel[device]])
+        indices = self.layout.indices_on(device)
+        offsets = self.layout.offsets
+        starts = torch.tensor([offsets[index] for index in indices] + [self.layout.device_numel[device]])
         bounds = torch.searchsorted(positions, starts).tolist()
-        return torch.cat([self._scores_at(index, positions[bounds[i]:bounds[i + 1]] - self.offsets[index])
+        return torch.cat([self._scores_at(index, positions[bounds[i]:bounds[i + 1]] - offsets[index])
                           for i, index in enumerate(indices)])
 
     def _statistics(self) -> Dict[str, Dict[torch.device, torch.Tensor]]:
@@ -307,51 +156,41 @@ class UnstructuredPruner:
         return is_masking_step(t, self.total_steps, self.warmup_steps, self.initial_warmup, self.final_warmup,
                                self.deltaT)
 
-    def _slab_scores(self, slab: Slab, out: torch.Tensor) -> torch.Tensor:
-        """The slab's scores as one flat tensor (in `out`, or a statistic itself: read only)."""
-        factors = self._slab_factors(slab, out)
-        return factors[0] if len(factors) == 1 else torch.mul(*factors, out=out)
+    def slabs_with_kernels(self):
+        """(slab, its kernels), in order."""
+        return zip(self.slabs, self.slab_kernels)
+
+    def slab_factors(self):
+        """(the factors of a slab's scores, its kernels), slab by slab (factors may live in a work
+        buffer reused by the next slab): the chunks of the threshold's counting pass."""
+        for slab, kernels in self.slabs_with_kernels():
+            yield self._slab_factors(slab, kernels, out=self.layout.work(slab)), kernels
 
     def slab_scores(self):
         """The scores slab by slab (each one may live in a work buffer reused by the next)."""
-        for slab in self.slabs:
-            yield self._slab_scores(slab, out=self.work(slab))
-
-    def slab_chunks(self):
-        """What the threshold's counting pass reads, slab by slab: the scores, or their factors
-        (a tuple) where a fused loop multiplies them itself."""
-        for slab, fused_slab in zip(self.slabs, self.fused_slabs):
-            out = self.work(slab)
-            yield tuple(self._slab_factors(slab, out)) if fused_slab else self._slab_scores(slab, out)
+        for slab, (factors, kernels) in zip(self.slabs, self.slab_factors()):
+            yield kernels.scores(factors, out=self.layout.work(slab))
 
     @torch.no_grad()
     def scores(self) -> Dict[str, torch.Tensor]:
         """A copy of the current score of every selected entry, by parameter name (for inspection)."""
-        flat = self.new_flat_buffers()
+        flat = self.layout.new_flat_buffers()
         for slab, scores in zip(self.slabs, self.slab_scores()):
-            self.slab_of(flat, slab).copy_(scores)
-        return {name: self.view_of(flat, index) for index, name in enumerate(self.parameter_names)}
+            self.layout.slab_of(flat, slab).copy_(scores)
+        return {name: self.layout.view_of(flat, index) for index, name in enumerate(self.parameter_names)}
 
     def search_threshold(self, k: int, seed: int) -> torch.Tensor:
         """The exact k-th smallest score (threshold.kth_smallest: one counting pass over the slabs,
         bracketed by a random sample drawn with `seed`)."""
-        devices = list(self.device_numel)
-        positions = sample_positions([self.device_numel[device] for device in devices], seed=seed)
+        devices = list(self.layout.device_numel)
+        positions = sample_positions([self.layout.device_numel[device] for device in devices], seed=seed)
         sample = torch.cat([self._flat_scores_at(device, where).float().cpu() for device, where in zip(devices, positions)])
-        return kth_smallest(self.slab_chunks, k, self.total_numel, sample, kernels=self.kernels)
+        return kth_smallest(self.slab_factors, k, self.total_numel, sample)
 
     def apply_mask(self, threshold: torch.Tensor) -> None:
         """Set every selected entry whose score is < threshold to 0, in place."""
-        for slab, fused_slab in zip(self.slabs, self.fused_slabs):
-            if fused_slab:
-                factors = self._slab_factors(slab, out=self.work(slab))
-                for piece, *factor_parts in self.members(slab, *factors):
-                    self.kernels.mask(self.part(self.params[piece.index], piece), factor_parts, threshold)
-                continue
-            scores = self._slab_scores(slab, out=self.work(slab))
-            keep = torch.ge(scores, threshold.to(slab.device), out=self.work(slab))
-            for piece, keep_here in self.members(slab, keep):
-                self.part(self.params[piece.index], piece).mul_(keep_here)   # × 0.0 zeroes (−0.0 is == 0 too)
+        for (factors, kernels), slab in zip(self.slab_factors(), self.slabs):
+            kernels.mask(self.layout.weights(slab), factors, threshold)
 
     @torch.no_grad()
     def step(self, global_step: int):
@@ -361,8 +200,7 @@ class UnstructuredPruner:
             raise ValueError(f"global_step={global_step}: pruner steps count optimizer updates from 1")
         started, t = time.perf_counter(), global_step
         with torch_threads(self.num_threads):
-            if self.kernels is not None:
-                self.kernels.set_threads(torch.get_num_threads())
+            self.kernels.set_threads(torch.get_num_threads())
             if self._update_statistics(t):
                 self._scores_version += 1
             ratio = self.remaining_ratio(t)
@@ -376,16 +214,17 @@ class UnstructuredPruner:
                     self._threshold_key = (self._scores_version, k)
                 threshold = float(self._threshold)
                 self.apply_mask(self._threshold)
-        self.last_step, self.last_remaining_ratio, self.last_mask_threshold = t, ratio, threshold
         self.last_step_stats = PruneStepStats(t, ratio, threshold, masking, searched, time.perf_counter() - started)
         return ratio, threshold
 
     def state_dict(self) -> dict:
         """The resumable state; see the module docstring for its format."""
+        stats = self.last_step_stats
         return {"format": STATE_FORMAT, "method": self.method, "last_step": self.last_step,
-                "remaining_ratio": self.last_remaining_ratio, "mask_threshold": self.last_mask_threshold,
+                "remaining_ratio": None if stats is None else stats.remaining_ratio,
+                "mask_threshold": None if stats is None else stats.mask_threshold,
                 "parameter_names": list(self.parameter_names), "hyperparameters": self.hyperparameters(),
-                "tensors": {f"{statistic}/{name}": self.view_of(buffers, index).clone()
+                "tensors": {f"{statistic}/{name}": self.layout.view_of(buffers, index).clone()
                             for statistic, buffers in self._statistics().items()
                             for index, name in enumerate(self.parameter_names)}}
 
@@ -402,11 +241,13 @@ class UnstructuredPruner:
         tensors = state["tensors"]
         for statistic, buffers in self._statistics().items():
             for index, name in enumerate(self.parameter_names):
-                saved, mine = tensors[f"{statistic}/{name}"], self.view_of(buffers, index)
+                saved, mine = tensors[f"{statistic}/{name}"], self.layout.view_of(buffers, index)
                 if saved.shape != mine.shape:
                     raise ValueError(f"pruner state {statistic}/{name} has shape {tuple(saved.shape)}, "
                                      f"the parameter has {tuple(mine.shape)}")
                 mine.copy_(saved)
-        self.last_step, self.last_remaining_ratio = state["last_step"], state["remaining_ratio"]
-        self.last_mask_threshold = state["mask_threshold"]
+        threshold = state["mask_threshold"]
+        self.last_step_stats = None if state["last_step"] is None else PruneStepStats(
+            state["last_step"], state["remaining_ratio"], threshold, masked=threshold is not None,
+            threshold_searched=False, seconds=0.0)
         self._scores_version += 1       # the loaded statistics invalidate any remembered threshold

@@ -1,42 +1,213 @@
-"""Fused CPU loops for the passes of the unstructured pruners (numba), beside the torch path.
+"""The kernels of the unstructured pruners: every pass of a step, behind one interface, in torch and in numba.
 
-Each pass of a pruner step (PLATON's statistics update, the threshold's
-counting pass, the masking pass) is a handful of elementwise operations over
-the same entries. In torch each operation is its own sweep with its own
-parallel region; on a CPU the operations, not the memory traffic, set the
-time. The loops below do all the operations of a pass in one sweep, on the
-CPU's cores (numba `prange`), reading every input once:
+A pruner step is a few passes over the selected entries, slab by slab
+(pruners.layout): PLATON's statistics update, the threshold's counting pass, the
+masking pass. Each pass is a method of a kernels object, with the same
+arguments in both implementations, and works on one slab:
 
     platon_close(I, A, U, P, G, w1, w2)     a window closes: Ī ← lerp(Ī, I, w1),
                                             U ← lerp(U, |I − Ī|, w2) (U None: β2 = 1), I ← |P ⊙ G|
     platon_running(I, P, G, w)              inside a window: I ← lerp(I, |P ⊙ G|, w)
+    magnitude(P, out)                       out ← |P| (the factor of magnitude scores)
+    scores(factors, out)                    the scores ∏ factors (in `out`, or the lone factor itself)
     count(factors, lo, above_lo, hi, out)   over the scores ∏ factors: how many are < lo, how
                                             many < above_lo, and the ones in [above_lo, hi)
                                             written to out[:n] (pruners.threshold.BracketCount)
-    mask(P, factors, threshold)             P ← 0 where ∏ factors < threshold (strict)
+    mask(P, factors, threshold)             P ← 0 where ∏ factors < threshold (strict) or NaN
 
-Arguments are flat, contiguous float32 CPU tensors (views into the pruner's
-buffers and the parameters; G None: the parameter has no gradient, |P ⊙ G| = 0).
-Scores are products of one or two factors (PLATON: Ī ⊙ U, or Ī when β2 = 1;
-magnitude: |p|) computed in float32 exactly as `torch.mul` does, so counts and
-masks equal the torch path's on the same statistics. The moving averages follow
-torch's `lerp` (a + w·(b − a) for w < 0.5, else b − (b − a)·(1 − w)), with the
-multiply-add fused where the CPU has FMA, as torch's CPU kernels do: both paths
-give bit-identical statistics (tests/test_kernels.py checks it on this CPU).
+I, A, U, the factors and `out` are flat float32 tensors over the slab (its part
+of the pruner's buffers); P is the list of the slab's parameter parts and G
+that of their gradients' (an entry None: no gradient, |P ⊙ G| = 0), in slab
+order, tiling it (pruners.layout: FlatLayout.weights / grads; a part is a flat
+view, or a whole non-contiguous parameter in its own shape). Scores are
+products of one or two factors (PLATON: Ī ⊙ U, or Ī when β2 = 1; magnitude: |p|).
 
-`load("auto")` gives these kernels when numba is installed and None otherwise
-(the pruners then use torch operations); `load("numba")` insists, `load("torch")`
-declines. The loops are compiled when first loaded in a process (several
-seconds; numba caches them on disk, so later processes load them in about a
-second), never inside a pruner step.
+`TorchKernels` runs each pass as torch operations, on any device, dtype and
+layout (a non-contiguous parameter included). `NumbaKernels` runs the passes
+as fused CPU loops (pruners.numba_loops): in torch each operation is its own
+sweep with its own parallel region, and on a CPU the operations, not the memory
+traffic, set the time; a fused loop does all the operations of a pass in one
+sweep, reading every input once and never writing the scores out, about twice
+as fast for a whole PLATON step. It takes flat contiguous float32 CPU tensors
+only. Both give the same bits (the statistics, the counts, the threshold and
+the masked weights): products are computed in float32 exactly as `torch.mul`
+does, and the moving averages follow torch's `lerp` (a + w·(b − a) for
+w < 0.5, else b − (b − a)·(1 − w)) with the multiply-add fused where the CPU
+has FMA, as torch's CPU kernels do (tests/test_kernels.py checks it on this CPU).
+
+Choosing. `load(kind, parameters)` gives a pruner's kernels: "torch" the torch
+ones; "numba" the fused loops (refused without numba, or when a parameter is
+not a CPU float32 tensor); "auto", the default, the fused loops when numba is
+installed and every parameter fits, else torch's. `per_slab(kernels, slabs)`
+then gives each slab its kernels, once, when the pruner is built: the fused
+loops take flat views only, so a slab holding a non-contiguous parameter (a
+"whole" piece) runs on torch operations either way. The loops are compiled
+when first loaded in a process (several seconds; numba caches them on disk, so
+later processes load them in about a second), never inside a pruner step.
+
+Threads. The passes gain little from many threads, and on a CPU shared with
+other processes each parallel region can wait for a descheduled thread
+(OpenMP threads spin at barriers). A pruner's `num_threads` runs its step
+inside `torch_threads(num_threads)` (that many intra-op threads, torch's
+setting restored after) and the kernels follow with `set_threads` (the fused
+loops take the same number). On the 2-core machine of bench/pruner_overhead.py,
+busy with other jobs, one thread made the pruner about 3× faster than the 2
+threads training used.
 """
-from typing import Optional, Sequence, Tuple
+import importlib
+from contextlib import contextmanager
+from itertools import repeat
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from pruners.schedule import PrunerSettingError, literal
+
 KINDS = ("auto", "numba", "torch")
-BLOCK = 1 << 14          # entries per block of the counting pass (blocks are shared out among threads)
+BLOCK = 1 << 14          # entries per block of the numba counting pass (blocks are shared out among threads)
+GROUP = 16               # rows of the torch counting pass's (GROUP, n / GROUP) view
+
+
+@contextmanager
+def torch_threads(num_threads: Optional[int]):
+    """Run the body with `num_threads` intra-op threads (None: leave torch's setting alone)."""
+    if num_threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def split(flat: torch.Tensor, parts: Sequence[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """The consecutive pieces of the flat `flat` that match `parts` (a slab's parameter parts), each
+    shaped like its part."""
+    start = 0
+    for part in parts:
+        stop = start + part.numel()
+        yield flat[start:stop].view(part.shape)
+        start = stop
+
+
+class Kernels:
+    """The passes of a pruner step (see the module docstring); `scores` and `magnitude` are one
+    torch operation each, which no loop would make faster, and are shared."""
+
+    name = "kernels"
+    flat_views_only = False     # True: takes flat contiguous tensors only (no whole piece)
+
+    @staticmethod
+    def accepts(tensor: torch.Tensor) -> bool:
+        """Whether the passes run over entries of `tensor` (its device and dtype)."""
+        return True
+
+    def set_threads(self, threads: int) -> None:
+        """Run the passes on `threads` threads (torch's own setting needs nothing more)."""
+
+    def scores(self, factors: Sequence[torch.Tensor], out: torch.Tensor) -> torch.Tensor:
+        """The scores ∏ factors: the product in `out`, or the lone factor itself (read only)."""
+        return factors[0] if len(factors) == 1 else torch.mul(factors[0], factors[1], out=out)
+
+    def magnitude(self, weights: Sequence[torch.Tensor], out: torch.Tensor) -> torch.Tensor:
+        """out ← |P| (one copy of the slab's parameter parts, nothing to fuse)."""
+        for here, weight in zip(split(out, weights), weights):
+            torch.abs(weight, out=here)
+        return out
+
+    def platon_close(self, sensitivity, average, uncertainty, weights, grads, w1: float, w2: float) -> None:
+        raise NotImplementedError
+
+    def platon_running(self, sensitivity, weights, grads, w: float) -> None:
+        raise NotImplementedError
+
+    def count(self, factors: Sequence[torch.Tensor], lo: torch.Tensor, above_lo: torch.Tensor, hi: torch.Tensor,
+              out: torch.Tensor) -> Tuple[int, int, int]:
+        """(# scores < lo, # scores < above_lo, # candidates in [above_lo, hi) now at out[:#])."""
+        raise NotImplementedError
+
+    def mask(self, weights: Sequence[torch.Tensor], factors: Sequence[torch.Tensor], threshold: torch.Tensor) -> None:
+        raise NotImplementedError
+
+
+class TorchKernels(Kernels):
+    """The passes as torch operations, on any device, dtype and layout. Owns two scratch buffers per
+    device, as large as the largest call (a slab), allocated once."""
+
+    name = "torch"
+
+    def __init__(self):
+        self._scratch: Dict[torch.device, torch.Tensor] = {}
+
+    def scratch(self, like: torch.Tensor, row: int) -> torch.Tensor:
+        """Scratch buffer `row` (0 or 1) shaped like `like`, on its device (float32)."""
+        numel = like.numel()
+        buffers = self._scratch.get(like.device)
+        if buffers is None or buffers.shape[1] < numel:
+            buffers = self._scratch[like.device] = torch.empty(2, numel, device=like.device)
+        return buffers[row, :numel].view(like.shape)
+
+    def importance(self, weights, grads, out: torch.Tensor) -> torch.Tensor:
+        """out ← |P ⊙ G| (0 where a part has no gradient)."""
+        for here, weight, grad in zip(split(out, weights), weights, grads):
+            if grad is None:
+                here.zero_()
+            else:
+                torch.mul(weight, grad, out=here)
+        return out.abs_()
+
+    def platon_close(self, sensitivity, average, uncertainty, weights, grads, w1: float, w2: float) -> None:
+        average.lerp_(sensitivity, w1)
+        if uncertainty is not None:         # |I − Ī| with the new Ī, in I's place: I is rewritten next
+            uncertainty.lerp_(sensitivity.sub_(average).abs_(), w2)
+        self.importance(weights, grads, out=sensitivity)
+
+    def platon_running(self, sensitivity, weights, grads, w: float) -> None:
+        sensitivity.lerp_(self.importance(weights, grads, out=self.scratch(sensitivity, 0)), w)
+
+    def count(self, factors, lo, above_lo, hi, out):
+        """Two comparisons into 0/1 float buffers and two column sums per call (float ops are several
+        times cheaper than boolean masks on a CPU): the scores are viewed as (GROUP, n / GROUP); per
+        column, the number below above_lo and below hi. Columns where they differ hold a candidate
+        (about GROUP × the candidate share of the columns), and only those are gathered and
+        filtered. Sums of 0/1 floats are exact."""
+        flat = self.scores(factors, out).reshape(-1)
+        indicator = self.scratch(flat, 0)
+        torch.lt(flat, lo, out=indicator)
+        tied = bool(above_lo != lo)
+        below = int(indicator.sum(dtype=torch.float64)) if tied else None
+        if tied:
+            torch.lt(flat, above_lo, out=indicator)       # from here on: below the candidates
+        columns = flat.numel() // GROUP
+        split = columns * GROUP
+
+        def by_column(values):                  # (GROUP, columns) view of the whole columns
+            return values[:split].view(GROUP, columns)
+
+        below_per_column = by_column(indicator).sum(0)
+        below_candidates = below_per_column.sum(dtype=torch.float64)
+        if split < flat.numel():                # a tail shorter than a column, counted on its own
+            below_candidates = below_candidates + indicator[split:].sum(dtype=torch.float64)
+        below_candidates = int(below_candidates)
+        below = below_candidates if below is None else below
+        if not bool(above_lo < hi):
+            return below, below_candidates, 0
+        under_hi = self.scratch(flat, 1)
+        torch.lt(flat, hi, out=under_hi)
+        hit = torch.ne(by_column(under_hi).sum(0), below_per_column).nonzero().squeeze(1)   # with a candidate
+        picked = [by_column(flat).index_select(1, hit)] + ([flat[split:]] if split < flat.numel() else [])
+        candidates = torch.cat([values[(values >= above_lo) & (values < hi)] for values in picked])
+        out[:candidates.numel()].copy_(candidates)      # gathered copies: `out` may hold the scores
+        return below, below_candidates, candidates.numel()
+
+    def mask(self, weights, factors, threshold) -> None:
+        out = self.scratch(factors[0], 0)
+        keep = torch.ge(self.scores(factors, out=out), threshold, out=out)   # in place where the scores are in out
+        for here, weight in zip(split(keep, weights), weights):
+            weight.mul_(here)       # × 0.0 zeroes (−0.0 is == 0 too); NaN scores are not ≥ τ
 
 
 def array(tensor: torch.Tensor) -> np.ndarray:
@@ -45,13 +216,16 @@ def array(tensor: torch.Tensor) -> np.ndarray:
 
 
 def optional(tensor: Optional[torch.Tensor]) -> Optional[np.ndarray]:
-    return None if tensor is None else array(tensor)
+    """The array of a gradient's piece (made contiguous if it is laid out otherwise), or None."""
+    return None if tensor is None else array(tensor.contiguous())
 
 
-class NumbaKernels:
-    """The loops above behind torch-tensor signatures."""
+class NumbaKernels(Kernels):
+    """The passes as fused CPU loops (pruners.numba_loops) behind torch-tensor signatures; flat
+    contiguous float32 CPU tensors only."""
 
     name = "numba"
+    flat_views_only = True
 
     def __init__(self):
         import numba
@@ -65,11 +239,11 @@ class NumbaKernels:
         pruner step pays for it."""
         values = [torch.linspace(0.1, 0.9, 3) + i for i in range(5)]      # no random draw: training's RNG stays put
         for uncertainty, grad in ((values[2], values[4]), (None, None)):
-            self.platon_close(values[0], values[1], uncertainty, values[3], grad, 0.15, 0.05)
-            self.platon_running(values[0], values[3], grad, 0.5)
+            self.platon_close(values[0], values[1], uncertainty, [values[3]], [grad], 0.15, 0.05)
+            self.platon_running(values[0], [values[3]], [grad], 0.5)
         for factors in (values[:2], values[:1]):
             self.count(factors, torch.tensor(0.2), torch.tensor(0.2), torch.tensor(0.8), torch.empty(3))
-            self.mask(values[3], factors, torch.tensor(0.5))
+            self.mask([values[3]], factors, torch.tensor(0.5))
 
     @staticmethod
     def accepts(tensor: torch.Tensor) -> bool:
@@ -79,22 +253,32 @@ class NumbaKernels:
         """Run the loops on `threads` threads (at most numba's pool size)."""
         self._numba.set_num_threads(max(1, min(threads, self._numba.config.NUMBA_NUM_THREADS)))
 
-    def platon_close(self, sensitivity, average, uncertainty, weight, grad, w1: float, w2: float) -> None:
-        self._loops.platon_close(array(sensitivity), array(average), optional(uncertainty), array(weight),
-                                 optional(grad), np.float32(w1), np.float32(w2))
+    def platon_close(self, sensitivity, average, uncertainty, weights, grads, w1: float, w2: float) -> None:
+        w1, w2 = np.float32(w1), np.float32(w2)
+        uncertainties = repeat(None) if uncertainty is None else split(uncertainty, weights)
+        for here, average_here, uncertainty_here, weight, grad in zip(
+                split(sensitivity, weights), split(average, weights), uncertainties, weights, grads):
+            self._loops.platon_close(array(here), array(average_here), optional(uncertainty_here), array(weight),
+                                     optional(grad), w1, w2)
 
-    def platon_running(self, sensitivity, weight, grad, w: float) -> None:
-        self._loops.platon_running(array(sensitivity), array(weight), optional(grad), np.float32(w))
+    def platon_running(self, sensitivity, weights, grads, w: float) -> None:
+        w = np.float32(w)
+        for here, weight, grad in zip(split(sensitivity, weights), weights, grads):
+            self._loops.platon_running(array(here), array(weight), optional(grad), w)
 
-    def count(self, factors: Sequence[torch.Tensor], lo: torch.Tensor, above_lo: torch.Tensor, hi: torch.Tensor,
-              out: torch.Tensor) -> Tuple[int, int, int]:
-        """(# scores < lo, # scores < above_lo, # candidates in [above_lo, hi) now at out[:#])."""
+    def count(self, factors, lo, above_lo, hi, out):
         below, below_candidates, found = self._loops.count(*self._two(factors), np.float32(lo), np.float32(above_lo),
                                                            np.float32(hi), array(out), BLOCK)
         return int(below), int(below_candidates), int(found)
 
-    def mask(self, weight: torch.Tensor, factors: Sequence[torch.Tensor], threshold: torch.Tensor) -> None:
-        self._loops.mask(array(weight), *self._two(factors), np.float32(threshold))
+    def mask(self, weights, factors, threshold) -> None:
+        threshold = np.float32(threshold)
+        first, second = self._two(factors)
+        start = 0
+        for weight in weights:
+            stop = start + weight.numel()
+            self._loops.mask(array(weight), first[start:stop], second[start:stop], threshold)
+            start = stop
 
     def _two(self, factors: Sequence[torch.Tensor]) -> Tuple[np.ndarray, np.ndarray]:
         """The two factors of the scores as arrays (a lone factor gets a second of ones)."""
@@ -110,23 +294,45 @@ _LOADED: Optional[NumbaKernels] = None
 
 def numba_available() -> bool:
     try:
-        import numba  # noqa: F401
+        importlib.import_module("numba")
     except ImportError:
         return False
     return True
 
 
-def load(kind: str) -> Optional[NumbaKernels]:
-    """The fused loops for `kind` "numba" (an error without numba), "auto" (None without numba) or
-    "torch" (None: the pruners use torch operations)."""
+def load(kind: str, parameters: Sequence[Tuple[str, torch.Tensor]] = ()) -> Kernels:
+    """The kernels for `kind` over the named `parameters`: "torch" (TorchKernels), "numba" (the fused
+    loops; refused without numba or when a parameter is not a CPU float32 tensor) or "auto" (the
+    fused loops when numba is installed and every parameter fits, else torch's)."""
     global _LOADED
     if kind not in KINDS:
-        raise ValueError(f"kernels={kind!r} must be one of {KINDS}")
+        raise PrunerSettingError(f"{{kernels}}={literal(repr(kind))} is invalid: it must be one of {KINDS}", "kernels")
     if kind == "torch" or (kind == "auto" and not numba_available()):
-        return None
+        return TorchKernels()
     if not numba_available():
-        raise ValueError("kernels='numba' (--pruner_kernels numba) needs the numba package: pip install numba, "
-                         "or use 'auto' or 'torch'")
+        raise PrunerSettingError("{kernels}='numba' needs the numba package: pip install numba, "
+                                 "or use {kernels}='auto' or 'torch'", "kernels")
+    unfit = [(name, param) for name, param in parameters if not NumbaKernels.accepts(param)]
+    if unfit and kind == "numba":
+        name, param = unfit[0]
+        raise PrunerSettingError(f"{{kernels}}='numba' runs on CPU float32 parameters only; {literal(name)} is "
+                                 f"{param.dtype} on {param.device}; use {{kernels}}='auto' or 'torch'", "kernels")
+    if unfit:
+        return TorchKernels()
     if _LOADED is None:
         _LOADED = NumbaKernels()
     return _LOADED
+
+
+def per_slab(kernels: Kernels, slabs) -> List[Kernels]:
+    """The kernels of each slab (pruners.layout.Slab): `kernels`, or torch's for a slab holding a
+    whole piece (a non-contiguous parameter) where `kernels` take flat views only."""
+    fallback = None
+    chosen = []
+    for slab in slabs:
+        if kernels.flat_views_only and not slab.is_flat:
+            fallback = fallback or TorchKernels()
+            chosen.append(fallback)
+        else:
+            chosen.append(kernels)
+    return chosen

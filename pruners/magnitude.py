@@ -11,7 +11,8 @@ the state is only the step counter; the scores change at every update.
 """
 import torch
 
-from pruners.base import DEFAULT_TARGET_SUBSTRINGS, UnstructuredPruner, take
+from pruners.base import DEFAULT_TARGET_SUBSTRINGS, UnstructuredPruner
+from pruners.layout import take
 
 
 class MagnitudePruner(UnstructuredPruner):
@@ -30,10 +31,8 @@ class MagnitudePruner(UnstructuredPruner):
     def _update_statistics(self, t: int) -> bool:
         return True     # the weights moved: new scores
 
-    def _slab_factors(self, slab, out: torch.Tensor):
-        for piece, here in self.members(slab, out):
-            torch.abs(self.part(self.params[piece.index], piece), out=here)
-        return (out,)
+    def _slab_factors(self, slab, kernels, out: torch.Tensor):
+        return (kernels.magnitude(self.layout.weights(slab), out=out),)
 
     def _scores_at(self, index: int, positions: torch.Tensor) -> torch.Tensor:
         return take(self.params[index], positions).abs()

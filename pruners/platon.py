@@ -22,8 +22,9 @@ Quirk kept: in the first window the zero-initialised I counts as a sample
 and the schedule, threshold and masking are those of `pruners.base` (cubic
 remaining ratio, τ = exact k-th smallest of all scores, p[S < τ] = 0). Moving
 averages are computed as `lerp` (a + w·(b − a)), equal to the formulas above up
-to float rounding. A parameter without a gradient at some update contributes
-|p ⊙ g| = 0 there.
+to float rounding, by the slab's kernels (pruners.kernels: `platon_close` at a
+window close, `platon_running` inside a window). A parameter without a gradient
+at some update contributes |p ⊙ g| = 0 there.
 
 In the state dict (format in `pruners.base`) the statistics are the tensors
 "sensitivity/<parameter>" (I), "sensitivity_average/<parameter>" (Ī) and
@@ -35,7 +36,8 @@ from typing import Dict
 
 import torch
 
-from pruners.base import DEFAULT_TARGET_SUBSTRINGS, UnstructuredPruner, take
+from pruners.base import DEFAULT_TARGET_SUBSTRINGS, UnstructuredPruner
+from pruners.layout import take
 from pruners.schedule import refuse
 
 
@@ -43,10 +45,10 @@ def validate_betas(beta1: float, beta2: float) -> None:
     """β1 in [0, 1]; β2 in [0, 1) (S = Ī⊙U) or exactly 1 (S = Ī); anything else is refused."""
     if not 0 <= beta1 <= 1:
         refuse("beta1", beta1, "in [0, 1] (the moving-average factor of the sensitivity)",
-               "the published recipes use --beta1 0.85")
+               "the published recipes use {beta1} 0.85")
     if not 0 <= beta2 <= 1:
         refuse("beta2", beta2, "in [0, 1) for scores Ī·U, or exactly 1 for scores Ī without uncertainty",
-               "the published recipes use --beta2 0.85 to 0.95 (the public code's beta2 = 2 branch is not supported)")
+               "the published recipes use {beta2} 0.85 to 0.95 (the public code's {beta2} = 2 branch is not supported)")
 
 
 class PlatonPruner(UnstructuredPruner):
@@ -61,17 +63,17 @@ class PlatonPruner(UnstructuredPruner):
         validate_betas(beta1, beta2)
         if isinstance(deltaT, int) and isinstance(total_steps, int) and 1 <= total_steps < deltaT:
             refuse("deltaT", deltaT, f"at most the number of updates T={total_steps}: PLATON's scores stay 0 "
-                   "until the first sensitivity window closes at update deltaT, so nothing would ever be pruned",
-                   f"use --deltaT {max(1, min(10, total_steps // 10))} or train for more updates")
+                   "until the first sensitivity window closes at update {deltaT}, so nothing would ever be pruned",
+                   f"use {{deltaT}} {max(1, min(10, total_steps // 10))} or more updates ({{total_steps}})")
         super().__init__(model, total_steps, initial_threshold=initial_threshold, final_threshold=final_threshold,
                          warmup_steps=warmup_steps, initial_warmup=initial_warmup, final_warmup=final_warmup,
                          deltaT=deltaT, target_substrings=target_substrings, num_threads=num_threads,
                          kernels=kernels)
         self.beta1, self.beta2 = beta1, beta2
         self.uses_uncertainty = beta2 < 1
-        self.sensitivity = self.new_flat_buffers()                                   # I
-        self.sensitivity_average = self.new_flat_buffers()                           # Ī
-        self.uncertainty = self.new_flat_buffers() if self.uses_uncertainty else {}  # U
+        self.sensitivity = self.layout.new_flat_buffers()                                   # I
+        self.sensitivity_average = self.layout.new_flat_buffers()                           # Ī
+        self.uncertainty = self.layout.new_flat_buffers() if self.uses_uncertainty else {}  # U
 
     def hyperparameters(self) -> dict:
         return dict(super().hyperparameters(), beta1=self.beta1, beta2=self.beta2)
@@ -84,49 +86,21 @@ class PlatonPruner(UnstructuredPruner):
 
     def _update_statistics(self, t: int) -> bool:
         position = t % self.deltaT            # j
-        for slab, fused_slab in zip(self.slabs, self.fused_slabs):   # every operation on one slab while in cache
-            if fused_slab:
-                self._update_fused(slab, position)
-                continue
-            sensitivity = self.slab_of(self.sensitivity, slab)
+        layout = self.layout
+        statistics = [self.sensitivity, self.sensitivity_average] + ([self.uncertainty] if self.uses_uncertainty else [])
+        for slab, kernels in self.slabs_with_kernels():     # every operation on one slab while in cache
+            sensitivity, average, *uncertainty = [layout.slab_of(buffers, slab) for buffers in statistics]
+            weights, grads = layout.weights(slab), layout.grads(slab)
             if position == 0:                 # a window closes
-                average = self.slab_of(self.sensitivity_average, slab)
-                average.lerp_(sensitivity, 1 - self.beta1)
-                if self.uses_uncertainty:     # |I − Ī| with the new Ī, in I's place: I is rewritten next
-                    self.slab_of(self.uncertainty, slab).lerp_(sensitivity.sub_(average).abs_(), 1 - self.beta2)
-                self._importance(slab, out=sensitivity)
+                kernels.platon_close(sensitivity, average, uncertainty[0] if uncertainty else None, weights, grads,
+                                     1 - self.beta1, 1 - self.beta2)
             else:
-                sensitivity.lerp_(self._importance(slab, out=self.work(slab)), 1 / (position + 1))
+                kernels.platon_running(sensitivity, weights, grads, 1 / (position + 1))
         return position == 0
 
-    def _update_fused(self, slab, position: int) -> None:
-        """The same update of one slab, a fused loop per piece (pruners.kernels)."""
-        flats = [self.slab_of(self.sensitivity, slab), self.slab_of(self.sensitivity_average, slab)]
-        if self.uses_uncertainty:
-            flats.append(self.slab_of(self.uncertainty, slab))
-        for piece, sensitivity, average, *uncertainty in self.members(slab, *flats):
-            param = self.params[piece.index]
-            weight = self.part(param, piece)
-            grad = self.part(param.grad, piece).contiguous() if param.grad is not None else None
-            if position == 0:
-                self.kernels.platon_close(sensitivity, average, uncertainty[0] if uncertainty else None, weight, grad,
-                                          1 - self.beta1, 1 - self.beta2)
-            else:
-                self.kernels.platon_running(sensitivity, weight, grad, 1 / (position + 1))
-
-    def _importance(self, slab, out: torch.Tensor) -> torch.Tensor:
-        """|p ⊙ g| of the slab's entries into the flat `out` (0 where a parameter has no gradient)."""
-        for piece, here in self.members(slab, out):
-            param = self.params[piece.index]
-            if param.grad is None:
-                here.zero_()
-            else:
-                torch.mul(self.part(param, piece), self.part(param.grad, piece), out=here)
-        return out.abs_()
-
-    def _slab_factors(self, slab, out: torch.Tensor):
-        average = self.slab_of(self.sensitivity_average, slab)
-        return (average, self.slab_of(self.uncertainty, slab)) if self.uses_uncertainty else (average,)
+    def _slab_factors(self, slab, kernels, out: torch.Tensor):
+        average = self.layout.slab_of(self.sensitivity_average, slab)
+        return (average, self.layout.slab_of(self.uncertainty, slab)) if self.uses_uncertainty else (average,)
 
     def _flat_scores_at(self, device: torch.device, positions: torch.Tensor) -> torch.Tensor:
         """Straight from the flat statistics: a few gathers however many parameters there are."""
@@ -134,10 +108,11 @@ class PlatonPruner(UnstructuredPruner):
         return score(take(self.sensitivity_average[device], positions), uncertainty)
 
     def _scores_at(self, index: int, positions: torch.Tensor) -> torch.Tensor:
-        uncertainty = take(self.view_of(self.uncertainty, index), positions) if self.uses_uncertainty else None
-        return score(take(self.view_of(self.sensitivity_average, index), positions), uncertainty)
+        view_of = self.layout.view_of
+        uncertainty = take(view_of(self.uncertainty, index), positions) if self.uses_uncertainty else None
+        return score(take(view_of(self.sensitivity_average, index), positions), uncertainty)
 
 
-def score(average: torch.Tensor, uncertainty, out=None) -> torch.Tensor:
-    """S = Ī ⊙ U, or Ī itself when there is no uncertainty term (β2 == 1)."""
-    return average if uncertainty is None else torch.mul(average, uncertainty, out=out)
+def score(average: torch.Tensor, uncertainty) -> torch.Tensor:
+    """S = Ī ⊙ U, or Ī itself when there is no uncertainty term (β2 == 1), at a few gathered entries."""
+    return average if uncertainty is None else torch.mul(average, uncertainty)

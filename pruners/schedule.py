@@ -12,23 +12,49 @@ follows the cubic sparsity schedule of Zhu & Gupta (2017). docs/METHODS.md §1:
 
 with r0 = initial_threshold, rT = final_threshold, T = total_steps and t the
 1-based optimizer update. Everything here is a pure function of its arguments.
-Invalid settings raise `PrunerSettingError` (a `ValueError`, and a `UserError`
-so that the command line prints it on one line) naming the flag, the value,
-the valid range and a fix.
+
+Invalid settings raise `PrunerSettingError`, a `ValueError` in the library's own
+words: it names the parameter (as the constructors spell it), the value, the
+valid range and a fix, and carries its message as a template so that a front
+end can render the parameter names its own way (`err.with_names({...})`, e.g.
+command-line flags).
 """
 import math
 import numbers
-
-from data_utils.errors import UserError
-
-
-class PrunerSettingError(UserError, ValueError):
-    """A pruning hyperparameter outside its valid range; the message names the flag and a fix."""
+import string
+from typing import Mapping
 
 
-def refuse(flag: str, value, valid: str, fix: str):
-    """Raise the one-line error for `--flag=value`."""
-    raise PrunerSettingError(f"--{flag}={value} is invalid: it must be {valid}; {fix}")
+class PrunerSettingError(ValueError):
+    """A pruning setting outside its valid range, in the library's words.
+
+    `template` is a `str.format` template in which every mention of a pruner parameter is a
+    placeholder `{name}` (literal braces doubled); `parameter` is the refused parameter's name.
+    `str(err)` renders the placeholders as the bare names, `err.with_names(names)` as
+    `names.get(name, name)`; `err.names` is the set of placeholders the template uses."""
+
+    def __init__(self, template: str, parameter: str):
+        super().__init__(template, parameter)       # args: what pickling needs to rebuild it
+        self.template, self.parameter = template, parameter
+        self.names = {field for _, field, _, _ in string.Formatter().parse(template) if field}
+
+    def with_names(self, names: Mapping[str, str]) -> str:
+        """The message with each parameter placeholder rendered as `names.get(name, name)`."""
+        return self.template.format(**{name: names.get(name, name) for name in self.names})
+
+    def __str__(self) -> str:
+        return self.with_names({})
+
+
+def literal(value) -> str:
+    """`value` as text for a template (braces doubled)."""
+    return str(value).replace("{", "{{").replace("}", "}}")
+
+
+def refuse(parameter: str, value, valid: str, fix: str):
+    """Raise the one-line error "<parameter>=<value> is invalid: it must be <valid>; <fix>"
+    (`valid` and `fix` are templates: parameters as placeholders, literal braces doubled)."""
+    raise PrunerSettingError(f"{{{parameter}}}={literal(value)} is invalid: it must be {valid}; {fix}", parameter)
 
 
 def warmup_bounds(warmup_steps: float, initial_warmup: float, final_warmup: float):
@@ -73,21 +99,22 @@ def validate_schedule(total_steps: int, initial_threshold: float, final_threshol
     """Refuse, with one clear `PrunerSettingError`, any setting the schedule cannot run with."""
     if not (isinstance(total_steps, numbers.Integral) and total_steps >= 1):
         refuse("total_steps", total_steps, "an integer ≥ 1 (the number of optimizer updates)",
-               "train for at least one update (raise --epochs or lower --grad_accumulation_step)")
+               "train for at least one update")
     if not 0 < final_threshold <= 1:
         refuse("final_threshold", final_threshold, "in (0, 1] (the fraction of weights kept at the end)",
-               "e.g. --final_threshold 0.1 keeps 10 %")
+               "e.g. {final_threshold} 0.1 keeps 10 %")
     if not final_threshold <= initial_threshold <= 1:
         refuse("initial_threshold", initial_threshold,
-               f"in [final_threshold, 1] = [{final_threshold}, 1] (the fraction kept before pruning starts)",
-               "use --initial_threshold 1")
-    for flag, value in (("warmup_steps", warmup_steps), ("initial_warmup", initial_warmup),
-                        ("final_warmup", final_warmup)):
+               f"in [{{final_threshold}}, 1] = [{literal(final_threshold)}, 1] (the fraction kept before pruning starts)",
+               "use {initial_threshold} 1")
+    for parameter, value in (("warmup_steps", warmup_steps), ("initial_warmup", initial_warmup),
+                             ("final_warmup", final_warmup)):
         if not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
-            refuse(flag, value, "a finite number ≥ 0", f"e.g. --{flag} {dict(warmup_steps=200).get(flag, 1)}")
+            refuse(parameter, value, "a finite number ≥ 0",
+                   f"e.g. {{{parameter}}} {dict(warmup_steps=200).get(parameter, 1)}")
     if not (isinstance(deltaT, numbers.Integral) and deltaT >= 1):
         refuse("deltaT", deltaT, "an integer ≥ 1 (updates per sensitivity window and between maskings)",
-               "the published recipes use --deltaT 10")
+               "the published recipes use {deltaT} 10")
     ti, tf = warmup_bounds(warmup_steps, initial_warmup, final_warmup)
     if ti + tf >= total_steps:
         fitting = math.floor(0.7 * total_steps / (initial_warmup + final_warmup))
@@ -95,5 +122,5 @@ def validate_schedule(total_steps: int, initial_threshold: float, final_threshol
                f"small enough that ti + tf < T, but T={total_steps} updates while "
                f"ti=initial_warmup×warmup_steps={ti:g} and tf=final_warmup×warmup_steps={tf:g} "
                f"(ti + tf = {ti + tf:g}) leave no updates for the cubic decay",
-               f"use --warmup_steps {max(fitting, 0)} (ti + tf ≈ 0.7·T), smaller --initial_warmup/--final_warmup, "
-               f"or more updates (--epochs)")
+               f"use {{warmup_steps}} {max(fitting, 0)} (ti + tf ≈ 0.7·T), smaller {{initial_warmup}}/{{final_warmup}}, "
+               f"or more updates ({{total_steps}})")

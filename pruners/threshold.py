@@ -24,12 +24,15 @@ value wide is resolved by counting alone.
 `kth_smallest(...)` returns exactly `torch.kthvalue(torch.cat([c.flatten() for c
 in chunks]), k).values` (a 0-d CPU tensor), including ties, zeros, k = 1 and k = N.
 The bracket, counts and candidates live on the CPU; the passes over the scores
-run wherever the scores are.
+run wherever the scores are, by the kernels given with each chunk
+(pruners.kernels `count`; torch operations for plain tensors).
 """
 import math
-from typing import Callable, Iterable, List, Optional, Sequence
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 import torch
+
+from pruners.kernels import Kernels, TorchKernels
 
 SAMPLE_SIZE = 1 << 17      # sample scores drawn to place the bracket
 BRACKET_SIGMAS = 4.0       # half-width of the bracket, in binomial standard deviations of the sample rank
@@ -76,81 +79,54 @@ def bracket_from_sample(sample: torch.Tensor, k: int, total: int, sigmas: float 
     return lo, hi, lo_tied
 
 
+def factors_of(chunk) -> Tuple[Tuple[torch.Tensor, ...], Kernels]:
+    """(factors, kernels) of a chunk: a tensor of scores (any shape; counted by torch operations), or
+    a pair (a tuple of one or two flat factors whose product is the scores, the kernels that count them)."""
+    if isinstance(chunk, torch.Tensor):
+        return (chunk.reshape(-1),), None
+    factors, kernels = chunk
+    return tuple(factors), kernels
+
+
 class BracketCount:
-    """One pass of the bracketed selection: feed every score chunk to `add`, then ask `kth`.
+    """One pass of the bracketed selection: feed every chunk of scores to `add`, then ask `kth`.
 
     Counts the scores below `lo` exactly and keeps copies of those in [lo, hi). With `lo_tied`
     (many scores may equal lo: zeros, a saturated value) the scores equal to lo are counted, not
     kept, and only those in (lo, hi) are candidates; if the k-th smallest is lo itself, counting
-    alone finds it.
+    alone finds it. Each chunk is counted by its kernels' `count` (pruners.kernels: torch
+    operations or a fused loop, the same counts and candidates)."""
 
-    Per chunk the full-size work is two comparisons into 0/1 float buffers and two column sums
-    (float ops are several times cheaper than boolean masks on a CPU): the chunk is viewed as
-    (GROUP, n / GROUP); per column, the number of scores below lo and below hi. Their total
-    is the count; columns where they differ hold a candidate (about GROUP × the candidate share
-    of the columns), and only those are gathered and filtered. Sums of 0/1 floats are exact."""
-
-    GROUP = 16
-
-    def __init__(self, lo: torch.Tensor, hi: torch.Tensor, lo_tied: bool = False, kernels=None):
+    def __init__(self, lo: torch.Tensor, hi: torch.Tensor, lo_tied: bool = False):
         self.lo, self.hi, self.lo_tied = lo, hi, lo_tied
-        self.kernels = kernels          # pruners.kernels loops, for chunks given as factors
         self.above_lo = torch.nextafter(lo, hi) if lo_tied else lo    # candidates are in [above_lo, hi)
         self.collects = bool(self.above_lo < hi)
         self._below, self._below_candidates, self._candidates = [], [], []
-        self._work = None
+        self._out = None
+        self._torch_kernels = None      # for chunks given as plain tensors
 
-    def _buffers(self, numel: int, device: torch.device):
-        if self._work is None or self._work.shape[1] < numel or self._work.device != device:
-            self._work = torch.empty(2, numel, device=device)
-        return self._work[0, :numel], self._work[1, :numel]
+    def _buffer(self, numel: int, device: torch.device) -> torch.Tensor:
+        if self._out is None or self._out.numel() < numel or self._out.device != device:
+            self._out = torch.empty(numel, device=device)
+        return self._out[:numel]
 
-    def add(self, scores) -> None:
-        """Account for one chunk of scores (any shape; may be reused by the caller afterwards), or of
-        the scores that are the product of a tuple of flat factors (counted by one fused loop when
-        the counter has kernels that accept them)."""
-        if isinstance(scores, tuple):
-            if self.kernels is not None and all(self.kernels.accepts(f) for f in scores):
-                return self._add_fused(scores)
-            scores = product(scores)
-        flat = scores.reshape(-1)
-        below, under_hi = self._buffers(flat.numel(), flat.device)
-        torch.lt(flat, self.lo, out=below)
-        if self.lo_tied:
-            self._below.append(below.sum(dtype=torch.float64))
-            torch.lt(flat, self.above_lo, out=below)      # from here on: below the candidates
-        columns = flat.numel() // self.GROUP
-        split = columns * self.GROUP
-
-        def by_column(indicator):               # (GROUP, columns) view of the whole columns
-            return indicator[:split].view(self.GROUP, columns)
-
-        below_per_column = by_column(below).sum(0)
-        count = below_per_column.sum(dtype=torch.float64)
-        if split < flat.numel():                # a tail shorter than a column, counted on its own
-            count = count + below[split:].sum(dtype=torch.float64)
-        (self._below_candidates if self.lo_tied else self._below).append(count)
-        if not self.collects:
-            return
-        torch.lt(flat, self.hi, out=under_hi)
-        hit = torch.ne(by_column(under_hi).sum(0), below_per_column).nonzero().squeeze(1)   # with a candidate
-        picked = [by_column(flat).index_select(1, hit)] + ([flat[split:]] if split < flat.numel() else [])
-        for values in picked:
-            self._candidates.append(values[(values >= self.above_lo) & (values < self.hi)].cpu())
-
-    def _add_fused(self, factors) -> None:
-        out, _ = self._buffers(factors[0].numel(), factors[0].device)
-        below, below_candidates, found = self.kernels.count(factors, self.lo, self.above_lo, self.hi, out)
+    def add(self, chunk) -> None:
+        """Account for one chunk (see `factors_of`; the caller may reuse its memory afterwards)."""
+        factors, kernels = factors_of(chunk)
+        if kernels is None:
+            kernels = self._torch_kernels = self._torch_kernels or TorchKernels()
+        out = self._buffer(factors[0].numel(), factors[0].device)
+        below, below_candidates, found = kernels.count(factors, self.lo, self.above_lo, self.hi, out)
         self._below.append(below)
         if self.lo_tied:
             self._below_candidates.append(below_candidates)
         if found:
-            self._candidates.append(out[:found].clone())
+            self._candidates.append(out[:found].to("cpu", copy=True))
 
     def kth(self, k: int) -> Optional[torch.Tensor]:
         """The k-th smallest of everything added, or None when it is not in [lo, hi)."""
-        below = total_of(self._below)
-        below_candidates = total_of(self._below_candidates) if self.lo_tied else below
+        below = sum(self._below)
+        below_candidates = sum(self._below_candidates) if self.lo_tied else below
         if below < k <= below_candidates:       # the k-th smallest equals lo
             return self.lo.clone()
         candidates = torch.cat(self._candidates) if self._candidates else self.lo.new_empty(0)
@@ -159,38 +135,30 @@ class BracketCount:
         return torch.kthvalue(candidates, k - below_candidates).values
 
 
-def total_of(counts) -> int:
-    """The sum of exact per-chunk counts (0-d tensors, possibly on several devices)."""
-    return sum(int(count) for count in counts)
-
-
-def product(factors) -> torch.Tensor:
-    """The elementwise product of a tuple of one or two flat factors (a new tensor)."""
-    return factors[0].clone() if len(factors) == 1 else torch.mul(*factors)
-
-
-def kth_smallest(score_chunks: Callable[[], Iterable], k: int, total: int,
-                 sample: torch.Tensor, kernels=None) -> torch.Tensor:
+def kth_smallest(score_chunks: Callable[[], Iterable], k: int, total: int, sample: torch.Tensor) -> torch.Tensor:
     """Exact k-th smallest (1 ≤ k ≤ total) of all scores yielded by `score_chunks()`.
 
     `score_chunks` is called once (twice in the rare fallback); it may reuse one buffer for every
-    chunk, each is consumed before the next is requested. A chunk is a tensor of scores or a tuple
-    of flat factors whose product is the scores (see `BracketCount.add`; `kernels` count those).
-    `sample` is a few scores drawn from the same set, used only to place the bracket: a poor
-    sample costs time, never exactness."""
+    chunk, each is consumed before the next is requested. A chunk is a tensor of scores or a pair
+    (factors, kernels) (see `factors_of`). `sample` is a few scores drawn from the same set, used
+    only to place the bracket: a poor sample costs time, never exactness."""
     if not 1 <= k <= total:
         raise ValueError(f"k={k} must be in [1, {total}] (the number of scores)")
-    count = BracketCount(*bracket_from_sample(sample, k, total), kernels=kernels)
+    count = BracketCount(*bracket_from_sample(sample, k, total))
     for chunk in score_chunks():
         count.add(chunk)
     found = count.kth(k)
     return found if found is not None else kthvalue_of_chunks(score_chunks, k)
 
 
-def kthvalue_of_chunks(score_chunks: Callable[[], Iterable[torch.Tensor]], k: int) -> torch.Tensor:
+def kthvalue_of_chunks(score_chunks: Callable[[], Iterable], k: int) -> torch.Tensor:
     """The fallback: `torch.kthvalue` over a CPU copy of all scores (4 bytes each, one full selection)."""
-    return torch.kthvalue(torch.cat([(product(chunk) if isinstance(chunk, tuple) else chunk).flatten().cpu()
-                                     for chunk in score_chunks()]), k).values
+    copies = []
+    for chunk in score_chunks():
+        factors, _ = factors_of(chunk)
+        scores = factors[0] if len(factors) == 1 else torch.mul(*factors)
+        copies.append(scores.to("cpu", copy=True))
+    return torch.kthvalue(torch.cat(copies), k).values
 
 
 def kth_smallest_of(tensors: Sequence[torch.Tensor], k: int, sample_size: int = SAMPLE_SIZE) -> torch.Tensor:

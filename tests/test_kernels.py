@@ -1,15 +1,17 @@
-"""The fused CPU loops (pruners.kernels) against the torch operations they replace: same bits."""
+"""The kernels (pruners.kernels): the torch operations and the fused numba loops give the same bits."""
 import pytest
 import torch
 from torch import nn
 
-from pruners import MagnitudePruner, PlatonPruner
+from pruners import MagnitudePruner, PlatonPruner, PrunerSettingError
 from pruners import kernels as fused
 from pruners.threshold import BracketCount
 from tests.test_platon import SCHEDULE, tiny_bert, train
 
 pytest.importorskip("numba")
 LOOPS = fused.load("numba")
+BOTH = [fused.TorchKernels(), LOOPS]        # every pass of either must equal the plain torch reference
+NAMES = ["torch", "numba"]
 # across block and run boundaries: 1 entry, a part of a run, runs and a tail, several blocks and a tail
 SIZES = [1, 31, 32, 33, 1000, 3 * fused.BLOCK + 45]
 
@@ -22,7 +24,8 @@ def randoms(n, count, seed):
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("uses_uncertainty", [True, False])
 @pytest.mark.parametrize("has_grad", [True, False])
-def test_window_close_equals_the_torch_update(n, uses_uncertainty, has_grad):
+@pytest.mark.parametrize("kernels", BOTH, ids=NAMES)
+def test_window_close_equals_the_torch_update(n, uses_uncertainty, has_grad, kernels):
     sensitivity, average, uncertainty, weight, grad = randoms(n, 5, seed=n)
     weight -= 1.5
     want_i, want_a, want_u = sensitivity.clone(), average.clone(), uncertainty.clone()
@@ -30,8 +33,8 @@ def test_window_close_equals_the_torch_update(n, uses_uncertainty, has_grad):
     if uses_uncertainty:
         want_u.lerp_((want_i - want_a).abs(), 0.05)
     want_i = (weight * grad).abs() if has_grad else torch.zeros(n)
-    LOOPS.platon_close(sensitivity, average, uncertainty if uses_uncertainty else None, weight,
-                       grad if has_grad else None, 0.15, 0.05)
+    kernels.platon_close(sensitivity, average, uncertainty if uses_uncertainty else None, [weight],
+                         [grad if has_grad else None], 0.15, 0.05)
     assert torch.equal(average, want_a), f"n={n}: Ī ← lerp(Ī, I, 1 − β1), bit for bit"
     assert torch.equal(uncertainty, want_u), f"n={n}: U ← lerp(U, |I − Ī|, 1 − β2) (untouched without it)"
     assert torch.equal(sensitivity, want_i), f"n={n}: I ← |p ⊙ g| (0 without a gradient)"
@@ -39,10 +42,11 @@ def test_window_close_equals_the_torch_update(n, uses_uncertainty, has_grad):
 
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("w", [1 / 2, 1 / 3, 1 / 7])
-def test_running_mean_equals_the_torch_update(n, w):
+@pytest.mark.parametrize("kernels", BOTH, ids=NAMES)
+def test_running_mean_equals_the_torch_update(n, w, kernels):
     sensitivity, weight, grad = randoms(n, 3, seed=n + 1)
     want = sensitivity.clone().lerp_((weight * grad).abs(), w)
-    LOOPS.platon_running(sensitivity, weight, grad, w)
+    kernels.platon_running(sensitivity, [weight], [grad], w)
     assert torch.equal(sensitivity, want), f"n={n}, w={w}: I ← lerp(I, |p ⊙ g|, 1/(j + 1)) bit for bit"
 
 
@@ -59,7 +63,8 @@ def scores_with_ties_and_nan(n, seed):
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("two", [True, False])
 @pytest.mark.parametrize("lo_tied", [False, True])
-def test_count_equals_the_torch_counts_and_candidates(n, two, lo_tied):
+@pytest.mark.parametrize("kernels", BOTH, ids=NAMES)
+def test_count_equals_the_torch_counts_and_candidates(n, two, lo_tied, kernels):
     first, second = scores_with_ties_and_nan(n, seed=n)
     factors = (first, second) if two else (first,)
     scores = first * second if two else first
@@ -68,7 +73,7 @@ def test_count_equals_the_torch_counts_and_candidates(n, two, lo_tied):
     hi = finite[2 * len(finite) // 3] if len(finite) else torch.tensor(1.0)
     above_lo = torch.nextafter(lo, hi) if lo_tied else lo
     out = torch.empty(n)
-    below, below_candidates, found = LOOPS.count(factors, lo, above_lo, hi, out)
+    below, below_candidates, found = kernels.count(factors, lo, above_lo, hi, out)
     assert below == int((scores < lo).sum()), f"n={n}: scores below lo"
     assert below_candidates == int((scores < above_lo).sum()), f"n={n}: scores below the candidates"
     want = scores[(scores >= above_lo) & (scores < hi)]
@@ -83,26 +88,46 @@ def test_bracket_count_gives_the_same_answer_with_and_without_the_loops(two):
     k = scores.numel() // 2
     want = torch.kthvalue(scores, k).values
     lo, hi = torch.kthvalue(scores, k - 500).values, torch.kthvalue(scores, k + 500).values
-    for kernels in (None, LOOPS):
-        count = BracketCount(lo, torch.nextafter(hi, torch.tensor(float("inf"))), kernels=kernels)
+    for kernels in BOTH:
+        count = BracketCount(lo, torch.nextafter(hi, torch.tensor(float("inf"))))
         half = scores.numel() // 2
         for part in (slice(0, half), slice(half, None)):
-            count.add((first[part], second[part]) if two else (first[part],))
-        assert count.kth(k) == want, f"kernels={kernels}: the k-th smallest of the factors' products"
+            count.add(((first[part], second[part]) if two else (first[part],), kernels))
+        assert count.kth(k) == want, f"kernels={kernels.name}: the k-th smallest of the factors' products"
 
 
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("two", [True, False])
-def test_mask_equals_the_torch_mask(n, two):
+@pytest.mark.parametrize("kernels", BOTH, ids=NAMES)
+def test_mask_equals_the_torch_mask(n, two, kernels):
     first, second = scores_with_ties_and_nan(n, seed=n + 2)
     weight = torch.randn(n, generator=torch.Generator().manual_seed(n))
     weight[-1] = float("nan")
     scores = first * second if two else first
     threshold = scores[0] if n else torch.tensor(0.5)
     want = weight * torch.ge(scores, threshold).float()
-    LOOPS.mask(weight, (first, second) if two else (first,), threshold)
+    kernels.mask([weight], (first, second) if two else (first,), threshold)
     assert torch.equal(weight.isnan(), want.isnan()) and torch.equal(weight.nan_to_num(), want.nan_to_num()), \
         f"n={n}: zero where the score is < τ or NaN, ties at τ kept"
+
+
+def test_passes_over_a_slab_of_several_parts_agree():
+    """A slab of several parameter parts (one without a gradient): both kernels give the same bits."""
+    sizes = [33, 5, 1000, 64]
+    results = []
+    for kernels in BOTH:
+        sensitivity, average, uncertainty = randoms(sum(sizes), 3, seed=9)
+        weights = [torch.rand(n, generator=torch.Generator().manual_seed(n)) - 1.5 for n in sizes]
+        grads = [torch.rand(n, generator=torch.Generator().manual_seed(n + 7)) for n in sizes]
+        grads[1] = None
+        kernels.platon_close(sensitivity, average, uncertainty, weights, grads, 0.15, 0.05)
+        kernels.platon_running(sensitivity, weights, grads, 1 / 3)
+        magnitudes = kernels.magnitude(weights, out=torch.empty(sum(sizes)))
+        kernels.mask(weights, (average, uncertainty), torch.kthvalue(average * uncertainty, 500).values)
+        results.append([sensitivity, average, uncertainty, magnitudes, torch.cat(weights)])
+    for name, a, b in zip(["I", "Ī", "U", "|p|", "masked weights"], *results):
+        assert torch.equal(a, b), f"{name}: torch and numba differ over a slab of several parts"
+    assert int((results[0][4] == 0).sum()) == 499, "the 499 entries scored below the 500th smallest are zeroed"
 
 
 def run_pruner(method, kernels, steps=20):
@@ -120,12 +145,14 @@ def run_pruner(method, kernels, steps=20):
 
 @pytest.mark.parametrize("method", ["platon", "magnitude"])
 def test_a_pruned_run_is_identical_with_either_kernels(method, monkeypatch):
-    import pruners.base
-    monkeypatch.setattr(pruners.base, "SLAB_NUMEL", 3000)      # several slabs, one of them with the odd parameter
+    import pruners.layout
+    monkeypatch.setattr(pruners.layout, "SLAB_NUMEL", 3000)      # several slabs, one of them with the odd parameter
     fast, slow = run_pruner(method, "numba"), run_pruner(method, "torch")
     assert fast[0].kernel_name == "numba" and slow[0].kernel_name == "torch", "the kernels asked for are used"
-    assert any(fast[0].fused_slabs) and not all(fast[0].fused_slabs), \
+    slab_kernels = [kernels.name for kernels in fast[0].slab_kernels]
+    assert "numba" in slab_kernels and "torch" in slab_kernels, \
         "fused loops run where they can, torch on the slab of the non-contiguous parameter"
+    assert all(kernels.name == "torch" for kernels in slow[0].slab_kernels), "torch asked: torch everywhere"
     assert fast[1] == slow[1], f"{method}: same ratios and thresholds at every step"
     assert all(torch.equal(a, b) for a, b in zip(fast[2], slow[2])), f"{method}: same masked weights"
     assert all(torch.equal(fast[3][key], slow[3][key]) for key in slow[3]), f"{method}: same statistics"
@@ -139,15 +166,20 @@ def test_loading_the_loops_leaves_the_global_random_state_alone(monkeypatch):
 
 
 def test_kernel_choice_and_refusals(monkeypatch):
-    assert fused.load("torch") is None and fused.load("auto") is LOOPS, "auto takes numba when it is installed"
-    with pytest.raises(ValueError, match="kernels='fast'"):
+    assert fused.load("torch").name == "torch" and fused.load("auto") is LOOPS, "auto takes numba when it is installed"
+    with pytest.raises(PrunerSettingError, match="kernels='fast'"):
         fused.load("fast")
     model = tiny_bert().double()
     assert PlatonPruner(model, 20, beta1=0.85, beta2=0.95, deltaT=3, **SCHEDULE).kernel_name == "torch", \
         "auto falls back to torch operations for float64 parameters"
-    with pytest.raises(ValueError, match="CPU float32 parameters only"):
+    with pytest.raises(PrunerSettingError, match="CPU float32 parameters only") as caught:
         PlatonPruner(model, 20, beta1=0.85, beta2=0.95, deltaT=3, kernels="numba", **SCHEDULE)
+    assert caught.value.parameter == "kernels" and str(caught.value).startswith("kernels='numba' runs on"), \
+        str(caught.value)
+    assert caught.value.with_names({"kernels": "--pruner_kernels"}).startswith("--pruner_kernels='numba' runs on")
     monkeypatch.setattr(fused, "numba_available", lambda: False)
-    assert fused.load("auto") is None, "without numba, auto means torch operations"
-    with pytest.raises(ValueError, match="pip install numba"):
+    assert fused.load("auto").name == "torch", "without numba, auto means torch operations"
+    with pytest.raises(PrunerSettingError, match="pip install numba") as caught:
         fused.load("numba")
+    assert caught.value.parameter == "kernels" and "--pruner_kernels" in caught.value.with_names(
+        {"kernels": "--pruner_kernels"}), caught.value.with_names({"kernels": "--pruner_kernels"})

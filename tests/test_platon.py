@@ -364,28 +364,38 @@ def refused(**changes):
     values.update(changes)
     with pytest.raises(PrunerSettingError) as caught:
         PlatonPruner(tiny_bert(), 100, **values)
-    return str(caught.value)
+    return caught.value
+
+
+def as_flags(err):
+    """The message as the command line renders it: every parameter as its flag."""
+    return err.with_names({p: "--" + p for p in err.names})
 
 
 @pytest.mark.parametrize("flag,value", [("beta1", -0.1), ("beta1", 1.5), ("beta2", -0.5), ("beta2", 2.0),
                                         ("beta2", 1.0001), ("final_threshold", 0.0), ("final_threshold", 1.1),
                                         ("initial_threshold", 0.2), ("initial_threshold", 1.5), ("deltaT", 0)])
 def test_every_invalid_hyperparameter_is_refused(flag, value):
-    message = refused(**{flag: value})
-    assert message.startswith(f"--{flag}={value} is invalid"), f"names the flag and value: {message!r}"
+    err = refused(**{flag: value})
+    message = str(err)
+    assert message.startswith(f"{flag}={value} is invalid"), f"names the parameter and value: {message!r}"
+    assert err.parameter == flag and "--" not in message, f"the library's own words: {message!r}"
+    assert as_flags(err).startswith(f"--{flag}={value} is invalid"), f"names the flag and value: {as_flags(err)!r}"
     assert "must be" in message and ";" in message, f"gives the range and a fix: {message!r}"
 
 
 def test_impossible_schedule_is_refused_by_both_pruners():
-    message = refused(warmup_steps=30, initial_warmup=1, final_warmup=3)
+    message = str(refused(warmup_steps=30, initial_warmup=1, final_warmup=3))
     assert "T=100" in message and "ti=" in message and "tf=" in message, message
     with pytest.raises(ValueError, match="T=100"):
         MagnitudePruner(tiny_bert(), 100, **dict(SCHEDULE, warmup_steps=30, deltaT=1))
 
 
 def test_platon_window_longer_than_the_run_is_refused():
-    message = refused(deltaT=101)
-    assert message.startswith("--deltaT=101 is invalid") and "T=100" in message and "--deltaT 10" in message, message
+    err = refused(deltaT=101)
+    message, flags = str(err), as_flags(err)
+    assert message.startswith("deltaT=101 is invalid") and "T=100" in message and "deltaT 10" in message, message
+    assert flags.startswith("--deltaT=101 is invalid") and "T=100" in flags and "--deltaT 10" in flags, flags
     PlatonPruner(tiny_bert(), 100, **dict(SCHEDULE, beta1=0.85, beta2=0.85, deltaT=100))   # one window: allowed
     MagnitudePruner(tiny_bert(), 100, **dict(SCHEDULE, deltaT=101))   # magnitude needs no window: final phase masks
 
@@ -417,7 +427,7 @@ def test_sparsity_report(tmp_path):
 
 
 def test_plan_slabs_cuts_and_gathers_parameters_in_order():
-    from pruners.base import plan_slabs
+    from pruners.layout import plan_slabs
     params = [torch.zeros(10), torch.zeros(3), torch.zeros(4, 6).t(), torch.zeros(7)]   # the third is non-contiguous
     offsets = [0, 10, 13, 37]
     slabs = plan_slabs(params, offsets, 8)
@@ -434,10 +444,10 @@ def test_plan_slabs_cuts_and_gathers_parameters_in_order():
 def test_slab_size_changes_nothing_but_speed(method, monkeypatch):
     """Slabs that cut every parameter into pieces (and one non-contiguous parameter, a whole piece)
     give the same statistics, thresholds and masked weights as slabs holding whole parameters."""
-    import pruners.base
+    import pruners.layout
     results = {}
     for slab_numel in (1 << 19, 100):
-        monkeypatch.setattr(pruners.base, "SLAB_NUMEL", slab_numel)
+        monkeypatch.setattr(pruners.layout, "SLAB_NUMEL", slab_numel)
         model = tiny_bert()
         dense = model.bert.encoder.layer[1].intermediate.dense
         dense.weight = nn.Parameter(dense.weight.detach().t().contiguous().t())

@@ -55,7 +55,12 @@ def error_of(**changes):
     values.update(changes)
     with pytest.raises(PrunerSettingError) as caught:
         validate_schedule(**values)
-    return str(caught.value)
+    return caught.value
+
+
+def as_flags(err):
+    """The message as the command line renders it: every parameter as its flag."""
+    return err.with_names({p: "--" + p for p in err.names})
 
 
 @pytest.mark.parametrize("flag,value", [("final_threshold", 0.0), ("final_threshold", 1.5), ("final_threshold", -0.1),
@@ -64,29 +69,52 @@ def error_of(**changes):
                                         ("total_steps", 0), ("warmup_steps", -1), ("initial_warmup", -1),
                                         ("final_warmup", float("inf"))])
 def test_each_invalid_value_names_its_flag(flag, value):
-    message = error_of(**{flag: value})
-    assert f"--{flag}={value}" in message, f"the message must name the flag and the value: {message!r}"
+    err = error_of(**{flag: value})
+    message = str(err)
+    assert message.startswith(f"{flag}={value} is invalid"), f"names the parameter and the value: {message!r}"
+    assert err.parameter == flag and flag in err.names, f"carries the refused parameter: {err.parameter!r}"
+    assert "--" not in message, f"the library's own words, no command-line flags: {message!r}"
+    assert as_flags(err).startswith(f"--{flag}={value} is invalid"), \
+        f"the message must name the flag and the value: {as_flags(err)!r}"
     assert "must be" in message and ";" in message, f"the message must give the range and a fix: {message!r}"
     assert "\n" not in message, "one line"
 
 
 def test_impossible_schedule_names_T_ti_tf_and_suggests_warmup_steps():
-    message = error_of(total_steps=100, warmup_steps=30, initial_warmup=1, final_warmup=3)
+    err = error_of(total_steps=100, warmup_steps=30, initial_warmup=1, final_warmup=3)
+    message = str(err)
     for part in ("T=100", "ti=initial_warmup×warmup_steps=30", "tf=final_warmup×warmup_steps=90"):
         assert part in message, f"the message must contain {part!r}: {message!r}"
-    assert "--warmup_steps 17" in message, f"suggests floor(0.7·100/4) = 17 warmup steps: {message!r}"
+        assert part in as_flags(err), f"the formulas stay literal with flags too: {as_flags(err)!r}"
+    assert "use warmup_steps 17" in message, f"suggests floor(0.7·100/4) = 17 warmup steps: {message!r}"
+    assert "--warmup_steps 17" in as_flags(err), f"suggests floor(0.7·100/4) = 17 warmup steps: {as_flags(err)!r}"
+    assert as_flags(err).startswith("--warmup_steps=30 is invalid"), as_flags(err)
     validate_schedule(100, 1.0, 0.1, 17, 1, 3, 10)   # the suggestion is accepted
 
 
 def test_exactly_full_warmup_is_refused():
-    assert "ti + tf" in error_of(total_steps=40, warmup_steps=10, initial_warmup=1, final_warmup=3), \
+    assert "ti + tf" in str(error_of(total_steps=40, warmup_steps=10, initial_warmup=1, final_warmup=3)), \
         "ti + tf == T leaves no cubic phase: refused"
 
 
-def test_error_is_a_value_error_and_a_user_error():
+def test_error_is_a_value_error_of_the_library_not_a_user_error():
     with pytest.raises(ValueError):
         validate_schedule(100, 1.0, 2.0, 10, 1, 3, 10)
-    assert issubclass(PrunerSettingError, UserError), "the CLI prints user errors on one line"
+    assert issubclass(PrunerSettingError, ValueError), "a plain ValueError of the library"
+    assert not issubclass(PrunerSettingError, UserError), "the CLI translates it; the library does not know the CLI"
+
+
+def test_error_renders_its_parameters_as_the_caller_names_them():
+    err = error_of(final_threshold=1.5)
+    assert str(err) == ("final_threshold=1.5 is invalid: it must be in (0, 1] (the fraction of weights kept at the "
+                        "end); e.g. final_threshold 0.1 keeps 10 %"), str(err)
+    assert err.names == {"final_threshold"} and err.parameter == "final_threshold", (err.names, err.parameter)
+    assert err.with_names({"final_threshold": "--final_threshold"}) == (
+        "--final_threshold=1.5 is invalid: it must be in (0, 1] (the fraction of weights kept at the end); "
+        "e.g. --final_threshold 0.1 keeps 10 %"), err.with_names({"final_threshold": "--final_threshold"})
+    assert err.with_names({"other": "--other"}) == str(err), "names not given stay bare"
+    literal = PrunerSettingError("{deltaT}=3 {{not a parameter}}", "deltaT")
+    assert str(literal) == "deltaT=3 {not a parameter}" and literal.names == {"deltaT"}, "doubled braces are literal"
 
 
 def test_valid_settings_pass():
