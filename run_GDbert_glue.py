@@ -156,7 +156,9 @@ def to_train_args(args) -> list:
         if "none" in reports:
             raise UserError(f"--report_to {' '.join(args.report_to)}: 'none' cannot go with another; pick one")
         argv.append("--tensorboard")
-    if args.overwrite_output_dir:
+    if args.overwrite_output_dir and not resume_args(args.resume_from_checkpoint):
+        # not when resuming: train.py's --overwrite_output_dir moves the run's outputs, checkpoints included,
+        # aside (transformers' Trainer resumes with both flags, as scripts/gpp_dfd/run.sh passes them)
         argv.append("--overwrite_output_dir")
     if args.debug:
         argv.append("--debug")

@@ -57,6 +57,9 @@ def test_resume_from_checkpoint_maps_to_resume_or_model_ckpt(capsys, tmp_path):
     checkpoint.mkdir()
     argv = mapped(capsys, "--resume_from_checkpoint", str(checkpoint))
     assert value(argv, "--model_ckpt") == str(checkpoint) and "--resume" not in argv, f"a path: --model_ckpt: {argv}"
+    both = mapped(capsys, "--resume_from_checkpoint", "--overwrite_output_dir")
+    assert "--resume" in both and "--overwrite_output_dir" not in both, \
+        f"resuming never passes --overwrite_output_dir, which would move the checkpoints aside: {both}"
 
 
 @pytest.mark.parametrize("extra,needle", [
