@@ -21,7 +21,6 @@ import io
 import os
 import sys
 
-import torch
 import transformers
 
 from data_utils.batcher import TaskDataset

@@ -13,7 +13,7 @@ import tomllib
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertModel, pipeline
+from transformers import AutoModelForSequenceClassification, BertModel, pipeline
 
 from data_utils.task_def import load_task_defs
 from mt_dnn.model import MTDNNModel, export_structured, load_model, save_model
