@@ -269,6 +269,30 @@ FLAG_CASES = [
      ["--log_file {tmp}/afile/log.log: cannot open it (Not a directory); choose another file"]),
     ("missing init checkpoint", ["--init_checkpoint", "{tmp}/nothing.pt"],
      ["--init_checkpoint {tmp}/nothing.pt: file not found; check the path"]),
+    # probed bad values (item 8): each was an internal error, a NaN loss later, or a misleading message
+    ("negative seed", ["--seed", "-1"], ["--seed -1 must be an integer in [0, 2**64 - 1] (e.g. 2018)"]),
+    ("seed beyond 64 bits", ["--seed", str(2 ** 64)], [f"--seed {2 ** 64} must be an integer in [0, 2**64 - 1]"]),
+    ("infinite weight decay", ["--weight_decay", "inf"], ["--weight_decay inf must be >= 0 and finite (e.g. 0.01)"]),
+    ("NaN weight decay", ["--weight_decay", "nan"], ["--weight_decay nan must be >= 0 and finite"]),
+    ("infinite flooding level", [*GPP, "--do_distill", "--teacher_model_path", "{tmp}", "--flooding_b", "inf"],
+     ["--flooding_b inf must be >= 0 and finite (e.g. 0.01)"]),
+    ("test dataset listed twice", ["--test_datasets", "rte,rte"],
+     ["--test_datasets names rte more than once; list each dataset once"]),
+    ("data dir is a file", ["--data_dir", "{tmp}/afile"],
+     ["--data_dir {tmp}/afile is a file, not a directory; give the directory of canonical JSON files"]),
+    ("task definition is a directory", ["--task_def", "{tmp}"],
+     ["--task_def {tmp} is a directory; give the task definition YAML file"]),
+    ("TensorBoard directory under a file", ["--tensorboard", "--tensorboard_logdir", "{tmp}/afile/tb"],
+     ["--tensorboard_logdir {tmp}/afile/tb: cannot be a directory because {tmp}/afile is a file",
+      "choose another --tensorboard_logdir"]),
+    ("TensorBoard directory is a file", ["--tensorboard", "--tensorboard_logdir", "{tmp}/afile"],
+     ["--tensorboard_logdir {tmp}/afile: cannot be a directory because {tmp}/afile is a file"]),
+    ("init checkpoint directory missing", ["--init_checkpoint", "{tmp}/nothing"],
+     ["--init_checkpoint {tmp}/nothing: directory not found; check the path"]),
+    ("init checkpoint a file but not .pt", ["--init_checkpoint", "{tmp}/afile"],
+     ["--init_checkpoint {tmp}/afile is a file but not an MT-DNN .pt checkpoint"]),
+    ("teacher is a file", [*GPP, "--do_distill", "--teacher_model_path", "{tmp}/afile"],
+     ["--teacher_model_path {tmp}/afile is a file, not a directory; give the model/ directory"]),
 ]
 
 
@@ -314,7 +338,34 @@ CANONICAL_CASES = [
     ("token ids beyond the vocabulary", "rte_train.json",
      lambda lines: [json.dumps({**json.loads(lines[0]), "token_id": [99999] + json.loads(lines[0])["token_id"][1:]})]
      + lines[1:], ["token ids up to 99999", "has only 30522", "rerun prepro with --model"]),
+    # probed bad rows (item 8): each was an internal error, a NaN loss later, or silently accepted
+    ("negative token id", "rte_train.json", lambda lines: lines[:2] + [edit_row(lines[2], token_id=[-5, 102], type_id=[0, 0])]
+     + lines[3:], ["rte_train.json:3: token id -5 is negative; token ids are vocabulary indices >= 0"]),
+    ("negative type id", "rte_dev.json", lambda lines: lines[:1] + [edit_row(lines[1], token_id=[101, 102],
+                                                                             type_id=[0, -1])] + lines[2:],
+     ["rte_dev.json:2: type id -1 is not 0 or 1 (first or second segment); rerun prepro"]),
+    ("type id 2", "rte_train.json", lambda lines: [edit_row(lines[0], token_id=[101, 102], type_id=[0, 2])]
+     + lines[1:], ["rte_train.json:1: type id 2 is not 0 or 1"]),
+    ("a float among the token ids", "rte_train.json",
+     lambda lines: [edit_row(lines[0], token_id=[101, 7.5, 102], type_id=[0, 0, 0])] + lines[1:],
+     ["rte_train.json:1: token_id and type_id must be non-empty lists of integers of the same length"]),
+    ("uid missing", "rte_train.json", lambda lines: lines[:3] + [edit_row(lines[3], uid=None, drop="uid")]
+     + lines[4:], ["rte_train.json:4: not a canonical JSON row (KeyError: 'uid')"]),
+    ("uid null", "rte_test.json", lambda lines: [edit_row(lines[0], uid=None)] + lines[1:],
+     ["rte_test.json:1: uid None is not a string or an integer; rerun prepro"]),
+    ("boolean label", "rte_train.json", lambda lines: lines[:1] + [edit_row(lines[1], label=True)] + lines[2:],
+     ["rte_train.json:2: label True is not a class id of rte (0..1)"]),
+    ("token ids beyond the vocabulary in the dev split", "rte_dev.json",
+     lambda lines: lines[:2] + [edit_row(lines[2], token_id=[40000] + json.loads(lines[2])["token_id"][1:])]
+     + lines[3:], ["rte_dev.json:3: token ids up to 40000", "has only 30522"]),
 ]
+
+
+def edit_row(line, drop=None, **fields):
+    """A canonical JSON line with `fields` replaced (and the field `drop` removed)."""
+    row = {**json.loads(line), **fields}
+    row.pop(drop, None)
+    return json.dumps(row)
 
 
 @pytest.mark.parametrize("case,name,edit,needles", CANONICAL_CASES, ids=[c[0] for c in CANONICAL_CASES])
@@ -639,3 +690,61 @@ def test_gpp_dfd_front_end_refuses(sample_glue, tiny_model_dir, tmp_path, capsys
     fail(run_GDbert_glue.main, argv, capsys, *[n.format(tmp=tmp_path) for n in needles])
     assert not (data / "canonical_data").exists(), f"{case}: nothing is preprocessed before the flags are checked"
     assert (tmp_path / "previous" / "log.log").read_text() == "an earlier run\n", f"{case}: earlier output kept"
+
+
+# ---------------------------------------------------------------- the output directory (mt_dnn/run_dir.py)
+
+def test_an_error_also_goes_to_the_log_and_releases_the_lock(nan_run):
+    out, code, err = nan_run
+    assert err.strip() and err.strip() in (out / "log.log").read_text(), f"the log holds the error line: {err!r}"
+    assert not (out / ".lock").exists(), "the lock is released after an error"
+
+
+def test_an_internal_error_goes_to_the_log_with_its_traceback(train_args, tmp_path, capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(train, "log_update", broken)
+    code = run_main(train.main, train_args(tmp_path))
+    err = capsys.readouterr().err
+    assert code == 1 and err.strip() == "internal error: RuntimeError: boom (rerun with --debug for the traceback)", \
+        f"exit 1, one line: {code} {err!r}"
+    log = (tmp_path / "log.log").read_text()
+    assert err.strip() in log and "Traceback (most recent call last)" in log, f"the log has the traceback: {log[-600:]}"
+    assert sorted(os.listdir(tmp_path)) == ["log.log"], \
+        f"a run failing before any output leaves only its log in a directory that existed: {os.listdir(tmp_path)}"
+
+
+def test_a_fresh_run_into_another_runs_directory_is_refused(nan_run, train_args, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(nan_run[0], out)
+    before = snapshot(out)
+    fail(train.main, train_args(out), capsys, f"--output_dir {out} holds another run's outputs (run ",
+         "checkpoint-2/, checkpoint-4/", "pass --overwrite_output_dir to move them aside", "or choose another")
+    assert snapshot(out) == before, "the other run's files are untouched"
+
+
+def test_an_output_dir_inside_the_data_dir_is_refused(canonical_dir, train_args, tmp_path, capsys):
+    data = canonical_copy(canonical_dir, tmp_path, "rte_train.json", lambda lines: lines)
+    before = snapshot(data)
+    fail(train.main, train_args(data / "out", data=data), capsys,
+         f"--output_dir {data / 'out'} is inside the --data_dir directory {data}", "never writes into its inputs")
+    assert snapshot(data) == before, "nothing is written into --data_dir"
+
+
+# ---------------------------------------------------------------- regression labels (item 8)
+
+@pytest.mark.parametrize("label,shown", [(float("nan"), "nan"), (float("inf"), "inf"), (True, "True"),
+                                         ("3.5", "'3.5'")])
+def test_train_refuses_a_regression_label_that_is_not_a_finite_number(canonical_dir, train_args, tmp_path, capsys,
+                                                                      label, shown):
+    data = tmp_path / "canonical"
+    data.mkdir()
+    for file in ("stsb_train.json", "stsb_dev.json"):
+        shutil.copy(os.path.join(canonical_dir, file), data)
+    lines = (data / "stsb_train.json").read_text().splitlines()
+    lines[4] = json.dumps({**json.loads(lines[4]), "label": label})      # NaN and Infinity as Python writes them
+    (data / "stsb_train.json").write_text("".join(line + "\n" for line in lines))
+    fail(train.main, train_args(tmp_path / "run", "--train_datasets", "stsb", "--test_datasets", "stsb", data=data),
+         capsys, f"stsb_train.json:5: label {shown} is not a finite number for the regression task stsb",
+         "rerun prepro with the same --task_def")
+    assert not (tmp_path / "run" / "model").exists(), "refused at load time: nothing trained"
