@@ -145,9 +145,12 @@ def check_canonical_data(data_dir: str, tokenizer, max_seq_len: int, datasets) -
     stderr: nothing can be checked. A dataset the manifest does not list, or whose file changed since
     prepro wrote it, is refused. Data made with a longer max_seq_len is fine (rows are cut on loading)."""
     manifest = read_manifest(data_dir)
-    if manifest is None:
+    present = [name for name in datasets
+               if os.path.exists(os.path.join(data_dir, name if name.endswith(".json") else f"{name}.json"))]
+    if manifest is None and present:
         print(f"warning: {data_dir} has no {MANIFEST} (made by an older prepro or by hand): cannot check which "
               "tokenizer and max_seq_len it was made with; rerun prepro to add one", file=sys.stderr)
+    if manifest is None or not present:       # missing files are load_canonical's to report
         return
     if isinstance(tokenizer, str):
         from mt_dnn import pretrained

@@ -12,6 +12,7 @@ import torch
 
 from data_utils.batcher import check_fits_model, load_canonical
 from data_utils.errors import UserError
+from data_utils.manifest import check_canonical_data
 from data_utils.task_def import resolve_dataset
 from mt_dnn import pretrained, run_dir
 from mt_dnn.inference import write_json_atomic
@@ -63,7 +64,11 @@ def pick_device(choice: str, dist_info) -> torch.device:
 
 
 def load_data(args, task_defs: dict):
-    """Training sets (one per task) and, per test dataset, its dev and (optional) test sets."""
+    """Training sets (one per task) and, per test dataset, its dev and (optional) test sets, after
+    checking that prepro made them for this model's tokenizer and at least --max_seq_len tokens."""
+    names = [f"{name}_train" for name in split_names(args.train_datasets)]
+    names += [f"{name}_{split}" for name in split_names(args.test_datasets) for split in ("dev", "test")]
+    check_canonical_data(args.data_dir, args.init_checkpoint, args.max_seq_len, names)
     train_sets = []
     for name in split_names(args.train_datasets):
         task = task_defs.get(name)
