@@ -103,9 +103,11 @@ class GPPPruning(TrainingMethod):
         indicators = self.pruner.indicators()
         report = export_structured(self.context.model, indicators.get("head"), indicators.get("ffn"), tokenizer,
                                    directory + "_pruned", check_batch=check_batch)
-        self.context.logger.info("exported %s: %d -> %d encoder parameters, max |masked - exported| = %.2e",
-                                 directory + "_pruned", report["parameters_before"], report["parameters_after"],
-                                 report["max_abs_difference"])
+        self.context.logger.info("exported %s: encoder layers %d -> %d parameters (%.1f %%), all parameters "
+                                 "%d -> %d, max |masked - exported| = %.2e", directory + "_pruned",
+                                 report["encoder_layer_parameters_before"], report["encoder_layer_parameters_after"],
+                                 100 * report["encoder_layer_parameters_after"] / report["encoder_layer_parameters_before"],
+                                 report["parameters_before"], report["parameters_after"], report["max_abs_difference"])
 
     def checksums(self) -> dict:
         if self.pruner is None:
