@@ -1,4 +1,5 @@
 """Evaluation: predictions, scores and metrics of one dataset, plus the files they are written to."""
+import contextlib
 import csv
 import json
 import os
@@ -56,11 +57,51 @@ def write_json_atomic(path: str, payload) -> None:
     write_output_file(path, lambda handle: json.dump(payload, handle))
 
 
+# Evaluation tags whose number is zero-padded in file names, so that a directory listing sorts them in order
+# (epoch_002 before epoch_010, updates_000050 before updates_000120).
+TAG_PADDING = {"epoch": 3, "updates": 6}
+# Also keep the unpadded name (rte_dev_scores_epoch_2.json) as a hard link to the same file: tests and scripts
+# written before the padding read those names. No extra disk space; set False once nothing reads them.
+LEGACY_SCORE_NAMES = True
+
+
+def sortable_tag(tag: str) -> str:
+    """'epoch_2' -> 'epoch_002', 'updates_50' -> 'updates_000050'; other tags unchanged."""
+    kind, _, number = tag.rpartition("_")
+    if kind in TAG_PADDING and number.isdigit():
+        return f"{kind}_{int(number):0{TAG_PADDING[kind]}d}"
+    return tag
+
+
+def score_file_name(prefix: str, split: str, tag: str) -> str:
+    """`<dataset>_<dev|test>_scores_<tag, zero-padded>.json`."""
+    return f"{prefix}_{split}_scores_{sortable_tag(tag)}.json"
+
+
 def write_scores(output_dir: str, dataset: TaskDataset, split: str, tag: str, result: dict) -> str:
-    """`<dataset>_<dev|test>_scores_<tag>.json` with metrics, predictions, uids, scores."""
-    path = os.path.join(output_dir, f"{dataset_prefix(dataset)}_{split}_scores_{tag}.json")
+    """`<dataset>_<dev|test>_scores_<tag>.json` with metrics, predictions, uids, scores; the tag's number
+    zero-padded (score_file_name), plus the unpadded name as a link (LEGACY_SCORE_NAMES). Returns the path."""
+    path = os.path.join(output_dir, score_file_name(dataset_prefix(dataset), split, tag))
     write_json_atomic(path, result)
+    legacy = os.path.join(output_dir, f"{dataset_prefix(dataset)}_{split}_scores_{tag}.json")
+    if LEGACY_SCORE_NAMES and legacy != path:
+        _link_atomic(path, legacy, lambda: write_json_atomic(legacy, result))
     return path
+
+
+def _link_atomic(source: str, alias: str, fallback) -> None:
+    """`alias` becomes a hard link to `source` (replacing an older alias in one rename); where links are
+    not possible, `fallback()` writes it instead."""
+    tmp = f"{alias}.{os.getpid()}.link.tmp"
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        os.link(source, tmp)
+        os.replace(tmp, alias)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        fallback()
 
 
 def write_glue_submission(output_dir: str, dataset: TaskDataset, tag: str, result: dict) -> str:
