@@ -1,12 +1,27 @@
 """What a run leaves behind: evaluations, best_model/ and model/, reports, rank checksums.
 
-    evaluate(run, state, tag)            dev (and test) scores of every --test_datasets entry
+    evaluate(run, state, tag)            dev (and test) scores of every --test_datasets entry, one line of
+                                         metrics.jsonl, the dev metrics and Sparsity/* in TensorBoard
     record_evaluation(run, state, m)     remember them; best_model/ when the main metric improves
                                          once every method has reached its target
     save_outputs(run, directory)         a model directory, with what the methods add to it
-    finish_run(run, state)               model/, the methods' reports, dev_metrics.json, checksums
+    finish_run(run, state)               model/, the methods' reports, dev_metrics.json, best_metrics.json,
+                                         Sparsity/* at the last update, checksums
+
+metrics.jsonl (HISTORY_FILE) is the run's whole evaluation history, one JSON object a line, appended
+(write, flush, fsync) after every evaluation:
+
+    {"tag": "epoch_0", "update": 7, "epoch": 0, "metrics": {"rte": {"ACC": 61.3}, ...},
+     "main_metric": "rte ACC", "best": true, "time": "2024-05-01T12:00:00+00:00"}
+
+"best" marks an evaluation that became the new best_model/. A fresh run starts the file anew; a resumed
+run (--resume, --model_ckpt) keeps the lines before its first evaluation's tag or update and drops the
+rest (what the stopped run did after its checkpoint; a half-written last line too), so the file stays one
+consistent history.
 """
+import datetime
 import hashlib
+import json
 import logging
 import os
 
@@ -15,6 +30,8 @@ from mt_dnn.inference import predict, write_glue_submission, write_json_atomic, 
 from mt_dnn.model import save_model
 
 logger = logging.getLogger("train")
+HISTORY_FILE = "metrics.jsonl"
+BEST_FILE = "best_metrics.json"
 
 
 def evaluate(run, state, tag: str) -> dict:
@@ -36,23 +53,90 @@ def evaluate(run, state, tag: str) -> dict:
                 write_scores(args.output_dir, test, "test", tag, result)
                 if args.glue_format_on:
                     write_glue_submission(args.output_dir, test, tag, result)
+    if run.dist_info.is_main:
+        main_metric, _, improves = _main_metric(run, state, dev_metrics)
+        append_history(run, state, {"tag": tag, "update": state.global_step, "epoch": state.epoch,
+                                    "metrics": dev_metrics, "main_metric": main_metric, "best": improves,
+                                    "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+        write_sparsity_scalars(run, state)
     return dev_metrics
+
+
+def _main_metric(run, state, dev_metrics: dict):
+    """('<dataset> <metric>' of the first test dataset, its value, whether this evaluation becomes the new
+    best: the main metric improved once every method reached its target). evaluate() and
+    record_evaluation() both ask, before record_evaluation updates state.best_metric."""
+    if not run.eval_sets:
+        return None, None, False
+    dev = run.eval_sets[0][0]
+    name = dev.name.rsplit("_", 1)[0]
+    value = dev_metrics[name][dev.task.main_metric]
+    improves = run.methods.at_target(state.global_step) and (state.best_metric is None or value > state.best_metric)
+    return f"{name} {dev.task.main_metric}", value, improves
+
+
+def write_sparsity_scalars(run, state) -> None:
+    """The methods' Sparsity/* scalars (achieved sparsity overall, per layer, per module type) at this update."""
+    if run.writer is not None:
+        for tag, value in run.methods.periodic_scalars().items():
+            run.writer.add_scalar(tag, value, state.global_step)
+
+
+def read_history(path: str) -> list:
+    """The entries of a metrics.jsonl file, in order; a line that is not a JSON object (a half-written last line
+    of a killed run) ends the history."""
+    entries = []
+    if not os.path.exists(path):
+        return entries
+    with open(path, "rb") as handle:
+        for raw in handle:
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                break
+            if not isinstance(entry, dict):
+                break
+            entries.append(entry)
+    return entries
+
+
+def append_history(run, state, entry: dict) -> None:
+    """One line of metrics.jsonl, flushed and fsynced. The first line of this process starts the file anew
+    (a fresh run) or cuts a resumed run's history back to what came before this evaluation."""
+    from data_utils.errors import UserError
+    from data_utils.files import write_output_file
+
+    path = os.path.join(run.args.output_dir, HISTORY_FILE)
+    if not getattr(state, "_history_open", False):
+        kept = []
+        if run.args.resume or run.args.model_ckpt:
+            for old in read_history(path):
+                if old.get("tag") == entry["tag"] or (old.get("update") or 0) > entry["update"]:
+                    break
+                kept.append(old)
+        write_output_file(path, lambda handle: handle.write("".join(json.dumps(e) + "\n" for e in kept)))
+        state._history_open = True      # not a LoopState field: never saved in checkpoints
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as err:
+        raise UserError(f"{path}: could not append the evaluation {entry['tag']} ({err.strerror or err}); the "
+                        "lines before it are intact; free space or choose another --output_dir") from None
 
 
 def record_evaluation(run, state, dev_metrics: dict) -> None:
     """Remember the metrics; save best_model/ when the main metric of the first test dataset
     improves once every method has reached its target."""
     state.last_metrics = dev_metrics
-    if not run.eval_sets or not run.methods.at_target(state.global_step):
-        return
-    dev = run.eval_sets[0][0]
-    value = dev_metrics[dev.name.rsplit("_", 1)[0]][dev.task.main_metric]
-    if state.best_metric is not None and value <= state.best_metric:
+    label, value, improves = _main_metric(run, state, dev_metrics)
+    if not improves:
         return
     state.best_metric = value
     if run.dist_info.is_main:
         save_outputs(run, os.path.join(run.args.output_dir, "best_model"))
-        logger.info("new best %s %s %.2f at update %d", dev.name, dev.task.main_metric, value, state.global_step)
+        logger.info("new best %s %.2f at update %d", label, value, state.global_step)
 
 
 def save_outputs(run, directory: str) -> None:
@@ -72,9 +156,20 @@ def model_checksums(model) -> dict:
     return {"weights": weights.hexdigest()[:16], "zero_mask": zeros.hexdigest()[:16]}
 
 
+def final_and_best(output_dir: str, state) -> dict:
+    """best_metrics.json: {"final": the last evaluation, "best": the one saved as best_model/ (null when none
+    was, e.g. a pruning run that never reached its target)}, each a metrics.jsonl entry."""
+    history = read_history(os.path.join(output_dir, HISTORY_FILE))
+    final = history[-1] if history else {"tag": None, "update": state.global_step, "epoch": state.epoch,
+                                         "metrics": state.last_metrics}
+    best = next((entry for entry in reversed(history) if entry.get("best")), None)
+    return {"final": final, "best": best}
+
+
 def finish_run(run, state) -> None:
     """After the last update: every rank must hold the same weights and masks; the main process
-    writes model/, the methods' final reports and dev_metrics.json."""
+    writes model/, the methods' final reports, dev_metrics.json (the last evaluation's dev metrics,
+    {dataset: {metric: value}}) and best_metrics.json (final_and_best)."""
     args = run.args
     checksums = all_gather_objects(run.dist_info, {**model_checksums(run.model), **run.methods.checksums()})
     if run.dist_info.is_main:
@@ -86,6 +181,8 @@ def finish_run(run, state) -> None:
         logger.info("saved the final model to %s", model_dir)
         run.methods.final_report(args.output_dir)
         write_json_atomic(os.path.join(args.output_dir, "dev_metrics.json"), state.last_metrics)
+        write_json_atomic(os.path.join(args.output_dir, BEST_FILE), final_and_best(args.output_dir, state))
+        write_sparsity_scalars(run, state)
         logger.info("final dev metrics:")
         for name, metrics in state.last_metrics.items():
             logger.info("  %-20s %s", name, "  ".join(f"{k} {v:6.2f}" for k, v in metrics.items()))
