@@ -45,8 +45,8 @@ from mt_dnn.run_state import save_training_state
 
 logger = logging.getLogger("train")
 LOCK, RUN_FILE = ".lock", "run.json"
-OUTPUT_NAMES = ("model", "best_model", "model_pruned", "best_model_pruned", "dev_metrics.json",
-                "rank_checksums.json", "sparsity_report.json", "glue_submission")
+OUTPUT_NAMES = ("model", "best_model", "model_pruned", "best_model_pruned", "dev_metrics.json", "best_metrics.json",
+                "metrics.jsonl", "rank_checksums.json", "sparsity_report.json", "glue_submission")
 _CHECKPOINT = re.compile(r"^checkpoint-\d+$")
 _stack = []          # the owners claim() set up inside the running (possibly nested) train.main
 _argv = []           # the argv of each running train.main, for run.json
