@@ -136,20 +136,25 @@ def stale_reasons(entry: dict | None, out_path: str, wanted: dict) -> list:
     return reasons
 
 
-def check_canonical_data(data_dir: str, tokenizer, max_seq_len: int, datasets) -> None:
+def check_canonical_data(data_dir: str, tokenizer, max_seq_len: int, datasets, warn=None) -> None:
     """Refuse canonical data made for another tokenizer or with a shorter max_seq_len than asked.
 
     `tokenizer`: a tokenizer object, or the model name/path given to --init_checkpoint (its tokenizer is
     loaded); `datasets`: canonical dataset names ('rte_train', 'mnli_matched_dev') or file names.
-    A dataset whose file does not exist is left to the loader. A folder without a manifest (data made before manifests, or by hand) is accepted with one warning on
-    stderr: nothing can be checked. A dataset the manifest does not list, or whose file changed since
+    A dataset whose file does not exist is left to the loader. A folder without a manifest (data made
+    before manifests, or by hand) is accepted with one warning, given to `warn(message)` (default: a
+    line on stderr): nothing can be checked. A dataset the manifest does not list, or whose file changed since
     prepro wrote it, is refused. Data made with a longer max_seq_len is fine (rows are cut on loading)."""
     manifest = read_manifest(data_dir)
     present = [name for name in datasets
                if os.path.exists(os.path.join(data_dir, name if name.endswith(".json") else f"{name}.json"))]
     if manifest is None and present:
-        print(f"warning: {data_dir} has no {MANIFEST} (made by an older prepro or by hand): cannot check which "
-              "tokenizer and max_seq_len it was made with; rerun prepro to add one", file=sys.stderr)
+        message = (f"{data_dir} has no {MANIFEST} (made by an older prepro or by hand): cannot check which "
+                   "tokenizer and max_seq_len it was made with; rerun prepro to add one")
+        if warn is None:
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            warn(message)
     if manifest is None or not present:       # missing files are load_canonical's to report
         return
     if isinstance(tokenizer, str):

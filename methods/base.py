@@ -14,7 +14,8 @@ run enabled, in registry order) and calls it at fixed points of every update t
                                     after_backward()        after (loss / accumulation).backward()
                                     skip_batch()            instead, when the loss was not finite
     after optimizer.step()          after_update(t) -> {TensorBoard tag: value}
-    every --log_per_updates         periodic_scalars() -> {tag: value}  (only when TensorBoard is on)
+    every --log_per_updates, each   periodic_scalars() -> {tag: value}  (only when TensorBoard is on)
+    evaluation and the end
     after each evaluation           at_target(t)            whether best_model/ may be saved
     saving a model directory        write_model_files(directory)   inside its atomic write
                                     after_model_saved(directory, tokenizer, check_batch)

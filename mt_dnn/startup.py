@@ -64,11 +64,7 @@ def pick_device(choice: str, dist_info) -> torch.device:
 
 
 def load_data(args, task_defs: dict):
-    """Training sets (one per task) and, per test dataset, its dev and (optional) test sets, after
-    checking that prepro made them for this model's tokenizer and at least --max_seq_len tokens."""
-    names = [f"{name}_train" for name in split_names(args.train_datasets)]
-    names += [f"{name}_{split}" for name in split_names(args.test_datasets) for split in ("dev", "test")]
-    check_canonical_data(args.data_dir, args.init_checkpoint, args.max_seq_len, names)
+    """Training sets (one per task) and, per test dataset, its dev and (optional) test sets."""
     train_sets = []
     for name in split_names(args.train_datasets):
         task = task_defs.get(name)
@@ -96,16 +92,21 @@ def load_data(args, task_defs: dict):
 
 def build_model(args, train_sets, eval_sets, device):
     """(MTDNNModel on `device`, tokenizer): the --init_checkpoint encoder, a head per trained task
-    (loaded too when --init_checkpoint is a train.py output holding them)."""
+    (loaded too when --init_checkpoint is a train.py output holding them), after checking that the
+    data fits it (tokenizer, length, vocabulary)."""
     encoder = load_encoder(args.init_checkpoint, args.dropout_p)
-    check_fits_model([*train_sets, *(d for pair in eval_sets for d in pair if d is not None)], encoder.config,
-                     args.init_checkpoint)
+    tokenizer = pretrained.load_tokenizer(args.init_checkpoint)
+    datasets = [*train_sets, *(d for pair in eval_sets for d in pair if d is not None)]
+    # prepro's manifest: the data was made with this tokenizer and at least --max_seq_len tokens
+    check_canonical_data(args.data_dir, tokenizer, args.max_seq_len, [d.name for d in datasets],
+                         warn=lambda message: logger.warning("warning: %s", message))
+    check_fits_model(datasets, encoder.config, args.init_checkpoint)
     model = MTDNNModel(encoder, {d.task.name: d.task for d in train_sets}, args.dropout_p)
     if os.path.isdir(args.init_checkpoint):
         loaded = load_heads(model, args.init_checkpoint)
         if loaded:
             logger.info("loaded task heads for %s from %s", ", ".join(loaded), args.init_checkpoint)
-    return model.to(device), pretrained.load_tokenizer(args.init_checkpoint)
+    return model.to(device), tokenizer
 
 
 def wrap_distributed(model, dist_info, device):
