@@ -114,9 +114,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if not args.tolerance >= 0:
         raise UserError(f"--tolerance {args.tolerance} must be >= 0 (e.g. 1e-4)")
-    refuse_overlap(args.checkpoint, args.output_dir)
     transformers.utils.logging.disable_progress_bar()  # stderr is for one-line errors
     model, mask, task_defs = masked_model(args.checkpoint, args.task_def)
+    refuse_overlap(args.checkpoint, args.output_dir)     # after the checkpoint is found valid, before any write
     indicators = mask.indicators()
     tokenizer = pretrained.load_tokenizer(args.checkpoint)
     report = export_structured(model, indicators.get("head"), indicators.get("ffn"), tokenizer, args.output_dir,

@@ -161,10 +161,28 @@ def test_inputs_are_never_written_to(args_for, canonical_dir, tiny_model_dir, tm
         assert {"data": snapshot(data), "model": snapshot(model)} == before, f"{needle}: the input was touched"
 
 
+@pytest.fixture(scope="module")
+def gpp_model_dir(tiny_model_dir, tmp_path_factory):
+    """A directory shaped like the model/ of train.py --pruner gpp (encoder, heads, indicators)."""
+    from data_utils.task_def import load_task_defs
+    from mt_dnn.model import MTDNNModel, load_encoder, save_model
+    from mt_dnn.pretrained import load_tokenizer
+    from pruners.anatomy import bert_shape
+    from pruners.structured_mask import StructuredMask
+
+    directory = str(tmp_path_factory.mktemp("gpp") / "model")
+    model = MTDNNModel(load_encoder(tiny_model_dir), {"rte": load_task_defs()["rte"]})
+    shape = bert_shape(model.encoder)
+    save_model(model, load_tokenizer(tiny_model_dir), directory)
+    StructuredMask(model.encoder, head=torch.ones(shape.layers, shape.heads),
+                   ffn=torch.ones(shape.layers, shape.intermediate)).save(directory)
+    return directory
+
+
 @pytest.mark.parametrize("where", ["equal", "inside", "containing"])
-def test_export_never_writes_into_its_checkpoint(tiny_model_dir, tmp_path, capsys, where):
+def test_export_never_writes_into_its_checkpoint(gpp_model_dir, tmp_path, capsys, where):
     checkpoint = tmp_path / "run" / "model"
-    shutil.copytree(tiny_model_dir, checkpoint)
+    shutil.copytree(gpp_model_dir, checkpoint)
     out = {"equal": checkpoint, "inside": checkpoint / "pruned", "containing": tmp_path / "run"}[where]
     before = snapshot(tmp_path)
     refused(["--checkpoint", checkpoint, "--output_dir", out], capsys,
@@ -261,8 +279,8 @@ def test_sigterm_checkpoints_and_resume_matches_the_uninterrupted_run(canonical_
     result = subprocess.run(command(canonical_dir, tiny_model_dir, out, "--resume", "--tensorboard"),
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"resume after SIGTERM failed: {result.stderr[-800:]}"
-    assert json.load(open(straight / "rte_dev_scores_epoch_2.json")) == \
-        json.load(open(out / "rte_dev_scores_epoch_2.json")), "final dev scores equal the uninterrupted run's"
+    assert json.load(open(straight / "rte_dev_scores_epoch_002.json")) == \
+        json.load(open(out / "rte_dev_scores_epoch_002.json")), "final dev scores equal the uninterrupted run's"
     expected, got = load_file(straight / "model" / "model.safetensors"), load_file(out / "model" / "model.safetensors")
     assert all(torch.equal(expected[k], got[k]) for k in expected), "and so do the final weights"
 
