@@ -1,5 +1,4 @@
 """Evaluation: predictions, scores and metrics of one dataset, plus the files they are written to."""
-import contextlib
 import csv
 import json
 import os
@@ -60,9 +59,6 @@ def write_json_atomic(path: str, payload) -> None:
 # Evaluation tags whose number is zero-padded in file names, so that a directory listing sorts them in order
 # (epoch_002 before epoch_010, updates_000050 before updates_000120).
 TAG_PADDING = {"epoch": 3, "updates": 6}
-# Also keep the unpadded name (rte_dev_scores_epoch_2.json) as a hard link to the same file: tests and scripts
-# written before the padding read those names. No extra disk space; set False once nothing reads them.
-LEGACY_SCORE_NAMES = True
 
 
 def sortable_tag(tag: str) -> str:
@@ -80,35 +76,17 @@ def score_file_name(prefix: str, split: str, tag: str) -> str:
 
 def write_scores(output_dir: str, dataset: TaskDataset, split: str, tag: str, result: dict) -> str:
     """`<dataset>_<dev|test>_scores_<tag>.json` with metrics, predictions, uids, scores; the tag's number
-    zero-padded (score_file_name), plus the unpadded name as a link (LEGACY_SCORE_NAMES). Returns the path."""
+    zero-padded (score_file_name). Returns the path."""
     path = os.path.join(output_dir, score_file_name(dataset_prefix(dataset), split, tag))
     write_json_atomic(path, result)
-    legacy = os.path.join(output_dir, f"{dataset_prefix(dataset)}_{split}_scores_{tag}.json")
-    if LEGACY_SCORE_NAMES and legacy != path:
-        _link_atomic(path, legacy, lambda: write_json_atomic(legacy, result))
     return path
-
-
-def _link_atomic(source: str, alias: str, fallback) -> None:
-    """`alias` becomes a hard link to `source` (replacing an older alias in one rename); where links are
-    not possible, `fallback()` writes it instead."""
-    tmp = f"{alias}.{os.getpid()}.link.tmp"
-    try:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        os.link(source, tmp)
-        os.replace(tmp, alias)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        fallback()
 
 
 def write_glue_submission(output_dir: str, dataset: TaskDataset, tag: str, result: dict) -> str:
     """GLUE's submission layout: `index<TAB>prediction`, labels as the task names them, written to
     `<dataset>_test_predictions_<tag>.tsv` and, under the name GLUE's server expects (the split's
     `submission` in the task definition), to `glue_submission/` (the latest evaluation; zip that folder)."""
-    path = os.path.join(output_dir, f"{dataset_prefix(dataset)}_test_predictions_{tag}.tsv")
+    path = os.path.join(output_dir, f"{dataset_prefix(dataset)}_test_predictions_{sortable_tag(tag)}.tsv")
 
     def write(handle):
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")

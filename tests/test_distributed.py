@@ -42,7 +42,7 @@ def test_two_ranks_agree_and_only_rank0_writes(canonical_dir, tiny_model_dir, tm
     assert log.count("effective batch 8 (batch 4 x accumulation 1 x processes 2)") == 1, \
         "one start-up summary, from rank 0 only, with the global batch"
     dev_rows = sum(1 for _ in open(os.path.join(canonical_dir, "rte_dev.json")))
-    scores = json.load(open(out / "rte_dev_scores_epoch_1.json"))
+    scores = json.load(open(out / "rte_dev_scores_epoch_001.json"))
     assert len(scores["uids"]) == dev_rows and len(set(scores["uids"])) == dev_rows, \
         "evaluation gathers every dev prediction exactly once"
 

@@ -540,13 +540,13 @@ def test_full_disk_as_safetensors_reports_it(tmp_path, monkeypatch):
 def test_full_disk_while_writing_scores_keeps_the_previous_file(tmp_path, monkeypatch):
     from mt_dnn import inference
 
-    path = tmp_path / "rte_dev_scores_epoch_0.json"
+    path = tmp_path / "rte_dev_scores_epoch_000.json"
     path.write_text("previous scores")
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(inference.json, "dump", full)
-    with pytest.raises(UserError, match=r"rte_dev_scores_epoch_0.json: could not write it \(No space left on "
+    with pytest.raises(UserError, match=r"rte_dev_scores_epoch_000.json: could not write it \(No space left on "
                                         r"device\); the previous file, if any, is intact"):
         inference.write_json_atomic(str(path), {"metrics": {}})
     assert sorted(os.listdir(tmp_path)) == [path.name] and path.read_text() == "previous scores", \

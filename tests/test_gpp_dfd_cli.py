@@ -166,8 +166,8 @@ def test_killed_gpp_run_resumes_through_the_front_end_to_the_same_scores(sample_
                             capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, f"resume through the front end failed: {result.stderr[-800:]}"
     assert "resumed from" in open(killed / "log.log").read(), "the log records the resume"
-    straight_scores = json.load(open(straight / "rte_dev_scores_epoch_2.json"))
-    resumed_scores = json.load(open(killed / "rte_dev_scores_epoch_2.json"))
+    straight_scores = json.load(open(straight / "rte_dev_scores_epoch_002.json"))
+    resumed_scores = json.load(open(killed / "rte_dev_scores_epoch_002.json"))
     assert straight_scores == resumed_scores, "final dev scores of the resumed run differ from the straight run's"
     expected = load_file(os.path.join(straight, "model", "model.safetensors"))
     got = load_file(os.path.join(killed, "model", "model.safetensors"))

@@ -64,8 +64,8 @@ def test_exported_model_is_an_init_checkpoint_and_predicts_like_the_masked_one(g
     args = gpp_args(canonical_dir, str(gpp_run / "model_pruned"), out, "--learning_rate", "1e-12", "--epochs", "1")
     args[args.index("gpp")] = "none"
     assert run_main(train.main, args) == 0, "the exported model loads through the toolkit's loader"
-    scores = json.load(open(out / "rte_dev_scores_epoch_0.json"))
-    masked = json.load(open(gpp_run / "rte_dev_scores_epoch_2.json"))
+    scores = json.load(open(out / "rte_dev_scores_epoch_000.json"))
+    masked = json.load(open(gpp_run / "rte_dev_scores_epoch_002.json"))
     assert scores["predictions"] == masked["predictions"], "exported model predicts what the masked one did"
 
 

@@ -77,8 +77,8 @@ def test_sigkill_then_resume_is_bitwise_identical(canonical_dir, tiny_model_dir,
     for name in expected:
         assert torch.equal(expected[name], got[name]), \
             f"{method}: killed at update {kill_at} and resumed, {name} differs from the uninterrupted run"
-    straight_scores = json.load(open(straight / "rte_dev_scores_epoch_2.json"))
-    resumed_scores = json.load(open(killed / "rte_dev_scores_epoch_2.json"))
+    straight_scores = json.load(open(straight / "rte_dev_scores_epoch_002.json"))
+    resumed_scores = json.load(open(killed / "rte_dev_scores_epoch_002.json"))
     assert straight_scores == resumed_scores, f"{method}: final dev scores differ after resume"
 
 

@@ -38,16 +38,16 @@ def baseline(base_args, tmp_path_factory):
 
 def test_end_to_end_writes_scores_model_and_logs(baseline, canonical_dir):
     dev_rows = sum(1 for _ in open(os.path.join(canonical_dir, "rte_dev.json")))
-    scores = json.load(open(baseline / "rte_dev_scores_epoch_0.json"))
+    scores = json.load(open(baseline / "rte_dev_scores_epoch_000.json"))
     assert set(scores) == {"metrics", "predictions", "uids", "scores"}, f"score file keys: {set(scores)}"
     assert set(scores["metrics"]) == {"ACC"}, f"rte reports ACC: {scores['metrics']}"
     assert 0 <= scores["metrics"]["ACC"] <= 100, "accuracy in percent"
     assert len(scores["predictions"]) == len(scores["uids"]) == len(scores["scores"]) == dev_rows, \
         "one prediction per dev row"
     assert all(abs(sum(p) - 1) < 1e-4 for p in scores["scores"]), "classification scores are probabilities"
-    stsb = json.load(open(baseline / "stsb_dev_scores_epoch_0.json"))
+    stsb = json.load(open(baseline / "stsb_dev_scores_epoch_000.json"))
     assert set(stsb["metrics"]) == {"Pearson", "Spearman"}, f"stsb metrics: {stsb['metrics']}"
-    test = json.load(open(baseline / "rte_test_scores_epoch_0.json"))
+    test = json.load(open(baseline / "rte_test_scores_epoch_000.json"))
     assert test["metrics"] == {} and len(test["predictions"]) > 0, "unlabelled test split: predictions only"
     config = json.load(open(baseline / "config.json"))
     assert config["train_datasets"] == "rte,stsb" and config["total_steps"] > 0, "resolved config is saved"
@@ -67,8 +67,8 @@ def test_saved_model_loads_with_auto_classes_and_as_init_checkpoint(baseline, ba
     out = tmp_path / "again"
     args = base_args(out, "--init_checkpoint", str(baseline / "model"), "--learning_rate", "1e-12")
     assert run_main(train.main, args) == 0
-    again = json.load(open(out / "rte_dev_scores_epoch_0.json"))
-    first = json.load(open(baseline / "rte_dev_scores_epoch_0.json"))
+    again = json.load(open(out / "rte_dev_scores_epoch_000.json"))
+    first = json.load(open(baseline / "rte_dev_scores_epoch_000.json"))
     assert again["predictions"] == first["predictions"], \
         "a saved run used as --init_checkpoint (heads included) predicts the same at a negligible LR"
 
@@ -108,7 +108,7 @@ def test_task_def_flag_changes_the_task(baseline, base_args, tmp_path):
     path = tmp_path / "tasks.yml"
     path.write_text(yaml.safe_dump(spec))
     assert run_main(train.main, base_args(tmp_path / "out", "--task_def", str(path))) == 0
-    metrics = json.load(open(tmp_path / "out" / "rte_dev_scores_epoch_0.json"))["metrics"]
+    metrics = json.load(open(tmp_path / "out" / "rte_dev_scores_epoch_000.json"))["metrics"]
     assert set(metrics) == {"ACC", "F1"}, f"--task_def decides the metrics: {metrics}"
 
 
@@ -136,8 +136,8 @@ def test_logging_and_output_flags(baseline, base_args, tmp_path):
     base_updates = open(baseline / "log.log").read().count(" update ")
     updates = open(out / "custom.log").read().count(" update ")
     assert 0 < updates < base_updates, f"--log_per_updates 3 logs fewer lines ({updates} vs {base_updates})"
-    assert os.path.exists(out / "rte_dev_scores_updates_2.json"), "--eval_per_updates writes updates_N scores"
-    assert not os.path.exists(out / "stsb_dev_scores_epoch_0.json"), "--test_datasets rte leaves stsb out"
+    assert os.path.exists(out / "rte_dev_scores_updates_000002.json"), "--eval_per_updates writes updates_N scores"
+    assert not os.path.exists(out / "stsb_dev_scores_epoch_000.json"), "--test_datasets rte leaves stsb out"
     events = [f for _, _, files in os.walk(out / "tensorboard_logdir") for f in files if "tfevents" in f]
     assert events, "--tensorboard writes event files"
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -145,10 +145,10 @@ def test_logging_and_output_flags(baseline, base_args, tmp_path):
     accumulator.Reload()
     tags = set(accumulator.Tags()["scalars"])
     assert {"train/loss", "train/lr", "dev/rte/ACC"} <= tags, f"TensorBoard scalars: {tags}"
-    lines = open(out / "rte_test_predictions_epoch_0.tsv").read().splitlines()
+    lines = open(out / "rte_test_predictions_epoch_000.tsv").read().splitlines()
     assert lines[0] == "index\tprediction", f"GLUE submission header: {lines[0]!r}"
     assert {line.split("\t")[1] for line in lines[1:]} <= {"entailment", "not_entailment"}, "label names"
-    assert not os.path.exists(baseline / "rte_test_predictions_epoch_0.tsv"), "no TSV without --glue_format_on"
+    assert not os.path.exists(baseline / "rte_test_predictions_epoch_000.tsv"), "no TSV without --glue_format_on"
     assert open(out / "glue_submission" / "RTE.tsv").read().splitlines() == lines, \
         "the latest predictions also go to glue_submission/ under GLUE's file name (the task definition's)"
 
