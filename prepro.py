@@ -164,11 +164,16 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     total = 0
     for dataset, path, examples, wanted, redo in jobs:
-        lines = (canonical_line(*row) for row in tokenize(tokenizer, examples, args.max_seq_len))
-        count = write_canonical(path, lines)
+        longest = [0]       # tokens of the longest row: shorter than max_seq_len means nothing was cut
+
+        def lines():
+            for row in tokenize(tokenizer, examples, args.max_seq_len):
+                longest[0] = max(longest[0], len(row[1]))
+                yield canonical_line(*row)
+        count = write_canonical(path, lines())
         digest = file_digest(path)
-        manifest["files"][f"{dataset}.json"] = {**wanted, "rows": count, "size": digest["size"],
-                                                "sha256": digest["sha256"]}
+        manifest["files"][f"{dataset}.json"] = {**wanted, "rows": count, "longest_row": longest[0],
+                                                "size": digest["size"], "sha256": digest["sha256"]}
         write_manifest(out_dir, manifest)
         total += count
         why = f" (redone: {'; '.join(redo)})" if redo else ""

@@ -4,7 +4,7 @@
 
     {"format": 1, "written_by": "prepro.py",
      "files": {"rte_train.json": {
-         "task": "rte", "split": "train", "rows": 2490, "size": 912345, "sha256": "...",
+         "task": "rte", "split": "train", "rows": 2490, "longest_row": 128, "size": 912345, "sha256": "...",
          "skipped_short": 0, "skipped_malformed": 0, "skip_malformed": false,
          "reader_version": 2, "task_def_sha256": "...",
          "max_seq_len": 128,
@@ -144,7 +144,9 @@ def check_canonical_data(data_dir: str, tokenizer, max_seq_len: int, datasets, w
     A dataset whose file does not exist is left to the loader. A folder without a manifest (data made
     before manifests, or by hand) is accepted with one warning, given to `warn(message)` (default: a
     line on stderr): nothing can be checked. A dataset the manifest does not list, or whose file changed since
-    prepro wrote it, is refused. Data made with a longer max_seq_len is fine (rows are cut on loading)."""
+    prepro wrote it, is refused. Data made with a longer max_seq_len is fine (rows are cut on loading),
+    and so is data made with a shorter one whose rows are all shorter than it (the manifest's
+    `longest_row`: nothing was cut, so the data is what the asked length would give)."""
     manifest = read_manifest(data_dir)
     present = [name for name in datasets
                if os.path.exists(os.path.join(data_dir, name if name.endswith(".json") else f"{name}.json"))]
@@ -180,8 +182,10 @@ def check_canonical_data(data_dir: str, tokenizer, max_seq_len: int, datasets, w
                             f"{made.get('class')}, fingerprint {made.get('fingerprint')}), but this run's model "
                             f"'{model}' has tokenizer {wanted['class']}, fingerprint {wanted['fingerprint']}; rerun "
                             f"prepro with --model {model} or point --data_dir at that model's canonical data")
-        made_len = entry.get("max_seq_len")
-        if not isinstance(made_len, int) or made_len < max_seq_len:
+        made_len, longest = entry.get("max_seq_len"), entry.get("longest_row")
+        # data made with a shorter max_seq_len is the same data if no row reached that length (none was cut)
+        cut = not (isinstance(longest, int) and isinstance(made_len, int) and longest < made_len)
+        if not isinstance(made_len, int) or (made_len < max_seq_len and cut):
             raise UserError(f"{os.path.join(data_dir, file_name)}: made with --max_seq_len {made_len}, shorter than "
                             f"the --max_seq_len {max_seq_len} asked; rerun prepro with --max_seq_len {max_seq_len} "
                             f"or pass --max_seq_len {made_len}")

@@ -109,3 +109,18 @@ def test_damaged_or_unlisted_or_changed_data_is_refused(rte_data, bundled):
         handle.write("{not json")
     with pytest.raises(UserError, match="manifest.json: not a readable manifest"):
         check_canonical_data(rte_data, bundled, 32, RTE)
+
+
+def test_shorter_max_seq_len_without_cut_rows_is_accepted(tmp_path, bundled):
+    out = tmp_path / "long"
+    assert prepro.main(["--data_dir", GOLDEN_IN, "--tasks", "rte", "--max_seq_len", "400",
+                        "--output_dir", str(out)]) == 0, "prepro at 400 tokens"
+    entry = json.load(open(out / MANIFEST))["files"]["rte_dev.json"]
+    assert 8 < entry["longest_row"] < 400, f"the manifest records the longest row: {entry['longest_row']}"
+    check_canonical_data(str(out), bundled, 512, ["rte_dev"])     # no row was cut at 400: the same data as at 512
+    made_at = entry["longest_row"]
+    cut = tmp_path / "cut"
+    assert prepro.main(["--data_dir", GOLDEN_IN, "--tasks", "rte", "--max_seq_len", str(made_at),
+                        "--output_dir", str(cut)]) == 0, "prepro at exactly the longest row's length"
+    with pytest.raises(UserError, match="shorter than the --max_seq_len 512 asked"):
+        check_canonical_data(str(cut), bundled, 512, ["rte_dev"])    # a row reached the limit: it may have been cut
