@@ -2,7 +2,8 @@
 
 `generate()` writes CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI, RTE and WNLI
 into `<out_dir>/<Task>/` with exactly the headers, column orders, BOMs and line
-endings of the GLUE archives (shared/GLUE_FORMATS.md), so every reader and
+endings of the GLUE archives (tests/fixtures/glue-format-samples/ holds the real
+first rows of each file), so every reader and
 preprocessing step of the toolkit runs unchanged when the real benchmark cannot
 be downloaded (`sh download.sh` falls back to it).
 
