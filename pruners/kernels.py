@@ -11,8 +11,8 @@ arguments in both implementations, and works on one slab:
     magnitude(P, out)                       out ← |P| (the factor of magnitude scores)
     scores(factors, out)                    the scores ∏ factors (in `out`, or the lone factor itself)
     count(factors, lo, above_lo, hi, out)   over the scores ∏ factors: how many are < lo, how
-                                            many < above_lo, and the ones in [above_lo, hi)
-                                            written to out[:n] (pruners.threshold.BracketCount)
+                                            many < above_lo, and a copy of the ones in
+                                            [above_lo, hi) (pruners.threshold.BracketCount)
     mask(P, factors, threshold)             P ← 0 where ∏ factors < threshold (strict) or NaN
 
 I, A, U, the factors and `out` are flat float32 tensors over the slab (its part
@@ -89,7 +89,8 @@ def split(flat: torch.Tensor, parts: Sequence[torch.Tensor]) -> Iterator[torch.T
     start = 0
     for part in parts:
         stop = start + part.numel()
-        yield flat[start:stop].view(part.shape)
+        here = flat[start:stop]
+        yield here if part.dim() == 1 else here.view(part.shape)
         start = stop
 
 
@@ -124,9 +125,11 @@ class Kernels:
     def platon_running(self, sensitivity, weights, grads, w: float) -> None:
         raise NotImplementedError
 
-    def count(self, factors: Sequence[torch.Tensor], lo: torch.Tensor, above_lo: torch.Tensor, hi: torch.Tensor,
+    def count(self, factors: Sequence[torch.Tensor], lo: float, above_lo: float, hi: float,
               out: torch.Tensor) -> Tuple[int, int, int]:
-        """(# scores < lo, # scores < above_lo, # candidates in [above_lo, hi) now at out[:#])."""
+        """(# scores < lo, # scores < above_lo, a new 1-D tensor of the scores in [above_lo, hi), in
+        order); `out`, as large as the factors, is work space. The bounds are Python floats (0-d
+        tensors work too, a little slower)."""
         raise NotImplementedError
 
     def mask(self, weights: Sequence[torch.Tensor], factors: Sequence[torch.Tensor], threshold: torch.Tensor) -> None:
@@ -140,15 +143,20 @@ class TorchKernels(Kernels):
     name = "torch"
 
     def __init__(self):
-        self._scratch: Dict[torch.device, torch.Tensor] = {}
+        self._scratch: Dict[torch.device, Tuple[torch.Tensor, torch.Tensor]] = {}
 
     def scratch(self, like: torch.Tensor, row: int) -> torch.Tensor:
         """Scratch buffer `row` (0 or 1) shaped like `like`, on its device (float32)."""
         numel = like.numel()
-        buffers = self._scratch.get(like.device)
-        if buffers is None or buffers.shape[1] < numel:
-            buffers = self._scratch[like.device] = torch.empty(2, numel, device=like.device)
-        return buffers[row, :numel].view(like.shape)
+        rows = self._scratch.get(like.device)
+        if rows is None or rows[0].numel() < numel:
+            rows = self._scratch[like.device] = tuple(torch.empty(2, numel, device=like.device))
+        here = rows[row][:numel]
+        return here if like.dim() == 1 else here.view(like.shape)
+
+    def scratch_pair(self, flat: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Both scratch buffers, flat, as long as `flat`."""
+        return self.scratch(flat, 0), self._scratch[flat.device][1][:flat.numel()]
 
     def importance(self, weights, grads, out: torch.Tensor) -> torch.Tensor:
         """out ← |P ⊙ G| (0 where a part has no gradient)."""
@@ -175,9 +183,9 @@ class TorchKernels(Kernels):
         (about GROUP × the candidate share of the columns), and only those are gathered and
         filtered. Sums of 0/1 floats are exact."""
         flat = self.scores(factors, out).reshape(-1)
-        indicator = self.scratch(flat, 0)
+        indicator, under_hi = self.scratch_pair(flat)
         torch.lt(flat, lo, out=indicator)
-        tied = bool(above_lo != lo)
+        tied = bool(above_lo != lo)             # Python floats: no tensor operation
         below = int(indicator.sum(dtype=torch.float64)) if tied else None
         if tied:
             torch.lt(flat, above_lo, out=indicator)       # from here on: below the candidates
@@ -194,14 +202,12 @@ class TorchKernels(Kernels):
         below_candidates = int(below_candidates)
         below = below_candidates if below is None else below
         if not bool(above_lo < hi):
-            return below, below_candidates, 0
-        under_hi = self.scratch(flat, 1)
+            return below, below_candidates, flat.new_empty(0)
         torch.lt(flat, hi, out=under_hi)
         hit = torch.ne(by_column(under_hi).sum(0), below_per_column).nonzero().squeeze(1)   # with a candidate
         picked = [by_column(flat).index_select(1, hit)] + ([flat[split:]] if split < flat.numel() else [])
-        candidates = torch.cat([values[(values >= above_lo) & (values < hi)] for values in picked])
-        out[:candidates.numel()].copy_(candidates)      # gathered copies: `out` may hold the scores
-        return below, below_candidates, candidates.numel()
+        found = [values[(values >= above_lo) & (values < hi)] for values in picked]    # new tensors, in order
+        return below, below_candidates, found[0] if len(found) == 1 else torch.cat(found)
 
     def mask(self, weights, factors, threshold) -> None:
         out = self.scratch(factors[0], 0)
@@ -269,7 +275,7 @@ class NumbaKernels(Kernels):
     def count(self, factors, lo, above_lo, hi, out):
         below, below_candidates, found = self._loops.count(*self._two(factors), np.float32(lo), np.float32(above_lo),
                                                            np.float32(hi), array(out), BLOCK)
-        return int(below), int(below_candidates), int(found)
+        return int(below), int(below_candidates), out[:found].clone()
 
     def mask(self, weights, factors, threshold) -> None:
         threshold = np.float32(threshold)

@@ -101,6 +101,7 @@ class BracketCount:
         self.lo, self.hi, self.lo_tied = lo, hi, lo_tied
         self.above_lo = torch.nextafter(lo, hi) if lo_tied else lo    # candidates are in [above_lo, hi)
         self.collects = bool(self.above_lo < hi)
+        self._bounds = float(lo), float(self.above_lo), float(hi)     # for the kernels, converted once
         self._below, self._below_candidates, self._candidates = [], [], []
         self._out = None
         self._torch_kernels = None      # for chunks given as plain tensors
@@ -116,12 +117,12 @@ class BracketCount:
         if kernels is None:
             kernels = self._torch_kernels = self._torch_kernels or TorchKernels()
         out = self._buffer(factors[0].numel(), factors[0].device)
-        below, below_candidates, found = kernels.count(factors, self.lo, self.above_lo, self.hi, out)
+        below, below_candidates, candidates = kernels.count(factors, *self._bounds, out)
         self._below.append(below)
         if self.lo_tied:
             self._below_candidates.append(below_candidates)
-        if found:
-            self._candidates.append(out[:found].to("cpu", copy=True))
+        if candidates.numel():
+            self._candidates.append(candidates.cpu())
 
     def kth(self, k: int) -> Optional[torch.Tensor]:
         """The k-th smallest of everything added, or None when it is not in [lo, hi)."""
