@@ -1,0 +1,177 @@
+"""Unstructured pruning inside a stock `transformers.Trainer`: `PruningCallback`.
+
+    from pruners import PlatonPruner
+    from pruners.trainer_callback import PruningCallback
+
+    callback = PruningCallback(PlatonPruner, initial_threshold=1.0, final_threshold=0.3, warmup_steps=100,
+                               initial_warmup=1, final_warmup=3, beta1=0.85, beta2=0.95, deltaT=10)
+    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[callback])
+    trainer.train()                      # or trainer.train(resume_from_checkpoint=True)
+    callback.pruner                      # the pruner of the last train() call (sparsity_report(model) etc.)
+
+`pruner_factory` is a pruner class (PlatonPruner, MagnitudePruner, any pruner with the same
+constructor) or any callable; it is called once per `train()`, at train begin, as
+`pruner_factory(model, total_steps, **pruner_kwargs)` with the Trainer's (unwrapped) model and
+total_steps = `state.max_steps`, the number of optimizer updates of the run, known only then.
+
+Where it acts (transformers 5.x, `Trainer._run_epoch`): per optimizer update, once all the
+micro-batches of gradient accumulation are summed,
+
+    clip gradients → on_pre_optimizer_step → optimizer.step() → on_optimizer_step
+    → lr_scheduler.step() → model.zero_grad() → state.global_step += 1 → on_step_end → save (on_save)
+
+so `on_optimizer_step` is the one event with the update's weights and gradients both present
+(the pruners' contract: after `optimizer.step()`, before the gradients are zeroed). It fires once
+per update, never per micro-batch, and `state.global_step` still counts the updates before this
+one there: the pruner steps with t = state.global_step + 1 (1, 2, ..., max_steps). It sees the
+gradients after the Trainer's clipping (`max_grad_norm`), as `train.py`'s pruners do.
+
+State across the Trainer's checkpoints: at `on_save`, right after the Trainer wrote
+`args.output_dir/checkpoint-<global_step>/`, the pruner's `state_dict()` (format in
+`pruners.base`) goes into that directory as
+
+    pruner_state.safetensors   its "tensors" (the statistics: PLATON's I, Ī, U; none for magnitude)
+    pruner_state.json          everything else, plus the global step and the callback's file format
+
+(each written to a temporary name, then renamed; the JSON last). No pickle is written or read.
+The zeroed weights themselves are in the Trainer's model checkpoint. When `train()` resumes (the
+state it loaded has global_step > 0 at train begin), the callback reads the pruner state of the
+checkpoint the run resumes from: `resume_from_checkpoint` given to the callback, else
+`args.output_dir/checkpoint-<state.global_step>`. Callbacks are not told which checkpoint
+`train(resume_from_checkpoint=...)` loaded; that is the directory the Trainer itself picks for
+`resume_from_checkpoint=True` (its newest checkpoint) and writes to, so only a checkpoint kept
+outside `output_dir` needs the callback's argument. The state must be of the same step, method,
+parameters and hyperparameters (total_steps = the resumed run's max_steps included); anything else
+is refused with a ValueError, as is a resumed run without a pruner state: the masks and statistics
+then continue exactly (tests/test_trainer_callback.py: the same zero patterns and final weights as
+an uninterrupted run).
+
+Not covered: hyperparameter search (`Trainer.hyperparameter_search` writes its checkpoints under
+`output_dir/run-<trial>/`; on_save refuses when the checkpoint directory is not where it looks),
+DeepSpeed ZeRO-3 and FSDP (parameters sharded: the pruner would see shards), and fp16 updates that
+the gradient scaler skips (the pruner still steps with that update's inf/NaN gradients).
+"""
+import json
+import os
+from typing import Any, Callable, Optional
+
+from safetensors.torch import load_file, save_file
+from transformers import TrainerCallback
+
+STATE_JSON = "pruner_state.json"
+STATE_TENSORS = "pruner_state.safetensors"
+CALLBACK_FORMAT = 1
+
+
+class PruningCallback(TrainerCallback):
+    """Runs one of the toolkit's unstructured pruners in a `transformers.Trainer` (module docstring)."""
+
+    def __init__(self, pruner_factory: Callable[..., Any], *, resume_from_checkpoint: Optional[str] = None,
+                 **pruner_kwargs):
+        if not callable(pruner_factory):
+            raise ValueError(f"pruner_factory={pruner_factory!r} must be a pruner class (PlatonPruner, "
+                             "MagnitudePruner, ...) or a callable (model, total_steps, **pruner_kwargs) -> pruner")
+        if resume_from_checkpoint is not None and not isinstance(resume_from_checkpoint, (str, os.PathLike)):
+            raise ValueError(f"resume_from_checkpoint={resume_from_checkpoint!r} must be None or the path of the "
+                             "Trainer checkpoint directory the run resumes from")
+        self.pruner_factory = pruner_factory
+        self.pruner_kwargs = pruner_kwargs
+        self.resume_from_checkpoint = None if resume_from_checkpoint is None else os.fspath(resume_from_checkpoint)
+        self.pruner = None                  # built at train begin
+        self.resumed_from: Optional[str] = None     # the checkpoint directory whose pruner state was loaded
+
+    # ---- Trainer events
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if model is None:
+            raise ValueError("PruningCallback got no model at train begin: pass the model to the Trainer "
+                             "(model= or model_init=)")
+        if not (isinstance(state.max_steps, int) and state.max_steps >= 1):
+            raise ValueError(f"state.max_steps={state.max_steps!r}: the Trainer must know the number of optimizer "
+                             "updates at train begin (set max_steps or give a sized train_dataset)")
+        pruner = self.pruner_factory(model, state.max_steps, **self.pruner_kwargs)
+        missing = [name for name in ("step", "state_dict", "load_state_dict") if not callable(getattr(pruner, name, None))]
+        if missing:
+            raise ValueError(f"pruner_factory={self.pruner_factory!r} returned {type(pruner).__name__}, which has no "
+                             f"{', '.join(missing)}: it must return a pruner shaped like pruners.base.UnstructuredPruner")
+        self.pruner, self.resumed_from = pruner, None
+        if state.global_step > 0:
+            directory = self.resume_from_checkpoint or os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+            saved = read_pruner_state(directory, state.global_step)
+            check_same_settings(self.pruner, saved)
+            self.pruner.load_state_dict(saved)
+            self.resumed_from = directory
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        if self.pruner is None:
+            raise ValueError("PruningCallback.on_optimizer_step before on_train_begin: the callback must be "
+                             "passed to a transformers.Trainer (callbacks=[...])")
+        t = state.global_step + 1           # the Trainer increments global_step after this event
+        last = getattr(self.pruner, "last_step", None)
+        if last is not None and t != last + 1:
+            raise ValueError(f"the pruner last stepped at update {last} but the Trainer is at update {t}: "
+                             "its state does not belong to this run (resume_from_checkpoint)")
+        self.pruner.step(t)
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.pruner is None or not args.should_save:
+            return
+        directory = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        if not os.path.isdir(directory):
+            raise ValueError(f"the Trainer's checkpoint {directory} does not exist (args.output_dir="
+                             f"{args.output_dir!r}); PruningCallback saves only into output_dir/checkpoint-<step> "
+                             "(no hyperparameter search)")
+        write_pruner_state(directory, self.pruner.state_dict(), state.global_step)
+
+
+def write_pruner_state(directory: str, state: dict, global_step: int) -> None:
+    """Write a pruner `state_dict()` into a checkpoint directory: tensors as safetensors, the rest as JSON."""
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in state["tensors"].items()}
+    record = {"format": CALLBACK_FORMAT, "global_step": int(global_step), "tensors_file": STATE_TENSORS,
+              "pruner": {key: value for key, value in state.items() if key != "tensors"}}
+    tensors_path, json_path = os.path.join(directory, STATE_TENSORS), os.path.join(directory, STATE_JSON)
+    save_file(tensors, tensors_path + ".tmp")
+    os.replace(tensors_path + ".tmp", tensors_path)
+    with open(json_path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=1)
+    os.replace(json_path + ".tmp", json_path)
+
+
+def read_pruner_state(directory: str, global_step: int) -> dict:
+    """The pruner `state_dict()` saved in a checkpoint directory at `global_step` (ValueError otherwise)."""
+    json_path, tensors_path = os.path.join(directory, STATE_JSON), os.path.join(directory, STATE_TENSORS)
+    if not os.path.isfile(json_path) or not os.path.isfile(tensors_path):
+        raise ValueError(f"resume_from_checkpoint: {directory} holds no pruner state ({STATE_JSON} and "
+                         f"{STATE_TENSORS}, written by PruningCallback at on_save); pass the callback "
+                         "resume_from_checkpoint=<the checkpoint the Trainer resumes from>")
+    try:
+        with open(json_path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"resume_from_checkpoint: {json_path} is not readable JSON ({error})") from None
+    if not isinstance(record, dict) or record.get("format") != CALLBACK_FORMAT or not isinstance(record.get("pruner"), dict):
+        raise ValueError(f"resume_from_checkpoint: {json_path} is not a PruningCallback state of format {CALLBACK_FORMAT}")
+    if record.get("global_step") != global_step:
+        raise ValueError(f"resume_from_checkpoint: the pruner state in {directory} is of update "
+                         f"{record.get('global_step')}, the Trainer resumes at update {global_step}")
+    try:
+        tensors = load_file(tensors_path)
+    except Exception as error:        # safetensors raises its own error types for corrupt files
+        raise ValueError(f"resume_from_checkpoint: {tensors_path} is not a readable safetensors file ({error})") from None
+    return dict(record["pruner"], tensors=tensors)
+
+
+def check_same_settings(pruner, state: dict) -> None:
+    """Refuse a saved state whose hyperparameters differ from the pruner's (ValueError naming the first)."""
+    method = getattr(pruner, "method", None)
+    if state.get("method") != method:
+        raise ValueError(f"method: the pruner state of the resumed checkpoint is of method {state.get('method')!r}, "
+                         f"this run's pruner of method {method!r}; resume with the pruner of the interrupted run")
+    if not callable(getattr(pruner, "hyperparameters", None)):
+        return
+    mine = json.loads(json.dumps(pruner.hyperparameters()))       # as it reads back from the JSON
+    saved = state.get("hyperparameters") or {}
+    for name in sorted(set(mine) | set(saved)):
+        if mine.get(name) != saved.get(name):
+            raise ValueError(f"{name}: the pruner state of the resumed checkpoint has {name}={saved.get(name)!r}, "
+                             f"this run's pruner {name}={mine.get(name)!r} (total_steps is the Trainer's max_steps); "
+                             "resume with the settings of the interrupted run")

@@ -1,0 +1,255 @@
+"""PruningCallback: the toolkit's unstructured pruners inside a stock transformers.Trainer.
+
+A 2-layer BertForSequenceClassification (hidden 32, built locally) trained by `Trainer` on random
+tokens, 24 updates, checkpoints every 6: the pruner steps once per update at the right point
+(after optimizer.step(), before zero_grad(), t = 1..max_steps, also with gradient accumulation),
+reaches its target remaining ratio, and a run interrupted at a checkpoint and resumed with
+`trainer.train(resume_from_checkpoint=...)` ends with the masks, statistics and weights of the
+uninterrupted run.
+"""
+import json
+import os
+
+import pytest
+import torch
+
+from tests.conftest import tiny_bert_config
+
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("accelerate", reason="transformers.Trainer needs accelerate (pip install accelerate)")
+
+from pruners import MagnitudePruner, PlatonPruner, sparsity_report  # noqa: E402
+from pruners.trainer_callback import STATE_JSON, STATE_TENSORS, PruningCallback  # noqa: E402
+
+MAX_STEPS = 24
+SAVE_STEPS = 6
+TARGET = 0.3
+SCHEDULE = dict(initial_threshold=1.0, final_threshold=TARGET, warmup_steps=4, initial_warmup=1, final_warmup=1,
+                deltaT=2)       # no masking for t <= 4, cubic decay, then every update at 0.3 for t > 20
+PLATON = dict(SCHEDULE, beta1=0.85, beta2=0.95)
+
+
+class RandomTokens(torch.utils.data.Dataset):
+    """Random token ids of a small vocabulary with random binary labels (fixed by the seed)."""
+
+    def __init__(self, rows=64, length=12, vocab=100, seed=0):
+        generator = torch.Generator().manual_seed(seed)
+        self.ids = torch.randint(1, vocab, (rows, length), generator=generator)
+        self.labels = torch.randint(0, 2, (rows,), generator=generator)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        return {"input_ids": self.ids[index], "attention_mask": torch.ones_like(self.ids[index]),
+                "labels": self.labels[index]}
+
+
+def tiny_model(seed=0):
+    torch.manual_seed(seed)
+    return transformers.BertForSequenceClassification(tiny_bert_config(vocab_size=100, num_labels=2))
+
+
+def make_trainer(output_dir, callbacks, model=None, accumulation=1, max_grad_norm=1.0):
+    args = transformers.TrainingArguments(
+        output_dir=str(output_dir), use_cpu=True, report_to=[], max_steps=MAX_STEPS, save_strategy="steps",
+        save_steps=SAVE_STEPS, per_device_train_batch_size=4, gradient_accumulation_steps=accumulation,
+        learning_rate=1e-3, seed=0, logging_steps=100, disable_tqdm=True, dataloader_num_workers=0,
+        max_grad_norm=max_grad_norm)
+    return transformers.Trainer(model=model if model is not None else tiny_model(), args=args,
+                                train_dataset=RandomTokens(), callbacks=callbacks)
+
+
+class StopAt(transformers.TrainerCallback):
+    """Stops the run after update `step` (its checkpoint is still written): an interrupted run."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True
+        return control
+
+
+def selected(model, pruner):
+    parameters = dict(model.named_parameters())
+    return {name: parameters[name].detach().clone() for name in pruner.parameter_names}
+
+
+# ---- hook order
+class Spy(transformers.TrainerCallback):
+    """Records the Trainer's events around each update in a shared list."""
+
+    def __init__(self, events):
+        self.events = events
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        weight = model.bert.encoder.layer[0].intermediate.dense.weight
+        self.events.append(("pre_optimizer_step", state.global_step, grad_norm(model), weight.detach().clone()))
+
+    def on_substep_end(self, args, state, control, **kwargs):
+        self.events.append(("substep_end", state.global_step))
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        self.events.append(("step_end", state.global_step, all(p.grad is None or not p.grad.any()
+                                                               for p in model.parameters())))
+
+
+def grad_norm(model):
+    return float(torch.sqrt(sum((p.grad.double() ** 2).sum() for p in model.parameters() if p.grad is not None)))
+
+
+def recording_factory(events):
+    """A factory building a PlatonPruner whose step() records t, the gradients and weights it sees."""
+
+    class RecordingPlaton(PlatonPruner):
+        def step(self, global_step):
+            weight = self.model.bert.encoder.layer[0].intermediate.dense.weight
+            events.append(("prune", global_step, grad_norm(self.model), weight.detach().clone(),
+                           all(p.grad is not None for p in self.params)))
+            return super().step(global_step)
+
+    def factory(model, total_steps, **kwargs):
+        events.append(("factory", total_steps))
+        pruner = RecordingPlaton(model, total_steps, **kwargs)
+        pruner.model = model
+        return pruner
+
+    return factory
+
+
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_pruner_steps_once_per_update_after_the_optimizer_and_before_zero_grad(tmp_path, accumulation):
+    events = []
+    trainer = make_trainer(tmp_path, [Spy(events), PruningCallback(recording_factory(events), **PLATON)],
+                           accumulation=accumulation, max_grad_norm=0.0)    # no clipping: the spy's norm is the step's
+    trainer.train()
+
+    assert events[0] == ("factory", MAX_STEPS), f"the factory must get total_steps = max_steps first: {events[0][:2]}"
+    prunes = [event for event in events if event[0] == "prune"]
+    assert [event[1] for event in prunes] == list(range(1, MAX_STEPS + 1)), \
+        f"the pruner must step once per update with t = 1..{MAX_STEPS}: {[event[1] for event in prunes]}"
+    substeps = [event for event in events if event[0] == "substep_end"]
+    assert len(substeps) == MAX_STEPS * (accumulation - 1), \
+        f"{accumulation} micro-batches per update expected, got {len(substeps)} substeps for {MAX_STEPS} updates"
+    update_events = [event for event in events if event[0] in ("pre_optimizer_step", "prune", "step_end")]
+    for update in range(MAX_STEPS):
+        pre, prune, end = update_events[3 * update: 3 * update + 3]
+        assert (pre[0], prune[0], end[0]) == ("pre_optimizer_step", "prune", "step_end"), \
+            f"update {update + 1}: events in the order {[pre[0], prune[0], end[0]]}"
+        assert pre[1] == update and prune[1] == update + 1 and end[1] == update + 1, \
+            f"update {update + 1}: global_step {pre[1]} before the optimizer, t={prune[1]}, {end[1]} after"
+        assert prune[4], f"update {update + 1}: a selected parameter has no gradient when the pruner steps"
+        assert prune[2] == pre[2] and prune[2] > 0, \
+            f"update {update + 1}: the pruner saw gradient norm {prune[2]}, the optimizer stepped with {pre[2]} " \
+            "(all micro-batches of the update, not zeroed yet)"
+        assert not torch.equal(prune[3], pre[3]), \
+            f"update {update + 1}: the weights the pruner sees are not yet updated by optimizer.step()"
+        assert end[2], f"update {update + 1}: gradients not zeroed after the pruner's step"
+
+
+# ---- target ratio and resume
+def run_uninterrupted(tmp_path, pruner_class, kwargs, accumulation):
+    callback = PruningCallback(pruner_class, **kwargs)
+    trainer = make_trainer(tmp_path / "full", [callback], accumulation=accumulation)
+    trainer.train()
+    return trainer, callback
+
+
+@pytest.mark.parametrize("pruner_class, kwargs, accumulation", [(PlatonPruner, PLATON, 2),
+                                                                (MagnitudePruner, SCHEDULE, 1)],
+                         ids=["platon-accumulation-2", "magnitude"])
+def test_reaches_target_and_resume_continues_exactly(tmp_path, pruner_class, kwargs, accumulation):
+    full, full_callback = run_uninterrupted(tmp_path, pruner_class, kwargs, accumulation)
+    pruner = full_callback.pruner
+    assert pruner.last_step == MAX_STEPS, f"the pruner's last step is {pruner.last_step}, not {MAX_STEPS}"
+    report = sparsity_report(full.model)
+    numel = report["overall"]["numel"]
+    k = int(numel * (1 - TARGET))
+    # τ is the k-th smallest score and masking is strict (score < τ): k − 1 zeros, k if a weight was 0 anyway
+    assert report["overall"]["zeros"] in (k - 1, k), \
+        f"{report['overall']['zeros']} zeros of {numel}, expected k − 1 or k with k = floor({numel}·(1 − {TARGET})) = {k}"
+    assert abs(report["overall"]["remaining_ratio"] - TARGET) < 2 / numel, \
+        f"remaining ratio {report['overall']['remaining_ratio']} of {numel} selected entries, target {TARGET}"
+
+    # the state files of every checkpoint: safetensors + JSON, of that step
+    for step in range(SAVE_STEPS, MAX_STEPS + 1, SAVE_STEPS):
+        directory = tmp_path / "full" / f"checkpoint-{step}"
+        with open(directory / STATE_JSON) as handle:
+            record = json.load(handle)
+        assert record["global_step"] == step and record["pruner"]["last_step"] == step, \
+            f"{directory}: the pruner state is of update {record['global_step']}/{record['pruner']['last_step']}"
+        assert record["pruner"]["method"] == pruner.method, f"{directory}: method {record['pruner']['method']}"
+        assert os.path.isfile(directory / STATE_TENSORS), f"{directory}: no {STATE_TENSORS}"
+    final_state = pruner.state_dict()
+
+    # the interrupted run: the same start, stopped after update 12 (its checkpoint written) ...
+    interrupted_at = 2 * SAVE_STEPS
+    stopped = make_trainer(tmp_path / "resumed", [StopAt(interrupted_at), PruningCallback(pruner_class, **kwargs)],
+                           accumulation=accumulation)
+    stopped.train()
+    assert stopped.state.global_step == interrupted_at, f"the run stopped at {stopped.state.global_step}"
+    # ... resumed by a new process-like set-up: a new model (other initial weights), Trainer and callback
+    callback = PruningCallback(pruner_class, **kwargs)
+    resumed = make_trainer(tmp_path / "resumed", [callback], model=tiny_model(seed=1), accumulation=accumulation)
+    resumed.train(resume_from_checkpoint=True)
+    assert callback.resumed_from == str(tmp_path / "resumed" / f"checkpoint-{interrupted_at}"), \
+        f"the pruner state came from {callback.resumed_from}"
+    assert callback.pruner.last_step == MAX_STEPS, f"the resumed pruner ended at {callback.pruner.last_step}"
+
+    full_weights, resumed_weights = full.model.state_dict(), resumed.model.state_dict()
+    for name in pruner.parameter_names:
+        assert torch.equal(full_weights[name] == 0, resumed_weights[name] == 0), \
+            f"{name}: the resumed run's zero pattern differs from the uninterrupted run's " \
+            f"({int((full_weights[name] == 0).ne(resumed_weights[name] == 0).sum())} entries)"
+    for name, value in full_weights.items():
+        torch.testing.assert_close(resumed_weights[name], value, rtol=0, atol=0,
+                                   msg=lambda text: f"{name}: resumed weights differ from the uninterrupted run: {text}")
+    resumed_state = callback.pruner.state_dict()
+    assert resumed_state["tensors"].keys() == final_state["tensors"].keys(), "the statistics differ in names"
+    for name, value in final_state["tensors"].items():
+        assert torch.equal(resumed_state["tensors"][name], value), \
+            f"pruner statistic {name} differs between the resumed and the uninterrupted run"
+    assert resumed_state["mask_threshold"] == final_state["mask_threshold"], \
+        f"last threshold {resumed_state['mask_threshold']} vs {final_state['mask_threshold']}"
+
+
+def test_resume_from_a_checkpoint_outside_output_dir_needs_the_callback_argument(tmp_path):
+    full, _ = run_uninterrupted(tmp_path, PlatonPruner, PLATON, accumulation=1)
+    checkpoint = str(tmp_path / "full" / "checkpoint-18")
+
+    elsewhere = make_trainer(tmp_path / "elsewhere", [PruningCallback(PlatonPruner, **PLATON)])
+    with pytest.raises(ValueError, match="resume_from_checkpoint") as info:
+        elsewhere.train(resume_from_checkpoint=checkpoint)
+    assert "checkpoint-18" in str(info.value) and STATE_JSON in str(info.value), \
+        f"the error must name the directory it looked in and the missing file: {info.value}"
+
+    callback = PruningCallback(PlatonPruner, resume_from_checkpoint=checkpoint, **PLATON)
+    resumed = make_trainer(tmp_path / "elsewhere", [callback])
+    resumed.train(resume_from_checkpoint=checkpoint)
+    assert callback.resumed_from == checkpoint, f"the pruner state came from {callback.resumed_from}"
+    for name in callback.pruner.parameter_names:
+        assert torch.equal(resumed.model.state_dict()[name], full.model.state_dict()[name]), \
+            f"{name}: resumed from {checkpoint} it differs from the uninterrupted run"
+
+
+def test_refuses_a_state_of_other_settings_and_bad_arguments(tmp_path):
+    run_uninterrupted(tmp_path, MagnitudePruner, SCHEDULE, accumulation=1)
+    checkpoint = str(tmp_path / "full" / "checkpoint-12")
+    other = dict(SCHEDULE, final_threshold=0.5)
+    trainer = make_trainer(tmp_path / "other", [PruningCallback(MagnitudePruner, resume_from_checkpoint=checkpoint,
+                                                                **other)])
+    with pytest.raises(ValueError, match="final_threshold") as info:
+        trainer.train(resume_from_checkpoint=checkpoint)
+    assert "0.3" in str(info.value) and "0.5" in str(info.value), f"both values must be named: {info.value}"
+
+    platon = make_trainer(tmp_path / "platon", [PruningCallback(PlatonPruner, resume_from_checkpoint=checkpoint,
+                                                                **PLATON)])
+    with pytest.raises(ValueError, match="method") as info:
+        platon.train(resume_from_checkpoint=checkpoint)
+
+    with pytest.raises(ValueError, match="pruner_factory"):
+        PruningCallback("PlatonPruner")
+    with pytest.raises(ValueError, match="pruner_factory"):
+        make_trainer(tmp_path / "bad", [PruningCallback(lambda model, total_steps: object())]).train()
