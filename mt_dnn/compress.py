@@ -1,0 +1,494 @@
+"""Serving copies of a saved model: int8 dynamic quantization and compact sparse storage.
+
+    python -m mt_dnn.compress --model DIR --output_dir OUT [--quantize none|int8] [--storage auto|dense|sparse]
+                              [--check_data FILE] [--tolerance 0] [--task_def YAML]
+
+`--model` is any directory written by train.py or mt_dnn.export: a dense or PLATON/magnitude `model/`
+(zeros kept in the weights) or a GPP `model_pruned/` (PrunedBertModel). OUT gets
+
+    config.json, tokenizer files         the encoder's config and tokenizer, as in --model
+    heads.safetensors, heads.json        the task heads (fp32, as train.py writes them)
+    compressed.safetensors               the encoder's weights, each tensor stored one of two ways:
+                                           dense     NAME
+                                           bitmask   NAME::mask   uint8, one bit per entry (little-endian bit
+                                                                  order, row-major), set where the entry's bit
+                                                                  pattern is not all zeros (so -0.0 is kept)
+                                                     NAME::values the entries whose bit is set, in row-major order
+                                         and, for an int8 linear layer's weight, NAME holds the int8 values and
+                                         NAME::scales (float64) / NAME::zero_points (int64) the per-output-channel
+                                         quantization parameters
+    compression.json                     format, version, the quantization, and every tensor's shape, dtype and
+                                         encoding
+
+Only safetensors and JSON: nothing is pickled (torch's quantized modules' own state_dicts hold packed
+parameter objects; here the int8 values and scales are stored and the quantized modules rebuilt at load).
+`--storage auto` (the default) stores a tensor as bitmask + values where that is smaller than the dense
+tensor: an fp32 tensor with more than 1/32 of its entries zero, an int8 one with more than 1/8. `load_compressed(OUT)` gives back the model: bitwise the same
+weights, and for int8 the same quantized modules (its outputs equal the in-memory quantized model's).
+
+`--quantize int8` replaces every nn.Linear of the encoder (query/key/value, attention output, FFN, pooler;
+the task heads stay fp32) by torch's dynamic-quantized linear layer, `torch.ao.quantization.quantize_dynamic`
+with `per_channel_dynamic_qconfig`: qint8 weights, symmetric per output channel; activations quantized per
+batch at run time (fbgemm/x86 kernels on CPU). torch 2.13 marks torch.ao.quantization deprecated in favour
+of torchao's `quantize_`; torchao's Int8DynamicActivationInt8WeightConfig runs *slower* than fp32 in eager
+mode on this CPU (MiniLM, 32 x 128 tokens: 513 ms against fp32's 379 ms and quantize_dynamic's 262 ms) and is
+not installed here, so the toolkit keeps the torch.ao path, in one function (`quantize_encoder`), with its
+deprecation warnings silenced there. Embeddings and LayerNorms stay fp32 (quantize_dynamic covers linear
+layers only), so the word embeddings are most of an int8 file.
+
+The command reloads what it wrote and compares the logits of every head on a check batch (`--check_data`,
+a canonical JSON file, else built-in sentences) with the in-memory compressed model (must differ by at
+most `--tolerance`, default 0: exact) and, for information, with the fp32 model of --model.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import shutil
+import warnings
+
+import numpy as np
+import torch
+import transformers
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from data_utils.errors import ArgumentParser, UserError, run_cli
+from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
+from mt_dnn.model import HEADS_CONFIG, HEADS_WEIGHTS, MTDNNModel, load_heads, load_model
+
+FORMAT = "mt-dnn-compressed"
+VERSION = 1
+WEIGHTS_FILE = "compressed.safetensors"
+MANIFEST_FILE = "compression.json"
+QUANTIZE_CHOICES = ("none", "int8")
+STORAGE_CHOICES = ("auto", "dense", "sparse")
+SEP = "::"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+
+_INT_VIEW = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+# ---------------------------------------------------------------------------
+# int8 dynamic quantization
+
+
+def _dynamic_linear_class():
+    return torch.ao.nn.quantized.dynamic.Linear
+
+
+def quantize_encoder(encoder: nn.Module) -> nn.Module:
+    """`encoder` with every non-empty nn.Linear replaced, in place, by torch's int8 dynamic-quantized linear
+    layer (qint8 weights, symmetric per output channel); returns it, in eval mode."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():     # torch.ao.quantization's deprecation notices (see the module docstring)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantiz.*deprecated.*")
+        # by name: a GPP layer left with no head or no FFN neuron has an empty Linear, which stays as it is
+        spec = {name: per_channel_dynamic_qconfig for name, module in encoder.named_modules()
+                if isinstance(module, nn.Linear) and module.weight.numel() > 0}
+        quantize_dynamic(encoder.eval(), spec, dtype=torch.qint8, inplace=True)
+    return encoder.eval()
+
+
+def quantize_int8(model: MTDNNModel) -> MTDNNModel:
+    """A copy of `model` whose encoder's linear layers are int8 dynamic-quantized (the heads stay fp32)."""
+    served = copy.deepcopy(model).eval()
+    served.encoder = quantize_encoder(served.encoder)
+    return served
+
+
+def is_quantized(model: nn.Module) -> bool:
+    return any(isinstance(m, _dynamic_linear_class()) for m in model.modules())
+
+
+# ---------------------------------------------------------------------------
+# Bitmask storage
+
+
+def nonzero_mask(tensor: torch.Tensor) -> torch.Tensor:
+    """Flat bool mask of the entries whose bit pattern is not all zeros (-0.0 and NaN count as non-zero)."""
+    flat = tensor.detach().contiguous().view(-1)
+    if flat.is_floating_point():
+        flat = flat.view(_INT_VIEW[flat.element_size()])
+    return flat != 0
+
+
+def encode_bitmask(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(packed mask: uint8, numel/8 rounded up, little-endian bit order; the kept values, row-major)."""
+    mask = nonzero_mask(tensor)
+    values = tensor.detach().contiguous().view(-1)[mask].clone()
+    packed = torch.from_numpy(np.packbits(mask.numpy(), bitorder="little"))
+    return packed, values
+
+
+def decode_bitmask(packed: torch.Tensor, values: torch.Tensor, shape, dtype) -> torch.Tensor:
+    """The tensor `encode_bitmask` was given: zeros where the mask bit is 0, `values` in order elsewhere."""
+    numel = math.prod(shape)
+    if packed.dtype != torch.uint8 or packed.numel() != (numel + 7) // 8:
+        raise ValueError(f"mask of {packed.numel()} {packed.dtype} bytes does not fit shape {list(shape)}")
+    mask = torch.from_numpy(np.unpackbits(packed.numpy(), count=numel, bitorder="little").astype(bool))
+    if int(mask.sum()) != values.numel() or values.dtype != dtype:
+        raise ValueError(f"{values.numel()} {values.dtype} values for {int(mask.sum())} set mask bits of {dtype}")
+    out = torch.zeros(numel, dtype=dtype)
+    out[mask] = values
+    return out.view(*shape)
+
+
+def _bitmask_is_smaller(tensor: torch.Tensor) -> bool:
+    nonzero = int(nonzero_mask(tensor).sum())
+    return (tensor.numel() + 7) // 8 + nonzero * tensor.element_size() < tensor.numel() * tensor.element_size()
+
+
+def _encode(name: str, tensor: torch.Tensor, storage: str, out: dict) -> dict:
+    tensor = tensor.detach().contiguous().cpu()
+    sparse = storage == "sparse" or (storage == "auto" and tensor.numel() > 0 and _bitmask_is_smaller(tensor))
+    meta = {"shape": list(tensor.shape), "dtype": str(tensor.dtype).replace("torch.", ""),
+            "encoding": "bitmask" if sparse else "dense"}
+    if sparse:
+        out[name + SEP + "mask"], out[name + SEP + "values"] = encode_bitmask(tensor)
+        meta["nonzero"] = int(out[name + SEP + "values"].numel())
+    else:
+        out[name] = tensor.clone()
+    return meta
+
+
+def _decode(name: str, meta: dict, tensors: dict) -> torch.Tensor:
+    dtype = getattr(torch, meta["dtype"])
+    if meta["encoding"] == "bitmask":
+        return decode_bitmask(tensors[name + SEP + "mask"], tensors[name + SEP + "values"], meta["shape"], dtype)
+    if meta["encoding"] != "dense":
+        raise ValueError(f"unknown encoding {meta['encoding']!r}")
+    tensor = tensors[name]
+    if list(tensor.shape) != list(meta["shape"]) or tensor.dtype != dtype:
+        raise ValueError(f"stored as {list(tensor.shape)} {tensor.dtype}, manifest says {meta['shape']} {dtype}")
+    return tensor
+
+
+# ---------------------------------------------------------------------------
+# The encoder's tensors
+
+
+def _quantized_modules(encoder: nn.Module) -> dict:
+    return {name: module for name, module in encoder.named_modules()
+            if isinstance(module, _dynamic_linear_class())}
+
+
+def encoder_tensors(encoder: nn.Module, storage: str = "auto") -> tuple[dict, dict]:
+    """(safetensors dict, manifest entries) of an encoder, fp32 or quantized by `quantize_encoder`."""
+    if storage not in STORAGE_CHOICES:
+        raise ValueError(f"storage must be one of {STORAGE_CHOICES}, got {storage!r}")
+    quantized = _quantized_modules(encoder)
+    tensors, entries = {}, {}
+    for key, value in encoder.state_dict().items():
+        if any(key.startswith(prefix + ".") for prefix in quantized) or not isinstance(value, torch.Tensor):
+            continue
+        entries[key] = _encode(key, value, storage, tensors)
+    for prefix, module in quantized.items():
+        weight = module.weight()
+        if weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+            scales, zero_points = weight.q_per_channel_scales(), weight.q_per_channel_zero_points()
+            axis = int(weight.q_per_channel_axis())
+        else:
+            scales = torch.tensor([weight.q_scale()], dtype=torch.float64)
+            zero_points = torch.tensor([weight.q_zero_point()], dtype=torch.int64)
+            axis = None
+        name = prefix + ".weight"
+        entries[name] = _encode(name, weight.int_repr(), storage, tensors)
+        entries[name]["quantized"] = {"dtype": "qint8", "axis": axis}
+        tensors[name + SEP + "scales"] = scales.to(torch.float64).contiguous().clone()
+        tensors[name + SEP + "zero_points"] = zero_points.to(torch.int64).contiguous().clone()
+        bias = module.bias()
+        if bias is not None:
+            entries[prefix + ".bias"] = _encode(prefix + ".bias", bias, storage, tensors)
+    return tensors, entries
+
+
+def _rebuild_quantized(module, ints: torch.Tensor, scales: torch.Tensor, zero_points: torch.Tensor, axis,
+                       bias: torch.Tensor | None) -> None:
+    if axis is None:
+        weight = torch._make_per_tensor_quantized_tensor(ints, float(scales[0]), int(zero_points[0]))
+    else:
+        weight = torch._make_per_channel_quantized_tensor(ints, scales, zero_points, axis)
+    module.set_weight_bias(weight, bias)
+
+
+# ---------------------------------------------------------------------------
+# Saving and loading a model
+
+
+def _write_heads(model: MTDNNModel, directory: str) -> None:
+    from mt_dnn.hf_export import label_names
+
+    state = {f"{name}.{k}": v.detach().contiguous().cpu().clone() for name, head in model.heads.items()
+             for k, v in head.state_dict().items()}
+    save_file(state, os.path.join(directory, HEADS_WEIGHTS))
+    specs = {}
+    for name, head in model.heads.items():
+        specs[name] = {"n_class": head.proj.out_features, "dropout_p": head.dropout.p}
+        task = getattr(model, "task_defs", {}).get(name)
+        if task is not None:
+            specs[name].update(task_type=task.task_type, labels=label_names(task, head.proj.out_features))
+    with open(os.path.join(directory, HEADS_CONFIG), "w", encoding="utf-8") as handle:
+        json.dump(specs, handle, indent=2)
+
+
+def weights_size(directory: str) -> int:
+    """Bytes of the model's weights on disk: every .safetensors file directly in `directory`."""
+    return sum(os.path.getsize(os.path.join(directory, name)) for name in os.listdir(directory)
+               if name.endswith(".safetensors") and os.path.isfile(os.path.join(directory, name)))
+
+
+def save_compressed(model: MTDNNModel, tokenizer, directory: str, storage: str = "auto", source: str | None = None,
+                    check=None) -> dict:
+    """Write `model` (fp32, or quantized by `quantize_int8`) to `directory` in the compressed format,
+    replacing it atomically (a temporary sibling renamed into place). `check(tmp_directory)`, if given,
+    runs on the complete temporary copy before the rename and may raise to keep the old `directory`.
+    Returns the manifest."""
+    tmp = directory.rstrip("/") + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    encoder = model.encoder
+    tensors, entries = encoder_tensors(encoder, storage)
+    manifest = {"format": FORMAT, "version": VERSION,
+                "quantize": "int8" if _quantized_modules(encoder) else "none",
+                "qconfig": "torch.ao.quantization.per_channel_dynamic_qconfig (qint8, symmetric per output "
+                           "channel)" if _quantized_modules(encoder) else None,
+                "storage": storage, "source": source, "torch": torch.__version__, "tensors": entries}
+    try:
+        os.makedirs(tmp)
+        encoder.config.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        save_file(tensors, os.path.join(tmp, WEIGHTS_FILE), metadata={"format": FORMAT})
+        _write_heads(model, tmp)
+        manifest["weights_bytes"] = weights_size(tmp)
+        with open(os.path.join(tmp, MANIFEST_FILE), "w", encoding="utf-8") as handle:
+            json.dump(manifest, handle, indent=1)
+        if check is not None:
+            check(tmp)
+    except (OSError, SafetensorError) as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"could not write the compressed model to {directory} "
+                        f"({getattr(err, 'strerror', None) or err}); "
+                        f"{'its previous content is intact' if os.path.isdir(directory) else 'nothing was written'}"
+                        "; free space or choose another --output_dir") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = directory.rstrip("/") + ".old"
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.exists(directory):
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
+    return manifest
+
+
+def is_compressed(directory: str) -> bool:
+    return os.path.isfile(os.path.join(directory, MANIFEST_FILE))
+
+
+def load_compressed(directory: str, task_defs: dict | None = None, flag: str = "--model") -> MTDNNModel:
+    """The model `save_compressed` wrote, in eval mode: int8 linear layers rebuilt from their stored int8
+    values and scales, bitmask tensors expanded to exactly the saved weights. `task_defs` default to the
+    toolkit's task definitions."""
+    from transformers import AutoConfig, AutoModel
+
+    from mt_dnn.model import _register_structured
+
+    manifest_path = os.path.join(directory, MANIFEST_FILE)
+    if not os.path.isfile(manifest_path):
+        raise UserError(f"{flag} {directory}: no {MANIFEST_FILE}; not a directory written by mt_dnn.compress")
+    try:
+        with open(manifest_path, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise ValueError(f"format is not {FORMAT!r}")
+        if manifest.get("version") != VERSION:
+            raise ValueError(f"version {manifest.get('version')!r}, this toolkit reads version {VERSION}")
+        entries = manifest["tensors"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise UserError(f"{flag} {manifest_path}: not a valid manifest ({' '.join(str(err).split())[:120]}); "
+                        "compress the model again with python -m mt_dnn.compress") from None
+    try:
+        tensors = load_file(os.path.join(directory, WEIGHTS_FILE))
+    except (OSError, SafetensorError) as err:
+        raise UserError(f"{flag} {directory}: {WEIGHTS_FILE} is missing or unreadable "
+                        f"({' '.join(str(err).split())[:120]}); compress the model again") from None
+    _register_structured()
+    try:
+        config = AutoConfig.from_pretrained(directory)
+    except (OSError, ValueError) as err:
+        raise UserError(f"{flag} {directory}: config.json cannot be read ({' '.join(str(err).split())[:120]})") \
+            from None
+    encoder = AutoModel.from_config(config).eval()     # every weight is then overwritten from the file
+    quantized_names = [name for name, meta in entries.items() if meta.get("quantized")]
+    if manifest.get("quantize") == "int8":
+        encoder = quantize_encoder(encoder)
+    modules = _quantized_modules(encoder)
+    expected = {prefix + ".weight" for prefix in modules}
+    if set(quantized_names) != expected:
+        raise UserError(f"{flag} {directory}: the int8 layers in {MANIFEST_FILE} do not match the encoder of its "
+                        "config.json; compress the model again")
+    try:
+        state = {}
+        for name, meta in entries.items():
+            value = _decode(name, meta, tensors)
+            state[name] = value
+        for prefix, module in modules.items():
+            name = prefix + ".weight"
+            meta = entries[name]
+            _rebuild_quantized(module, state.pop(name), tensors[name + SEP + "scales"],
+                               tensors[name + SEP + "zero_points"], meta["quantized"]["axis"],
+                               state.pop(prefix + ".bias", None))
+    except (ValueError, KeyError, RuntimeError) as err:
+        raise UserError(f"{flag} {directory}: {WEIGHTS_FILE} does not match {MANIFEST_FILE} "
+                        f"({' '.join(str(err).split())[:160]}); compress the model again") from None
+    # copied tensor by tensor: the int8 layers' own loader needs entries (scale, zero_point, a versioned
+    # state-dict layout) that are not stored; they are already rebuilt above
+    expected = {key for key in encoder.state_dict() if not any(key.startswith(prefix + ".") for prefix in modules)}
+    if set(state) != expected:
+        odd = sorted(set(state) ^ expected)
+        raise UserError(f"{flag} {directory}: weights do not fit the encoder of config.json ({len(odd)} tensors "
+                        f"missing or unexpected, e.g. {odd[0]}); compress the model again")
+    with torch.no_grad():
+        for key, value in state.items():
+            module_name, _, attribute = key.rpartition(".")
+            target = getattr(encoder.get_submodule(module_name), attribute)
+            if target.shape != value.shape or target.dtype != value.dtype:
+                raise UserError(f"{flag} {directory}: {key} is {list(value.shape)} {value.dtype} in {WEIGHTS_FILE} "
+                                f"but {list(target.shape)} {target.dtype} in the encoder of config.json; compress "
+                                "the model again")
+            target.copy_(value)
+    if task_defs is None:
+        task_defs = load_task_defs(DEFAULT_TASK_DEF)
+    try:
+        with open(os.path.join(directory, HEADS_CONFIG), encoding="utf-8") as handle:
+            specs = json.load(handle)
+    except (OSError, ValueError) as err:
+        raise UserError(f"{flag} {directory}: no readable {HEADS_CONFIG} ({' '.join(str(err).split())[:100]})") \
+            from None
+    unknown = [name for name in specs if name not in task_defs]
+    if unknown:
+        raise UserError(f"{flag} {directory}: heads for tasks {unknown} are not in the task definition; pass the "
+                        "--task_def the model was trained with")
+    model = MTDNNModel(encoder, {name: task_defs[name] for name in specs})
+    missing_heads = [name for name in specs if name not in load_heads(model, directory)]
+    if missing_heads:
+        raise UserError(f"{flag} {directory}: {HEADS_WEIGHTS} lacks weights of the right shape for {missing_heads}")
+    return model.eval()
+
+
+# ---------------------------------------------------------------------------
+# Command line
+
+
+def build_parser():
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True,
+                        help="a model directory written by train.py (model/, best_model/) or mt_dnn.export")
+    parser.add_argument("--output_dir", required=True, help="where to write the compressed model")
+    parser.add_argument("--quantize", default="none", choices=QUANTIZE_CHOICES,
+                        help="int8: dynamic int8 quantization of the encoder's linear layers (default none)")
+    parser.add_argument("--storage", default="auto", choices=STORAGE_CHOICES,
+                        help="bitmask + non-zero values per tensor: where smaller (auto), never (dense), always "
+                             "(sparse)")
+    parser.add_argument("--check_data", default=None,
+                        help="canonical JSON file whose first rows check the result (default: built-in sentences)")
+    parser.add_argument("--tolerance", type=float, default=0.0,
+                        help="largest allowed |reloaded - in-memory| logit (default 0: exact)")
+    parser.add_argument("--task_def", default=DEFAULT_TASK_DEF, help="task definition YAML")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    return parser
+
+
+def check_inputs(args, model, tokenizer) -> dict:
+    """{'input_ids', 'token_type_ids', 'attention_mask'} of the check batch."""
+    from data_utils.batcher import collate
+
+    task = model.task_defs[next(iter(model.heads))]
+    if args.check_data:
+        from data_utils.batcher import load_canonical
+
+        if not os.path.isfile(args.check_data):
+            raise UserError(f"--check_data {args.check_data}: file not found; give a canonical JSON file "
+                            "(prepro's output) or leave the flag out")
+        dataset = load_canonical(args.check_data, os.path.basename(args.check_data), task)
+        batch = collate(dataset.examples[:32], task)
+    else:
+        from mt_dnn.export import CHECK_SENTENCES
+
+        examples = []
+        for uid, (a, b) in enumerate(CHECK_SENTENCES):
+            encoded = tokenizer(a, b)
+            examples.append({"uid": str(uid), "label": 0.0 if task.is_regression else 0,
+                             "token_id": encoded["input_ids"], "type_id": encoded["token_type_ids"]})
+        batch = collate(examples, task)
+    return {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+
+
+@torch.no_grad()
+def max_logit_difference(first: MTDNNModel, second: MTDNNModel, inputs: dict) -> float:
+    """Largest |first - second| over the logits of every head of `first` on `inputs`."""
+    return max(float((first(**inputs, task=task).logits - second(**inputs, task=task).logits).abs().max())
+               for task in first.heads)
+
+
+def refuse_overlap(model_dir: str, output_dir: str) -> None:
+    source, target = os.path.realpath(model_dir), os.path.realpath(output_dir)
+    if target == source or target.startswith(source.rstrip(os.sep) + os.sep) \
+            or source.startswith(target.rstrip(os.sep) + os.sep):
+        raise UserError(f"--output_dir {output_dir} overlaps --model {model_dir}; the input is never written to: "
+                        "choose an --output_dir outside it")
+    if os.path.isfile(output_dir):
+        raise UserError(f"--output_dir {output_dir} is a file; give a directory")
+    if os.path.isdir(output_dir) and os.listdir(output_dir) and not is_compressed(output_dir):
+        raise UserError(f"--output_dir {output_dir} exists and is not an earlier mt_dnn.compress output; choose a "
+                        "new or empty directory")
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.tolerance >= 0:
+        raise UserError(f"--tolerance {args.tolerance} must be >= 0 (e.g. 0 or 1e-6)")
+    transformers.utils.logging.disable_progress_bar()
+    if os.path.isdir(args.model) and is_compressed(args.model):
+        raise UserError(f"--model {args.model} is already compressed; give the fp32 directory it was made from")
+    task_defs = load_task_defs(args.task_def)
+    model = load_model(args.model, task_defs, flag="--model")
+    refuse_overlap(args.model, args.output_dir)          # after --model is found valid, before any write
+    from mt_dnn import pretrained
+
+    tokenizer = pretrained.load_tokenizer(args.model)
+    inputs = check_inputs(args, model, tokenizer)
+    served = quantize_int8(model) if args.quantize == "int8" else model
+    result = {}
+
+    def check(tmp):
+        reloaded = load_compressed(tmp, task_defs, flag="--output_dir")
+        result["reload"] = max_logit_difference(served, reloaded, inputs)
+        result["source"] = max_logit_difference(model, served, inputs)
+        if result["reload"] > args.tolerance:
+            raise UserError(f"the reloaded compressed model differs from the in-memory one by {result['reload']:.2e}"
+                            f" > --tolerance {args.tolerance}; nothing was written to --output_dir "
+                            f"{args.output_dir}")
+
+    manifest = save_compressed(served, tokenizer, args.output_dir, storage=args.storage, source=args.model,
+                               check=check)
+    sparse = sum(1 for meta in manifest["tensors"].values() if meta["encoding"] == "bitmask")
+    before = os.path.getsize(os.path.join(args.model, "model.safetensors")) + \
+        os.path.getsize(os.path.join(args.model, HEADS_WEIGHTS))
+    print(f"compressed {args.model} -> {args.output_dir}: quantize {args.quantize}, storage {args.storage} "
+          f"({sparse} of {len(manifest['tensors'])} tensors as bitmask + values); weights {before / 1e6:.1f} MB -> "
+          f"{manifest['weights_bytes'] / 1e6:.1f} MB ({manifest['weights_bytes'] / before:.1%}); "
+          f"max |reloaded - in-memory| = {result['reload']:.2e}; max |compressed - fp32 of --model| = "
+          f"{result['source']:.2e} (quantization error; 0 without --quantize)")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,279 @@
+"""mt_dnn.compress: bitmask storage (bitwise round trip), int8 dynamic quantization saved as safetensors + JSON
+and rebuilt at load (same outputs as the in-memory quantized model), for dense, unstructured-sparse and GPP
+(PrunedBertModel) encoders, and the command line."""
+import hashlib
+import json
+import os
+
+import pytest
+import torch
+
+from tests.conftest import run_main, tiny_bert_config
+
+from mt_dnn import compress  # noqa: E402
+from data_utils.errors import UserError  # noqa: E402
+
+
+def task_defs():
+    from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
+    defs = load_task_defs(DEFAULT_TASK_DEF)
+    return {name: defs[name] for name in ("rte", "sst")}
+
+
+def tiny_model(seed=0, sparsity=0.0):
+    """A random 2-layer MTDNNModel (heads rte, sst); `sparsity` of every encoder-layer matrix set to 0 at
+    random (what PLATON leaves: zeros inside dense tensors)."""
+    from transformers import BertModel
+
+    from mt_dnn.model import MTDNNModel
+
+    torch.manual_seed(seed)
+    model = MTDNNModel(BertModel(tiny_bert_config()), task_defs()).eval()
+    if sparsity:
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, parameter in model.encoder.encoder.named_parameters():
+                if parameter.dim() == 2:
+                    parameter[torch.rand(parameter.shape, generator=generator) < sparsity] = 0.0
+    return model
+
+
+def gpp_model(seed=0):
+    """A tiny MTDNNModel whose encoder is a GPP export (PrunedBertModel): layer 0 keeps 1 of 4 heads and
+    40 of 64 FFN neurons, layer 1 no head at all and 8 neurons."""
+    from mt_dnn.model import MTDNNModel
+    from mt_dnn.structured import PrunedBertModel, export_pruned_encoder
+
+    dense = tiny_model(seed)
+    heads = torch.tensor([[1.0, 0, 0, 0], [0, 0, 0, 0]])
+    ffn = torch.zeros(2, 64)
+    ffn[0, :40] = 1
+    ffn[1, 10:18] = 1
+    model = MTDNNModel(export_pruned_encoder(dense.encoder, heads, ffn), {})
+    model.heads, model.task_defs = dense.heads, dense.task_defs
+    assert isinstance(model.encoder, PrunedBertModel), "the GPP fixture must be a PrunedBertModel"
+    return model.eval()
+
+
+def inputs(batch=3, length=12, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1000, 20000, (batch, length), generator=generator)
+    mask = torch.ones(batch, length, dtype=torch.long)
+    mask[0, length // 2:] = 0       # one padded row
+    return {"input_ids": ids, "token_type_ids": torch.zeros_like(ids), "attention_mask": mask}
+
+
+@torch.no_grad()
+def logits(model, batch):
+    return {task: model(**batch, task=task).logits for task in model.heads}
+
+
+def assert_same_state(a, b, what):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys(), f"{what}: state-dict keys differ: {sorted(set(sa) ^ set(sb))[:5]}"
+    for key in sa:
+        x, y = sa[key], sb[key]
+        if isinstance(x, torch.Tensor):
+            assert x.dtype == y.dtype and x.shape == y.shape, f"{what}: {key} is {y.dtype} {y.shape}, " \
+                                                               f"expected {x.dtype} {x.shape}"
+            same = torch.equal(x.view(-1).view(torch.int32), y.view(-1).view(torch.int32)) \
+                if x.dtype == torch.float32 else torch.equal(x, y)
+            assert same, f"{what}: {key} is not bitwise the saved tensor"
+
+
+# --------------------------------------------------------------------------- bitmask
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.int8])
+@pytest.mark.parametrize("pruned", [0.0, 0.3, 0.9, 0.99, 1.0])
+def test_bitmask_round_trip_is_bitwise(dtype, pruned):
+    generator = torch.Generator().manual_seed(3)
+    shape = (37, 13)                                   # 481 entries: not a multiple of 8
+    if dtype == torch.int8:
+        tensor = torch.randint(1, 128, shape, generator=generator).to(torch.int8)
+    else:
+        tensor = torch.randn(shape, generator=generator).to(dtype)
+    drop = torch.rand(shape, generator=generator) < pruned
+    if pruned == 1.0:
+        drop[:] = True
+    tensor[drop] = 0
+    if dtype != torch.int8 and pruned < 1.0:
+        tensor[0, 0], tensor[0, 1] = -0.0, float("nan")  # kept bit for bit, not turned into +0.0
+    packed, values = compress.encode_bitmask(tensor)
+    assert packed.dtype == torch.uint8 and packed.numel() == (tensor.numel() + 7) // 8, \
+        f"mask should be one bit per entry, got {packed.numel()} {packed.dtype} bytes"
+    kept = tensor != 0
+    if dtype != torch.int8:
+        kept |= torch.isnan(tensor) | ((tensor == 0) & torch.signbit(tensor))
+    expected_nonzero = int(kept.sum())
+    assert values.numel() == expected_nonzero, f"{values.numel()} values stored for {expected_nonzero} non-zeros"
+    if pruned == 1.0:
+        assert values.numel() == 0, "a fully pruned tensor stores no values"
+    decoded = compress.decode_bitmask(packed, values, tensor.shape, dtype)
+    view = {torch.float32: torch.int32, torch.float16: torch.int16, torch.int8: torch.int8}[dtype]
+    assert torch.equal(decoded.view(view), tensor.view(view)), \
+        f"bitmask round trip of {dtype} at {pruned:.0%} pruned is not bitwise exact"
+
+
+def test_bitmask_refuses_a_mask_that_does_not_fit():
+    packed, values = compress.encode_bitmask(torch.tensor([1.0, 0.0, 2.0]))
+    with pytest.raises(ValueError, match="values for"):
+        compress.decode_bitmask(packed, values[:1], (3,), torch.float32)
+    with pytest.raises(ValueError, match="does not fit shape"):
+        compress.decode_bitmask(packed, values, (30,), torch.float32)
+
+
+# --------------------------------------------------------------------------- save / load
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 1.0])
+def test_fp32_sparse_storage_reloads_the_same_weights(tmp_path, sparsity):
+    model = tiny_model(sparsity=sparsity)
+    out = str(tmp_path / "c")
+    manifest = compress.save_compressed(model, None, out)
+    reloaded = compress.load_compressed(out, task_defs())
+    assert_same_state(model.encoder, reloaded.encoder, f"fp32 at {sparsity:.0%} pruned")
+    batch = inputs()
+    for task, expected in logits(model, batch).items():
+        assert torch.equal(logits(reloaded, batch)[task], expected), f"{task} logits changed by the round trip"
+    layer_matrices = [name for name in manifest["tensors"] if name.startswith("encoder.") and name.endswith("weight")
+                      and len(manifest["tensors"][name]["shape"]) == 2]
+    encodings = {manifest["tensors"][name]["encoding"] for name in layer_matrices}
+    assert encodings == ({"dense"} if sparsity == 0 else {"bitmask"}), \
+        f"at {sparsity:.0%} pruned the layer matrices should be stored {'dense' if sparsity == 0 else 'as bitmasks'}" \
+        f", got {encodings}"
+    dense_out = str(tmp_path / "dense")
+    dense_manifest = compress.save_compressed(model, None, dense_out, storage="dense")
+    if sparsity >= 0.5:
+        assert manifest["weights_bytes"] < dense_manifest["weights_bytes"], \
+            f"bitmask storage ({manifest['weights_bytes']} B) should beat dense ({dense_manifest['weights_bytes']} B)"
+    assert_same_state(model.encoder, compress.load_compressed(dense_out, task_defs()).encoder, "dense storage")
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse", "gpp"])
+@pytest.mark.parametrize("storage", ["auto", "sparse"])
+def test_int8_reloads_to_the_in_memory_quantized_model(tmp_path, kind, storage):
+    model = {"dense": lambda: tiny_model(), "sparse": lambda: tiny_model(sparsity=0.9), "gpp": gpp_model}[kind]()
+    served = compress.quantize_int8(model)
+    assert compress.is_quantized(served) and not compress.is_quantized(model), \
+        "quantize_int8 must quantize a copy and leave the fp32 model alone"
+    linear = [m for m in served.encoder.modules() if isinstance(m, torch.nn.Linear) and m.weight.numel()]
+    assert not linear, f"{len(linear)} non-empty fp32 linear layers left in the quantized encoder"
+    out = str(tmp_path / "q")
+    manifest = compress.save_compressed(served, None, out, storage=storage)
+    assert manifest["quantize"] == "int8", f"manifest says quantize {manifest['quantize']}"
+    assert sorted(os.listdir(out)) == sorted(["config.json", "compressed.safetensors", "compression.json",
+                                             "heads.json", "heads.safetensors"]), \
+        f"only safetensors + JSON expected, got {sorted(os.listdir(out))}"
+    reloaded = compress.load_compressed(out, task_defs())
+    assert type(reloaded.encoder) is type(model.encoder), \
+        f"reloaded encoder is {type(reloaded.encoder).__name__}, expected {type(model.encoder).__name__}"
+    for (name, a), (_, b) in zip(compress._quantized_modules(served.encoder).items(),
+                                 compress._quantized_modules(reloaded.encoder).items()):
+        wa, wb = a.weight(), b.weight()
+        assert torch.equal(wa.int_repr(), wb.int_repr()), f"{name}: int8 weights differ after reload"
+        assert torch.equal(wa.q_per_channel_scales(), wb.q_per_channel_scales()), f"{name}: scales differ"
+    batch = inputs()
+    expected, got = logits(served, batch), logits(reloaded, batch)
+    for task in expected:
+        assert torch.equal(got[task], expected[task]), \
+            f"{kind}/{storage}: reloaded int8 {task} logits differ from the in-memory ones by " \
+            f"{(got[task] - expected[task]).abs().max():.2e}"
+        error = (expected[task] - logits(model, batch)[task]).abs().max()
+        assert 0 < error < 0.5, f"int8 vs fp32 {task} logits differ by {error:.3e}: not quantized, or broken"
+
+
+def test_int8_sparse_weights_keep_their_zeros(tmp_path):
+    model = tiny_model(sparsity=0.9)
+    served = compress.quantize_int8(model)
+    query = served.encoder.encoder.layer[0].attention.self.query.weight().int_repr()
+    fp32_zero = model.encoder.encoder.layer[0].attention.self.query.weight == 0
+    assert bool((query[fp32_zero] == 0).all()), "a pruned weight must stay exactly 0 in int8"
+    out = str(tmp_path / "q")
+    manifest = compress.save_compressed(served, None, out)
+    meta = manifest["tensors"]["encoder.layer.0.attention.self.query.weight"]
+    assert meta["encoding"] == "bitmask" and meta["quantized"]["dtype"] == "qint8", \
+        f"a 90 %-sparse int8 matrix should be stored as a bitmask of int8 values, got {meta}"
+    dense_int8 = compress.save_compressed(served, None, str(tmp_path / "d"), storage="dense")
+    assert manifest["weights_bytes"] < dense_int8["weights_bytes"], "bitmask int8 should be smaller than dense int8"
+
+
+def test_load_refuses_broken_directories(tmp_path):
+    out = str(tmp_path / "c")
+    compress.save_compressed(tiny_model(), None, out)
+    with pytest.raises(UserError, match="--model .*no compression.json"):
+        compress.load_compressed(str(tmp_path), task_defs())
+    manifest_path = os.path.join(out, compress.MANIFEST_FILE)
+    manifest = json.load(open(manifest_path))
+    manifest["version"] = 99
+    json.dump(manifest, open(manifest_path, "w"))
+    with pytest.raises(UserError, match="version 99"):
+        compress.load_compressed(out, task_defs())
+    manifest["version"] = compress.VERSION
+    name = "encoder.layer.0.attention.self.query.weight"
+    manifest["tensors"][name]["shape"] = [3, 3]
+    json.dump(manifest, open(manifest_path, "w"))
+    with pytest.raises(UserError, match="does not match compression.json"):
+        compress.load_compressed(out, task_defs())
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def tree_digest(directory):
+    digest = hashlib.sha256()
+    for root, _, files in sorted(os.walk(directory)):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            digest.update(path.encode() + open(path, "rb").read())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def saved_sparse_model(tmp_path_factory, tiny_model_dir):
+    from mt_dnn import pretrained
+    from mt_dnn.model import save_model
+
+    directory = str(tmp_path_factory.mktemp("saved") / "model")
+    save_model(tiny_model(sparsity=0.9), pretrained.load_tokenizer(tiny_model_dir), directory)
+    return directory
+
+
+def test_cli_int8_writes_a_loadable_model_and_leaves_the_input_alone(tmp_path, saved_sparse_model, capsys):
+    before = tree_digest(saved_sparse_model)
+    out = str(tmp_path / "served")
+    assert run_main(compress.main, ["--model", saved_sparse_model, "--output_dir", out, "--quantize", "int8"]) == 0, \
+        f"compress failed: {capsys.readouterr().err}"
+    printed = capsys.readouterr().out
+    assert "max |reloaded - in-memory| = 0.00e+00" in printed, f"the reload check should be exact: {printed}"
+    assert tree_digest(saved_sparse_model) == before, "--model was modified"
+    assert not [n for n in os.listdir(out) if n.endswith((".bin", ".pt", ".pkl", ".pth"))], "a pickle was written"
+    assert os.path.isfile(os.path.join(out, "tokenizer.json")), "the tokenizer must travel with the model"
+    reloaded = compress.load_compressed(out, task_defs())
+    assert compress.is_quantized(reloaded), "the CLI's --quantize int8 output is not quantized at load"
+    assert not os.path.exists(out + ".tmp") and not os.path.exists(out + ".old"), "temporary directory left behind"
+    # a second run replaces an earlier output
+    assert run_main(compress.main, ["--model", saved_sparse_model, "--output_dir", out]) == 0, \
+        f"re-compressing over an earlier output failed: {capsys.readouterr().err}"
+    assert not compress.is_quantized(compress.load_compressed(out, task_defs())), "the second output was not replaced"
+
+
+@pytest.mark.parametrize("case, flag", [("overlap", "--output_dir"), ("missing", "--model"),
+                                        ("foreign", "--output_dir"), ("quantize", "--quantize"),
+                                        ("tolerance", "--tolerance"), ("check_data", "--check_data")])
+def test_cli_bad_input_is_one_line_naming_the_flag(tmp_path, saved_sparse_model, capsys, case, flag):
+    out = str(tmp_path / "served")
+    args = {"overlap": ["--model", saved_sparse_model, "--output_dir", os.path.join(saved_sparse_model, "x")],
+            "missing": ["--model", str(tmp_path / "nope"), "--output_dir", out],
+            "foreign": ["--model", saved_sparse_model, "--output_dir", str(tmp_path)],
+            "quantize": ["--model", saved_sparse_model, "--output_dir", out, "--quantize", "int4"],
+            "tolerance": ["--model", saved_sparse_model, "--output_dir", out, "--tolerance", "-1"],
+            "check_data": ["--model", saved_sparse_model, "--output_dir", out, "--check_data",
+                           str(tmp_path / "none.json")]}[case]
+    (tmp_path / "keep.txt").write_text("not a model")
+    assert run_main(compress.main, args) == 2, f"{case}: expected exit status 2"
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error:") and flag in err, \
+        f"{case}: expected one error line naming {flag}, got {err!r}"
+    assert (tmp_path / "keep.txt").read_text() == "not a model", f"{case}: a file the user named was touched"
+    assert not os.path.exists(out), f"{case}: {out} was written although the run failed"
