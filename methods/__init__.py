@@ -1,4 +1,4 @@
-"""Training methods that plug into train.py's loop: pruning (PLATON, magnitude, GPP) and distillation (DFD).
+"""Training methods that plug into train.py's loop: pruning (PLATON, magnitude, movement, GPP) and distillation (DFD).
 
 The protocol is in `methods.base`. Adding a method: write its file (a
 `TrainingMethod` subclass, and for a new pruner its scoring rule in `pruners/`)
@@ -12,12 +12,14 @@ from methods.base import MethodContext, MethodStack, TrainingMethod
 from methods.dfd import DFDDistillation
 from methods.gpp import GPPPruning
 from methods.magnitude import MagnitudePruning
+from methods.movement import MovementPruning
 from methods.platon import PlatonPruning
 
 REGISTRY = {method.name: method for method in (
     DFDDistillation,
     PlatonPruning,
     MagnitudePruning,
+    MovementPruning,
     GPPPruning,
 )}
 RESERVED = ("loop", "config", "model", "optimizer", "lr_schedule", "rng", "rng_per_rank")  # checkpoint entries

@@ -1,4 +1,4 @@
-"""Pruners shaped like optimizers: PLATON, magnitude (unstructured) and GPP (structured).
+"""Pruners shaped like optimizers: PLATON, magnitude, movement (unstructured) and GPP (structured).
 
 Unstructured pruners (this package's top level; GPP lives in `pruners.gpp`):
 
@@ -6,6 +6,7 @@ Unstructured pruners (this package's top level; GPP lives in `pruners.gpp`):
                  initial_warmup, final_warmup, beta1, beta2, deltaT,
                  target_substrings=DEFAULT_TARGET_SUBSTRINGS, num_threads=None, kernels="auto")
     MagnitudePruner(model, total_steps, *, <the same without beta1, beta2>)
+    MovementPruner(model, total_steps, *, <the same without beta1, beta2>)
         .step(global_step) -> (remaining_ratio, mask_threshold or None)   once per optimizer update
         .last_step_stats                                                  what the last step did (PruneStepStats)
         .summary()                                                        the last step in one line, for logs
@@ -16,7 +17,7 @@ Unstructured pruners (this package's top level; GPP lives in `pruners.gpp`):
                              template whose parameter names a front end can render as its own
                              (`.with_names({"final_threshold": "--final_threshold"})`)
 
-Modules: base (the optimizer-shaped API), platon and magnitude (the scoring rules),
+Modules: base (the optimizer-shaped API), platon, magnitude and movement (the scoring rules),
 schedule (the cubic schedule and the settings' validation), threshold (the exact
 global threshold), layout (flat buffers and slabs), kernels (the passes, in torch
 and numba: numba_loops), anatomy (BERT's layout), report (sparsity report), gpp.
@@ -42,10 +43,11 @@ Example, a plain Hugging Face training loop::
 """
 from pruners.base import DEFAULT_TARGET_SUBSTRINGS, PruneStepStats, UnstructuredPruner
 from pruners.magnitude import MagnitudePruner
+from pruners.movement import MovementPruner
 from pruners.platon import PlatonPruner
 from pruners.report import format_report, sparsity_report
 from pruners.schedule import PrunerSettingError, is_masking_step, remaining_ratio, validate_schedule
 
-__all__ = ["DEFAULT_TARGET_SUBSTRINGS", "MagnitudePruner", "PlatonPruner", "PruneStepStats", "PrunerSettingError",
+__all__ = ["DEFAULT_TARGET_SUBSTRINGS", "MagnitudePruner", "MovementPruner", "PlatonPruner", "PruneStepStats", "PrunerSettingError",
            "UnstructuredPruner", "format_report", "is_masking_step", "remaining_ratio", "sparsity_report",
            "validate_schedule"]

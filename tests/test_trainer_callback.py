@@ -17,7 +17,7 @@ from tests.conftest import tiny_bert_config
 
 import transformers  # noqa: E402,F401 - the Trainer needs accelerate, which requirement.txt lists
 
-from pruners import MagnitudePruner, PlatonPruner, sparsity_report  # noqa: E402
+from pruners import MagnitudePruner, MovementPruner, PlatonPruner, sparsity_report  # noqa: E402
 from pruners.trainer_callback import STATE_JSON, STATE_TENSORS, PruningCallback  # noqa: E402
 
 MAX_STEPS = 24
@@ -157,8 +157,9 @@ def run_uninterrupted(tmp_path, pruner_class, kwargs, accumulation):
 
 
 @pytest.mark.parametrize("pruner_class, kwargs, accumulation", [(PlatonPruner, PLATON, 2),
-                                                                (MagnitudePruner, SCHEDULE, 1)],
-                         ids=["platon-accumulation-2", "magnitude"])
+                                                                (MagnitudePruner, SCHEDULE, 1),
+                                                                (MovementPruner, SCHEDULE, 2)],
+                         ids=["platon-accumulation-2", "magnitude", "movement-accumulation-2"])
 def test_reaches_target_and_resume_continues_exactly(tmp_path, pruner_class, kwargs, accumulation):
     full, full_callback = run_uninterrupted(tmp_path, pruner_class, kwargs, accumulation)
     pruner = full_callback.pruner

@@ -1,0 +1,62 @@
+"""Movement pruning: keep the weights that move away from zero (Sanh, Wolf and Rush, NeurIPS 2020).
+
+Hard movement pruning scores every selected entry by how much training pushes
+it away from zero, accumulated over the updates:
+
+    S ← S − p ⊙ g          at every update t (S = 0 at the start)
+
+so S = −Σ_t p_t·g_t: a weight whose gradient points towards zero (p·g > 0, the
+loss falls as |p| shrinks) loses score, one pushed outwards gains it. The
+lowest scores are masked, on the same cubic schedule, exact global threshold
+and strict masking as PLATON and magnitude (`pruners.base`, docs/METHODS.md §6).
+Scores may be negative; entries with S < τ (the k-th smallest) are set to 0.
+
+Convention: the step runs after `optimizer.step()`, so p is the weight just
+updated and g the gradient of that update (the public PLATON code computes its
+|p·g| the same way); the paper's straight-through estimator uses the weight
+before the update, a difference of one learning-rate step. A masked weight has
+p = 0 and so keeps its score until the optimizer moves it again. A parameter
+without a gradient at some update adds nothing.
+
+In the state dict (format in `pruners.base`) the statistic is the tensor
+"movement_score/<parameter>" (S).
+"""
+from typing import Dict
+
+import torch
+
+from pruners.base import DEFAULT_TARGET_SUBSTRINGS, UnstructuredPruner
+from pruners.layout import take
+
+
+class MovementPruner(UnstructuredPruner):
+    """Hard movement pruning over any nn.Module, shaped like an optimizer (see `pruners.base`)."""
+
+    method = "movement"
+
+    def __init__(self, model: torch.nn.Module, total_steps: int, *, initial_threshold: float,
+                 final_threshold: float, warmup_steps: float, initial_warmup: float, final_warmup: float,
+                 deltaT: int, target_substrings=DEFAULT_TARGET_SUBSTRINGS, num_threads=None, kernels="auto"):
+        super().__init__(model, total_steps, initial_threshold=initial_threshold, final_threshold=final_threshold,
+                         warmup_steps=warmup_steps, initial_warmup=initial_warmup, final_warmup=final_warmup,
+                         deltaT=deltaT, target_substrings=target_substrings, num_threads=num_threads,
+                         kernels=kernels)
+        self.movement_score = self.layout.new_flat_buffers()       # S
+
+    def _statistics(self) -> Dict[str, Dict[torch.device, torch.Tensor]]:
+        return {"movement_score": self.movement_score}
+
+    def _update_statistics(self, t: int) -> bool:
+        layout = self.layout
+        for slab, kernels in self.slabs_with_kernels():
+            kernels.movement(layout.slab_of(self.movement_score, slab), layout.weights(slab), layout.grads(slab))
+        return True     # every update moves the scores
+
+    def _slab_factors(self, slab, kernels, out: torch.Tensor):
+        return (self.layout.slab_of(self.movement_score, slab),)
+
+    def _flat_scores_at(self, device: torch.device, positions: torch.Tensor) -> torch.Tensor:
+        return take(self.movement_score[device], positions)
+
+    def _scores_at(self, index: int, positions: torch.Tensor) -> torch.Tensor:
+        return take(self.layout.view_of(self.movement_score, index), positions)
