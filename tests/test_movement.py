@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import train
-from pruners import MovementPruner, sparsity_report
+from pruners import MovementPruner
 from pruners.kernels import numba_available
 from tests.conftest import run_main
 
