@@ -6,7 +6,7 @@
 
 For every seed, multi-task on the same sample tasks:
 - dense fine-tuning (also that seed's DFD teacher);
-- magnitude and PLATON pruning to each remaining ratio of --ratios (the first third of
+- magnitude, PLATON and movement pruning to each remaining ratio of --ratios (the first third of
   the run as warm-up, a cubic ramp, the last third at the final ratio; deltaT 10);
 - GPP removing 50 % of the attention heads and FFN neurons, without and with DFD
   distillation from the dense model of the same seed (pruning from the first update
@@ -28,7 +28,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-UNSTRUCTURED = ("magnitude", "platon")
+UNSTRUCTURED = ("magnitude", "platon", "movement")
 
 
 def run_train(out_dir: str, common: list, extra: list) -> None:
@@ -155,7 +155,8 @@ def main_metric_average(entry: dict, main_metrics: list) -> list:
 
 
 def orderings(table: dict, main_metrics: list, ratios: list) -> list:
-    """The published orderings, checked on the means: PLATON >= magnitude at 20 % and 10 %; DFD helps GPP."""
+    """The published orderings, checked on the means: PLATON >= magnitude at 20 % and 10 %; DFD helps GPP;
+    and movement >= magnitude at 20 % and 10 % (Sanh et al.'s claim for this baseline)."""
     lines = []
 
     def verdict(better, worse, label):
@@ -170,6 +171,10 @@ def orderings(table: dict, main_metrics: list, ratios: list) -> list:
     for ratio in ratios:
         if ratio <= 0.2 and ("platon", ratio) in table and ("magnitude", ratio) in table:
             verdict(("platon", ratio), ("magnitude", ratio), f"PLATON ≥ magnitude at {100 * ratio:g} % remaining")
+    for ratio in ratios:    # Sanh et al.'s claim, a baseline here: movement beats magnitude at high sparsity
+        if ratio <= 0.2 and ("movement", ratio) in table and ("magnitude", ratio) in table:
+            verdict(("movement", ratio), ("magnitude", ratio),
+                    f"movement ≥ magnitude at {100 * ratio:g} % remaining (Sanh et al.)")
     if ("gpp+dfd", 0.5) in table:
         verdict(("gpp+dfd", 0.5), ("gpp", 0.5), "GPP with DFD ≥ GPP alone at 50 %")
     if ("gpp+dfd signed", 0.5) in table:
@@ -190,7 +195,8 @@ def plot(table: dict, main_metrics: list, path: str, title: str) -> None:
     for spare in axes[len(panels):]:
         spare.set_visible(False)
     dense = table[("dense", None)]
-    styles = {"magnitude": ("tab:blue", "o"), "platon": ("tab:red", "s"), "gpp": ("tab:green", "^"),
+    styles = {"magnitude": ("tab:blue", "o"), "platon": ("tab:red", "s"), "movement": ("tab:orange", "D"),
+              "gpp": ("tab:green", "^"),
               "gpp+dfd": ("tab:purple", "v"), "gpp+dfd signed": ("tab:brown", "x")}
 
     def stats(entry, task_metric):
@@ -300,7 +306,7 @@ def main() -> int:
         "about GLUE; the comparison is the point. "
         f"The {len(runs)} runs trained for {hours:.1f} hours in all on the machine that generated this file "
         "(2 CPU cores; some of them shared with other work).", "",
-        "Unstructured runs (magnitude, PLATON): the first third of the updates as warm-up, a cubic ramp, the last "
+        "Unstructured runs (magnitude, PLATON, movement): the first third of the updates as warm-up, a cubic ramp, the last "
         "third at the final ratio (deltaT 10, PLATON beta1/beta2 0.85/0.95); the ratio is of the pruned matrices "
         "(query/key/value, attention output, FFN). GPP: 50 % of the attention heads and FFN neurons, pruned from "
         "the first update over all epochs but the last, then retrained; DFD distils from the same seed's dense "
@@ -362,8 +368,17 @@ def main() -> int:
               f"({', '.join(f'{t} {m}' for t, m in main_metrics)}), means over the seeds:", "",
               *orderings(table, main_metrics, args.ratios)]
     os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)
+    # --- the serving section: bench/serving.py writes it after its marker line; kept as it is here ---
+    serving = ""
+    if os.path.exists(args.results):
+        with open(args.results, encoding="utf-8") as handle:
+            previous = handle.read()
+        marker = "<!-- serving: everything below this line is written by bench/serving.py"
+        if marker in previous:
+            serving = "\n" + previous[previous.index(marker):]
+    # --- end of the serving section ---
     with open(args.results, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
+        handle.write("\n".join(lines) + "\n" + serving)
     plot(table, main_metrics, args.plot,
          f"bundled MiniLM on the sample ({args.tasks}), mean ± sd over {len(args.seeds)} seeds")
     print("\n".join(lines))
