@@ -11,22 +11,15 @@ the state is only the step counter; the scores change at every update.
 """
 import torch
 
-from pruners.base import DEFAULT_TARGET_SUBSTRINGS, UnstructuredPruner
+from pruners.base import UnstructuredPruner
 from pruners.layout import take
 
 
 class MagnitudePruner(UnstructuredPruner):
-    """Global magnitude pruning over any nn.Module, shaped like an optimizer (see `pruners.base`)."""
+    """Global magnitude pruning over any nn.Module, shaped like an optimizer (see `pruners.base`; the
+    constructor is the base's: the schedule's settings, no statistics of its own)."""
 
     method = "magnitude"
-
-    def __init__(self, model: torch.nn.Module, total_steps: int, *, initial_threshold: float,
-                 final_threshold: float, warmup_steps: float, initial_warmup: float, final_warmup: float,
-                 deltaT: int, target_substrings=DEFAULT_TARGET_SUBSTRINGS, num_threads=None, kernels="auto"):
-        super().__init__(model, total_steps, initial_threshold=initial_threshold, final_threshold=final_threshold,
-                         warmup_steps=warmup_steps, initial_warmup=initial_warmup, final_warmup=final_warmup,
-                         deltaT=deltaT, target_substrings=target_substrings, num_threads=num_threads,
-                         kernels=kernels)
 
     def _update_statistics(self, t: int) -> bool:
         return True     # the weights moved: new scores

@@ -73,3 +73,23 @@ def canonical_dir(sample_glue, tmp_path_factory):
     assert prepro.main(["--data_dir", sample_glue, "--max_seq_len", "64", "--output_dir", out]) == 0, \
         "prepro failed on the generated sample"
     return out
+
+
+@pytest.fixture(scope="session")
+def gpp_model_dir(tiny_model_dir, tmp_path_factory):
+    """A directory shaped like the model/ of train.py --pruner gpp (encoder, heads, all-ones indicators)."""
+    import torch
+
+    from data_utils.task_def import load_task_defs
+    from mt_dnn.model import MTDNNModel, load_encoder, save_model
+    from mt_dnn.pretrained import load_tokenizer
+    from pruners.anatomy import bert_shape
+    from pruners.structured_mask import StructuredMask
+
+    directory = str(tmp_path_factory.mktemp("gpp") / "model")
+    model = MTDNNModel(load_encoder(tiny_model_dir), {"rte": load_task_defs()["rte"]})
+    shape = bert_shape(model.encoder)
+    save_model(model, load_tokenizer(tiny_model_dir), directory)
+    StructuredMask(model.encoder, head=torch.ones(shape.layers, shape.heads),
+                   ffn=torch.ones(shape.layers, shape.intermediate)).save(directory)
+    return directory

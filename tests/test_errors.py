@@ -612,23 +612,6 @@ def test_real_cli_one_line_and_debug_traceback(sample_glue, tmp_path):
 
 # ---------------------------------------------------------------- mt_dnn.export
 
-@pytest.fixture(scope="module")
-def gpp_model_dir(tiny_model_dir, tmp_path_factory):
-    """A directory shaped like train.py --pruner gpp writes model/ (encoder, heads, indicators)."""
-    from data_utils.task_def import load_task_defs
-    from mt_dnn.model import MTDNNModel, load_encoder, save_model
-    from mt_dnn.pretrained import load_tokenizer
-    from pruners.anatomy import bert_shape
-    from pruners.structured_mask import StructuredMask
-
-    directory = str(tmp_path_factory.mktemp("gpp") / "model")
-    model = MTDNNModel(load_encoder(tiny_model_dir), {"rte": load_task_defs()["rte"]})
-    shape = bert_shape(model.encoder)
-    save_model(model, load_tokenizer(tiny_model_dir), directory)
-    StructuredMask(model.encoder, head=torch.ones(shape.layers, shape.heads),
-                   ffn=torch.ones(shape.layers, shape.intermediate)).save(directory)
-    return directory
-
 
 EXPORT_CASES = [
     ("missing checkpoint", lambda m, t: ["--checkpoint", t / "nothing"],

@@ -161,24 +161,6 @@ def test_inputs_are_never_written_to(args_for, canonical_dir, tiny_model_dir, tm
         assert {"data": snapshot(data), "model": snapshot(model)} == before, f"{needle}: the input was touched"
 
 
-@pytest.fixture(scope="module")
-def gpp_model_dir(tiny_model_dir, tmp_path_factory):
-    """A directory shaped like the model/ of train.py --pruner gpp (encoder, heads, indicators)."""
-    from data_utils.task_def import load_task_defs
-    from mt_dnn.model import MTDNNModel, load_encoder, save_model
-    from mt_dnn.pretrained import load_tokenizer
-    from pruners.anatomy import bert_shape
-    from pruners.structured_mask import StructuredMask
-
-    directory = str(tmp_path_factory.mktemp("gpp") / "model")
-    model = MTDNNModel(load_encoder(tiny_model_dir), {"rte": load_task_defs()["rte"]})
-    shape = bert_shape(model.encoder)
-    save_model(model, load_tokenizer(tiny_model_dir), directory)
-    StructuredMask(model.encoder, head=torch.ones(shape.layers, shape.heads),
-                   ffn=torch.ones(shape.layers, shape.intermediate)).save(directory)
-    return directory
-
-
 @pytest.mark.parametrize("where", ["equal", "inside", "containing"])
 def test_export_never_writes_into_its_checkpoint(gpp_model_dir, tmp_path, capsys, where):
     checkpoint = tmp_path / "run" / "model"
