@@ -93,3 +93,30 @@ def gpp_model_dir(tiny_model_dir, tmp_path_factory):
     StructuredMask(model.encoder, head=torch.ones(shape.layers, shape.heads),
                    ffn=torch.ones(shape.layers, shape.intermediate)).save(directory)
     return directory
+
+
+def kill_after_checkpoint(command: list, output_dir, kill_at: int, env=None, what: str = "run") -> None:
+    """Start `command` (a training run writing a checkpoint after every update into `output_dir`),
+    SIGKILL it once checkpoint-<kill_at> is complete, and drop whatever a slow kill let through after
+    it (later checkpoints, model/), so that a resume starts from checkpoint-<kill_at>. Half-written
+    .tmp directories stay, as a kill mid-save leaves them, and a resume must ignore them."""
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    checkpoint = output_dir / f"checkpoint-{kill_at}" / "state.json"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 600
+    while not checkpoint.exists() and process.poll() is None:
+        assert time.time() < deadline, f"{what}: checkpoint-{kill_at} never appeared"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    for path in output_dir.iterdir():
+        if path.name.startswith("checkpoint-") and not path.name.endswith(".tmp") \
+                and int(path.name.split("-")[1]) > kill_at:
+            shutil.rmtree(path)
+    shutil.rmtree(output_dir / "model", ignore_errors=True)
+    assert checkpoint.exists(), f"{what}: checkpoint-{kill_at} was written"
+

@@ -3,10 +3,8 @@ run's output directory, the canonical folder it shares with prepro, and an exact
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -15,7 +13,7 @@ from safetensors.torch import load_file
 import prepro
 import run_GDbert_glue
 import train
-from tests.conftest import ROOT, run_main
+from tests.conftest import ROOT, kill_after_checkpoint, run_main
 
 BASE = ["--task_name", "rte", "--do_train", "--do_eval", "--output_dir", "o"]
 
@@ -146,20 +144,8 @@ def test_killed_gpp_run_resumes_through_the_front_end_to_the_same_scores(sample_
 
     killed = tmp_path / "killed"
     kill_at = total // 2
-    process = subprocess.Popen(front_end(glue, tiny_model_dir, killed, "--save_steps", "1", "--save_total_limit", "0"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.time() + 600
-    while not (killed / f"checkpoint-{kill_at}" / "state.json").exists() and process.poll() is None:
-        assert time.time() < deadline, f"checkpoint-{kill_at} never appeared"
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    for path in killed.iterdir():          # drop what a slow kill let through, so the resume starts at kill_at
-        if path.name.startswith("checkpoint-") and not path.name.endswith(".tmp") \
-                and int(path.name.split("-")[1]) > kill_at:
-            shutil.rmtree(path)
-    shutil.rmtree(killed / "model", ignore_errors=True)
-    assert (killed / f"checkpoint-{kill_at}" / "state.json").exists(), f"checkpoint-{kill_at} was written"
+    kill_after_checkpoint(front_end(glue, tiny_model_dir, killed, "--save_steps", "1", "--save_total_limit", "0"),
+                          killed, kill_at, env=env, what="front end")
 
     result = subprocess.run(front_end(glue, tiny_model_dir, killed, "--save_steps", "1", "--save_total_limit", "0",
                                       "--resume_from_checkpoint", str(killed / f"checkpoint-{kill_at}")),

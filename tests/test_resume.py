@@ -2,17 +2,14 @@
 import json
 import os
 import random
-import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, kill_after_checkpoint
 
 RUNS = {
     "platon": ["--pruner", "platon", "--initial_threshold", "1", "--final_threshold", "0.3", "--warmup_steps", "4",
@@ -51,24 +48,8 @@ def test_sigkill_then_resume_is_bitwise_identical(canonical_dir, tiny_model_dir,
 
     killed = tmp_path / "killed"
     kill_at = random.Random(method).randint(3, total - 3)
-    process = subprocess.Popen(command(canonical_dir, tiny_model_dir, killed, method, "--save_per_updates", "1",
-                                       "--keep_checkpoints", "0"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.time() + 600
-    while not (killed / f"checkpoint-{kill_at}" / "state.json").exists() and process.poll() is None:
-        assert time.time() < deadline, f"{method}: checkpoint-{kill_at} never appeared"
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    # On a loaded machine the run may have got further than kill_at before the signal landed: drop what
-    # came later, so the resume starts from checkpoint-kill_at (half-written .tmp directories stay, as a
-    # kill mid-save leaves them, and must be ignored).
-    for path in killed.iterdir():
-        if path.name.startswith("checkpoint-") and not path.name.endswith(".tmp") \
-                and int(path.name.split("-")[1]) > kill_at:
-            shutil.rmtree(path)
-    shutil.rmtree(killed / "model", ignore_errors=True)
-    assert (killed / f"checkpoint-{kill_at}" / "state.json").exists(), f"{method}: checkpoint-{kill_at} was written"
+    kill_after_checkpoint(command(canonical_dir, tiny_model_dir, killed, method, "--save_per_updates", "1",
+                                  "--keep_checkpoints", "0"), killed, kill_at, env=env, what=method)
 
     result = subprocess.run(command(canonical_dir, tiny_model_dir, killed, method, "--resume"), capture_output=True,
                             text=True, timeout=600, env=env)
