@@ -227,7 +227,7 @@ def main(argv=None) -> int:
     dense_model = models["dense fp32"].encoder
     embedding_bytes = sum(p.numel() * p.element_size() for p in dense_model.embeddings.parameters())
     machine = (f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__} with "
-               f"{torch.get_num_threads()} threads, quantized engine {torch.backends.quantized.engine}")
+               f"{torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''}, quantized engine {torch.backends.quantized.engine}")
     command = "python bench/serving.py" + (f" --runs_dir {args.runs_dir}" if args.runs_dir != build_parser()
                                            .get_default("runs_dir") else "") + \
         f" --rounds {args.rounds} --reps {args.reps}" + (f" --threads {args.threads}" if args.threads else "")
