@@ -9,7 +9,8 @@ Heads and FFN neurons whose indicator is 0 are removed; the result loads with
 logits are compared with the masked model's on real rows (`--check_data`, a
 canonical JSON file) or on a few built-in sentences, and the largest absolute
 difference and the parameter counts are printed and saved in
-`structured_export.json`.
+`structured_export.json`. `--quantize int8` also writes `<output_dir>_int8`, the smaller
+model with int8 linear layers for serving (`python -m mt_dnn.compress`, which checks its reload).
 """
 import argparse
 import json
@@ -37,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="canonical JSON file whose first rows check the export (default: built-in sentences)")
     parser.add_argument("--task_def", default=DEFAULT_TASK_DEF, help="task definition YAML")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |masked - exported| logit")
+    parser.add_argument("--quantize", choices=("none", "int8"), default="none",
+                        help="int8: also write OUTPUT_DIR_int8, the export with int8 dynamic quantization of its "
+                             "linear layers (python -m mt_dnn.compress)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return parser
 
@@ -133,6 +137,11 @@ def main(argv=None) -> int:
         raise UserError(f"the exported model differs from the masked one by {report['max_abs_difference']:.2e} "
                         f"> --tolerance {args.tolerance}; {args.output_dir} is kept for inspection: raise "
                         "--tolerance only if that difference is acceptable")
+    if args.quantize == "int8":
+        from mt_dnn import compress
+
+        compress.main(["--model", args.output_dir, "--output_dir", args.output_dir.rstrip("/") + "_int8",
+                       "--quantize", "int8", "--task_def", args.task_def])
     return 0
 
 

@@ -277,3 +277,16 @@ def test_cli_bad_input_is_one_line_naming_the_flag(tmp_path, saved_sparse_model,
         f"{case}: expected one error line naming {flag}, got {err!r}"
     assert (tmp_path / "keep.txt").read_text() == "not a model", f"{case}: a file the user named was touched"
     assert not os.path.exists(out), f"{case}: {out} was written although the run failed"
+
+
+def test_structured_export_with_int8(gpp_model_dir, tmp_path, capsys):
+    from mt_dnn import export as export_cli
+    from mt_dnn.compress import is_quantized, load_compressed
+    from tests.conftest import run_main
+
+    out = tmp_path / "exported"
+    assert run_main(export_cli.main, ["--checkpoint", gpp_model_dir, "--output_dir", str(out),
+                                      "--quantize", "int8"]) == 0, capsys.readouterr().err
+    assert (out / "structured_export.json").is_file(), "the fp32 export is written as before"
+    quantized = load_compressed(str(tmp_path / "exported_int8"))
+    assert is_quantized(quantized.encoder), "--quantize int8 also writes the int8 export beside it"
