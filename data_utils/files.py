@@ -32,3 +32,18 @@ def write_output_file(path: str, write, *, binary: bool = False):
     except OSError as err:
         raise UserError(f"{path}: could not write it ({err.strerror or err}); the previous file, if any, is "
                         "intact; free space or choose another --output_dir") from None
+
+
+def placement(path: str, other: str):
+    """Where directory `path` lies relative to directory `other`, by their real paths: "same",
+    "inside" (below it), "contains" (above it), or None (apart). For refusing outputs that would
+    write into an input."""
+    path, other = os.path.realpath(path), os.path.realpath(other)
+    if path == other:
+        return "same"
+    if path.startswith(other.rstrip(os.sep) + os.sep):
+        return "inside"
+    if other.startswith(path.rstrip(os.sep) + os.sep):
+        return "contains"
+    return None
+

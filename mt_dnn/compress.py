@@ -57,6 +57,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from data_utils.errors import ArgumentParser, UserError, run_cli
+from data_utils.files import placement
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
 from mt_dnn.model import HEADS_CONFIG, HEADS_WEIGHTS, MTDNNModel, load_heads, load_model
 
@@ -439,9 +440,7 @@ def max_logit_difference(first: MTDNNModel, second: MTDNNModel, inputs: dict) ->
 
 
 def refuse_overlap(model_dir: str, output_dir: str) -> None:
-    source, target = os.path.realpath(model_dir), os.path.realpath(output_dir)
-    if target == source or target.startswith(source.rstrip(os.sep) + os.sep) \
-            or source.startswith(target.rstrip(os.sep) + os.sep):
+    if placement(output_dir, model_dir) is not None:
         raise UserError(f"--output_dir {output_dir} overlaps --model {model_dir}; the input is never written to: "
                         "choose an --output_dir outside it")
     if os.path.isfile(output_dir):

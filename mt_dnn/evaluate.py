@@ -12,14 +12,15 @@ train.py writes them (tag `eval`), test splits also in GLUE's submission layout,
 """
 import os
 
-import torch
 import transformers
 
 from data_utils.batcher import check_fits_model, load_canonical
 from data_utils.errors import ArgumentParser, UserError, run_cli
+from data_utils.files import placement
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs, resolve_dataset
 from mt_dnn.inference import predict, write_glue_submission, write_json_atomic, write_scores
 from mt_dnn.model import load_model
+from mt_dnn.startup import pick_device
 
 TAG = "eval"
 
@@ -40,20 +41,10 @@ def build_parser():
     return parser
 
 
-def pick_device(choice: str) -> torch.device:
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is visible; use --device auto or cpu")
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(choice)
-
-
 def check_output_dir(output_dir: str, inputs: dict) -> None:
     """Refuse an --output_dir that is, or lies inside, an input directory (inputs are never written to)."""
-    out = os.path.realpath(output_dir)
     for flag, path in inputs.items():
-        real = os.path.realpath(path)
-        if out == real or out.startswith(real + os.sep):
+        if placement(output_dir, path) in ("same", "inside"):
             raise UserError(f"--output_dir {output_dir} lies inside {flag} {path}, which is only read; "
                             "choose another directory")
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):

@@ -20,6 +20,7 @@ import transformers
 
 from data_utils.batcher import collate
 from data_utils.errors import ArgumentParser, UserError, run_cli
+from data_utils.files import placement
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
 from mt_dnn import pretrained
 from mt_dnn.model import HEADS_CONFIG, MTDNNModel, export_structured, load_encoder, load_heads
@@ -101,14 +102,9 @@ def check_batch(args, model, task_defs):
 
 def refuse_overlap(checkpoint: str, output_dir: str) -> None:
     """The export never writes into its input: --output_dir must not be, lie inside, or contain --checkpoint."""
-    source, target = os.path.realpath(checkpoint), os.path.realpath(output_dir)
-    if target == source:
-        where = "is the same directory as"
-    elif target.startswith(source.rstrip(os.sep) + os.sep):
-        where = "is inside"
-    elif source.startswith(target.rstrip(os.sep) + os.sep):
-        where = "contains"
-    else:
+    where = {"same": "is the same directory as", "inside": "is inside",
+             "contains": "contains"}.get(placement(output_dir, checkpoint))
+    if where is None:
         return
     raise UserError(f"--output_dir {output_dir} {where} --checkpoint {checkpoint}; the export never writes "
                     "into its input: choose an --output_dir outside it")

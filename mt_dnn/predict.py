@@ -28,7 +28,7 @@ from data_utils.errors import ArgumentParser, UserError, run_cli
 from data_utils.files import write_output_file
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
 from mt_dnn import pretrained
-from mt_dnn.evaluate import pick_device
+from mt_dnn.startup import pick_device
 from mt_dnn.inference import predict
 from mt_dnn.model import load_model
 

@@ -38,6 +38,7 @@ import time
 import traceback
 
 from data_utils.errors import Interrupted, UserError, describe
+from data_utils.files import placement
 from mt_dnn import pretrained
 from mt_dnn.distributed import broadcast_flag
 from mt_dnn.inference import write_json_atomic
@@ -84,10 +85,10 @@ def input_dirs(args) -> list:
 
 
 def refuse_writing_inputs(args) -> None:
-    out = os.path.realpath(args.output_dir)
     for flag, value, real in input_dirs(args):
-        if inside(out, real):
-            where = "is" if out == real else "is inside"
+        relation = placement(args.output_dir, real)
+        if relation in ("same", "inside"):
+            where = "is" if relation == "same" else "is inside"
             raise UserError(f"--output_dir {args.output_dir} {where} the {flag} directory {value}; a run never "
                             f"writes into its inputs: choose an --output_dir outside {flag}")
 

@@ -53,12 +53,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def pick_device(choice: str, dist_info) -> torch.device:
+def pick_device(choice: str, dist_info=None) -> torch.device:
     """--device as a torch device; each process of a distributed CUDA run takes its local GPU."""
     if choice == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is visible; use --device auto or cpu")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if choice == "auto" else torch.device(choice)
-    if device.type == "cuda" and dist_info.enabled:
+    if device.type == "cuda" and dist_info is not None and dist_info.enabled:
         device = torch.device("cuda", dist_info.local_rank)
     return device
 

@@ -275,3 +275,16 @@ def test_sigint_without_checkpoints_exits_130_and_leaves_nothing(canonical_dir, 
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: stopped by SIGINT"), f"one line: {err!r}"
     assert "no checkpoint was written" in err, f"says nothing can be resumed: {err!r}"
     assert not out.exists(), f"a run stopped before writing any output leaves no directory: {os.listdir(out)}"
+
+
+def test_placement_of_directories(tmp_path):
+    from data_utils.files import placement
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    assert placement(str(tmp_path / "a"), str(tmp_path / "link")) == "same", "real paths: a link is its target"
+    assert placement(str(tmp_path / "a" / "b"), str(tmp_path / "a")) == "inside", "below"
+    assert placement(str(tmp_path / "a"), str(tmp_path / "a" / "b")) == "contains", "above"
+    assert placement(str(tmp_path / "a"), str(tmp_path / "c")) is None, "apart"
+    assert placement(str(tmp_path / "ab"), str(tmp_path / "a")) is None, "a shared name prefix is not containment"
