@@ -6,9 +6,10 @@ file and line; with `skip_malformed` such rows are skipped with a warning
 instead (real QQP has a few).
 
 Where MT-DNN's readers (namisan/mt-dnn, experiments/glue/glue_utils.py) treat a task's rows
-specially, `MTDNN_ROW_RULES` says so and the reader does the same: QQP's train and dev rows are
-numbered with a running counter (its `id` column is ignored; test keeps it) and rows with fewer than
-six fields are skipped and counted rather than refused, as `load_qqp` does. Every deliberate
+specially, the task definition says so and the reader does the same: QQP's train and dev splits have
+no uid_column, so their rows are numbered with a running counter of kept rows (test keeps its id
+column), and `skip_short_rows`, so rows with fewer than six fields are skipped and counted rather
+than refused, as `load_qqp` does. Every deliberate
 difference from MT-DNN's readers is listed in docs/METHODS.md ("Reading GLUE as MT-DNN does").
 """
 import os
@@ -23,15 +24,6 @@ from data_utils.task_def import SplitDef, TaskDef
 # prepro's manifest marks canonical data written by an older reader as stale.
 READER_VERSION = 2
 
-# (task, split) -> how MT-DNN reads those rows differently from the task definition's plain layout:
-#   uid "counter": the uid is the running count of kept rows, whatever the uid column says;
-#   skip_short: rows with fewer fields than the split's columns are skipped and counted, not refused.
-MTDNN_ROW_RULES = {
-    ("qqp", "train"): {"uid": "counter", "skip_short": True},
-    ("qqp", "dev"): {"uid": "counter", "skip_short": True},
-}
-
-
 @dataclass(frozen=True)
 class Example:
     uid: str
@@ -45,8 +37,7 @@ def read_split(task: TaskDef, split: SplitDef, data_dir: str, skip_malformed: bo
     """Read one split of one task from `data_dir/<glue_dir>/<file>` into Examples.
 
     `report`, when given, receives the counts of rows left out: `skipped_short` (rows MT-DNN skips,
-    see MTDNN_ROW_RULES) and `skipped_malformed` (with `skip_malformed`)."""
-    rules = MTDNN_ROW_RULES.get((task.name, split.name), {})
+    the split's `skip_short_rows`) and `skipped_malformed` (with `skip_malformed`)."""
     path = os.path.join(data_dir, task.glue_dir, split.file)
     if not os.path.isfile(path):
         raise UserError(f"{path}: file not found; run `sh download.sh --data_dir {data_dir}` "
@@ -74,12 +65,11 @@ def read_split(task: TaskDef, split: SplitDef, data_dir: str, skip_malformed: bo
                             f"'{header[split.label_column]}'); restore the file's header line")
     for index in range(first, len(lines)):
         line_no = index + 1
-        if rules.get("skip_short") and lines[index].count(b"\t") + 1 < split.n_columns:
+        if split.skip_short_rows and lines[index].count(b"\t") + 1 < split.n_columns:
             short += 1           # MT-DNN's load_qqp: `if is_train and len(blocks) < 6: skipped += 1`
             continue
         try:
-            examples.append(_parse_row(task, split, lines[index], path, line_no, len(examples),
-                                       counter_uid=rules.get("uid") == "counter"))
+            examples.append(_parse_row(task, split, lines[index], path, line_no, len(examples)))
         except UserError as err:
             if not skip_malformed:
                 raise UserError(f"{err} (pass --skip_malformed to skip such rows)") from None
@@ -105,8 +95,7 @@ def _decode(line: bytes, path: str, line_no: int) -> str:
                         "re-save the file as UTF-8") from None
 
 
-def _parse_row(task: TaskDef, split: SplitDef, line: bytes, path: str, line_no: int, position: int,
-               counter_uid: bool = False) -> Example:
+def _parse_row(task: TaskDef, split: SplitDef, line: bytes, path: str, line_no: int, position: int) -> Example:
     fields = _decode(line, path, line_no).rstrip("\r").split("\t")
     if len(fields) != split.n_columns:
         raise UserError(f"{path}:{line_no}: malformed row with {len(fields)} tab-separated columns, "
@@ -122,5 +111,5 @@ def _parse_row(task: TaskDef, split: SplitDef, line: bytes, path: str, line_no: 
                        else ", ".join(task.labels))
             raise UserError(f"{path}:{line_no}: label '{raw_label}' is not valid for {task.name} "
                             f"(expected {allowed})")
-    uid = fields[split.uid_column] if split.uid_column is not None and not counter_uid else str(position)
+    uid = fields[split.uid_column] if split.uid_column is not None else str(position)
     return Example(uid=uid, label=label, text_a=texts[0], text_b=texts[1] if len(texts) > 1 else None)

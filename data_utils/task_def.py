@@ -30,6 +30,7 @@ class SplitDef:
     label_column: int | None       # None for unlabelled (test) splits
     uid_column: int | None         # None: the row's position is its uid
     submission: str | None         # GLUE submission file name for test splits (train.py --glue_format_on)
+    skip_short_rows: bool = False  # rows with fewer than n_columns fields are skipped and counted (MT-DNN's QQP)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ def _split_def(task: str, name: str, raw: dict, path: str) -> SplitDef:
             label_column=None if raw.get("label_column") is None else int(raw["label_column"]),
             uid_column=None if raw.get("uid_column") is None else int(raw["uid_column"]),
             submission=raw.get("submission"),
+            skip_short_rows=bool(raw.get("skip_short_rows", False)),
         )
     except (AttributeError, KeyError, TypeError, ValueError) as err:
         raise UserError(f"{path}: task '{task}' split '{name}' is malformed ({err!r}); "
