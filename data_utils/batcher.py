@@ -5,7 +5,6 @@ batches across tasks follows MT-DNN's `--mix_opt` / `--ratio` rules
 (`multi_task_batch_order`), drawn from an RNG seeded by (seed, epoch) so any
 position of a run can be reproduced exactly (this is what makes resume exact).
 """
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ import numpy as np
 import torch
 
 from data_utils.errors import UserError
+from data_utils.jsonio import json_type, parse_json_line
 from data_utils.task_def import TaskDef
 
 
@@ -40,29 +40,40 @@ def load_canonical(path: str, name: str, task: TaskDef, max_seq_len: int | None 
         raise UserError(f"{path}: file not found; run `sh experiments/glue/prepro.sh` "
                         "for this model, or check --data_dir")
     examples, line_numbers = [], []
-    with open(path, "rb") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-                example = {"uid": row["uid"], "label": row["label"],
-                           "token_id": row["token_id"], "type_id": row["type_id"]}
-            except (ValueError, KeyError, TypeError) as err:
-                raise UserError(f"{path}:{line_no}: not a canonical JSON row ({type(err).__name__}: "
-                                f"{' '.join(str(err).split())[:80]}); rerun prepro") from None
-            problem = _row_problem(example, task)
-            if problem:
-                raise UserError(f"{path}:{line_no}: {problem}")
-            if max_seq_len and len(example["token_id"]) > max_seq_len:
-                for key in ("token_id", "type_id"):
-                    seq = example[key]
-                    example[key] = seq[:max_seq_len - 1] + seq[-1:]
-            examples.append(example)
-            line_numbers.append(line_no)
+    try:
+        with open(path, "rb") as handle:
+            for line_no, raw in enumerate(handle, start=1):
+                if not raw.strip():
+                    continue
+                example = _canonical_row(raw, path, line_no, task)
+                if max_seq_len and len(example["token_id"]) > max_seq_len:
+                    for key in ("token_id", "type_id"):
+                        seq = example[key]
+                        example[key] = seq[:max_seq_len - 1] + seq[-1:]
+                examples.append(example)
+                line_numbers.append(line_no)
+    except OSError as err:
+        raise UserError(f"{path}: cannot read it ({err.strerror or err}); check its permissions, or rerun prepro") \
+            from None
     if not examples:
         raise UserError(f"{path}: holds no rows; rerun prepro")
     return TaskDataset(name=name, task=task, path=path, examples=examples, line_numbers=line_numbers)
+
+
+def _canonical_row(raw: bytes, path: str, line_no: int, task: TaskDef) -> dict:
+    """One line of a canonical file as an example (uid, label, token_id, type_id); a line that is not one
+    (bad or deeply nested JSON, not an object, a field missing or wrong) is a UserError naming path:line."""
+    row = parse_json_line(raw, path, line_no, "a canonical JSON row", "rerun prepro")
+    if not isinstance(row, dict):
+        raise UserError(f"{path}:{line_no}: not a canonical JSON row ({json_type(row)}, not an object); rerun prepro")
+    missing = [key for key in ("uid", "label", "token_id", "type_id") if key not in row]
+    if missing:
+        raise UserError(f"{path}:{line_no}: not a canonical JSON row (KeyError: {missing[0]!r}); rerun prepro")
+    example = {"uid": row["uid"], "label": row["label"], "token_id": row["token_id"], "type_id": row["type_id"]}
+    problem = _row_problem(example, task)
+    if problem:
+        raise UserError(f"{path}:{line_no}: {problem}")
+    return example
 
 
 def check_fits_model(datasets: list, config, init_checkpoint: str) -> None:

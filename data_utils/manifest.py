@@ -26,6 +26,7 @@ import sys
 
 from data_utils.errors import UserError
 from data_utils.files import write_output_file
+from data_utils.jsonio import read_json
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -88,18 +89,31 @@ def read_manifest(data_dir: str) -> dict | None:
     path = os.path.join(data_dir, MANIFEST)
     if not os.path.isfile(path):
         return None
-    try:
-        with open(path, encoding="utf-8") as handle:
-            manifest = json.load(handle)
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path}: not a readable manifest ({' '.join(str(err).split())[:120]}); delete it and "
-                        "rerun prepro to rebuild the folder") from None
+    manifest = read_json(path, "a readable manifest", "delete it and rerun prepro to rebuild the folder")
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         raise UserError(f"{path}: not a prepro manifest (no 'files' mapping); delete it and rerun prepro")
     if manifest.get("format") != FORMAT:
         raise UserError(f"{path}: manifest format {manifest.get('format')!r}, this toolkit reads format {FORMAT}; "
                         "rerun prepro to rebuild the folder")
+    for name, entry in manifest["files"].items():
+        damaged = _damaged(entry)
+        if damaged:
+            raise UserError(f"{path}: the entry of {name} is damaged ({damaged}); delete the manifest and rerun "
+                            "prepro to rebuild the folder")
     return manifest
+
+
+def _damaged(entry) -> str | None:
+    """What is wrong with the shape of one manifest entry (the parts stale_reasons and check_canonical_data
+    read), None when nothing is: a damaged entry is then a message, not a crash."""
+    if not isinstance(entry, dict):
+        return "not an object"
+    if not isinstance(entry.get("tokenizer") or {}, dict):
+        return "its tokenizer is not an object"
+    sources = entry.get("sources", [])
+    if not isinstance(sources, list) or not all(isinstance(source, dict) for source in sources):
+        return "its sources are not a list of objects"
+    return None
 
 
 def write_manifest(data_dir: str, manifest: dict) -> None:
