@@ -42,8 +42,11 @@ def read_split(task: TaskDef, split: SplitDef, data_dir: str, skip_malformed: bo
     if not os.path.isfile(path):
         raise UserError(f"{path}: file not found; run `sh download.sh --data_dir {data_dir}` "
                         "or point --data_dir at the GLUE directory")
-    with open(path, "rb") as handle:
-        raw = handle.read()
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as err:
+        raise UserError(f"{path}: cannot read it ({err.strerror or err}); check its permissions") from None
     if not raw.strip():
         raise UserError(f"{path}: file is empty; download it again with `sh download.sh`")
     if raw.startswith(b"\xef\xbb\xbf"):          # MRPC ships with a UTF-8 BOM
