@@ -10,7 +10,7 @@ final_warmup·warmup_steps updates).
 import os
 
 from methods.base import TrainingMethod
-from mt_dnn.inference import write_json_atomic
+from data_utils.files import write_json_atomic
 
 
 class UnstructuredPruning(TrainingMethod):

@@ -7,7 +7,8 @@ A checkpoint is a directory `checkpoint-<update>/` holding
   and NumPy RNG states, resolved config, pruner scalars), with each tensor
   replaced by a reference `{"__tensor__": key}` into the safetensors file.
 
-It is written to `checkpoint-<update>.tmp/` and renamed into place, so a crash
+It is written to a uniquely named hidden sibling and renamed into place
+(data_utils.files.write_directory), so a crash
 or a full disk never leaves a half-written checkpoint under the final name and
 never touches the previous one. Loading reads only safetensors and JSON.
 The id of the run that wrote it is in the safetensors header's metadata
@@ -23,6 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from data_utils.errors import UserError
+from data_utils.files import write_directory
 
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
@@ -75,26 +77,24 @@ def save_checkpoint(output_dir: str, step: int, state: dict, keep: int = 0, run_
     """Write `state` as `output_dir/checkpoint-<step>/` atomically, marked with `run_id`; keep the newest
     `keep` (0: all) of the checkpoints marked with the same `run_id` (other runs' are never deleted)."""
     final = os.path.join(output_dir, f"checkpoint-{step}")
-    tmp = final + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
     tensors = {}
     skeleton = flatten(state, tensors)
-    try:
-        os.makedirs(tmp)
+
+    def fill(tmp):
         save_file(tensors, os.path.join(tmp, STATE_TENSORS), metadata={"run_id": run_id} if run_id else None)
         with open(os.path.join(tmp, STATE_JSON), "w", encoding="utf-8") as handle:
             json.dump(skeleton, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except (OSError, SafetensorError) as err:     # safetensors reports a full disk as SafetensorError
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    def failure(reason):
         previous = latest_checkpoint(output_dir)
-        raise UserError(f"could not write checkpoint {final} ({getattr(err, 'strerror', None) or err}); "
-                        f"{'the previous checkpoint ' + previous + ' is intact' if previous else 'no earlier checkpoint'}"
-                        "; free space or choose another --output_dir, then rerun with --resume") from None
+        return (f"could not write checkpoint {final} ({reason}); "
+                f"{'the previous checkpoint ' + previous + ' is intact' if previous else 'no earlier checkpoint'}"
+                "; free space or choose another --output_dir, then rerun with --resume")
+
+    # checkpoint-<step> of this run's directory: the run owns it (a resumed run rewrites its own step)
+    write_directory(final, fill, existing="replace", failure_hint=failure)
     if keep > 0:
         for old in [path for path in list_checkpoints(output_dir) if checkpoint_run_id(path) == run_id][:-keep]:
             shutil.rmtree(old, ignore_errors=True)

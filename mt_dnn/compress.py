@@ -46,7 +46,6 @@ import copy
 import json
 import math
 import os
-import shutil
 import warnings
 
 import numpy as np
@@ -57,7 +56,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from data_utils.errors import ArgumentParser, UserError, run_cli
-from data_utils.files import placement
+from data_utils.files import claim_output_dir, refuse_writing_inputs, write_directory
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
 from mt_dnn.model import HEADS_CONFIG, HEADS_WEIGHTS, MTDNNModel, load_heads, load_model
 
@@ -245,13 +244,11 @@ def weights_size(directory: str) -> int:
 
 
 def save_compressed(model: MTDNNModel, tokenizer, directory: str, storage: str = "auto", source: str | None = None,
-                    check=None) -> dict:
+                    check=None, existing: str = "replace", flag: str = "--output_dir") -> dict:
     """Write `model` (fp32, or quantized by `quantize_int8`) to `directory` in the compressed format,
-    replacing it atomically (a temporary sibling renamed into place). `check(tmp_directory)`, if given,
+    replacing it atomically (data_utils.files.write_directory, with `existing` as there). `check(tmp_directory)`, if given,
     runs on the complete temporary copy before the rename and may raise to keep the old `directory`.
     Returns the manifest."""
-    tmp = directory.rstrip("/") + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
     encoder = model.encoder
     tensors, entries = encoder_tensors(encoder, storage)
     manifest = {"format": FORMAT, "version": VERSION,
@@ -259,8 +256,8 @@ def save_compressed(model: MTDNNModel, tokenizer, directory: str, storage: str =
                 "qconfig": "torch.ao.quantization.per_channel_dynamic_qconfig (qint8, symmetric per output "
                            "channel)" if _quantized_modules(encoder) else None,
                 "storage": storage, "source": source, "torch": torch.__version__, "tensors": entries}
-    try:
-        os.makedirs(tmp)
+
+    def fill(tmp):
         encoder.config.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
@@ -271,21 +268,8 @@ def save_compressed(model: MTDNNModel, tokenizer, directory: str, storage: str =
             json.dump(manifest, handle, indent=1)
         if check is not None:
             check(tmp)
-    except (OSError, SafetensorError) as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise UserError(f"could not write the compressed model to {directory} "
-                        f"({getattr(err, 'strerror', None) or err}); "
-                        f"{'its previous content is intact' if os.path.isdir(directory) else 'nothing was written'}"
-                        "; free space or choose another --output_dir") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = directory.rstrip("/") + ".old"
-    shutil.rmtree(old, ignore_errors=True)
-    if os.path.exists(directory):
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)
+
+    write_directory(directory, fill, existing=existing, what="the compressed model", flag=flag)
     return manifest
 
 
@@ -312,7 +296,7 @@ def load_compressed(directory: str, task_defs: dict | None = None, flag: str = "
         if manifest.get("version") != VERSION:
             raise ValueError(f"version {manifest.get('version')!r}, this toolkit reads version {VERSION}")
         entries = manifest["tensors"]
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as err:
         raise UserError(f"{flag} {manifest_path}: not a valid manifest ({' '.join(str(err).split())[:120]}); "
                         "compress the model again with python -m mt_dnn.compress") from None
     try:
@@ -403,22 +387,26 @@ def build_parser():
     parser.add_argument("--tolerance", type=float, default=0.0,
                         help="largest allowed |reloaded - in-memory| logit (default 0: exact)")
     parser.add_argument("--task_def", default=DEFAULT_TASK_DEF, help="task definition YAML")
+    parser.add_argument("--overwrite_output_dir", action="store_true",
+                        help="write into a non-empty --output_dir: what it held is kept in "
+                             "OUTPUT_DIR/previous-<time>/ (nothing is deleted)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return parser
 
 
-def check_inputs(args, model, tokenizer) -> dict:
-    """{'input_ids', 'token_type_ids', 'attention_mask'} of the check batch."""
+def check_inputs(model, tokenizer, check_data=None) -> dict:
+    """{'input_ids', 'token_type_ids', 'attention_mask'} of the check batch: the first rows of `check_data`
+    (a canonical JSON file), else the built-in sentences."""
     from data_utils.batcher import collate
 
     task = model.task_defs[next(iter(model.heads))]
-    if args.check_data:
+    if check_data:
         from data_utils.batcher import load_canonical
 
-        if not os.path.isfile(args.check_data):
-            raise UserError(f"--check_data {args.check_data}: file not found; give a canonical JSON file "
+        if not os.path.isfile(check_data):
+            raise UserError(f"--check_data {check_data}: file not found; give a canonical JSON file "
                             "(prepro's output) or leave the flag out")
-        dataset = load_canonical(args.check_data, os.path.basename(args.check_data), task)
+        dataset = load_canonical(check_data, os.path.basename(check_data), task)
         batch = collate(dataset.examples[:32], task)
     else:
         from mt_dnn.export import CHECK_SENTENCES
@@ -439,15 +427,39 @@ def max_logit_difference(first: MTDNNModel, second: MTDNNModel, inputs: dict) ->
                for task in first.heads)
 
 
-def refuse_overlap(model_dir: str, output_dir: str) -> None:
-    if placement(output_dir, model_dir) is not None:
-        raise UserError(f"--output_dir {output_dir} overlaps --model {model_dir}; the input is never written to: "
-                        "choose an --output_dir outside it")
-    if os.path.isfile(output_dir):
-        raise UserError(f"--output_dir {output_dir} is a file; give a directory")
-    if os.path.isdir(output_dir) and os.listdir(output_dir) and not is_compressed(output_dir):
-        raise UserError(f"--output_dir {output_dir} exists and is not an earlier mt_dnn.compress output; choose a "
-                        "new or empty directory")
+def compress_model(model_dir: str, output_dir: str, task_defs: dict, *, quantize: str = "none",
+                   storage: str = "auto", check_data: str | None = None, tolerance: float = 0.0,
+                   existing: str = "replace", flag: str = "--output_dir", model: MTDNNModel | None = None) -> str:
+    """Write the compressed copy of the saved model `model_dir` to `output_dir` (checked by reloading it
+    before it is renamed into place; `existing` as in data_utils.files.write_directory); returns the
+    one-line summary. The caller has checked that `output_dir` may be written; `model` is `model_dir` already
+    loaded, if the caller has it."""
+    from mt_dnn import pretrained
+
+    model = model if model is not None else load_model(model_dir, task_defs, flag="--model")
+    tokenizer = pretrained.load_tokenizer(model_dir)
+    inputs = check_inputs(model, tokenizer, check_data)
+    served = quantize_int8(model) if quantize == "int8" else model
+    result = {}
+
+    def check(tmp):
+        reloaded = load_compressed(tmp, task_defs, flag=flag)
+        result["reload"] = max_logit_difference(served, reloaded, inputs)
+        result["source"] = max_logit_difference(model, served, inputs)
+        if result["reload"] > tolerance:
+            raise UserError(f"the reloaded compressed model differs from the in-memory one by {result['reload']:.2e}"
+                            f" > --tolerance {tolerance}; nothing was written to {flag} {output_dir}")
+
+    manifest = save_compressed(served, tokenizer, output_dir, storage=storage, source=model_dir, check=check,
+                               existing=existing, flag=flag)
+    sparse = sum(1 for meta in manifest["tensors"].values() if meta["encoding"] == "bitmask")
+    before = os.path.getsize(os.path.join(model_dir, "model.safetensors")) + \
+        os.path.getsize(os.path.join(model_dir, HEADS_WEIGHTS))
+    return (f"compressed {model_dir} -> {output_dir}: quantize {quantize}, storage {storage} "
+            f"({sparse} of {len(manifest['tensors'])} tensors as bitmask + values); weights {before / 1e6:.1f} MB -> "
+            f"{manifest['weights_bytes'] / 1e6:.1f} MB ({manifest['weights_bytes'] / before:.1%}); "
+            f"max |reloaded - in-memory| = {result['reload']:.2e}; max |compressed - fp32 of --model| = "
+            f"{result['source']:.2e} (quantization error; 0 without --quantize)")
 
 
 def main(argv=None) -> int:
@@ -458,34 +470,13 @@ def main(argv=None) -> int:
     if os.path.isdir(args.model) and is_compressed(args.model):
         raise UserError(f"--model {args.model} is already compressed; give the fp32 directory it was made from")
     task_defs = load_task_defs(args.task_def)
-    model = load_model(args.model, task_defs, flag="--model")
-    refuse_overlap(args.model, args.output_dir)          # after --model is found valid, before any write
-    from mt_dnn import pretrained
-
-    tokenizer = pretrained.load_tokenizer(args.model)
-    inputs = check_inputs(args, model, tokenizer)
-    served = quantize_int8(model) if args.quantize == "int8" else model
-    result = {}
-
-    def check(tmp):
-        reloaded = load_compressed(tmp, task_defs, flag="--output_dir")
-        result["reload"] = max_logit_difference(served, reloaded, inputs)
-        result["source"] = max_logit_difference(model, served, inputs)
-        if result["reload"] > args.tolerance:
-            raise UserError(f"the reloaded compressed model differs from the in-memory one by {result['reload']:.2e}"
-                            f" > --tolerance {args.tolerance}; nothing was written to --output_dir "
-                            f"{args.output_dir}")
-
-    manifest = save_compressed(served, tokenizer, args.output_dir, storage=args.storage, source=args.model,
-                               check=check)
-    sparse = sum(1 for meta in manifest["tensors"].values() if meta["encoding"] == "bitmask")
-    before = os.path.getsize(os.path.join(args.model, "model.safetensors")) + \
-        os.path.getsize(os.path.join(args.model, HEADS_WEIGHTS))
-    print(f"compressed {args.model} -> {args.output_dir}: quantize {args.quantize}, storage {args.storage} "
-          f"({sparse} of {len(manifest['tensors'])} tensors as bitmask + values); weights {before / 1e6:.1f} MB -> "
-          f"{manifest['weights_bytes'] / 1e6:.1f} MB ({manifest['weights_bytes'] / before:.1%}); "
-          f"max |reloaded - in-memory| = {result['reload']:.2e}; max |compressed - fp32 of --model| = "
-          f"{result['source']:.2e} (quantization error; 0 without --quantize)")
+    model = load_model(args.model, task_defs, flag="--model")    # --model is found valid before its output is judged
+    refuse_writing_inputs([("dir:--output_dir", args.output_dir)],
+                          [("--model", args.model), ("--task_def", args.task_def), ("--check_data", args.check_data)])
+    existing = claim_output_dir(args.output_dir, args.overwrite_output_dir)
+    print(compress_model(args.model, args.output_dir, task_defs, quantize=args.quantize, storage=args.storage,
+                         check_data=args.check_data, tolerance=args.tolerance, existing=existing,
+                         model=model))
     return 0
 
 

@@ -10,7 +10,9 @@ logits are compared with the masked model's on real rows (`--check_data`, a
 canonical JSON file) or on a few built-in sentences, and the largest absolute
 difference and the parameter counts are printed and saved in
 `structured_export.json`. `--quantize int8` also writes `<output_dir>_int8`, the smaller
-model with int8 linear layers for serving (`python -m mt_dnn.compress`, which checks its reload).
+model with int8 linear layers for serving (mt_dnn.compress, which checks its reload).
+A non-empty --output_dir (or `<output_dir>_int8`) is refused unless `--overwrite_output_dir`, which keeps
+what it held in `previous-<time>/` inside the new directory; the export is written whole or not at all.
 """
 import argparse
 import json
@@ -20,7 +22,7 @@ import transformers
 
 from data_utils.batcher import collate
 from data_utils.errors import ArgumentParser, UserError, run_cli
-from data_utils.files import placement
+from data_utils.files import claim_output_dir, refuse_writing_inputs
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
 from mt_dnn import pretrained
 from mt_dnn.model import HEADS_CONFIG, MTDNNModel, export_structured, load_encoder, load_heads
@@ -42,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quantize", choices=("none", "int8"), default="none",
                         help="int8: also write OUTPUT_DIR_int8, the export with int8 dynamic quantization of its "
                              "linear layers (python -m mt_dnn.compress)")
+    parser.add_argument("--overwrite_output_dir", action="store_true",
+                        help="write into a non-empty --output_dir (and OUTPUT_DIR_int8): what they held is kept in "
+                             "previous-<time>/ inside them (nothing is deleted)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return parser
 
@@ -100,27 +105,25 @@ def check_batch(args, model, task_defs):
     return task_name, collate(examples, task)
 
 
-def refuse_overlap(checkpoint: str, output_dir: str) -> None:
-    """The export never writes into its input: --output_dir must not be, lie inside, or contain --checkpoint."""
-    where = {"same": "is the same directory as", "inside": "is inside",
-             "contains": "contains"}.get(placement(output_dir, checkpoint))
-    if where is None:
-        return
-    raise UserError(f"--output_dir {output_dir} {where} --checkpoint {checkpoint}; the export never writes "
-                    "into its input: choose an --output_dir outside it")
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if not args.tolerance >= 0:
         raise UserError(f"--tolerance {args.tolerance} must be >= 0 (e.g. 1e-4)")
     transformers.utils.logging.disable_progress_bar()  # stderr is for one-line errors
     model, mask, task_defs = masked_model(args.checkpoint, args.task_def)
-    refuse_overlap(args.checkpoint, args.output_dir)     # after the checkpoint is found valid, before any write
+    # after the checkpoint is found valid, before any write: every output against every input
+    int8_dir = args.output_dir.rstrip("/") + "_int8"
+    outputs = [("dir:--output_dir", args.output_dir)] + ([("dir:--quantize int8's", int8_dir)]
+                                                        if args.quantize == "int8" else [])
+    refuse_writing_inputs(outputs, [("--checkpoint", args.checkpoint), ("--task_def", args.task_def),
+                                    ("--check_data", args.check_data)])
+    existing = claim_output_dir(args.output_dir, args.overwrite_output_dir)
+    int8_existing = claim_output_dir(int8_dir, args.overwrite_output_dir, flag="--quantize int8's output") \
+        if args.quantize == "int8" else None
     indicators = mask.indicators()
     tokenizer = pretrained.load_tokenizer(args.checkpoint)
     report = export_structured(model, indicators.get("head"), indicators.get("ffn"), tokenizer, args.output_dir,
-                               check_batch=check_batch(args, model, task_defs))
+                               check_batch=check_batch(args, model, task_defs), existing=existing)
     layers_before, layers_after = report["encoder_layer_parameters_before"], report["encoder_layer_parameters_after"]
     print(f"exported {args.checkpoint} -> {args.output_dir}: encoder parameters {report['parameters_before']} -> "
           f"{report['parameters_after']} ({report['parameters_after'] / report['parameters_before']:.1%}) in all; "
@@ -134,10 +137,10 @@ def main(argv=None) -> int:
                         f"> --tolerance {args.tolerance}; {args.output_dir} is kept for inspection: raise "
                         "--tolerance only if that difference is acceptable")
     if args.quantize == "int8":
-        from mt_dnn import compress
+        from mt_dnn.compress import compress_model
 
-        compress.main(["--model", args.output_dir, "--output_dir", args.output_dir.rstrip("/") + "_int8",
-                       "--quantize", "int8", "--task_def", args.task_def])
+        print(compress_model(args.output_dir, int8_dir, task_defs, quantize="int8", existing=int8_existing,
+                             flag="--quantize int8's output"))
     return 0
 
 

@@ -1,12 +1,11 @@
 """Evaluation: predictions, scores and metrics of one dataset, plus the files they are written to."""
 import csv
-import json
 import os
 
 import torch
 
 from data_utils.batcher import TaskDataset, collate
-from data_utils.files import write_output_file
+from data_utils.files import write_json_atomic, write_output_file  # noqa: F401 - write_json_atomic re-exported
 from data_utils.metrics import calc_metrics
 
 
@@ -50,10 +49,6 @@ def predict(model, dataset: TaskDataset, batch_size: int, device, dist_info=None
         predictions, scores, golds, uids = merged
     metrics = calc_metrics(task.metric_meta, predictions, golds) if dataset.has_labels else {}
     return {"metrics": metrics, "predictions": predictions, "uids": uids, "scores": scores}
-
-
-def write_json_atomic(path: str, payload) -> None:
-    write_output_file(path, lambda handle: json.dump(payload, handle))
 
 
 # Evaluation tags whose number is zero-padded in file names, so that a directory listing sorts them in order

@@ -8,7 +8,6 @@ as a standard sequence-classification model in `hf/<task>/` (mt_dnn/hf_export.py
 """
 import json
 import os
-import shutil
 from typing import NamedTuple
 
 import torch
@@ -17,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from data_utils.errors import UserError
+from data_utils.files import write_directory
 from module.heads import TaskHead
 from mt_dnn import pretrained
 from mt_dnn.hf_export import label_names, write_task_models
@@ -133,16 +133,17 @@ def load_heads(model: MTDNNModel, directory: str) -> list:
     return loaded
 
 
-def save_model(model: MTDNNModel, tokenizer, directory: str, write_extra=None) -> None:
-    """Write the model as a Hugging Face directory, replacing `directory` atomically.
+def save_model(model: MTDNNModel, tokenizer, directory: str, write_extra=None, existing: str = "replace",
+               flag: str = "--output_dir") -> None:
+    """Write the model as a Hugging Face directory, replacing `directory` atomically
+    (data_utils.files.write_directory: `existing` says what happens to what was there).
 
     `write_extra(tmp_directory)` adds files (a training method's indicators or reports) inside the
     same atomic replacement."""
-    tmp = directory.rstrip("/") + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
     inner = model.module if hasattr(model, "module") else model
     encoder, heads, task_defs = inner.encoder, inner.heads, getattr(inner, "task_defs", {})
-    try:
+
+    def fill(tmp):
         encoder.save_pretrained(tmp, safe_serialization=True)
         if _model_type(encoder) == "pruned-bert":
             from mt_dnn.structured import add_remote_code
@@ -163,21 +164,13 @@ def save_model(model: MTDNNModel, tokenizer, directory: str, write_extra=None) -
                                    labels=label_names(task_defs[name], head.proj.out_features))
         with open(os.path.join(tmp, HEADS_CONFIG), "w", encoding="utf-8") as handle:
             json.dump(specs, handle, indent=2)
-    except (OSError, SafetensorError) as err:     # safetensors reports a full disk as SafetensorError
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise UserError(f"could not write the model to {directory} ({getattr(err, 'strerror', None) or err}); "
-                        f"{'its previous content is intact' if os.path.isdir(directory) else 'nothing was written'}"
-                        "; free space or choose another --output_dir") from None
-    old = directory.rstrip("/") + ".old"
-    if os.path.exists(directory):
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)
+
+    write_directory(directory, fill, existing=existing, what="the model", flag=flag)
 
 
 @torch.no_grad()
 def export_structured(model: MTDNNModel, head_indicator, ffn_indicator, tokenizer, directory: str,
-                      check_batch=None) -> dict:
+                      check_batch=None, existing: str = "replace") -> dict:
     """Save the structurally pruned model (heads/neurons with indicator 0 removed) with its task heads.
 
     `check_batch` = (task, collated batch): the exported model's logits are compared with the
@@ -210,9 +203,12 @@ def export_structured(model: MTDNNModel, head_indicator, ffn_indicator, tokenize
         smaller = pruned.eval()(*inputs, task=task).logits
         model.train(was_training)          # the heads are shared with `pruned`: restore their mode
         report["max_abs_difference"] = float((masked - smaller).abs().max())
-    save_model(pruned, tokenizer, directory)
-    from mt_dnn.inference import write_json_atomic
-    write_json_atomic(os.path.join(directory, EXPORT_REPORT), report)
+
+    def write_report(tmp):
+        with open(os.path.join(tmp, EXPORT_REPORT), "w", encoding="utf-8") as handle:
+            json.dump(report, handle)
+
+    save_model(pruned, tokenizer, directory, write_extra=write_report, existing=existing)
     return report
 
 

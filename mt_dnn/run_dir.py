@@ -33,21 +33,25 @@ import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 import traceback
 
+from data_utils import files
 from data_utils.errors import Interrupted, UserError, describe
-from data_utils.files import placement
+from data_utils.files import write_json_atomic
 from mt_dnn import pretrained
 from mt_dnn.distributed import broadcast_flag
-from mt_dnn.inference import write_json_atomic
 from mt_dnn.run_state import save_training_state
 
 logger = logging.getLogger("train")
 LOCK, RUN_FILE = ".lock", "run.json"
 OUTPUT_NAMES = ("model", "best_model", "model_pruned", "best_model_pruned", "dev_metrics.json", "best_metrics.json",
                 "metrics.jsonl", "rank_checksums.json", "sparsity_report.json", "glue_submission")
+# Written by every run from its start (bookkeeping, not an output): found before the run, it is somebody
+# else's file the run would overwrite (config.json: a Hugging Face model directory).
+BOOKKEEPING_NAMES = ("config.json",)
 _CHECKPOINT = re.compile(r"^checkpoint-\d+$")
 _stack = []          # the owners claim() set up inside the running (possibly nested) train.main
 _argv = []           # the argv of each running train.main, for run.json
@@ -67,30 +71,40 @@ def new_run_id() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
-def input_dirs(args) -> list:
-    """[(flag, value as given, real path)] of the directories the run reads."""
+def input_paths(args) -> list:
+    """[(flag, value as given, real path)] of the files and directories the run reads."""
     found = []
     for flag, value in (("--init_checkpoint", args.init_checkpoint),
                         ("--teacher_model_path", getattr(args, "teacher_model_path", None)),
-                        ("--data_dir", args.data_dir), ("--model_ckpt", args.model_ckpt)):
+                        ("--data_dir", args.data_dir), ("--model_ckpt", args.model_ckpt),
+                        ("--task_def", getattr(args, "task_def", None))):
         path = value
         if flag == "--init_checkpoint" and value == pretrained.BUNDLED_MODEL:
             try:
                 path = pretrained.bundled_model_path()
             except UserError:        # reported where the model is loaded
                 continue
-        if path and os.path.isdir(path):
+        if path and os.path.exists(path):
             found.append((flag, value, os.path.realpath(path)))
     return found
 
 
+def written_paths(args) -> list:
+    """[(flag, path)] of what the run writes: its output directory, log file and TensorBoard directory."""
+    out = args.output_dir
+    log = args.log_file if os.path.isabs(args.log_file) else os.path.join(out, args.log_file)
+    written = [("--output_dir", out), ("--log_file", log)]
+    if getattr(args, "tensorboard", False):
+        logdir = args.tensorboard_logdir if os.path.isabs(args.tensorboard_logdir) \
+            else os.path.join(out, args.tensorboard_logdir)
+        written.append(("--tensorboard_logdir", logdir))
+    return written
+
+
 def refuse_writing_inputs(args) -> None:
-    for flag, value, real in input_dirs(args):
-        relation = placement(args.output_dir, real)
-        if relation in ("same", "inside"):
-            where = "is" if relation == "same" else "is inside"
-            raise UserError(f"--output_dir {args.output_dir} {where} the {flag} directory {value}; a run never "
-                            f"writes into its inputs: choose an --output_dir outside {flag}")
+    """Nothing the run reads is written to: the output directory, log file and TensorBoard directory each
+    lie outside every input (the --resume checkpoint lies in the run's own directory and is not one)."""
+    files.refuse_writing_inputs(written_paths(args), [(flag, value) for flag, value, _ in input_paths(args)])
 
 
 def _read_json(path: str):
@@ -175,15 +189,15 @@ class Owner:
         created = _first_missing(out)
         try:
             os.makedirs(out, exist_ok=True)
-            probe = os.path.join(out, ".write_test")
-            with open(probe, "w", encoding="utf-8") as handle:
-                handle.write("ok")
-            os.remove(probe)
+            with tempfile.TemporaryFile(dir=out):      # a unique name: never a user's file
+                pass
         except OSError as err:
             raise UserError(f"--output_dir {out}: not writable ({err.strerror}); choose another directory") \
                 from None
         self.take_lock()
         self.created = created
+        for action in files.clean_stale_scratch(out):     # a killed earlier run's half-written saves
+            self.notes.append((logging.WARNING, f"warning: {action}"))
         self.preexisting = set(os.listdir(out)) - {LOCK}
         continuing = ((resumed or {}).get("config") or {}).get("run_id")
         self.run_id, fresh = self.decide_ownership(continuing, resume_path)
@@ -239,7 +253,7 @@ class Owner:
         """(run id, whether to write run.json); refuses another run's directory."""
         args, out = self.args, self.args.output_dir
         recorded = _read_json(os.path.join(out, RUN_FILE))
-        outputs = sorted(name for name in self.preexisting if is_output(name))
+        outputs = sorted(name for name in self.preexisting if is_output(name) or name in BOOKKEEPING_NAMES)
         if recorded and continuing and recorded.get("run_id") == continuing:
             self.notes.append((logging.INFO, f"continuing run {continuing} in {out}"))
             return continuing, False
@@ -266,7 +280,7 @@ class Owner:
 
     def move_aside(self, owner: str) -> None:
         out = self.args.output_dir
-        inputs = [real for _, _, real in input_dirs(self.args)]
+        inputs = [real for _, _, real in input_paths(self.args)]
         held = {name for name in self.preexisting
                 if any(inside(real, os.path.realpath(os.path.join(out, name))) for real in inputs)}
         names = sorted(name for name in self.preexisting if not name.startswith("previous-") and name not in held)

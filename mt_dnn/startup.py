@@ -15,7 +15,7 @@ from data_utils.errors import UserError
 from data_utils.manifest import check_canonical_data
 from data_utils.task_def import resolve_dataset
 from mt_dnn import pretrained, run_dir
-from mt_dnn.inference import write_json_atomic
+from data_utils.files import write_json_atomic
 from mt_dnn.model import MTDNNModel, load_encoder, load_heads
 from mt_dnn.options import split_names
 

@@ -225,7 +225,7 @@ def tree_digest(directory):
     for root, _, files in sorted(os.walk(directory)):
         for name in sorted(files):
             path = os.path.join(root, name)
-            digest.update(path.encode() + open(path, "rb").read())
+            digest.update(os.path.relpath(path, directory).encode() + open(path, "rb").read())
     return digest.hexdigest()
 
 
@@ -251,11 +251,19 @@ def test_cli_int8_writes_a_loadable_model_and_leaves_the_input_alone(tmp_path, s
     assert os.path.isfile(os.path.join(out, "tokenizer.json")), "the tokenizer must travel with the model"
     reloaded = compress.load_compressed(out, task_defs())
     assert compress.is_quantized(reloaded), "the CLI's --quantize int8 output is not quantized at load"
-    assert not os.path.exists(out + ".tmp") and not os.path.exists(out + ".old"), "temporary directory left behind"
-    # a second run replaces an earlier output
-    assert run_main(compress.main, ["--model", saved_sparse_model, "--output_dir", out]) == 0, \
-        f"re-compressing over an earlier output failed: {capsys.readouterr().err}"
-    assert not compress.is_quantized(compress.load_compressed(out, task_defs())), "the second output was not replaced"
+    assert [n for n in os.listdir(os.path.dirname(out)) if n.startswith(".")] == [], "temporary directory left behind"
+    # a second run into the earlier output is refused; with --overwrite_output_dir the earlier one is kept aside
+    first = tree_digest(out)
+    assert run_main(compress.main, ["--model", saved_sparse_model, "--output_dir", out]) == 2, \
+        "an earlier output must not be replaced without --overwrite_output_dir"
+    assert "--overwrite_output_dir" in capsys.readouterr().err, "the refusal should name --overwrite_output_dir"
+    assert tree_digest(out) == first, "the refused run changed the earlier output"
+    assert run_main(compress.main, ["--model", saved_sparse_model, "--output_dir", out, "--overwrite_output_dir"]) == 0, \
+        f"re-compressing with --overwrite_output_dir failed: {capsys.readouterr().err}"
+    assert not compress.is_quantized(compress.load_compressed(out, task_defs())), "the second output was not written"
+    kept = [n for n in os.listdir(out) if n.startswith("previous-")]
+    assert len(kept) == 1 and tree_digest(os.path.join(out, kept[0])) == first, \
+        f"the earlier output should be kept whole in previous-<time>/: {os.listdir(out)}"
 
 
 @pytest.mark.parametrize("case, flag", [("overlap", "--output_dir"), ("missing", "--model"),

@@ -710,7 +710,7 @@ def test_an_output_dir_inside_the_data_dir_is_refused(canonical_dir, train_args,
     data = canonical_copy(canonical_dir, tmp_path, "rte_train.json", lambda lines: lines)
     before = snapshot(data)
     fail(train.main, train_args(data / "out", data=data), capsys,
-         f"--output_dir {data / 'out'} is inside the --data_dir directory {data}", "never writes into its inputs")
+         f"--output_dir {data / 'out'} is inside the input --data_dir {data}", "is ever written to")
     assert snapshot(data) == before, "nothing is written into --data_dir"
 
 

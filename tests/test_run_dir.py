@@ -151,13 +151,14 @@ def test_inputs_are_never_written_to(args_for, canonical_dir, tiny_model_dir, tm
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
     gpp = ["--pruner", "gpp", "--prepruning_finetune_epochs", "0", "--prune_epochs", "1", "--do_distill"]
-    cases = [(data, ["--data_dir", data], "is the --data_dir directory"),
-             (data / "run", ["--data_dir", data], "is inside the --data_dir directory"),
-             (model / "out", ["--init_checkpoint", model], "is inside the --init_checkpoint directory"),
-             (model / "t", [*gpp, "--teacher_model_path", model], "is inside the --teacher_model_path directory")]
+    cases = [(data, ["--data_dir", data], f"is the input --data_dir {data} itself"),
+             (data / "run", ["--data_dir", data], f"is inside the input --data_dir {data}"),
+             (model / "out", ["--init_checkpoint", model], f"is inside the input --init_checkpoint {model}"),
+             (model / "t", [*gpp, "--teacher_model_path", model], f"is inside the input --teacher_model_path {model}")]
     before = {"data": snapshot(data), "model": snapshot(model)}
     for out, extra, needle in cases:
-        refused(args_for(out, *extra), capsys, f"--output_dir {out} {needle}", "a run never writes into its inputs")
+        refused(args_for(out, *extra), capsys, f"--output_dir {out} {needle}",
+                "nothing named as an input is ever written to")
         assert {"data": snapshot(data), "model": snapshot(model)} == before, f"{needle}: the input was touched"
 
 
@@ -168,8 +169,8 @@ def test_export_never_writes_into_its_checkpoint(gpp_model_dir, tmp_path, capsys
     out = {"equal": checkpoint, "inside": checkpoint / "pruned", "containing": tmp_path / "run"}[where]
     before = snapshot(tmp_path)
     refused(["--checkpoint", checkpoint, "--output_dir", out], capsys,
-            f"--output_dir {out} " + {"equal": "is the same directory as", "inside": "is inside",
-                                      "containing": "contains"}[where],
+            f"--output_dir {out} " + {"equal": "is the input", "inside": "is inside the input",
+                                      "containing": "contains the input"}[where],
             f"--checkpoint {checkpoint}", main=export.main)
     assert snapshot(tmp_path) == before, "nothing was written"
 
