@@ -26,12 +26,14 @@ import sys
 import time
 
 from data_utils.errors import ArgumentParser, UserError, run_cli
-from data_utils.files import write_output_file
+from data_utils.files import placement, write_output_file
 from data_utils.glue_readers import READER_VERSION, read_split
-from data_utils.manifest import (default_canonical_dir, file_digest, read_manifest, stale_reasons,
+from data_utils.manifest import (MANIFEST, default_canonical_dir, file_digest, read_manifest, stale_reasons,
                                  tokenizer_identity, write_manifest)
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
 from mt_dnn import pretrained
+
+MAX_SEQ_LEN = 1 << 16     # beyond any encoder's position table; far larger values overflow the tokenizer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +99,85 @@ def write_canonical(path: str, lines) -> int:
     return write_output_file(path, write)
 
 
+def task_names(args, task_defs: dict) -> list:
+    """The tasks to preprocess: those --tasks names (each once, each known, its folder present), or without
+    --tasks every task whose folder is in --data_dir."""
+    known = ", ".join(task_defs)
+    if args.tasks is None:
+        names = [n for n, t in task_defs.items() if os.path.isdir(os.path.join(args.data_dir, t.glue_dir))]
+        if not names:
+            raise UserError(f"--data_dir {args.data_dir}: holds none of the GLUE task folders "
+                            f"({', '.join(t.glue_dir for t in task_defs.values())}); run `sh download.sh`")
+        return names
+    names = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if not names:
+        raise UserError(f"--tasks {args.tasks!r} names no task; give a comma-separated list such as rte,mrpc, or drop "
+                        f"--tasks for every task found (known: {known})")
+    for name in names:
+        if name not in task_defs:
+            raise UserError(f"--tasks: unknown task '{name}' (known: {known})")
+        if names.count(name) > 1:
+            raise UserError(f"--tasks names {name} more than once; list each task once")
+    for name in names:
+        task_dir = os.path.join(args.data_dir, task_defs[name].glue_dir)
+        if not os.path.isdir(task_dir):
+            raise UserError(f"--tasks {name}: directory {task_dir} not found; run `sh download.sh`")
+    return names
+
+
+def check_model(model: str) -> None:
+    """Refuse a --model that names a path (absolute, ./, ~, or a .pt file) which is not there, or a file that
+    is not an MT-DNN .pt checkpoint, before the tokenizer loader reads it as a hub id or falls back to the
+    bundled tokenizer for a .pt name."""
+    if model.endswith(".pt"):
+        if not os.path.isfile(model):
+            raise UserError(f"--model {model}: file not found; check the path (MT-DNN checkpoints end in .pt)")
+    elif os.path.isfile(model):
+        raise UserError(f"--model {model} is a file but not an MT-DNN .pt checkpoint; give the bundled "
+                        f"'{pretrained.BUNDLED_MODEL}', a local Hugging Face directory, a hub id or a .pt file")
+    elif (os.path.isabs(model) or model.startswith((".", "~"))) and not os.path.isdir(model):
+        raise UserError(f"--model {model}: directory not found; check the path, or give the bundled "
+                        f"'{pretrained.BUNDLED_MODEL}', a hub id or an MT-DNN .pt file")
+
+
+def check_output_dir(out_dir: str, args, task_defs: dict, names: list) -> None:
+    """Refuse an --output_dir that is --data_dir itself, a task folder read by this run or inside one, or
+    the --model directory or inside it: prepro never writes into its inputs. DATA/canonical_data/<model>
+    (the default) lies inside --data_dir but in none of its task folders."""
+    inputs = [("the --data_dir", args.data_dir, ("same",))]
+    inputs += [(f"{name}'s task folder", os.path.join(args.data_dir, task_defs[name].glue_dir), ("same", "inside"))
+               for name in names]
+    if os.path.isdir(args.model):
+        inputs.append(("the --model directory", args.model, ("same", "inside")))
+    for what, path, refused in inputs:
+        where = placement(out_dir, path)
+        if where in refused:
+            relation = "is" if where == "same" else "is inside"
+            raise UserError(f"--output_dir {out_dir} {relation} {what} {path}; prepro never writes into its inputs: "
+                            f"choose an --output_dir outside it (the default is DATA/canonical_data/<model>)")
+
+
+def output_path(out_dir: str, file_name: str, inputs: set) -> str:
+    """`out_dir/file_name`, refused unless it lies directly in --output_dir (by real paths: whatever a name
+    holds, nothing is written elsewhere) and is none of the run's input files (`inputs`, real paths)."""
+    path = os.path.join(out_dir, file_name)
+    target = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    if os.path.dirname(target) != os.path.realpath(out_dir):
+        raise UserError(f"{path}: lies outside --output_dir {out_dir}; check the task and split names of --task_def")
+    if target in inputs:
+        raise UserError(f"{path}: is an input of this run (--task_def or a source TSV); prepro never writes to its "
+                        "inputs: choose another --output_dir")
+    return path
+
+
+def source_digest(source: str) -> dict:
+    """file_digest of a source TSV; one it cannot read is a UserError naming it."""
+    try:
+        return file_digest(source)
+    except OSError as err:
+        raise UserError(f"{source}: cannot read it ({err.strerror or err}); check its permissions") from None
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.print_output_dir:
@@ -104,26 +185,25 @@ def main(argv=None) -> int:
         return 0
     if args.max_seq_len < 8:
         raise UserError(f"--max_seq_len {args.max_seq_len} is too small; use at least 8 (e.g. 128 or 512)")
+    if args.max_seq_len > MAX_SEQ_LEN:
+        raise UserError(f"--max_seq_len {args.max_seq_len} is too large; encoders embed far fewer positions "
+                        f"(at most {MAX_SEQ_LEN} here; e.g. 128 or 512)")
+    if os.path.isfile(args.data_dir):
+        raise UserError(f"--data_dir {args.data_dir} is a file, not a directory; give the directory holding the GLUE "
+                        "task folders (RTE/, MNLI/, ...)")
     if not os.path.isdir(args.data_dir):
         raise UserError(f"--data_dir {args.data_dir}: directory not found; run `sh download.sh` first")
+    check_model(args.model)
     task_defs = load_task_defs(args.task_def)
-    if args.tasks:
-        names = [t.strip() for t in args.tasks.split(",") if t.strip()]
-        for name in names:
-            if name not in task_defs:
-                raise UserError(f"--tasks: unknown task '{name}' (known: {', '.join(task_defs)})")
-        for name in names:
-            task_dir = os.path.join(args.data_dir, task_defs[name].glue_dir)
-            if not os.path.isdir(task_dir):
-                raise UserError(f"--tasks {name}: directory {task_dir} not found; run `sh download.sh`")
-    else:
-        names = [n for n, t in task_defs.items() if os.path.isdir(os.path.join(args.data_dir, t.glue_dir))]
-        if not names:
-            raise UserError(f"--data_dir {args.data_dir}: holds none of the GLUE task folders "
-                            f"({', '.join(t.glue_dir for t in task_defs.values())}); run `sh download.sh`")
+    names = task_names(args, task_defs)
+    out_dir = args.output_dir or default_canonical_dir(args.data_dir, args.model)
+    check_output_dir(out_dir, args, task_defs, names)
+    sources = {(name, split.name): os.path.join(args.data_dir, task_defs[name].glue_dir, split.file)
+               for name in names for split in task_defs[name].splits.values()}
+    inputs = {os.path.realpath(path) for path in [args.task_def, *sources.values()]}
+    output_path(out_dir, MANIFEST, inputs)
 
     tokenizer = pretrained.load_tokenizer(args.model)
-    out_dir = args.output_dir or default_canonical_dir(args.data_dir, args.model)
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as err:
@@ -145,12 +225,12 @@ def main(argv=None) -> int:
         task_sha = hashlib.sha256(repr(task).encode("utf-8")).hexdigest()
         for split in task.splits.values():
             dataset = f"{name}_{split.name}"
-            source = os.path.join(args.data_dir, task.glue_dir, split.file)
+            source = sources[name, split.name]
             wanted = {"task": name, "split": split.name, "tokenizer": identity, "max_seq_len": args.max_seq_len,
-                      "sources": [file_digest(source)] if os.path.isfile(source) else [],
+                      "sources": [source_digest(source)] if os.path.isfile(source) else [],
                       "reader_version": READER_VERSION, "task_def_sha256": task_sha,
                       "skip_malformed": args.skip_malformed}
-            path = os.path.join(out_dir, f"{dataset}.json")
+            path = output_path(out_dir, f"{dataset}.json", inputs)
             entry = manifest["files"].get(f"{dataset}.json")
             reasons = ["--force"] if args.force else stale_reasons(entry, path, wanted)
             if not reasons:
