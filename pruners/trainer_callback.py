@@ -53,6 +53,7 @@ the gradient scaler skips (the pruner still steps with that update's inf/NaN gra
 """
 import json
 import os
+import tempfile
 from typing import Any, Callable, Optional
 
 from safetensors.torch import load_file, save_file
@@ -129,11 +130,30 @@ def write_pruner_state(directory: str, state: dict, global_step: int) -> None:
     record = {"format": CALLBACK_FORMAT, "global_step": int(global_step), "tensors_file": STATE_TENSORS,
               "pruner": {key: value for key, value in state.items() if key != "tensors"}}
     tensors_path, json_path = os.path.join(directory, STATE_TENSORS), os.path.join(directory, STATE_JSON)
-    save_file(tensors, tensors_path + ".tmp")
-    os.replace(tensors_path + ".tmp", tensors_path)
-    with open(json_path + ".tmp", "w", encoding="utf-8") as handle:
+    _replace_file(tensors_path, lambda tmp: save_file(tensors, tmp))
+    _replace_file(json_path, lambda tmp: _dump_json(record, tmp))       # last: it names the tensors file
+
+
+def _dump_json(record: dict, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
         json.dump(record, handle, indent=1)
-    os.replace(json_path + ".tmp", json_path)
+
+
+def _replace_file(path: str, write: Callable[[str], None]) -> None:
+    """`write(tmp)` to a new, uniquely named temporary file beside `path`, then rename it over `path`; on
+    failure only that temporary file is removed (never a fixed `path.tmp` that could be somebody's)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=os.path.dirname(path))
+    os.close(fd)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)          # mkstemp's 0600 would hide the state from the checkpoint's group
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def read_pruner_state(directory: str, global_step: int) -> dict:
