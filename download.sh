@@ -37,16 +37,28 @@ usage_error() {
     exit 2
 }
 
+# set_data_dir VALUE: take --data_dir's value once; a flag in its place (`--data_dir --sample`) is a
+# forgotten value, not a directory to create.
+set_data_dir() {
+    [ -z "$DATA_DIR_GIVEN" ] || usage_error "--data_dir given twice ('$DATA_DIR' and '$1'); give it once"
+    case $1 in
+        -*) usage_error "--data_dir needs a directory, not '$1' (for a directory whose name starts with '-', write ./$1)" ;;
+    esac
+    DATA_DIR=$1
+    DATA_DIR_GIVEN=1
+}
+
 SAMPLE=0
 DATA_DIR=data
+DATA_DIR_GIVEN=
 while [ $# -gt 0 ]; do
     case $1 in
         --sample) SAMPLE=1 ;;
         --data_dir)
             [ $# -ge 2 ] || usage_error "--data_dir needs a value"
-            DATA_DIR=$2
+            set_data_dir "$2"
             shift ;;
-        --data_dir=*) DATA_DIR=${1#--data_dir=} ;;
+        --data_dir=*) set_data_dir "${1#--data_dir=}" ;;
         -h|--help)
             echo "$USAGE"
             echo "Fetch GLUE into DIR (default ./data), or write the built-in synthetic sample with --sample"
@@ -75,6 +87,16 @@ case $DATA_DIR in
     /*) ;;
     *) DATA_DIR=$(pwd)/$DATA_DIR ;;
 esac
+if [ "$SAMPLE" = 0 ]; then
+    case ${GLUE_FETCHER:-curl} in
+        curl|wget) ;;
+        *) usage_error "GLUE_FETCHER must be curl or wget, not '$GLUE_FETCHER'" ;;
+    esac
+fi
+if [ -e "$DATA_DIR" ] && [ ! -d "$DATA_DIR" ]; then
+    echo "download.sh: --data_dir $DATA_DIR is a file, not a directory; choose another --data_dir" >&2
+    exit 2
+fi
 # Refuse a DIR that cannot be a directory (a parent is a file, no permission) before fetching anything.
 if ! mkdir -p "$DATA_DIR" 2>/dev/null || [ ! -d "$DATA_DIR" ] || [ ! -w "$DATA_DIR" ]; then
     echo "download.sh: --data_dir $DATA_DIR: cannot create or write that directory; choose another --data_dir" >&2
@@ -116,11 +138,6 @@ if [ -z "$FETCHER" ]; then
         write_sample "neither curl nor wget is installed, so GLUE cannot be fetched: writing the built-in sample"
     fi
 fi
-case $FETCHER in
-    curl|wget) ;;
-    *) usage_error "GLUE_FETCHER must be curl or wget, not '$FETCHER'" ;;
-esac
-
 fetch() {  # fetch URL FILE: download URL to FILE, fail on HTTP errors and stalls
     if [ "$FETCHER" = curl ]; then
         curl -fsSL --connect-timeout "$TIMEOUT" --speed-limit 1024 --speed-time 60 -o "$2" "$1"
