@@ -110,8 +110,12 @@ def _parse_row(task: TaskDef, split: SplitDef, line: bytes, path: str, line_no: 
         raw_label = fields[split.label_column]
         label = task.label_to_id(raw_label)
         if label is None:
-            allowed = (f"a number in {list(task.label_range)}" if task.is_regression
-                       else ", ".join(task.labels))
+            if not task.is_regression:
+                allowed = ", ".join(task.labels)
+            elif task.label_range:
+                allowed = f"a number in {list(task.label_range)}"
+            else:
+                allowed = "a finite number"
             raise UserError(f"{path}:{line_no}: label '{raw_label}' is not valid for {task.name} "
                             f"(expected {allowed})")
     uid = fields[split.uid_column] if split.uid_column is not None else str(position)
