@@ -7,7 +7,7 @@ asks this module:
     find_bert_model(model)        the BertModel-like module inside `model`
     bert_shape(bert)              BertShape(layers L, heads H, head_size d, intermediate I)
     PRUNABLE_SUBSTRINGS           names of the parameters unstructured pruning selects
-    select_parameters(model, substrings)
+    select_parameters(model, substrings)        (check_target_substrings: refuses a plain string, an empty list)
     head_context_module(layer)    the module whose *input* is the per-head context (batch, seq, H·d)
     ffn_activation_module(layer)  the module whose *output* is the FFN activation (batch, seq, I)
     HEAD_ROW_PROJECTIONS          projections with one block of d rows per head (query, key, value)
@@ -96,10 +96,36 @@ def head_rows(heads: torch.Tensor, head_size: int) -> torch.Tensor:
     return (heads[:, None] * head_size + torch.arange(head_size, device=heads.device)).flatten()
 
 
+def check_target_substrings(target_substrings) -> Tuple[str, ...]:
+    """`target_substrings` as a tuple of non-empty strings. TypeError for a single string (iterated,
+    it would select every name containing one of its characters) and for anything but strings;
+    ValueError when there are none or one is empty (it would select every parameter)."""
+    example = list(PRUNABLE_SUBSTRINGS[:2])
+    if isinstance(target_substrings, (str, bytes)):
+        raise TypeError(f"target_substrings={target_substrings!r} is a single string, which would be read character "
+                        f"by character; pass a list of substrings, e.g. [{target_substrings!r}]")
+    try:
+        substrings = tuple(target_substrings)
+    except TypeError:
+        raise TypeError(f"target_substrings={target_substrings!r} must be a list of substrings of parameter names, "
+                        f"e.g. {example}") from None
+    wrong = [item for item in substrings if not isinstance(item, str)]
+    if wrong:
+        raise TypeError(f"target_substrings holds {wrong[0]!r}, a {type(wrong[0]).__name__}; every entry must be a "
+                        f"substring of parameter names (a str), e.g. {example}")
+    if not substrings or "" in substrings:
+        problem = "is empty" if not substrings else "holds an empty string, which matches every parameter"
+        raise ValueError(f"target_substrings={list(substrings)!r} {problem}; pass substrings of the names of the "
+                         f"parameters to prune, e.g. {example}")
+    return substrings
+
+
 def select_parameters(model: nn.Module, target_substrings: Sequence[str]) -> List[Tuple[str, nn.Parameter]]:
-    """The named parameters whose name contains any of `target_substrings` (weights and biases)."""
+    """The named parameters whose name contains any of `target_substrings` (weights and biases);
+    `target_substrings` is checked first (`check_target_substrings`)."""
+    substrings = check_target_substrings(target_substrings)
     return [(name, param) for name, param in model.named_parameters()
-            if any(substring in name for substring in target_substrings)]
+            if any(substring in name for substring in substrings)]
 
 
 def layer_index(name: str) -> Optional[int]:

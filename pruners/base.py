@@ -14,6 +14,22 @@ A method only writes its scoring rule, as hooks:
                                      default through `_scores_at`, parameter by parameter)
     _statistics()                    its state: statistic name -> flat buffer per device
 
+What is selected: the parameters whose name contains one of `target_substrings`
+(pruners.anatomy.select_parameters) and that train (`requires_grad`); a frozen
+one is left alone, with a warning naming it (PLATON and movement would score it
+0 for want of a gradient and zero it first). Each substring given must match a
+parameter (the default list, which names BERT's projections, needs one match in
+all); a parameter on the meta device or sharing memory with another selected one
+is refused (ValueError).
+
+Steps: `step(t)` takes each update once, in increasing order (a resumed pruner
+continues at `last_step + 1`); a repeated or earlier t is refused. The methods
+that score by gradients (PLATON, movement) count the steps that found a `.grad`
+on a selected parameter (`gradient_steps`); a step without any (an update the
+loop skipped, e.g. for a non-finite loss) adds nothing, but a step that would
+mask while no step so far has seen a gradient is refused: every score would be
+0 (step called after `optimizer.zero_grad()`, or with no backward at all).
+
 At a masking step (schedule.is_masking_step) with k = floor(N·(1 − r)) ≥ 1, the
 threshold τ is the exact k-th smallest of all N scores (the bracketed search of
 pruners.threshold, docs/METHODS.md §1) and every selected entry whose score is
@@ -29,28 +45,33 @@ pruners.kernels too.
 
 State dict (plain Python values plus tensors, as torch optimizers do):
 
-    {"format": 1, "method": "platon" | "magnitude",
+    {"format": 1, "method": "platon" | "magnitude" | "movement",
      "last_step": int | None, "remaining_ratio": float | None, "mask_threshold": float | None,
+     "gradient_steps": int,                          # steps that found a gradient (absent in older states)
      "parameter_names": [name, ...],                 # the selected parameters, in order
      "hyperparameters": {...},                       # as constructed, for the record
      "tensors": {"<statistic>/<parameter name>": Tensor}}   # e.g. "uncertainty/encoder.layer.0.output.dense.bias"
 
 Everything but "tensors" is JSON; "tensors" is a flat str → Tensor dict of
 copies, one per statistic and parameter with the parameter's shape, that
-`safetensors.torch.save_file` takes as is.
+`safetensors.torch.save_file` takes as is. `load_state_dict` checks all of it
+(method, parameters, hyperparameters, tensor names and shapes) before it changes
+anything.
 """
+import json
 import time
+import warnings
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from pruners import kernels as kernel_choice
-from pruners.anatomy import PRUNABLE_SUBSTRINGS, select_parameters
+from pruners.anatomy import PRUNABLE_SUBSTRINGS, check_target_substrings, select_parameters
 from pruners.kernels import Kernels, torch_threads
 from pruners.layout import FlatLayout, Slab
-from pruners.schedule import is_masking_step, remaining_ratio, validate_schedule
+from pruners.schedule import is_integer, is_masking_step, remaining_ratio, validate_schedule
 from pruners.threshold import kth_smallest, sample_positions
 
 DEFAULT_TARGET_SUBSTRINGS = PRUNABLE_SUBSTRINGS
@@ -75,9 +96,15 @@ class PruneStepStats:
 
 
 class UnstructuredPruner:
-    """Base of PLATON and magnitude pruning: everything but the scoring rule."""
+    """Base of PLATON, magnitude and movement pruning: everything but the scoring rule.
+
+    Frozen parameters (`requires_grad=False`) among those `target_substrings` select are not pruned:
+    they are skipped with a warning naming them (all of them frozen: ValueError). `step(t)` refuses a
+    t not after the last one, and (`needs_gradients`) a masking step when no step has seen a gradient;
+    see the module docstring."""
 
     method = "unstructured"
+    needs_gradients = False     # True: the scores come from the gradients (PLATON, movement)
 
     def __init__(self, model: nn.Module, total_steps: int, *, initial_threshold: float, final_threshold: float,
                  warmup_steps: float, initial_warmup: float, final_warmup: float, deltaT: int,
@@ -85,13 +112,10 @@ class UnstructuredPruner:
                  kernels: str = "auto"):
         validate_schedule(total_steps, initial_threshold, final_threshold, warmup_steps, initial_warmup,
                           final_warmup, deltaT)
-        if num_threads is not None and not (isinstance(num_threads, int) and num_threads >= 1):
+        if num_threads is not None and not (is_integer(num_threads) and num_threads >= 1):
             raise ValueError(f"num_threads={num_threads!r} must be None (torch's setting) or an integer >= 1")
         self.num_threads = num_threads
-        selected = select_parameters(model, target_substrings)
-        if not selected:
-            raise ValueError(f"no parameter of {type(model).__name__} has a name containing any of "
-                             f"{list(target_substrings)}; pass target_substrings that match its named_parameters()")
+        selected = select_prunable(model, target_substrings, type(self).__name__)
         self.total_steps, self.deltaT = total_steps, deltaT
         self.initial_threshold, self.final_threshold = initial_threshold, final_threshold
         self.warmup_steps, self.initial_warmup, self.final_warmup = warmup_steps, initial_warmup, final_warmup
@@ -106,6 +130,7 @@ class UnstructuredPruner:
         self._threshold: Optional[torch.Tensor] = None
         self._scores_version = 0
         self.last_step_stats: Optional[PruneStepStats] = None     # what the last step did (None: no step yet)
+        self.gradient_steps = 0         # steps that found a gradient on a selected parameter
 
     @property
     def last_step(self) -> Optional[int]:
@@ -192,20 +217,47 @@ class UnstructuredPruner:
         for (factors, kernels), slab in zip(self.slab_factors(), self.slabs):
             kernels.mask(self.layout.weights(slab), factors, threshold)
 
-    @torch.no_grad()
-    def step(self, global_step: int):
-        """One call per optimizer update t = global_step (1-based), after `optimizer.step()` and
-        before the gradients are zeroed. Returns (remaining_ratio, mask_threshold or None)."""
+    def _check_step(self, global_step) -> int:
+        """`global_step` as an int, refused unless it is an update after the last one stepped."""
+        if not is_integer(global_step):
+            raise TypeError(f"global_step={global_step!r} must be an integer, the optimizer update just made "
+                            "(1, 2, ...)")
         if global_step < 1:
             raise ValueError(f"global_step={global_step}: pruner steps count optimizer updates from 1")
-        started, t = time.perf_counter(), global_step
+        last = self.last_step
+        if last is not None and global_step <= last:
+            raise ValueError(f"step({global_step}) came after step({last}): each optimizer update is stepped once, "
+                             f"in increasing order; pass the update just made (after step({last}) or a state "
+                             f"loaded at update {last}, the next is {last + 1})")
+        return int(global_step)
+
+    def _check_gradients_seen(self, t: int, masking: bool) -> bool:
+        """Whether a selected parameter has a gradient now; refuses a masking step of a method that
+        scores by gradients when no step, this one included, has seen any (every score would be 0)."""
+        found = any(param.grad is not None for param in self.params)
+        if masking and self.needs_gradients and not found and self.gradient_steps == 0:
+            raise ValueError(f"{type(self).__name__}.step({t}) would mask by scores no gradient has reached: no step "
+                             f"so far found a .grad on the {len(self.params)} selected parameters (e.g. "
+                             f"{self.parameter_names[0]}), so every score is 0; call step(t) after loss.backward() "
+                             "and optimizer.step() and before optimizer.zero_grad()")
+        return found
+
+    @torch.no_grad()
+    def step(self, global_step: int):
+        """One call per optimizer update t = global_step (1-based, increasing), after `optimizer.step()`
+        and before the gradients are zeroed. Returns (remaining_ratio, mask_threshold or None).
+        Refuses, before changing anything, a t not after the last one (TypeError for a non-integer)
+        and a masking step of a gradient-scored method that no gradient has reached yet."""
+        started, t = time.perf_counter(), self._check_step(global_step)
+        ratio = self.remaining_ratio(t)
+        k = int(self.total_numel * (1 - ratio))
+        masking = self.is_masking_step(t) and k >= 1
+        if self._check_gradients_seen(t, masking):
+            self.gradient_steps += 1
         with torch_threads(self.num_threads):
             self.kernels.set_threads(torch.get_num_threads())
             if self._update_statistics(t):
                 self._scores_version += 1
-            ratio = self.remaining_ratio(t)
-            k = int(self.total_numel * (1 - ratio))
-            masking = self.is_masking_step(t) and k >= 1
             threshold, searched = None, False
             if masking:
                 searched = self._threshold_key != (self._scores_version, k)
@@ -223,31 +275,129 @@ class UnstructuredPruner:
         return {"format": STATE_FORMAT, "method": self.method, "last_step": self.last_step,
                 "remaining_ratio": None if stats is None else stats.remaining_ratio,
                 "mask_threshold": None if stats is None else stats.mask_threshold,
+                "gradient_steps": self.gradient_steps,
                 "parameter_names": list(self.parameter_names), "hyperparameters": self.hyperparameters(),
                 "tensors": {f"{statistic}/{name}": self.layout.view_of(buffers, index).clone()
                             for statistic, buffers in self._statistics().items()
                             for index, name in enumerate(self.parameter_names)}}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore a `state_dict()` of the same method over the same selected parameters."""
+        """Restore a `state_dict()` of the same method over the same selected parameters with the same
+        hyperparameters. Everything is checked before anything changes: a state that does not fit is
+        refused (TypeError when it is not a dict, else ValueError naming what differs) and the pruner
+        stays as it was."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state must be the dict {type(self).__name__}.state_dict() returned, not a "
+                            f"{type(state).__name__}")
         if state.get("format") != STATE_FORMAT or state.get("method") != self.method:
             raise ValueError(f"cannot load a pruner state of format {state.get('format')!r} and method "
                              f"{state.get('method')!r} into a {self.method} pruner (format {STATE_FORMAT})")
+        missing = [key for key in STATE_KEYS if key not in state]
+        if missing:
+            raise ValueError(f"the pruner state lacks {missing}; pass the whole dict state_dict() returned")
         if list(state["parameter_names"]) != self.parameter_names:
             missing = sorted(set(self.parameter_names) - set(state["parameter_names"]))
             extra = sorted(set(state["parameter_names"]) - set(self.parameter_names))
             raise ValueError(f"the pruner state selects other parameters than this model: missing {missing[:3]}, "
                              f"unexpected {extra[:3]} (same model and target_substrings needed)")
+        check_same_hyperparameters(state["hyperparameters"], self.hyperparameters())
         tensors = state["tensors"]
-        for statistic, buffers in self._statistics().items():
-            for index, name in enumerate(self.parameter_names):
-                saved, mine = tensors[f"{statistic}/{name}"], self.layout.view_of(buffers, index)
-                if saved.shape != mine.shape:
-                    raise ValueError(f"pruner state {statistic}/{name} has shape {tuple(saved.shape)}, "
-                                     f"the parameter has {tuple(mine.shape)}")
-                mine.copy_(saved)
+        pairs = [(f"{statistic}/{name}", self.layout.view_of(buffers, index))
+                 for statistic, buffers in self._statistics().items()
+                 for index, name in enumerate(self.parameter_names)]
+        expected = {key for key, _ in pairs}
+        if set(tensors) != expected:
+            raise ValueError(f"the pruner state holds tensors {sorted(set(tensors) - expected)[:3]} this {self.method} "
+                             f"pruner does not keep and lacks {sorted(expected - set(tensors))[:3]}; load a state "
+                             "saved by the same pruner")
+        for key, mine in pairs:
+            saved = tensors[key]
+            if not (isinstance(saved, torch.Tensor) and saved.is_floating_point()):
+                raise ValueError(f"pruner state {key} is a {getattr(saved, 'dtype', type(saved).__name__)}, "
+                                 "not a floating-point tensor")
+            if saved.shape != mine.shape:
+                raise ValueError(f"pruner state {key} has shape {tuple(saved.shape)}, the parameter has "
+                                 f"{tuple(mine.shape)} (a state saved over another model)")
+        last_step = state["last_step"]
+        if last_step is not None and not (is_integer(last_step) and last_step >= 1):
+            raise ValueError(f"the pruner state's last_step={last_step!r} is not an update (None or an integer >= 1)")
+        gradient_steps = state.get("gradient_steps", last_step or 0)      # older states: every step had one
+        if not (is_integer(gradient_steps) and 0 <= gradient_steps <= (last_step or 0)):
+            raise ValueError(f"the pruner state's gradient_steps={gradient_steps!r} is not a count of its "
+                             f"{last_step or 0} steps")
+        for key, mine in pairs:
+            mine.copy_(tensors[key])
         threshold = state["mask_threshold"]
-        self.last_step_stats = None if state["last_step"] is None else PruneStepStats(
-            state["last_step"], state["remaining_ratio"], threshold, masked=threshold is not None,
+        self.last_step_stats = None if last_step is None else PruneStepStats(
+            int(last_step), state["remaining_ratio"], threshold, masked=threshold is not None,
             threshold_searched=False, seconds=0.0)
+        self.gradient_steps = int(gradient_steps)
         self._scores_version += 1       # the loaded statistics invalidate any remembered threshold
+
+
+STATE_KEYS = ("last_step", "remaining_ratio", "mask_threshold", "parameter_names", "hyperparameters", "tensors")
+
+
+def check_same_hyperparameters(saved, mine: dict) -> None:
+    """Refuse a state saved with other hyperparameters (compared as they read back from JSON): its
+    statistics and step belong to another schedule."""
+    mine = json.loads(json.dumps(mine))
+    if not isinstance(saved, Mapping):
+        raise ValueError(f"the pruner state's hyperparameters are a {type(saved).__name__}, not a dict")
+    saved = json.loads(json.dumps(dict(saved)))
+    for name in sorted(set(mine) | set(saved)):
+        if mine.get(name) != saved.get(name):
+            raise ValueError(f"the pruner state was saved with {name}={saved.get(name)!r}, this pruner has "
+                             f"{name}={mine.get(name)!r}; build the pruner with the settings of the run that saved it")
+
+
+def select_prunable(model: nn.Module, target_substrings, owner: str) -> List[Tuple[str, nn.Parameter]]:
+    """The (name, parameter) pairs a pruner prunes (module docstring: what is selected), in the
+    model's order. `owner` names the pruner in the frozen parameters' warning."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, not a {type(model).__name__}")
+    substrings = check_target_substrings(target_substrings)
+    names = [name for name, _ in model.named_parameters()]
+    if not names:
+        raise ValueError(f"{type(model).__name__} has no parameters to prune; pass the model itself")
+    selected = select_parameters(model, substrings)
+    unmatched = [substring for substring in substrings if not any(substring in name for name, _ in selected)]
+    if not selected or (unmatched and substrings != PRUNABLE_SUBSTRINGS):
+        sample = names[::max(1, len(names) // 5)][:5]       # a few names from all over the model
+        raise ValueError(f"target_substrings {unmatched} match no parameter of {type(model).__name__}, whose "
+                         f"{len(names)} parameters are named like {sample}; pass substrings of those names")
+    frozen = [name for name, param in selected if not param.requires_grad]
+    if len(frozen) == len(selected):
+        raise ValueError(f"every parameter target_substrings {list(substrings)} select is frozen "
+                         f"(requires_grad=False), e.g. {frozen[0]}; unfreeze the ones to prune")
+    if frozen:
+        warnings.warn(f"{owner} leaves alone {len(frozen)} frozen parameter(s) (requires_grad=False) that "
+                      f"target_substrings select: {', '.join(frozen[:3])}{', ...' if len(frozen) > 3 else ''}; "
+                      "unfreeze them to prune them, or narrow target_substrings to silence this", stacklevel=3)
+        selected = [(name, param) for name, param in selected if param.requires_grad]
+    for name, param in selected:
+        if param.is_meta:
+            raise ValueError(f"{name} is on the meta device (a model built without its weights); load or "
+                             "materialize the weights before building the pruner")
+        if not param.is_floating_point():
+            raise ValueError(f"{name} is a {param.dtype} parameter; pruners score real floating-point weights only")
+    check_no_shared_memory(selected)
+    return selected
+
+
+def check_no_shared_memory(named: Sequence[Tuple[str, torch.Tensor]]) -> None:
+    """Refuse two selected parameters whose memory overlaps (views of one tensor, weights tied by
+    sharing storage): each would be scored and masked as if it were alone."""
+    spans = []
+    for name, param in named:
+        if param.numel() == 0:
+            continue
+        extent = 1 + sum((size - 1) * stride for size, stride in zip(param.shape, param.stride()))
+        start = param.storage_offset() * param.element_size()
+        storage = (param.device, param.untyped_storage().data_ptr())
+        spans.append((storage, start, start + extent * param.element_size(), name))
+    spans.sort(key=lambda span: (str(span[0][0]), span[0][1], span[1]))
+    for before, after in zip(spans, spans[1:]):
+        if before[0] == after[0] and after[1] < before[2]:
+            raise ValueError(f"{before[3]} and {after[3]} share memory (one is a view of the other, or they are "
+                             "tied); select only one of them through target_substrings")

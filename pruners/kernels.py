@@ -23,7 +23,9 @@ view, or a whole non-contiguous parameter in its own shape). Scores are
 products of one or two factors (PLATON: Ī ⊙ U, or Ī when β2 = 1; magnitude: |p|).
 
 `TorchKernels` runs each pass as torch operations, on any device, dtype and
-layout (a non-contiguous parameter included). `NumbaKernels` runs the passes
+layout (a non-contiguous parameter included); parameters narrower than float32
+(float16, bfloat16) are widened to float32 before any arithmetic, so the scores
+are float32 whatever the weights are. `NumbaKernels` runs the passes
 as fused CPU loops (pruners.numba_loops): in torch each operation is its own
 sweep with its own parallel region, and on a CPU the operations, not the memory
 traffic, set the time; a fused loop does all the operations of a pass in one
@@ -114,9 +116,13 @@ class Kernels:
         return factors[0] if len(factors) == 1 else torch.mul(factors[0], factors[1], out=out)
 
     def magnitude(self, weights: Sequence[torch.Tensor], out: torch.Tensor) -> torch.Tensor:
-        """out ← |P| (one copy of the slab's parameter parts, nothing to fuse)."""
+        """out ← |P| (one copy of the slab's parameter parts, nothing to fuse; a part of another dtype
+        than `out`, e.g. float16, is converted first: torch.abs writes only its own dtype)."""
         for here, weight in zip(split(out, weights), weights):
-            torch.abs(weight, out=here)
+            if weight.dtype == here.dtype:
+                torch.abs(weight, out=here)
+            else:
+                here.copy_(weight).abs_()
         return out
 
     def movement(self, scores, weights, grads) -> None:
@@ -166,10 +172,13 @@ class TorchKernels(Kernels):
         return self.scratch(flat, 0), self._scratch[flat.device][1][:flat.numel()]
 
     def importance(self, weights, grads, out: torch.Tensor) -> torch.Tensor:
-        """out ← |P ⊙ G| (0 where a part has no gradient)."""
+        """out ← |P ⊙ G| (0 where a part has no gradient). A part narrower than float32 (float16,
+        bfloat16) is multiplied in float32: its own precision would round small products to 0."""
         for here, weight, grad in zip(split(out, weights), weights, grads):
             if grad is None:
                 here.zero_()
+            elif weight.element_size() < here.element_size():
+                here.copy_(weight).mul_(grad)
             else:
                 torch.mul(weight, grad, out=here)
         return out.abs_()

@@ -30,9 +30,12 @@ from pruners.layout import take
 
 
 class MovementPruner(UnstructuredPruner):
-    """Hard movement pruning over any nn.Module, shaped like an optimizer (see `pruners.base`)."""
+    """Hard movement pruning over any nn.Module, shaped like an optimizer (see `pruners.base`). Frozen
+    parameters are skipped with a warning and a step that would mask before any gradient was seen is
+    refused, as for PLATON: the scores come from the gradients."""
 
     method = "movement"
+    needs_gradients = True
 
     def __init__(self, model: torch.nn.Module, total_steps: int, *, initial_threshold: float,
                  final_threshold: float, warmup_steps: float, initial_warmup: float, final_warmup: float,

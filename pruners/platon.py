@@ -38,11 +38,13 @@ import torch
 
 from pruners.base import DEFAULT_TARGET_SUBSTRINGS, UnstructuredPruner
 from pruners.layout import take
-from pruners.schedule import refuse
+from pruners.schedule import is_integer, refuse, require_number
 
 
 def validate_betas(beta1: float, beta2: float) -> None:
     """β1 in [0, 1]; β2 in [0, 1) (S = Ī⊙U) or exactly 1 (S = Ī); anything else is refused."""
+    require_number("beta1", beta1, "the published recipes use {beta1} 0.85")
+    require_number("beta2", beta2, "the published recipes use {beta2} 0.85 to 0.95")
     if not 0 <= beta1 <= 1:
         refuse("beta1", beta1, "in [0, 1] (the moving-average factor of the sensitivity)",
                "the published recipes use {beta1} 0.85")
@@ -52,16 +54,19 @@ def validate_betas(beta1: float, beta2: float) -> None:
 
 
 class PlatonPruner(UnstructuredPruner):
-    """PLATON over any nn.Module; see the module docstring for the rule and `pruners` for an example."""
+    """PLATON over any nn.Module; see the module docstring for the rule and `pruners` for an example.
+    Frozen parameters are skipped with a warning and a step that would mask before any gradient was
+    seen is refused (`pruners.base`): frozen or gradient-less weights would score 0 and go first."""
 
     method = "platon"
+    needs_gradients = True
 
     def __init__(self, model: torch.nn.Module, total_steps: int, *, initial_threshold: float,
                  final_threshold: float, warmup_steps: float, initial_warmup: float, final_warmup: float,
                  beta1: float, beta2: float, deltaT: int, target_substrings=DEFAULT_TARGET_SUBSTRINGS,
                  num_threads=None, kernels="auto"):
         validate_betas(beta1, beta2)
-        if isinstance(deltaT, int) and isinstance(total_steps, int) and 1 <= total_steps < deltaT:
+        if is_integer(deltaT) and is_integer(total_steps) and 1 <= total_steps < deltaT:
             refuse("deltaT", deltaT, f"at most the number of updates T={total_steps}: PLATON's scores stay 0 "
                    "until the first sensitivity window closes at update {deltaT}, so nothing would ever be pruned",
                    f"use {{deltaT}} {max(1, min(10, total_steps // 10))} or more updates ({{total_steps}})")

@@ -17,7 +17,9 @@ Invalid settings raise `PrunerSettingError`, a `ValueError` in the library's own
 words: it names the parameter (as the constructors spell it), the value, the
 valid range and a fix, and carries its message as a template so that a front
 end can render the parameter names its own way (`err.with_names({...})`, e.g.
-command-line flags).
+command-line flags). A value of the wrong type (a string, None, a bool where a
+number goes) raises `PrunerSettingTypeError`, both a `PrunerSettingError` and a
+`TypeError`.
 """
 import math
 import numbers
@@ -46,6 +48,21 @@ class PrunerSettingError(ValueError):
         return self.with_names({})
 
 
+class PrunerSettingTypeError(PrunerSettingError, TypeError):
+    """A pruning setting of the wrong type (a string, None, a bool where a number goes): a
+    PrunerSettingError like any other (a front end renders it the same way) that is also a TypeError."""
+
+
+def is_number(value) -> bool:
+    """Whether `value` is a real number (a Python or NumPy int or float; a bool is not one)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def is_integer(value) -> bool:
+    """Whether `value` is an integer (a Python or NumPy int; a bool or an integral float is not one)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def literal(value) -> str:
     """`value` as text for a template (braces doubled)."""
     return str(value).replace("{", "{{").replace("}", "}}")
@@ -55,6 +72,15 @@ def refuse(parameter: str, value, valid: str, fix: str):
     """Raise the one-line error "<parameter>=<value> is invalid: it must be <valid>; <fix>"
     (`valid` and `fix` are templates: parameters as placeholders, literal braces doubled)."""
     raise PrunerSettingError(f"{{{parameter}}}={literal(value)} is invalid: it must be {valid}; {fix}", parameter)
+
+
+def require_number(parameter: str, value, fix: str) -> None:
+    """Raise PrunerSettingTypeError ("<parameter>='0.5' is invalid: it must be a number, not a str; <fix>")
+    unless `value` is a number: the range checks that follow compare it, and a string or None would
+    fail there in Python's words instead."""
+    if not is_number(value):
+        raise PrunerSettingTypeError(f"{{{parameter}}}={literal(repr(value))} is invalid: it must be a number, "
+                                     f"not a {literal(type(value).__name__)}; {fix}", parameter)
 
 
 def warmup_bounds(warmup_steps: float, initial_warmup: float, final_warmup: float):
@@ -96,10 +122,14 @@ def is_masking_step(t: int, total_steps: int, warmup_steps: float, initial_warmu
 
 def validate_schedule(total_steps: int, initial_threshold: float, final_threshold: float,
                       warmup_steps: float, initial_warmup: float, final_warmup: float, deltaT: int) -> None:
-    """Refuse, with one clear `PrunerSettingError`, any setting the schedule cannot run with."""
-    if not (isinstance(total_steps, numbers.Integral) and total_steps >= 1):
+    """Refuse, with one clear `PrunerSettingError`, any setting the schedule cannot run with (a
+    `PrunerSettingTypeError` for a value that is not a number at all)."""
+    require_number("total_steps", total_steps, "pass the number of optimizer updates")
+    if not (is_integer(total_steps) and total_steps >= 1):
         refuse("total_steps", total_steps, "an integer ≥ 1 (the number of optimizer updates)",
                "train for at least one update")
+    require_number("final_threshold", final_threshold, "e.g. {final_threshold} 0.1 keeps 10 %")
+    require_number("initial_threshold", initial_threshold, "use {initial_threshold} 1")
     if not 0 < final_threshold <= 1:
         refuse("final_threshold", final_threshold, "in (0, 1] (the fraction of weights kept at the end)",
                "e.g. {final_threshold} 0.1 keeps 10 %")
@@ -109,10 +139,12 @@ def validate_schedule(total_steps: int, initial_threshold: float, final_threshol
                "use {initial_threshold} 1")
     for parameter, value in (("warmup_steps", warmup_steps), ("initial_warmup", initial_warmup),
                              ("final_warmup", final_warmup)):
-        if not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
-            refuse(parameter, value, "a finite number ≥ 0",
-                   f"e.g. {{{parameter}}} {dict(warmup_steps=200).get(parameter, 1)}")
-    if not (isinstance(deltaT, numbers.Integral) and deltaT >= 1):
+        example = f"e.g. {{{parameter}}} {dict(warmup_steps=200).get(parameter, 1)}"
+        require_number(parameter, value, example)
+        if not (math.isfinite(value) and value >= 0):
+            refuse(parameter, value, "a finite number ≥ 0", example)
+    require_number("deltaT", deltaT, "the published recipes use {deltaT} 10")
+    if not (is_integer(deltaT) and deltaT >= 1):
         refuse("deltaT", deltaT, "an integer ≥ 1 (updates per sensitivity window and between maskings)",
                "the published recipes use {deltaT} 10")
     ti, tf = warmup_bounds(warmup_steps, initial_warmup, final_warmup)
