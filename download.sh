@@ -42,7 +42,7 @@ usage_error() {
 set_data_dir() {
     [ -z "$DATA_DIR_GIVEN" ] || usage_error "--data_dir given twice ('$DATA_DIR' and '$1'); give it once"
     case $1 in
-        -*) usage_error "--data_dir needs a directory, not '$1' (for a directory whose name starts with '-', write ./$1)" ;;
+        -*) usage_error "--data_dir needs a directory, not '$1' (for a name that starts with '-', write ./$1)" ;;
     esac
     DATA_DIR=$1
     DATA_DIR_GIVEN=1

@@ -248,7 +248,8 @@ class _Fields:
 def _split_def(path: str, task: str, name, raw, line: int) -> SplitDef:
     if not isinstance(name, str) or not SPLIT_NAME.match(name):
         raise UserError(f"{path}:{line}: task '{task}' has the split {_shown(name)}; split names are train, dev, "
-                        "test, <qualifier>_dev or <qualifier>_test (e.g. matched_dev), in lower-case letters and digits")
+                        "test, <qualifier>_dev or <qualifier>_test (e.g. matched_dev), in lower-case letters and "
+                        "digits")
     if not isinstance(raw, dict):
         raise UserError(f"{path}:{line}: task '{task}' split '{name}' is {_shown(raw)}, not a mapping of fields "
                         f"({', '.join(SPLIT_FIELDS)})")

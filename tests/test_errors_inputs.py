@@ -19,6 +19,7 @@ from data_utils.errors import UserError
 from data_utils.jsonio import parse_json_line, read_json
 from data_utils.task_def import load_task_defs
 from tests.conftest import ROOT
+# train_args is a fixture of tests/test_errors.py, shared by importing it
 from tests.test_errors import canonical_copy, edit_lines, fail, glue_copy, snapshot, succeed, train_args  # noqa: F401
 
 RTE = """\
@@ -122,7 +123,8 @@ TASK_DEF_CASES = [
      ["{path}:9: task 'rte' split 'dev' field 'file' is '/etc/passwd'"]),
     ("submission a path", variant(RTE, ("submission: RTE.tsv", "submission: ../../evil.tsv")),
      ["{path}:10: task 'rte' split 'test' field 'submission' is '../../evil.tsv'", "a plain file name"]),
-    ("labels on a test split", variant(RTE, ("uid_column: 0, submission", "uid_column: 0, label_column: 1, submission")),
+    ("labels on a test split", variant(RTE, ("uid_column: 0, submission",
+                                             "uid_column: 0, label_column: 1, submission")),
      ["{path}:10: task 'rte' split 'test' has a label_column, but test splits are unlabelled"]),
     ("dev split without labels", variant(RTE, (DEV_LINE, DEV_LINE.replace(" label_column: 3,", ""))),
      ["{path}:9: task 'rte' split 'dev' lacks the field 'label_column'"]),
@@ -290,7 +292,7 @@ def test_jsonio_names_the_file_and_line(tmp_path, content, needle):
 
 @pytest.mark.parametrize("case,args,env,needle", [
     ("a flag as --data_dir's value", ["--data_dir", "--sample"], {},
-     "--data_dir needs a directory, not '--sample' (for a directory whose name starts with '-', write ./--sample)"),
+     "--data_dir needs a directory, not '--sample' (for a name that starts with '-', write ./--sample)"),
     ("--data_dir=--sample", ["--data_dir=--sample"], {}, "--data_dir needs a directory, not '--sample'"),
     ("a short flag as the value", ["--sample", "--data_dir", "-h"], {}, "--data_dir needs a directory, not '-h'"),
     ("--data_dir last, without a value", ["--sample", "--data_dir"], {}, "--data_dir needs a value"),
