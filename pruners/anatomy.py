@@ -60,6 +60,8 @@ def is_bert_layer(layer: nn.Module) -> bool:
 def find_bert_model(model: nn.Module) -> nn.Module:
     """The BERT-family encoder inside `model` (the module itself or the first submodule
     that has `.encoder.layer[i].attention.self/.attention.output.dense/.intermediate/.output.dense`)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module holding a BERT-family encoder, not a {type(model).__name__}")
     for module in model.modules():
         layers = getattr(getattr(module, "encoder", None), "layer", None)
         if isinstance(layers, nn.ModuleList) and len(layers) > 0 and all(is_bert_layer(layer) for layer in layers):

@@ -78,6 +78,7 @@ from torch import nn
 
 from pruners.anatomy import bert_shape, find_bert_model
 from pruners.base import STATE_FORMAT
+from pruners.schedule import is_integer, is_number
 from pruners.structured_mask import StructuredMask
 
 PRUNING_TYPES = ("structured_heads", "structured_mlp", "structured_heads+structured_mlp")
@@ -88,6 +89,8 @@ PRUNING_TYPES = ("structured_heads", "structured_mlp", "structured_heads+structu
 
 
 def _check_target(target: float) -> None:
+    if not is_number(target):
+        raise TypeError(f"target sparsity must be a number in (0, 1), not {target!r}; e.g. 0.5 prunes half of the units")
     if not 0.0 < float(target) < 1.0:
         raise ValueError(f"target sparsity must be in (0, 1), got {target}; e.g. 0.5 prunes half of the units")
 
@@ -220,10 +223,14 @@ class GPPPruner:
         if pruning_type not in PRUNING_TYPES:
             raise ValueError(f"pruning_type must be one of {PRUNING_TYPES}, got {pruning_type!r}")
         _check_target(target_sparsity)
-        if int(prune_steps) != prune_steps or prune_steps < 1:
+        if not is_number(prune_steps):
+            raise TypeError(f"prune_steps (Tp, pruning updates) must be an integer >= 1, not {prune_steps!r}")
+        if not (math.isfinite(prune_steps) and int(prune_steps) == prune_steps and prune_steps >= 1):
             raise ValueError(f"prune_steps (Tp, pruning updates) must be an integer >= 1, got {prune_steps}")
-        if l1_lambda < 0:
-            raise ValueError(f"l1_lambda must be >= 0, got {l1_lambda}")
+        if not is_number(l1_lambda):
+            raise TypeError(f"l1_lambda must be a number >= 0 (0.5 in the paper), not {l1_lambda!r}")
+        if not (math.isfinite(l1_lambda) and l1_lambda >= 0):
+            raise ValueError(f"l1_lambda must be a finite number >= 0 (0.5 in the paper), got {l1_lambda}")
         self.pruning_type = pruning_type
         self.target_sparsity = float(target_sparsity)
         self.prune_steps = int(prune_steps)
@@ -232,6 +239,9 @@ class GPPPruner:
         self.bert = find_bert_model(model)
         self.num_layers, self.num_heads, self.head_size, self.intermediate_size = bert_shape(self.bert)
         reference = next(self.bert.parameters())
+        if reference.is_meta:
+            raise ValueError(f"the encoder's parameters are on the meta device (a model built without its weights); "
+                             "load or materialize the weights before building the GPP pruner")
         factory = dict(device=reference.device, dtype=torch.float32)
         self.z_head = (nn.Parameter(torch.ones(self.num_layers, self.num_heads, **factory))
                        if "structured_heads" in pruning_type else None)
@@ -274,8 +284,12 @@ class GPPPruner:
         grad_accumulation_step scales G alike, which changes no ranking. With
         torch.amp.GradScaler pass `grad_scale=scaler.get_scale()`; a non-finite gradient (an
         fp16 overflow, whose optimizer step GradScaler skips) is then dropped and counted in
-        `skipped_backward_passes`. Returns True when the gradients were added.
+        `skipped_backward_passes`. Returns True when the gradients were added. A grad_scale that is
+        not a finite number > 0 is refused (it would turn G into inf or NaN).
         """
+        if not (is_number(grad_scale) and math.isfinite(grad_scale) and grad_scale > 0):
+            raise ValueError(f"grad_scale={grad_scale!r} must be a finite number > 0: the factor the loss was "
+                             "multiplied by (scaler.get_scale() with torch.amp.GradScaler, else 1)")
         grads = {name: z.grad for name, z in self.indicators().items() if z.grad is not None}
         for z in self.indicators().values():
             z.grad = None
@@ -302,14 +316,26 @@ class GPPPruner:
         When the cadence says so (or at s >= Tp), z ← progressive_indicator(|G/s|, c, target)
         for each active type. At c == target the indicators freeze (requires_grad off);
         later calls return the target and change nothing.
+
+        Refused before anything changes: an s that is not an integer (TypeError), not after the last
+        one (each pruning update once, in order; a resumed pruner continues at last_step + 1), and an
+        update that would mark units while G is still all zero (no gradient of the indicators was
+        ever accumulated: every unit would score 0, and none would be pruned).
         """
         if self._done:
             return self.current_sparsity
+        if not is_integer(pruning_step):
+            raise TypeError(f"pruning step must be an integer (updates since pruning started), not {pruning_step!r}")
         if pruning_step < 1:
             raise ValueError(f"pruning step must be >= 1 (updates since pruning started), got {pruning_step}")
+        if pruning_step <= self.last_step:
+            raise ValueError(f"pruning step {pruning_step} came after step {self.last_step}: each pruning update is "
+                             f"stepped once, in increasing order; the next is {self.last_step + 1}")
         sparsity = cosine_sparsity(pruning_step, self.prune_steps, self.target_sparsity)
-        if pruning_step >= self.prune_steps or is_indicator_update_step(pruning_step, self.prune_steps,
-                                                                        self.target_sparsity):
+        recompute = pruning_step >= self.prune_steps or is_indicator_update_step(pruning_step, self.prune_steps,
+                                                                                  self.target_sparsity)
+        if recompute:
+            self._check_gradients_accumulated(pruning_step, sparsity)
             for name, z in self.indicators().items():
                 scores = (self.grad_sum[name] / pruning_step).abs()
                 z.copy_(progressive_indicator(scores, sparsity, self.target_sparsity))
@@ -318,6 +344,15 @@ class GPPPruner:
         self.last_step = int(pruning_step)
         self.current_sparsity = sparsity
         return sparsity
+
+    def _check_gradients_accumulated(self, pruning_step: int, sparsity: float) -> None:
+        """Refuse to mark units (k = floor(n·c) ≥ 1 for a unit type) by a G that no gradient has reached."""
+        marks = any(math.floor(z.numel() * sparsity) >= 1 for z in self.indicators().values())
+        if marks and not any(bool(g.any()) for g in self.grad_sum.values()):
+            raise ValueError(f"GPPPruner.step({pruning_step}) would pick units to prune by scores no gradient has "
+                             "reached: G, the sum of the indicators' gradients, is still 0; call "
+                             "pruner.accumulate_gradients() after every loss.backward() of the pruning phase (with "
+                             "pruner.indicator_loss() added to the loss)")
 
     def _freeze(self) -> None:
         self._done = True
@@ -368,8 +403,11 @@ class GPPPruner:
 
     @torch.no_grad()
     def load_state_dict(self, state: dict) -> None:
-        """Restore a `state_dict()`; format, method, hyperparameters, shape and tensors must match
-        this pruner (ValueError naming what differs)."""
+        """Restore a `state_dict()`; format, method, hyperparameters, shape, tensors and scalars must
+        fit this pruner (TypeError when it is not a dict, else ValueError naming what differs), all
+        checked before anything changes."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be the dict GPPPruner.state_dict() returned, not a {type(state).__name__}")
         if state.get("format") != STATE_FORMAT or state.get("method") != "gpp":
             raise ValueError(f"cannot load a pruner state of format {state.get('format')!r} and method "
                              f"{state.get('method')!r} into a gpp pruner (format {STATE_FORMAT})")
@@ -384,9 +422,18 @@ class GPPPruner:
         if set(tensors) != set(expected):
             raise ValueError(f"GPP state holds tensors {sorted(tensors)}, this pruner needs {sorted(expected)}")
         for key, mine in expected.items():
+            if not (isinstance(tensors[key], torch.Tensor) and tensors[key].is_floating_point()):
+                raise ValueError(f"GPP state {key} is a {getattr(tensors[key], 'dtype', type(tensors[key]).__name__)}, "
+                                 "not a floating-point tensor")
             if tuple(tensors[key].shape) != tuple(mine.shape):
                 raise ValueError(f"GPP state {key} has shape {tuple(tensors[key].shape)}, this pruner needs "
                                  f"{tuple(mine.shape)}")
+        scalars = {"last_step": is_integer, "current_sparsity": is_number, "done": lambda v: isinstance(v, bool),
+                   "skipped_backward_passes": is_integer}
+        for key, fits in scalars.items():
+            if not fits(state.get(key)):
+                raise ValueError(f"GPP state {key}={state.get(key)!r} is missing or of the wrong type; pass the whole "
+                                 "dict state_dict() returned")
         for key, mine in expected.items():
             mine.copy_(tensors[key])
         for z in self.indicators().values():

@@ -92,7 +92,7 @@ class StructuredMask:
 
     Tensors and nn.Parameters are kept by reference (not copied) and cast to the activations'
     device and dtype at each forward pass. Raises ValueError when no encoder is found, when both
-    are None, or when a shape does not fit the encoder.
+    are None, when a shape does not fit the encoder, or when an indicator is NaN or infinite.
 
     Attributes: `bert` (the encoder), `shape` (its BertShape), `head`, `ffn`.
     """
@@ -107,6 +107,10 @@ class StructuredMask:
                 raise ValueError(f"{unit} indicators must be a floating-point tensor, got "
                                  f"{getattr(z, 'dtype', type(z).__name__)}")
         _check_shapes({"head": head, "ffn": ffn}, self.shape, "")
+        for unit, z in (("head", head), ("ffn", ffn)):      # a NaN would spread to every output of the model
+            if z is not None and not bool(torch.isfinite(z.detach()).all()):
+                raise ValueError(f"{unit} indicators hold non-finite values (NaN or inf); pass finite ones, 1 keeps a "
+                                 "unit and 0 removes it")
         self.head = head
         self.ffn = ffn
         self._handles = []

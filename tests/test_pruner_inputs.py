@@ -13,6 +13,7 @@ from transformers import BertModel
 from pruners import MagnitudePruner, MovementPruner, PlatonPruner, PrunerSettingError, sparsity_report
 from pruners.schedule import PrunerSettingTypeError
 from tests.conftest import tiny_bert_config
+from tests.test_errors import succeed, train_args  # noqa: F401 - train_args is a fixture
 
 # T = 8: warm-up 1..2 (no masking), cubic phase 3..6 (masking every second update), final phase 7..8
 SCHEDULE = dict(initial_threshold=1.0, final_threshold=0.5, warmup_steps=2, initial_warmup=1, final_warmup=1,
@@ -230,6 +231,30 @@ def test_a_state_without_gradient_steps_loads_as_if_every_step_had_gradients():
     resumed.step(3)
 
 
+@pytest.mark.parametrize("method", GRADIENT_SCORED)
+def test_train_py_skip_nan_batches_still_steps_the_pruner(method, train_args, tmp_path, capsys, monkeypatch):
+    """train.py's own pattern: a skipped update (non-finite loss, --skip_nan_batches) steps the pruner
+    without gradients; here the first update (before any masking) and a masking one."""
+    import json
+
+    import train
+
+    calls, original = [], train.task_loss
+
+    def loss(logits, labels, task):
+        calls.append(1)
+        value = original(logits, labels, task)
+        return value * float("nan") if len(calls) in (1, 4) else value
+    monkeypatch.setattr(train, "task_loss", loss)
+    succeed(train.main, train_args(tmp_path, "--pruner", method, "--skip_nan_batches", "--initial_threshold", "1",
+                                   "--final_threshold", "0.5", "--warmup_steps", "1", "--initial_warmup", "1",
+                                   "--final_warmup", "1", "--deltaT", "1"), capsys)
+    log = (tmp_path / "log.log").read_text()
+    assert "skipped batch 0 of epoch 0" in log and "skipped batch 3 of epoch 0" in log, "both batches were skipped"
+    remaining = json.loads((tmp_path / "sparsity_report.json").read_text())["overall"]["remaining_ratio"]
+    assert remaining == pytest.approx(0.5, abs=0.01), f"{method}: the run still reaches its target: {remaining}"
+
+
 # ---- target_substrings and the model
 
 def test_a_plain_string_of_substrings_is_refused():
@@ -386,3 +411,123 @@ def test_no_warning_for_a_plain_model():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         build("platon", tiny_bert())
+
+
+# ---- GPP (pruners/gpp.py, pruners/structured_mask.py)
+
+BOTH = "structured_heads+structured_mlp"
+
+
+def gpp(model=None, **changes):
+    from pruners.gpp import GPPPruner
+
+    return GPPPruner(model if model is not None else tiny_bert(),
+                     **{**dict(pruning_type=BOTH, target_sparsity=0.5, prune_steps=4), **changes})
+
+
+def gpp_update(model, pruner, s, accumulate=True):
+    """One pruning update: a backward pass through the masked encoder, G accumulated unless told not to."""
+    ids = torch.randint(0, 100, (2, 7), generator=torch.Generator().manual_seed(s))
+    loss = model(ids).last_hidden_state.pow(2).mean() + pruner.indicator_loss()
+    loss.backward()
+    if accumulate:
+        pruner.accumulate_gradients()
+    model.zero_grad(set_to_none=True)
+    return pruner.step(s)
+
+
+def test_gpp_marking_units_before_any_gradient_is_refused():
+    model = tiny_bert()
+    pruner = gpp(model)      # s = 1 already marks one FFN neuron: floor(128 · c(1)) = 1
+    refusal(ValueError, lambda: gpp_update(model, pruner, 1, accumulate=False),
+            "GPPPruner.step(1) would pick units to prune by scores no gradient has reached", "G",
+            "is still 0", "call pruner.accumulate_gradients() after every loss.backward()")
+    assert pruner.last_step == 0 and bool((pruner.z_ffn == 1).all()), "the refused step changed nothing"
+    assert gpp_update(model, pruner, 1) > 0, "with G accumulated the same update goes through"
+
+
+def test_gpp_an_early_update_without_gradients_is_accepted():
+    """train.py --skip_nan_batches: a skipped first pruning update leaves G at 0 while nothing is marked yet."""
+    model = tiny_bert()
+    pruner = gpp(model, prune_steps=20)     # c(1) ≈ 2e-5: no unit marked at s = 1
+    pruner.step(1)
+    for s in range(2, 21):
+        gpp_update(model, pruner, s)
+    assert pruner.is_done and sum(pruner.pruned_counts()["heads"]) == 4, "the run prunes as usual"
+
+
+def test_gpp_a_repeated_earlier_or_fractional_step_is_refused():
+    model = tiny_bert()
+    pruner = gpp(model)
+    gpp_update(model, pruner, 1)
+    gpp_update(model, pruner, 2)
+    z = pruner.z_ffn.detach().clone()
+    for s in (2, 1):
+        refusal(ValueError, lambda: pruner.step(s), f"pruning step {s} came after step 2",
+                "stepped once, in increasing order", "the next is 3")
+    refusal(TypeError, lambda: pruner.step(2.5), "pruning step must be an integer", "not 2.5")
+    assert pruner.last_step == 2 and torch.equal(pruner.z_ffn, z), "the refusals changed nothing"
+    for s in (3, 4):
+        gpp_update(model, pruner, s)
+    assert pruner.is_done and pruner.step(4) == 0.5, "a finished pruner still returns the target, as documented"
+
+
+@pytest.mark.parametrize("changes,error_type,needles", [
+    (dict(target_sparsity="0.5"), TypeError, ["target sparsity must be a number in (0, 1), not '0.5'"]),
+    (dict(target_sparsity=math.nan), ValueError, ["target sparsity must be in (0, 1), got nan"]),
+    (dict(prune_steps="4"), TypeError, ["prune_steps (Tp, pruning updates) must be an integer >= 1, not '4'"]),
+    (dict(prune_steps=math.nan), ValueError, ["prune_steps (Tp, pruning updates) must be an integer >= 1, got nan"]),
+    (dict(prune_steps=math.inf), ValueError, ["must be an integer >= 1, got inf"]),
+    (dict(prune_steps=2.5), ValueError, ["must be an integer >= 1, got 2.5"]),
+    (dict(l1_lambda=None), TypeError, ["l1_lambda must be a number >= 0 (0.5 in the paper), not None"]),
+    (dict(l1_lambda=math.nan), ValueError, ["l1_lambda must be a finite number >= 0 (0.5 in the paper), got nan"]),
+    (dict(l1_lambda=math.inf), ValueError, ["got inf"]),
+    (dict(l1_lambda=-1), ValueError, ["got -1"]),
+    (dict(model={"encoder": 1}), TypeError, ["model must be a torch.nn.Module holding a BERT-family encoder, not a dict"]),
+])
+def test_gpp_bad_settings_are_refused(changes, error_type, needles):
+    refusal(error_type, lambda: gpp(**changes), *needles)
+
+
+def test_gpp_parameters_on_the_meta_device_are_refused():
+    with torch.device("meta"):
+        model = BertModel(tiny_bert_config(vocab_size=100))
+    refusal(ValueError, lambda: gpp(model), "the encoder's parameters are on the meta device",
+            "load or materialize the weights")
+
+
+@pytest.mark.parametrize("grad_scale", [0, -1.0, math.nan, math.inf, "1"])
+def test_gpp_a_grad_scale_that_is_not_a_positive_number_is_refused(grad_scale):
+    model = tiny_bert()
+    pruner = gpp(model)
+    model(torch.ones(1, 4, dtype=torch.long)).last_hidden_state.sum().backward()
+    refusal(ValueError, lambda: pruner.accumulate_gradients(grad_scale=grad_scale),
+            f"grad_scale={grad_scale!r} must be a finite number > 0", "scaler.get_scale()")
+    assert all(not g.any() for g in pruner.grad_sum.values()), "G untouched"
+
+
+@pytest.mark.parametrize("case,broken,error_type,needles", [
+    ("not a dict", lambda state: list(state), TypeError, ["state must be the dict GPPPruner.state_dict() returned"]),
+    ("a scalar missing", lambda state: {k: v for k, v in state.items() if k != "last_step"}, ValueError,
+     ["GPP state last_step=None is missing or of the wrong type"]),
+    ("done not a bool", lambda state: dict(state, done="no"), ValueError, ["GPP state done='no'"]),
+    ("a tensor that is not one", lambda state: dict(state, tensors={k: v.tolist() for k, v in state["tensors"].items()}),
+     ValueError, ["is a list, not a floating-point tensor"]),
+])
+def test_gpp_a_state_that_does_not_fit_is_refused_and_changes_nothing(case, broken, error_type, needles):
+    model = tiny_bert()
+    source = gpp(model)
+    gpp_update(model, source, 1)
+    target = gpp()
+    refusal(error_type, lambda: target.load_state_dict(broken(source.state_dict())), *needles)
+    assert target.last_step == 0 and all(not g.any() for g in target.grad_sum.values()), f"{case}: nothing changed"
+    assert all(bool((z == 1).all()) for z in target.indicators().values()), f"{case}: indicators untouched"
+
+
+def test_structured_mask_refuses_non_finite_indicators():
+    from pruners.structured_mask import StructuredMask
+
+    head = torch.ones(2, 4)
+    head[1, 2] = math.nan
+    refusal(ValueError, lambda: StructuredMask(tiny_bert(), head=head), "head indicators hold non-finite values",
+            "1 keeps a unit and 0 removes it")
