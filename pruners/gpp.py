@@ -90,7 +90,8 @@ PRUNING_TYPES = ("structured_heads", "structured_mlp", "structured_heads+structu
 
 def _check_target(target: float) -> None:
     if not is_number(target):
-        raise TypeError(f"target sparsity must be a number in (0, 1), not {target!r}; e.g. 0.5 prunes half of the units")
+        raise TypeError(f"target sparsity must be a number in (0, 1), not {target!r}; "
+                        "e.g. 0.5 prunes half of the units")
     if not 0.0 < float(target) < 1.0:
         raise ValueError(f"target sparsity must be in (0, 1), got {target}; e.g. 0.5 prunes half of the units")
 

@@ -187,8 +187,8 @@ def test_a_repeated_or_earlier_step_is_refused(method):
         pruner.step(t)
     before = pruner.state_dict()
     for t in (3, 2):
-        refusal(ValueError, lambda: pruner.step(t), f"step({t}) came after step(3)", "stepped once, in increasing order",
-                "the next is 4")
+        refusal(ValueError, lambda: pruner.step(t), f"step({t}) came after step(3)",
+                "stepped once, in increasing order", "the next is 4")
     assert pruner.last_step == 3 and pruner.gradient_steps == before["gradient_steps"], "the refusals changed nothing"
     for key, tensor in pruner.state_dict()["tensors"].items():
         assert torch.equal(tensor, before["tensors"][key]), f"{method}: {key} unchanged by the refused steps"
@@ -365,6 +365,11 @@ def stepped(method, model=None, steps=3, **changes):
     return pruner
 
 
+def tensors_as_lists(state):
+    """A state whose statistics are plain lists instead of tensors."""
+    return dict(state, tensors={key: tensor.tolist() for key, tensor in state["tensors"].items()})
+
+
 def wider_bert():
     torch.manual_seed(0)
     return BertModel(tiny_bert_config(vocab_size=100, hidden_size=64))
@@ -387,9 +392,8 @@ def wider_bert():
      ["saved with beta2=1.0, this pruner has beta2=0.95"]),
     ("a tensor missing", "movement", lambda: dict(stepped("movement").state_dict(), tensors={}), ValueError,
      ["lacks ['movement_score/encoder.layer.0.attention.output.dense.bias'"]),
-    ("a tensor that is not one", "movement", lambda: (lambda s: dict(s, tensors={k: v.tolist() for k, v in
-                                                                               s["tensors"].items()}))(
-        stepped("movement").state_dict()), ValueError, ["is a list, not a floating-point tensor"]),
+    ("a tensor that is not one", "movement", lambda: tensors_as_lists(stepped("movement").state_dict()), ValueError,
+     ["is a list, not a floating-point tensor"]),
     ("a bad last_step", "magnitude", lambda: dict(stepped("magnitude").state_dict(), last_step="3"), ValueError,
      ["last_step='3' is not an update"]),
 ])
@@ -483,7 +487,8 @@ def test_gpp_a_repeated_earlier_or_fractional_step_is_refused():
     (dict(l1_lambda=math.nan), ValueError, ["l1_lambda must be a finite number >= 0 (0.5 in the paper), got nan"]),
     (dict(l1_lambda=math.inf), ValueError, ["got inf"]),
     (dict(l1_lambda=-1), ValueError, ["got -1"]),
-    (dict(model={"encoder": 1}), TypeError, ["model must be a torch.nn.Module holding a BERT-family encoder, not a dict"]),
+    (dict(model={"encoder": 1}), TypeError,
+     ["model must be a torch.nn.Module holding a BERT-family encoder, not a dict"]),
 ])
 def test_gpp_bad_settings_are_refused(changes, error_type, needles):
     refusal(error_type, lambda: gpp(**changes), *needles)
@@ -511,8 +516,7 @@ def test_gpp_a_grad_scale_that_is_not_a_positive_number_is_refused(grad_scale):
     ("a scalar missing", lambda state: {k: v for k, v in state.items() if k != "last_step"}, ValueError,
      ["GPP state last_step=None is missing or of the wrong type"]),
     ("done not a bool", lambda state: dict(state, done="no"), ValueError, ["GPP state done='no'"]),
-    ("a tensor that is not one", lambda state: dict(state, tensors={k: v.tolist() for k, v in state["tensors"].items()}),
-     ValueError, ["is a list, not a floating-point tensor"]),
+    ("a tensor that is not one", tensors_as_lists, ValueError, ["is a list, not a floating-point tensor"]),
 ])
 def test_gpp_a_state_that_does_not_fit_is_refused_and_changes_nothing(case, broken, error_type, needles):
     model = tiny_bert()
