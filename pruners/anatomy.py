@@ -60,14 +60,19 @@ def is_bert_layer(layer: nn.Module) -> bool:
 def find_bert_model(model: nn.Module) -> nn.Module:
     """The BERT-family encoder inside `model` (the module itself or the first submodule
     that has `.encoder.layer[i].attention.self/.attention.output.dense/.intermediate/.output.dense`)."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module holding a BERT-family encoder, not a {type(model).__name__}")
+    require_module(model, " holding a BERT-family encoder")
     for module in model.modules():
         layers = getattr(getattr(module, "encoder", None), "layer", None)
         if isinstance(layers, nn.ModuleList) and len(layers) > 0 and all(is_bert_layer(layer) for layer in layers):
             return module
     raise ValueError(f"no BERT-family encoder (with .encoder.layer[i].attention.self, .attention.output.dense, "
                      f".intermediate, .output.dense) found in {type(model).__name__}")
+
+
+def require_module(model, holding: str = "") -> None:
+    """TypeError unless `model` is an nn.Module (a dict of weights, say, would fail later in torch's words)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module{holding}, not a {type(model).__name__}")
 
 
 def bert_shape(bert: nn.Module) -> BertShape:
@@ -124,7 +129,8 @@ def check_target_substrings(target_substrings) -> Tuple[str, ...]:
 
 def select_parameters(model: nn.Module, target_substrings: Sequence[str]) -> List[Tuple[str, nn.Parameter]]:
     """The named parameters whose name contains any of `target_substrings` (weights and biases);
-    `target_substrings` is checked first (`check_target_substrings`)."""
+    the model and `target_substrings` are checked first (`require_module`, `check_target_substrings`)."""
+    require_module(model)
     substrings = check_target_substrings(target_substrings)
     return [(name, param) for name, param in model.named_parameters()
             if any(substring in name for substring in substrings)]

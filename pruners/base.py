@@ -115,15 +115,17 @@ class UnstructuredPruner:
         if num_threads is not None and not (is_integer(num_threads) and num_threads >= 1):
             raise ValueError(f"num_threads={num_threads!r} must be None (torch's setting) or an integer >= 1")
         self.num_threads = num_threads
-        selected = select_prunable(model, target_substrings, type(self).__name__)
+        substrings = check_target_substrings(target_substrings)      # once: it may be an iterator
+        selected = select_prunable(model, substrings, type(self).__name__)
         self.total_steps, self.deltaT = total_steps, deltaT
         self.initial_threshold, self.final_threshold = initial_threshold, final_threshold
         self.warmup_steps, self.initial_warmup, self.final_warmup = warmup_steps, initial_warmup, final_warmup
-        self.target_substrings = tuple(target_substrings)
+        self.target_substrings = substrings
         self.parameter_names = [name for name, _ in selected]
         self.kernels: Kernels = kernel_choice.load(kernels, selected)
         self.kernel_name = self.kernels.name
         self.layout = FlatLayout([param for _, param in selected])
+        self._built_as = [placement(param) for _, param in selected]    # what the layout and kernels were made for
         self.params, self.slabs, self.total_numel = self.layout.params, self.layout.slabs, self.layout.total_numel
         self.slab_kernels = kernel_choice.per_slab(self.kernels, self.slabs)     # one kernels object per slab
         self._threshold_key = None      # (scores version, k) that `_threshold` belongs to
@@ -217,6 +219,17 @@ class UnstructuredPruner:
         for (factors, kernels), slab in zip(self.slab_factors(), self.slabs):
             kernels.mask(self.layout.weights(slab), factors, threshold)
 
+    def _check_parameters_unchanged(self) -> None:
+        """Refuse a step over parameters moved, cast, reshaped or made non-contiguous since the pruner
+        was built (model.to(...), .half(), param.data = ...): the statistics, slabs and kernels were laid
+        out for them as they were, and would fail deep inside or mask a copy."""
+        for name, param, built in zip(self.parameter_names, self.params, self._built_as):
+            now = placement(param)
+            if now != built:
+                raise ValueError(f"{name} is now {describe(now)}, it was {describe(built)} when the "
+                                 f"{type(self).__name__} was built; build the pruner after moving or casting the "
+                                 "model (model.to(...), .half())")
+
     def _check_step(self, global_step) -> int:
         """`global_step` as an int, refused unless it is an update after the last one stepped."""
         if not is_integer(global_step):
@@ -249,6 +262,7 @@ class UnstructuredPruner:
         Refuses, before changing anything, a t not after the last one (TypeError for a non-integer)
         and a masking step of a gradient-scored method that no gradient has reached yet."""
         started, t = time.perf_counter(), self._check_step(global_step)
+        self._check_parameters_unchanged()
         ratio = self.remaining_ratio(t)
         k = int(self.total_numel * (1 - ratio))
         masking = self.is_masking_step(t) and k >= 1
@@ -335,6 +349,16 @@ class UnstructuredPruner:
         self._scores_version += 1       # the loaded statistics invalidate any remembered threshold
 
 
+def placement(param: torch.Tensor) -> tuple:
+    """What a pruner's layout depends on: (device, dtype, shape, contiguous)."""
+    return param.device, param.dtype, tuple(param.shape), param.is_contiguous()
+
+
+def describe(placement_: tuple) -> str:
+    device, dtype, shape, contiguous = placement_
+    return f"{str(dtype).replace('torch.', '')} {list(shape)} on {device}{'' if contiguous else ', non-contiguous'}"
+
+
 STATE_KEYS = ("last_step", "remaining_ratio", "mask_threshold", "parameter_names", "hyperparameters", "tensors")
 
 
@@ -351,16 +375,13 @@ def check_same_hyperparameters(saved, mine: dict) -> None:
                              f"{name}={mine.get(name)!r}; build the pruner with the settings of the run that saved it")
 
 
-def select_prunable(model: nn.Module, target_substrings, owner: str) -> List[Tuple[str, nn.Parameter]]:
+def select_prunable(model: nn.Module, substrings: Tuple[str, ...], owner: str) -> List[Tuple[str, nn.Parameter]]:
     """The (name, parameter) pairs a pruner prunes (module docstring: what is selected), in the
-    model's order. `owner` names the pruner in the frozen parameters' warning."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, not a {type(model).__name__}")
-    substrings = check_target_substrings(target_substrings)
+    model's order, for checked `substrings`. `owner` names the pruner in the frozen parameters' warning."""
+    selected = select_parameters(model, substrings)
     names = [name for name, _ in model.named_parameters()]
     if not names:
         raise ValueError(f"{type(model).__name__} has no parameters to prune; pass the model itself")
-    selected = select_parameters(model, substrings)
     unmatched = [substring for substring in substrings if not any(substring in name for name, _ in selected)]
     if not selected or (unmatched and substrings != PRUNABLE_SUBSTRINGS):
         sample = names[::max(1, len(names) // 5)][:5]       # a few names from all over the model

@@ -19,7 +19,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from pruners.anatomy import PRUNABLE_SUBSTRINGS as DEFAULT_TARGET_SUBSTRINGS, layer_index, module_type, select_parameters
+from pruners.anatomy import PRUNABLE_SUBSTRINGS as DEFAULT_TARGET_SUBSTRINGS
+from pruners.anatomy import check_target_substrings, layer_index, module_type, select_parameters
 
 
 def _summary(numel: int, zeros: int) -> dict:
@@ -30,6 +31,7 @@ def _summary(numel: int, zeros: int) -> dict:
 def sparsity_report(model: nn.Module, target_substrings: Sequence[str] = DEFAULT_TARGET_SUBSTRINGS) -> dict:
     """Per-parameter, overall, per-layer and per-module-type counts of zeros of the selected parameters."""
     rows = []
+    target_substrings = check_target_substrings(target_substrings)     # once: it may be an iterator
     for name, param in select_parameters(model, target_substrings):
         zeros = int(torch.count_nonzero(param == 0))
         layer = layer_index(name)

@@ -261,8 +261,9 @@ def test_a_plain_string_of_substrings_is_refused():
     refusal(TypeError, lambda: build("magnitude", tiny_bert(), target_substrings="query"),
             "target_substrings='query' is a single string", "read character by character", "e.g. ['query']")
     refusal(TypeError, lambda: build("magnitude", tiny_bert(), target_substrings=b"query"), "a single string")
-    with pytest.raises(TypeError, match="target_substrings='query' is a single string"):
-        sparsity_report(tiny_bert(), "query")
+    refusal(TypeError, lambda: sparsity_report(tiny_bert(), "query"), "target_substrings='query' is a single string")
+    refusal(TypeError, lambda: sparsity_report({"weight": torch.zeros(2)}),
+            "model must be a torch.nn.Module, not a dict")
 
 
 @pytest.mark.parametrize("substrings,error_type,needles", [
@@ -313,6 +314,32 @@ def test_parameters_sharing_memory_are_refused():
     halves.output.dense = nn.Module()
     halves.output.dense.weight, halves.output.dense.bias = nn.Parameter(flat[:4]), nn.Parameter(flat[4:])
     assert build("magnitude", halves).total_numel == 8, "disjoint views of one buffer are fine"
+
+
+def test_substrings_given_as_an_iterator_are_read_once():
+    pruner = build("magnitude", tiny_bert(), target_substrings=iter(["layer.1.intermediate.dense"]))
+    assert pruner.hyperparameters()["target_substrings"] == ["layer.1.intermediate.dense"], \
+        f"the state records the substrings, not an exhausted iterator: {pruner.hyperparameters()}"
+    report = sparsity_report(tiny_bert(), (name for name in ["intermediate.dense"]))
+    assert report["target_substrings"] == ["intermediate.dense"] and len(report["rows"]) == 4, \
+        f"the report records the substrings it used: {report['target_substrings']}"
+
+
+@pytest.mark.parametrize("change,needles", [
+    (lambda model: model.half(), ["is now float16 [32, 32] on cpu, it was float32 [32, 32] on cpu when the"]),
+    (lambda model: setattr(model.encoder.layer[0].attention.self.query.weight, "data",
+                           model.encoder.layer[0].attention.self.query.weight.data.t().contiguous().t()),
+     ["is now float32 [32, 32] on cpu, non-contiguous, it was float32 [32, 32] on cpu when"]),
+])
+@pytest.mark.parametrize("method", list(PRUNERS))
+def test_parameters_cast_or_relaid_after_building_are_refused(method, change, needles):
+    model = tiny_bert()
+    pruner = build(method, model)
+    change(model)
+    give_gradients(model, 1)
+    refusal(ValueError, lambda: pruner.step(1), "encoder.layer.0.attention.self.query.weight", *needles,
+            "build the pruner after moving or casting the model (model.to(...), .half())")
+    assert pruner.last_step is None, "the refused step changed nothing"
 
 
 # ---- hyperparameters
