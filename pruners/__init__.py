@@ -16,6 +16,9 @@ Unstructured pruners (this package's top level; GPP lives in `pruners.gpp`):
     PrunerSettingError       a ValueError naming the refused parameter (`.parameter`); its message is a
                              template whose parameter names a front end can render as its own
                              (`.with_names({"final_threshold": "--final_threshold"})`)
+    PrunerSettingTypeError   the same for a value that is not a number at all, also a TypeError
+    Any other bad input (a model, target_substrings, a step, a state) is a ValueError or TypeError of one
+    sentence, raised before anything changes (docs/ERRORS.md, "The pruner library").
 
 Modules: base (the optimizer-shaped API), platon, magnitude and movement (the scoring rules),
 schedule (the cubic schedule and the settings' validation), threshold (the exact
@@ -46,8 +49,9 @@ from pruners.magnitude import MagnitudePruner
 from pruners.movement import MovementPruner
 from pruners.platon import PlatonPruner
 from pruners.report import format_report, sparsity_report
-from pruners.schedule import PrunerSettingError, is_masking_step, remaining_ratio, validate_schedule
+from pruners.schedule import (PrunerSettingError, PrunerSettingTypeError, is_masking_step, remaining_ratio,
+                              validate_schedule)
 
-__all__ = ["DEFAULT_TARGET_SUBSTRINGS", "MagnitudePruner", "MovementPruner", "PlatonPruner", "PruneStepStats", "PrunerSettingError",
-           "UnstructuredPruner", "format_report", "is_masking_step", "remaining_ratio", "sparsity_report",
-           "validate_schedule"]
+__all__ = ["DEFAULT_TARGET_SUBSTRINGS", "MagnitudePruner", "MovementPruner", "PlatonPruner", "PruneStepStats",
+           "PrunerSettingError", "PrunerSettingTypeError", "UnstructuredPruner", "format_report", "is_masking_step",
+           "remaining_ratio", "sparsity_report", "validate_schedule"]

@@ -259,8 +259,9 @@ class UnstructuredPruner:
     def step(self, global_step: int):
         """One call per optimizer update t = global_step (1-based, increasing), after `optimizer.step()`
         and before the gradients are zeroed. Returns (remaining_ratio, mask_threshold or None).
-        Refuses, before changing anything, a t not after the last one (TypeError for a non-integer)
-        and a masking step of a gradient-scored method that no gradient has reached yet."""
+        Refuses, before changing anything, a t not after the last one (TypeError for a non-integer),
+        parameters moved, cast or re-laid out since the pruner was built, and a masking step of a
+        gradient-scored method that no gradient has reached yet."""
         started, t = time.perf_counter(), self._check_step(global_step)
         self._check_parameters_unchanged()
         ratio = self.remaining_ratio(t)
@@ -355,6 +356,7 @@ def placement(param: torch.Tensor) -> tuple:
 
 
 def describe(placement_: tuple) -> str:
+    """A `placement` in words: "float16 [32, 32] on cpu"."""
     device, dtype, shape, contiguous = placement_
     return f"{str(dtype).replace('torch.', '')} {list(shape)} on {device}{'' if contiguous else ', non-contiguous'}"
 

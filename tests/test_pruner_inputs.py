@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from transformers import BertModel
 
-from pruners import MagnitudePruner, MovementPruner, PlatonPruner, PrunerSettingError, sparsity_report
-from pruners.schedule import PrunerSettingTypeError
+from pruners import (MagnitudePruner, MovementPruner, PlatonPruner, PrunerSettingError, PrunerSettingTypeError,
+                     sparsity_report)
 from tests.conftest import tiny_bert_config
 from tests.test_errors import succeed, train_args  # noqa: F401 - train_args is a fixture
 
