@@ -2,10 +2,11 @@
 
     python train.py --train_datasets rte,mrpc --test_datasets rte,mrpc --pruner platon ...
 
-Reads top to bottom: parse -> data -> model -> methods (pruning, distillation) ->
-optimizer/schedule -> one loop (forward -> loss -> backward -> clip ->
-optimizer.step() -> methods.after_update(t) [the pruner's step] -> lr_schedule.step()
--> log -> eval/save) -> outputs. The methods join the loop through the hooks of
+Reads top to bottom: main = parse -> setup (output directory, data, model, methods
+(pruning, distillation), optimizer/schedule) -> train_loop (forward -> loss -> backward
+-> clip -> optimizer.step() -> methods.after_update(t) [the pruner's step] ->
+lr_schedule.step() -> log -> eval/save) -> finish_run (outputs), all inside the
+RunDirectory that owns --output_dir. The methods join the loop through the hooks of
 `methods.base`; the loop names none of them. `--help` lists every flag.
 """
 import logging
@@ -23,9 +24,9 @@ from mt_dnn.checkpoint import latest_checkpoint, load_checkpoint
 from mt_dnn.distributed import broadcast_flag, init_distributed
 from mt_dnn.options import build_parser, validate
 from mt_dnn.outputs import evaluate, finish_run, record_evaluation
-from mt_dnn.run_dir import owns_output_dir, stop_if_signalled
+from mt_dnn.run_dir import RunDirectory
 from mt_dnn.run_state import (Run, find_resume_checkpoint, initial_state, new_optimizer, reconcile_config,
-                              restart_optimizer, restore_training_state, save_training_state)
+                              restart_optimizer, restore_training_state, save_training_state, stop_after_signal)
 from mt_dnn.startup import (build_model, load_data, log_summary, open_tensorboard, pick_device, seed_everything,
                             setup_output, wrap_distributed, write_run_config)
 
@@ -83,16 +84,16 @@ def log_update(run: Run, state, loss, scalars: dict, learning_rate: float, progr
                     state.running_loss or float("nan"), learning_rate, time.perf_counter() - started)
 
 
-@owns_output_dir      # the output directory's lock, and what an error or a signal leaves behind
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def setup(args, owner):
+    """Everything before the loop: the output directory and log, data, model, methods, optimizer, LR schedule
+    and, when resuming, the checkpoint's state. Returns (run, sampler, train_sets, state, optimizer, lr_schedule)."""
     resume_path = find_resume_checkpoint(args)
     resumed = load_checkpoint(resume_path) if resume_path else None
     config_warnings = reconcile_config(args, resumed["config"]) if resumed else []
     validate(args)
     transformers.utils.logging.disable_progress_bar()
     dist_info = init_distributed(args.device)
-    setup_output(args, dist_info, resumed, resume_path)
+    setup_output(args, owner, dist_info, resumed, resume_path)
     for warning in config_warnings:
         logger.warning("warning: %s", warning)
     seed_everything(args.seed)
@@ -112,7 +113,6 @@ def main(argv=None) -> int:
     # ---- model, methods (pruning, distillation), optimizer and LR schedule
     core, tokenizer = build_model(args, train_sets, eval_sets, device)
     methods = build_methods(MethodContext(args, core, total_steps, device, dist_info, logger))
-    model = wrap_distributed(core, dist_info, device)
     state = initial_state(args, total_steps)
     optimizer, lr_schedule = new_optimizer(args, core, state)
     run = Run(args, core, tokenizer, device, dist_info, methods, eval_sets, total_steps=total_steps,
@@ -122,8 +122,13 @@ def main(argv=None) -> int:
     log_summary(args, train_sets, eval_sets, dist_info, len(sampler), total_steps, core, device, methods)
     if resumed:
         state, optimizer, lr_schedule = restore_training_state(run, resumed, resume_path)
+    return run, sampler, train_sets, state, optimizer, lr_schedule
 
-    # ---- the loop
+
+def train_loop(run: Run, owner, sampler, train_sets, state, optimizer, lr_schedule):
+    """Epochs of updates until --epochs are done; returns the final loop state."""
+    args, core, methods, dist_info, device = run.args, run.model, run.methods, run.dist_info, run.device
+    model = wrap_distributed(core, dist_info, device)
     started = time.perf_counter()
     model.train()
     optimizer.zero_grad(set_to_none=True)
@@ -132,12 +137,12 @@ def main(argv=None) -> int:
         progress = tqdm(total=len(batches), initial=state.next_batch, desc=f"epoch {state.epoch}",
                         disable=None if dist_info.is_main else True, mininterval=1.0, leave=False)
         for batch_index in range(state.next_batch, len(batches)):
-            if state.global_step >= total_steps:      # a trailing partial accumulation beyond T is dropped
+            if state.global_step >= run.total_steps:      # a trailing partial accumulation beyond T is dropped
                 break
             if batch_index % args.grad_accumulation_step == 0:
                 restart_rate = methods.start_update(state.global_step + 1)
                 if restart_rate is not None:
-                    optimizer, lr_schedule = restart_optimizer(args, core, state, restart_rate, total_steps)
+                    optimizer, lr_schedule = restart_optimizer(args, core, state, restart_rate, run.total_steps)
             task_index, indices = batches[batch_index]
             loss = forward_loss(model, train_sets[task_index], indices, device, methods)
             if broadcast_flag(dist_info, not bool(torch.isfinite(loss))):
@@ -166,13 +171,21 @@ def main(argv=None) -> int:
                 record_evaluation(run, state, evaluate(run, state, f"updates_{state.global_step}"))
             if args.save_per_updates and state.global_step % args.save_per_updates == 0:
                 save_training_state(run, state, optimizer, lr_schedule)
-            stop_if_signalled(run, state, optimizer, lr_schedule)     # SIGTERM/SIGINT: checkpoint, exit 143/130
+            stop = owner.pending_signal(dist_info)
+            if stop is not None:                                  # SIGTERM/SIGINT: checkpoint, exit 143/130
+                stop_after_signal(run, state, optimizer, lr_schedule, *stop)
         progress.close()
         record_evaluation(run, state, evaluate(run, state, f"epoch_{state.epoch}"))
         state.epoch, state.next_batch = state.epoch + 1, 0
+    return state
 
-    # ---- outputs
-    finish_run(run, state)
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    with RunDirectory(args, argv) as owner:       # the output directory's lock; what an error or a signal leaves
+        run, sampler, train_sets, state, optimizer, lr_schedule = setup(args, owner)
+        state = train_loop(run, owner, sampler, train_sets, state, optimizer, lr_schedule)
+        finish_run(run, state)
     return 0
 
 

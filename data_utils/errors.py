@@ -36,26 +36,17 @@ def describe(err: BaseException) -> tuple:
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad flag ends as one line on stderr with exit status 2 (no usage block), and a
-    parsed `--debug` tells `run_cli` to show tracebacks."""
+    """argparse, but a bad flag ends as one line on stderr with exit status 2 (no usage block)."""
 
     def error(self, message):
         self.exit(2, f"error: {message} (see --help)\n")
-
-    def parse_args(self, args=None, namespace=None):
-        parsed = super().parse_args(args, namespace)
-        _cli_state["debug"] = bool(getattr(parsed, "debug", False))
-        return parsed
-
-
-# What the entry point's parser read, for `run_cli` (the parser runs inside `main`).
-_cli_state = {"debug": False}
 
 
 def run_cli(main, argv=None):
     """Run `main(argv)` and turn exceptions into exit codes (2 user, 1 internal)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    _cli_state["debug"] = False
+    # the entry points' --debug flag (or argparse's abbreviation of it, --deb...): show the traceback instead
+    debug = any(arg.startswith("--deb") and "--debug".startswith(arg) for arg in argv)
     try:
         code = main(argv)
     except (Interrupted, KeyboardInterrupt) as err:
@@ -63,7 +54,7 @@ def run_cli(main, argv=None):
         print(line, file=sys.stderr)
         sys.exit(status)
     except Exception as err:  # noqa: BLE001 - last-resort boundary of the CLI
-        if _cli_state["debug"]:
+        if debug:
             raise
         line, status = describe(err)
         print(line, file=sys.stderr)

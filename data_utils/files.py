@@ -12,6 +12,7 @@ Nothing here deletes a path it did not create: temporary names are unique (never
 could be a user's directory), and a replaced directory is removed only when the caller says it made it.
 """
 import contextlib
+import errno
 import json
 import os
 import re
@@ -144,7 +145,10 @@ def write_directory(directory: str, fill, *, existing: str = "replace", what: st
         raise UserError(f"{flag} {directory}: a file or link is in the way; remove it or choose another {flag}")
     tmp = None
     try:
-        os.makedirs(os.path.dirname(directory), exist_ok=True)
+        try:
+            os.makedirs(os.path.dirname(directory), exist_ok=True)
+        except FileExistsError:        # a file stands where a parent directory must be
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)) from None
         tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.{os.getpid()}.", suffix=".tmp",
                                dir=os.path.dirname(directory))
         os.chmod(tmp, 0o777 & ~_umask())          # mkdtemp's 0700 would hide a shared model from its group

@@ -354,7 +354,7 @@ def load_compressed(directory: str, task_defs: dict | None = None, flag: str = "
     try:
         with open(os.path.join(directory, HEADS_CONFIG), encoding="utf-8") as handle:
             specs = json.load(handle)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:
         raise UserError(f"{flag} {directory}: no readable {HEADS_CONFIG} ({' '.join(str(err).split())[:100]})") \
             from None
     unknown = [name for name in specs if name not in task_defs]

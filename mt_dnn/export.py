@@ -15,7 +15,6 @@ A non-empty --output_dir (or `<output_dir>_int8`) is refused unless `--overwrite
 what it held in `previous-<time>/` inside the new directory; the export is written whole or not at all.
 """
 import argparse
-import json
 import os
 
 import transformers
@@ -23,6 +22,7 @@ import transformers
 from data_utils.batcher import collate
 from data_utils.errors import ArgumentParser, UserError, run_cli
 from data_utils.files import claim_output_dir, refuse_writing_inputs
+from data_utils.jsonio import json_type, read_json
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
 from mt_dnn import pretrained
 from mt_dnn.model import HEADS_CONFIG, MTDNNModel, export_structured, load_encoder, load_heads
@@ -69,11 +69,12 @@ def masked_model(checkpoint: str, task_def: str):
     except (FileNotFoundError, ValueError) as err:  # the message starts with the file's path
         raise UserError(f"--checkpoint {err}; re-save it with train.py") from None
     try:
-        with open(heads_path, encoding="utf-8") as handle:
-            head_specs = json.load(handle)
-    except ValueError as err:
-        raise UserError(f"--checkpoint {heads_path}: not valid JSON ({' '.join(str(err).split())}); "
-                        "re-save the model with train.py") from None
+        head_specs = read_json(heads_path, "valid JSON", "re-save the model with train.py")
+    except UserError as err:                    # the message starts with the file's path
+        raise UserError(f"--checkpoint {err}") from None
+    if not isinstance(head_specs, dict):
+        raise UserError(f"--checkpoint {heads_path}: holds {json_type(head_specs)}, not the heads' object; re-save "
+                        "the model with train.py")
     task_defs = load_task_defs(task_def)
     unknown = [name for name in head_specs if name not in task_defs]
     if unknown:

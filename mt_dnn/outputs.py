@@ -92,7 +92,7 @@ def read_history(path: str) -> list:
         for raw in handle:
             try:
                 entry = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 break
             if not isinstance(entry, dict):
                 break
@@ -107,7 +107,7 @@ def append_history(run, state, entry: dict) -> None:
     from data_utils.files import write_output_file
 
     path = os.path.join(run.args.output_dir, HISTORY_FILE)
-    if not getattr(state, "_history_open", False):
+    if HISTORY_FILE not in run.started_files:
         kept = []
         if run.args.resume or run.args.model_ckpt:
             for old in read_history(path):
@@ -115,7 +115,7 @@ def append_history(run, state, entry: dict) -> None:
                     break
                 kept.append(old)
         write_output_file(path, lambda handle: handle.write("".join(json.dumps(e) + "\n" for e in kept)))
-        state._history_open = True      # not a LoopState field: never saved in checkpoints
+        run.started_files.add(HISTORY_FILE)
     try:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry) + "\n")

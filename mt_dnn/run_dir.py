@@ -1,29 +1,30 @@
 """A run owns its --output_dir, and ends cleanly on errors and signals.
 
-    claim(args, dist_info, resumed, resume_path)   called by startup.setup_output; on the main process:
-        - refuses an --output_dir equal to or inside an input (--init_checkpoint, --teacher_model_path,
-          --data_dir, --model_ckpt directories);
+    with RunDirectory(args, argv) as owner:        train.main's whole body; on any exit the error also goes to
+        owner.claim(dist_info, resumed, path)     the log file, a run that failed before writing any output
+        ...                                       leaves nothing behind (the directory if it created it; else
+                                                  what it added, and moved-aside files come back), the lock is
+                                                  released and the signal handlers are restored.
+    claim, on the main process:
+        - refuses an --output_dir, --log_file or --tensorboard_logdir equal to or inside an input
+          (--init_checkpoint, --teacher_model_path, --data_dir, --model_ckpt, --task_def);
         - OUT/.lock: an exclusive fcntl.flock held for the whole run, the file naming the holder (pid,
           host, start). The kernel drops the lock when its process dies, so a lock file left by a dead
           process is taken over, with a warning in the log; a live holder makes the run refuse to start;
         - OUT/run.json: the run id, its start and command line. A directory holding another run's
-          outputs (checkpoints, model/, best_model/, scores, another run.json) is refused, unless
-          --overwrite_output_dir (they are moved to OUT/previous-<time>/, never deleted) or
+          outputs (checkpoints, model/, best_model/, scores, another run.json, a config.json) is refused,
+          unless --overwrite_output_dir (they are moved to OUT/previous-<time>/, never deleted) or
           --resume/--model_ckpt continues that very run (the checkpoint's config holds its run id);
         - SIGTERM/SIGINT handlers (every process).
-    owns_output_dir(main)   train.main's wrapper: on any exit the error also goes to the log file, a run
-                            that failed before writing any output leaves nothing behind (the directory
-                            if it created it; else what it added, and the moved-aside files come back),
-                            the lock is released and the signal handlers are restored.
-    stop_if_signalled(...)  the loop's check after each update: after a SIGTERM/SIGINT the update in
-                            progress is finished, a checkpoint written when --save_per_updates is set,
-                            a line logged, and the run exits 143 (SIGTERM) / 130 (SIGINT). Before the
-                            first update is done, or on a second signal, the run stops at once.
+    owner.pending_signal(dist_info)   the loop's check after each update: after a SIGTERM/SIGINT the update in
+                                      progress is finished and the loop stops (run_state.stop_after_signal
+                                      checkpoints it and exits 143 / 130). Before the first update is done, or
+                                      on a second signal, the run stops at once.
 
 Other processes of a distributed run take no lock and check nothing: only rank 0 writes the directory.
+No module-level state: everything a run set up hangs on its RunDirectory.
 """
 import fcntl
-import functools
 import json
 import logging
 import os
@@ -43,7 +44,6 @@ from data_utils.errors import Interrupted, UserError, describe
 from data_utils.files import write_json_atomic
 from mt_dnn import pretrained
 from mt_dnn.distributed import broadcast_flag
-from mt_dnn.run_state import save_training_state
 
 logger = logging.getLogger("train")
 LOCK, RUN_FILE = ".lock", "run.json"
@@ -53,8 +53,6 @@ OUTPUT_NAMES = ("model", "best_model", "model_pruned", "best_model_pruned", "dev
 # else's file the run would overwrite (config.json: a Hugging Face model directory).
 BOOKKEEPING_NAMES = ("config.json",)
 _CHECKPOINT = re.compile(r"^checkpoint-\d+$")
-_stack = []          # the owners claim() set up inside the running (possibly nested) train.main
-_argv = []           # the argv of each running train.main, for run.json
 
 
 def is_output(name: str) -> bool:
@@ -115,7 +113,7 @@ def _read_json(path: str):
         return value if isinstance(value, dict) else {}
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
 
 
@@ -167,11 +165,13 @@ class _Signals:
         self.previous = {}
 
 
-class Owner:
-    """What one train.main set up in its output directory, and how it is undone."""
+class RunDirectory:
+    """What one train.main set up in its output directory, and how it is undone (a context manager around
+    the run: `__exit__` closes it with the error, if any)."""
 
-    def __init__(self, args, dist_info):
-        self.args, self.dist_info = args, dist_info
+    def __init__(self, args, argv=None):
+        self.args = args
+        self.argv = list(sys.argv[1:] if argv is None else argv)       # for run.json
         self.signals = _Signals(self)
         self.lock_fd = None
         self.created = None              # the topmost directory this run created
@@ -181,8 +181,25 @@ class Owner:
         self.started = time.time()
         self.run_id = None
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, err, tb):
+        try:
+            self.close(err)
+        except Exception:  # noqa: BLE001 - never hide the run's own error behind a clean-up failure
+            logger.debug("clean-up of %s failed", self.args.output_dir, exc_info=True)
+        return False
+
     # ---- claiming
-    def claim(self, resumed, resume_path) -> None:
+    def claim(self, dist_info, resumed=None, resume_path=None) -> None:
+        """Install the signal handlers (every process) and, on the main process, take the directory (see
+        the module's docstring). `resumed` is the checkpoint a --resume/--model_ckpt run continues."""
+        self.signals.install()
+        if dist_info.is_main:
+            self.take_directory(resumed, resume_path)
+
+    def take_directory(self, resumed, resume_path) -> None:
         args = self.args
         out = args.output_dir
         refuse_writing_inputs(args)
@@ -207,7 +224,7 @@ class Owner:
             program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "train.py"
             write_json_atomic(os.path.join(out, RUN_FILE), {
                 "run_id": self.run_id, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "command": [program, *(_argv[-1] if _argv else sys.argv[1:])],
+                "command": [program, *self.argv],
                 "pid": os.getpid(), "host": socket.gethostname(), "continues_checkpoint": resume_path})
         self.notes.append((logging.INFO, f"run {self.run_id} owns {out} (lock {os.path.join(out, LOCK)}, "
                                          f"pid {os.getpid()})"))
@@ -299,6 +316,16 @@ class Owner:
         self.notes.append((logging.WARNING, f"--overwrite_output_dir: moved the {len(moved)} files and directories "
                                             f"of {owner} to {target}/ (nothing was deleted){kept}"))
 
+    def pending_signal(self, dist_info):
+        """After each update: (signal name, exit status) when a SIGTERM/SIGINT came to any process, else None.
+        From the first call on, a first signal waits for this check instead of stopping the run at once."""
+        self.signals.armed = True
+        received = self.signals.received
+        if not broadcast_flag(dist_info, received is not None):
+            return None
+        name = signal.Signals(received).name if received else "a signal to another process"
+        return name, 128 + (received or signal.SIGTERM)
+
     def log_notes(self) -> None:
         for level, message in self.notes:
             logger.log(level, "%s", message)
@@ -387,66 +414,3 @@ def _to_log_file(text: str) -> None:
     for handler in logger.handlers:
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)
-
-
-def claim(args, dist_info, resumed=None, resume_path=None) -> Owner:
-    """Set up the run's ownership of --output_dir (see the module's docstring); setup_output calls it."""
-    owner = Owner(args, dist_info)
-    _stack.append(owner)          # first, so that owns_output_dir undoes whatever part gets done
-    owner.signals.install()
-    if dist_info.is_main:
-        owner.claim(resumed, resume_path)
-    return owner
-
-
-def owns_output_dir(main):
-    """Wrap train.main: whatever claim() set up is closed when it returns or raises."""
-    @functools.wraps(main)
-    def wrapper(argv=None):
-        depth = len(_stack)
-        _argv.append(list(sys.argv[1:] if argv is None else argv))
-        try:
-            result = main(argv)
-        except BaseException as err:
-            _close_from(depth, err)
-            raise
-        finally:
-            _argv.pop()
-        _close_from(depth, None)
-        return result
-    return wrapper
-
-
-def _close_from(depth: int, err) -> None:
-    while len(_stack) > depth:
-        owner = _stack.pop()
-        try:
-            owner.close(err)
-        except Exception:  # noqa: BLE001 - never hide the run's own error behind a clean-up failure
-            logger.debug("clean-up of %s failed", owner.args.output_dir, exc_info=True)
-
-
-def stop_if_signalled(run, state, optimizer, lr_schedule) -> None:
-    """After each update: stop the run if a SIGTERM/SIGINT came (on any process), with a checkpoint of this
-    update when --save_per_updates is set, so that --resume continues exactly."""
-    signals = _stack[-1].signals if _stack else None
-    if signals is not None:
-        signals.armed = True
-    received = signals.received if signals is not None else None
-    if not broadcast_flag(run.dist_info, received is not None):
-        return
-    args = run.args
-    name = signal.Signals(received).name if received else "a signal to another process"
-    status = 128 + (received or signal.SIGTERM)
-    if args.save_per_updates:
-        if state.global_step % args.save_per_updates != 0:
-            save_training_state(run, state, optimizer, lr_schedule)
-        saved = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
-        what = f"checkpoint {saved} holds it: continue with --resume"
-    else:
-        what = "no checkpoint was written (pass --save_per_updates N to be able to --resume)"
-    message = f"stopped by {name} after update {state.global_step} of {run.total_steps}; {what}"
-    logger.warning("%s", message)
-    stop = Interrupted(message, status)
-    stop.logged = True
-    raise stop

@@ -12,12 +12,13 @@ the LR schedule, the RNG states of every process, and each training method's
 state under the method's name (methods.MethodStack.state_dict).
 """
 import logging
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 import torch
 
-from data_utils.errors import UserError
+from data_utils.errors import Interrupted, UserError
 from mt_dnn.checkpoint import latest_checkpoint, rng_state, save_checkpoint, set_rng_state
 from mt_dnn.distributed import all_gather_objects, barrier
 from mt_dnn.optim import build_optimizer, build_schedule
@@ -40,6 +41,7 @@ class Run:
     check_batch: tuple              # (task, collated rows) on which exports are checked
     total_steps: int
     writer: Optional[Any] = None    # TensorBoard SummaryWriter on the main process
+    started_files: set = field(default_factory=set)   # append-only files this process began (metrics.jsonl)
 
 
 @dataclass
@@ -138,3 +140,21 @@ def restore_training_state(run: Run, resumed: dict, path: str):
     logger.info("resumed from %s at update %d (epoch %d, batch %d)", path, state.global_step, state.epoch,
                 state.next_batch)
     return state, optimizer, lr_schedule
+
+
+def stop_after_signal(run, state, optimizer, lr_schedule, name: str, status: int) -> None:
+    """End the run after a SIGTERM/SIGINT (RunDirectory.pending_signal): a checkpoint of this update when
+    --save_per_updates is set, so that --resume continues exactly, a line in the log, exit 143 / 130."""
+    args = run.args
+    if args.save_per_updates:
+        if state.global_step % args.save_per_updates != 0:
+            save_training_state(run, state, optimizer, lr_schedule)
+        saved = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        what = f"checkpoint {saved} holds it: continue with --resume"
+    else:
+        what = "no checkpoint was written (pass --save_per_updates N to be able to --resume)"
+    message = f"stopped by {name} after update {state.global_step} of {run.total_steps}; {what}"
+    logger.warning("%s", message)
+    stop = Interrupted(message, status)
+    stop.logged = True
+    raise stop

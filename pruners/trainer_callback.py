@@ -166,7 +166,7 @@ def read_pruner_state(directory: str, global_step: int) -> dict:
     try:
         with open(json_path, encoding="utf-8") as handle:
             record = json.load(handle)
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, ValueError, RecursionError) as error:
         raise ValueError(f"resume_from_checkpoint: {json_path} is not readable JSON ({error})") from None
     if not isinstance(record, dict) or record.get("format") != CALLBACK_FORMAT or not isinstance(record.get("pruner"), dict):
         raise ValueError(f"resume_from_checkpoint: {json_path} is not a PruningCallback state of format {CALLBACK_FORMAT}")

@@ -185,8 +185,8 @@ def test_prepro_refuses_bad_flags(sample_glue, tmp_path, capsys, case, argv, nee
 @pytest.mark.parametrize("case,text,needles", [
     ("malformed YAML", "rte:\n  task_type: Classification\n  labels: [a, b\n",
      ["--task_def {path}:4: not valid YAML", "fix the file or pass another --task_def"]),
-    ("task not a mapping", "rte: 3\n", ["{path}: task 'rte' is 3, not a mapping of fields"]),
-    ("field missing", "rte: {task_type: Classification}\n", ["{path}: task 'rte' lacks the field 'metric_meta'"]),
+    ("task not a mapping", "rte: 3\n", ["{path}:1: task 'rte' is 3, not a mapping of fields"]),
+    ("field missing", "rte: {task_type: Classification}\n", ["{path}:1: task 'rte' lacks the field 'metric_meta'"]),
     ("not task definitions", "- rte\n- mnli\n", ["--task_def: {path} holds no task definitions"]),
 ])
 def test_bad_task_definition(sample_glue, tmp_path, capsys, case, text, needles):
@@ -206,7 +206,7 @@ def test_task_loss_must_fit_the_task_type(sample_glue, tmp_path, capsys):
     path = tmp_path / "tasks.yml"
     path.write_text(yaml.safe_dump(spec))
     fail(prepro.main, ["--data_dir", sample_glue, "--task_def", path], capsys,
-         f"{path}: task 'rte' is a Classification task but has loss 'MseCriterion'; use CeCriterion")
+         f"{path}:", "task 'rte' is a Classification task but has loss 'MseCriterion'; use CeCriterion")
 
 
 # ---------------------------------------------------------------- train.py: flags, data, models
@@ -538,17 +538,17 @@ def test_full_disk_as_safetensors_reports_it(tmp_path, monkeypatch):
 
 
 def test_full_disk_while_writing_scores_keeps_the_previous_file(tmp_path, monkeypatch):
-    from mt_dnn import inference
+    from data_utils import files
 
     path = tmp_path / "rte_dev_scores_epoch_000.json"
     path.write_text("previous scores")
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(inference.json, "dump", full)
+    monkeypatch.setattr(files.json, "dump", full)
     with pytest.raises(UserError, match=r"rte_dev_scores_epoch_000.json: could not write it \(No space left on "
                                         r"device\); the previous file, if any, is intact"):
-        inference.write_json_atomic(str(path), {"metrics": {}})
+        files.write_json_atomic(str(path), {"metrics": {}})
     assert sorted(os.listdir(tmp_path)) == [path.name] and path.read_text() == "previous scores", \
         "the previous file is intact and no .tmp is left"
 
