@@ -1,0 +1,180 @@
+"""A sparse CPU linear layer for unstructurally pruned models (PLATON, magnitude, movement), and the
+switch that puts it in place of the dense layers where it is faster (`--engine sparse`).
+
+Dense kernels multiply the zeros a pruned weight keeps; here only the kept entries are stored and
+multiplied. The weight is held in CSR form (per output row: the column indices and values of its
+non-zero entries, in order). `mt_dnn.sparse_loops.sparse_linear` computes y = x Wᵀ + b for x of shape (tokens, in):
+
+    1. the activations are transposed tile by tile, 128 tokens at a time: xt[tile, k, :] holds input
+       feature k of the tile's tokens, contiguous, so that one kept weight w[o, k] scales one
+       contiguous row xt[tile, k] (one vector operation per 16 tokens);
+    2. work items are (token tile, block of 16 output rows), shared out over the CPU cores by numba's
+       prange; an item accumulates its rows, four kept weights at a time (one read and one write of
+       the accumulator per four weights instead of per weight), in a (16 rows, 128 tokens) buffer that stays in
+       the L1 cache, then writes it into the (tokens, out) result.
+
+A tile of 128 tokens of the widest input (3072 features for bert-base's FFN output) is 1.5 MB, within
+a core's L2 cache. Sums run in a different order from the dense kernel's, so the outputs equal the
+dense masked layer's to float32 rounding (tests/test_sparse_linear.py), not bit for bit.
+
+Whether a layer pays depends on its shape, its density and the CPU: `sparsify(model, threads)` times
+every pruned linear layer of an encoder once, sparse against dense `F.linear` on TOKENS tokens, keeps the
+sparse one only where it is faster, and logs what it picked (`choices` returns the table). Layers above
+MAX_DENSITY kept entries are not tried: four weights per step still read and write the accumulator
+once each, and the dense kernel, which reuses each loaded input for many outputs, wins there.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+logger = logging.getLogger(__name__)
+
+TOKENS = 128        # tokens of the timing that picks sparse or dense (batch 1 x 128, the latency case)
+MAX_DENSITY = 0.6   # layers keeping more than this share of their weights stay dense untried
+
+
+def _kernel():
+    """The numba loop (mt_dnn.sparse_loops), compiled at first use or loaded from numba's disk cache."""
+    try:
+        from mt_dnn import sparse_loops
+    except ImportError:
+        raise RuntimeError("the sparse engine needs numba (pip install numba)") from None
+    return sparse_loops.sparse_linear
+
+
+def numba_available() -> bool:
+    try:
+        _kernel()
+    except RuntimeError:
+        return False
+    return True
+
+
+def to_csr(weight: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr int64 (out + 1), indices int32 (nnz), values float32 (nnz)) of a 2-d weight: its entries that
+    are not zero (a -0.0 is dropped: it adds nothing), row by row, columns in order."""
+    dense = weight.detach().to(torch.float32).cpu().contiguous().numpy()
+    kept = dense != 0
+    indptr = np.zeros(dense.shape[0] + 1, dtype=np.int64)
+    np.cumsum(kept.sum(axis=1), out=indptr[1:])
+    rows, columns = np.nonzero(kept)        # row-major order
+    return indptr, columns.astype(np.int32), np.ascontiguousarray(dense[rows, columns], dtype=np.float32)
+
+
+class SparseLinear(nn.Module):
+    """y = x Wᵀ + b for an nn.Linear whose weight is mostly zeros, on CPU, fp32: only the kept entries are
+    stored (CSR) and multiplied. Inference only (no gradients); the dense weight is not kept."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.indptr, self.indices, self.values = to_csr(linear.weight)
+        bias = linear.bias.detach() if linear.bias is not None else torch.zeros(self.out_features)
+        self.bias = np.ascontiguousarray(bias.to(torch.float32).cpu().numpy())
+
+    @property
+    def density(self) -> float:
+        return self.values.size / max(1, self.in_features * self.out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32 or x.device.type != "cpu":
+            raise TypeError(f"SparseLinear runs on CPU float32 inputs, got {x.dtype} on {x.device}")
+        if torch.is_grad_enabled() and x.requires_grad:
+            raise RuntimeError("SparseLinear is for inference: it has no backward pass")
+        # (in, tokens): a no-op when x is the transposed view the previous SparseLinear returned
+        xt = x.reshape(-1, self.in_features).t().contiguous()
+        out = torch.empty(self.out_features, xt.shape[1], dtype=torch.float32)      # (out, tokens)
+        if xt.shape[1]:
+            _kernel()(xt.numpy(), self.indptr, self.indices, self.values, self.bias, out.numpy())
+        # returned as a transposed view: elementwise layers keep the layout, the next sparse layer reads it
+        # without a copy, and whatever needs rows contiguous copies it then
+        return out.t().view(*x.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, density={self.density:.3f}"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What `sparsify` measured for one linear layer and which kernel it kept."""
+    name: str
+    shape: tuple                 # (out, in)
+    density: float
+    dense_ms: float | None       # None: not timed (density above MAX_DENSITY)
+    sparse_ms: float | None
+
+    @property
+    def sparse(self) -> bool:
+        return self.sparse_ms is not None and self.sparse_ms < self.dense_ms
+
+    def describe(self) -> str:
+        shape = f"{self.shape[0]}x{self.shape[1]}"
+        if self.sparse_ms is None:
+            return f"{self.name} {shape} density {self.density:.1%}: dense (above {MAX_DENSITY:.0%}, not timed)"
+        return (f"{self.name} {shape} density {self.density:.1%}: sparse {self.sparse_ms:.3f} ms, dense "
+                f"{self.dense_ms:.3f} ms -> {'sparse' if self.sparse else 'dense'}")
+
+
+def _best_ms(run, repeats: int) -> float:
+    """The fastest of `repeats` calls (a shared machine only ever slows a call down)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return 1000 * best
+
+
+@torch.inference_mode()
+def measure(linear: nn.Linear, sparse: SparseLinear, tokens: int = TOKENS, repeats: int = 5) -> tuple:
+    """(dense ms, sparse ms) of one layer on `tokens` random tokens, each the best of `repeats` calls, the
+    two timed in alternation after one warm-up call each."""
+    x = torch.randn(tokens, linear.in_features, generator=torch.Generator().manual_seed(0))
+    dense_run, sparse_run = (lambda: F.linear(x, linear.weight, linear.bias)), (lambda: sparse(x))
+    dense_run(), sparse_run()
+    dense_ms = sparse_ms = float("inf")
+    for _ in range(repeats):
+        dense_ms = min(dense_ms, _best_ms(dense_run, 1))
+        sparse_ms = min(sparse_ms, _best_ms(sparse_run, 1))
+    return dense_ms, sparse_ms
+
+
+def pruned_linears(encoder: nn.Module) -> dict:
+    """{name: nn.Linear} of the encoder's transformer layers (what the unstructured pruners prune: query, key,
+    value, attention output, FFN); embeddings, pooler and task heads stay dense."""
+    layers = getattr(encoder, "encoder", encoder)
+    return {f"encoder.{name}" if layers is not encoder else name: module
+            for name, module in layers.named_modules()
+            if isinstance(module, nn.Linear) and module.weight.numel() > 0}
+
+
+def sparsify(encoder: nn.Module, tokens: int = TOKENS, repeats: int = 5) -> list:
+    """Replace, in place, each pruned linear layer of `encoder` (fp32, CPU) by a SparseLinear where that is
+    faster on this machine with the current numba thread count; returns the Choice of every layer, each
+    also logged."""
+    _kernel()
+    choices = []
+    for name, linear in pruned_linears(encoder).items():
+        if linear.weight.dtype != torch.float32 or linear.weight.device.type != "cpu":
+            raise TypeError(f"{name}: the sparse engine runs CPU float32 weights, got {linear.weight.dtype}")
+        sparse = SparseLinear(linear)
+        if sparse.density > MAX_DENSITY:
+            choice = Choice(name, (linear.out_features, linear.in_features), sparse.density, None, None)
+        else:
+            dense_ms, sparse_ms = measure(linear, sparse, tokens, repeats)
+            choice = Choice(name, (linear.out_features, linear.in_features), sparse.density, dense_ms, sparse_ms)
+        if choice.sparse:
+            parent_name, _, attribute = name.rpartition(".")
+            setattr(encoder.get_submodule(parent_name), attribute, sparse)
+        logger.info("sparse engine: %s", choice.describe())
+        choices.append(choice)
+    switched = sum(choice.sparse for choice in choices)
+    logger.info("sparse engine: %d of %d linear layers run the sparse kernel", switched, len(choices))
+    return choices
