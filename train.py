@@ -118,10 +118,10 @@ def setup(args, owner):
     run = Run(args, core, tokenizer, device, dist_info, methods, eval_sets, total_steps=total_steps,
               check_batch=(check_rows.task.name, collate(check_rows.examples[:args.batch_size_eval], check_rows.task)),
               writer=open_tensorboard(args, dist_info, resumed))
+    if resumed:       # checked against this run (its length, parameters, methods) before config.json is rewritten
+        state, optimizer, lr_schedule = restore_training_state(run, resumed, resume_path, len(sampler))
     write_run_config(args, dist_info, device, total_steps, len(sampler))
     log_summary(args, train_sets, eval_sets, dist_info, len(sampler), total_steps, core, device, methods)
-    if resumed:
-        state, optimizer, lr_schedule = restore_training_state(run, resumed, resume_path)
     return run, sampler, train_sets, state, optimizer, lr_schedule
 
 

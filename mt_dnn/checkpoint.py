@@ -15,6 +15,7 @@ The id of the run that wrote it is in the safetensors header's metadata
 (`run_id`), so that rotation (`keep`) only ever deletes this run's checkpoints.
 """
 import json
+import math
 import os
 import re
 import shutil
@@ -141,6 +142,9 @@ def load_checkpoint(path: str) -> dict:
         tensors = load_file(tensors_path)
         reading = f"{STATE_JSON} (a tensor reference)"
         state = unflatten(skeleton, tensors)
+    except RecursionError:       # json and unflatten recurse once per level: no state of ours is that deep
+        raise UserError(f"checkpoint {json_path}: nested too deeply to be a training state written by train.py; "
+                        "resume from an earlier checkpoint-<update> with --model_ckpt") from None
     except Exception as err:  # noqa: BLE001 - any decoding failure means a corrupt user file
         raise UserError(f"checkpoint {path}: corrupt or unreadable {reading} ({type(err).__name__}: "
                         f"{' '.join(str(err).split())[:120]}); resume from an earlier checkpoint-<update> "
@@ -149,7 +153,77 @@ def load_checkpoint(path: str) -> dict:
     if missing:
         raise UserError(f"checkpoint {path}: {STATE_JSON} lacks {', '.join(missing)}; not a training state written by "
                         "train.py: resume from an earlier checkpoint-<update> with --model_ckpt")
+    check_layout(state, path)
     return state
+
+
+# ---- checking a loaded state: what any training state must look like, whatever run resumes it
+# (mt_dnn.run_state checks it against the run: its length, parameters, optimizer and methods)
+
+def refuse(path: str, key: str, problem: str, file: str = STATE_JSON):
+    """The one-line refusal of a checkpoint, naming its file and the key at fault."""
+    raise UserError(f"checkpoint {os.path.join(path, file)}: {key} {problem}; resume from an earlier "
+                    "checkpoint-<update> with --model_ckpt")
+
+
+def is_count(value) -> bool:
+    """A whole number >= 0 (not a bool, which JSON would also give for true/false)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def leaves(obj, key: str = ""):
+    """(dotted key, value) of every value below `obj` that is not a dict, list or tuple."""
+    if isinstance(obj, (dict, list, tuple)):
+        for name, value in obj.items() if isinstance(obj, dict) else enumerate(obj):
+            yield from leaves(value, f"{key}.{name}" if key else str(name))
+    else:
+        yield key, obj
+
+
+def check_layout(state: dict, path: str) -> None:
+    """Refuse a state whose entries are not what train.py writes: the loop's position (update, epoch, next
+    batch) not counts, a config that is not flat flag values, a model that is not named tensors, an optimizer
+    or LR schedule that is not a state_dict, RNG states their generators refuse, or a non-finite tensor."""
+    loop = state["loop"]
+    if not isinstance(loop, dict):
+        refuse(path, "loop", f"is a {type(loop).__name__}, not a mapping")
+    for key in ("global_step", "epoch", "next_batch"):
+        if not is_count(loop.get(key)):
+            refuse(path, f"loop.{key}", f"is {loop.get(key)!r}, not a count (a whole number >= 0)")
+    config = state["config"]
+    if not isinstance(config, dict):
+        refuse(path, "config", f"is a {type(config).__name__}, not a mapping of flag values")
+    for key, value in config.items():
+        if value is not None and not isinstance(value, (bool, int, float, str)):
+            refuse(path, f"config.{key}", f"is a {type(value).__name__}, not a flag value")
+    model = state["model"]
+    if not isinstance(model, dict) or not model or \
+            not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items()):
+        refuse(path, "model", "is not a mapping of parameter names to tensors")
+    optimizer = state["optimizer"]
+    if not isinstance(optimizer, dict) or not isinstance(optimizer.get("state"), dict) or \
+            not isinstance(optimizer.get("param_groups"), list) or \
+            not all(isinstance(group, dict) and isinstance(group.get("params"), list)
+                    for group in optimizer["param_groups"]):
+        refuse(path, "optimizer", "is not an optimizer state_dict (state and param_groups with params)")
+    for index, entry in optimizer["state"].items():
+        if not is_count(index) or not isinstance(entry, dict):
+            refuse(path, f"optimizer.state.{index}", "is not a parameter's state (a mapping under its index)")
+    if not isinstance(state["lr_schedule"], dict):
+        refuse(path, "lr_schedule", "is not an LR schedule state_dict (a mapping)")
+    per_rank = state["rng_per_rank"]
+    if not isinstance(per_rank, list) or not per_rank:
+        refuse(path, "rng_per_rank", "is not a list of one RNG state per process")
+    for key, rng in (("rng", state["rng"]), *((f"rng_per_rank.{i}", s) for i, s in enumerate(per_rank))):
+        problem = rng_state_problem(rng)
+        if problem:
+            refuse(path, key, problem)
+    for key, value in leaves(state):
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            refuse(path, key, "holds NaN or infinite values", STATE_TENSORS)
+        # the optimizer's and schedule's numbers (learning rates, betas, eps) are used as they are
+        if isinstance(value, float) and not math.isfinite(value) and key.startswith(("optimizer.", "lr_schedule.")):
+            refuse(path, key, f"is {value}, not a finite number")
 
 
 def rng_state() -> dict:
@@ -161,6 +235,35 @@ def rng_state() -> dict:
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
+
+
+def rng_state_problem(state) -> str | None:
+    """What is wrong with an `rng_state()` read back from a checkpoint (None: nothing), found by giving each
+    part to a scratch generator of its kind, so that `set_rng_state` cannot fail halfway."""
+    import random
+
+    import numpy as np
+    if not isinstance(state, dict) or not {"python", "numpy", "torch"} <= set(state):
+        return "is not an RNG state (a mapping with python, numpy and torch states)"
+    try:
+        version, internal, gauss = state["python"]
+        random.Random().setstate((version, tuple(internal), gauss))
+    except (TypeError, ValueError, OverflowError):
+        return "holds a python RNG state that random.setstate refuses"
+    try:
+        np.random.RandomState().set_state(state["numpy"])
+    except (TypeError, ValueError, KeyError, OverflowError):
+        return "holds a numpy RNG state that numpy refuses"
+    try:
+        torch.Generator().set_state(state["torch"])
+    except (TypeError, RuntimeError):
+        return "holds a torch RNG state that torch refuses (a uint8 tensor of the generator's size)"
+    cuda = state.get("cuda", [])
+    size = torch.cuda.get_rng_state().numel() if cuda and torch.cuda.is_available() else None
+    if not isinstance(cuda, list) or not all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8 and t.dim() == 1
+                                             and (size is None or t.numel() == size) for t in cuda):
+        return "holds CUDA RNG states that are not one uint8 generator state per device"
+    return None
 
 
 def set_rng_state(state: dict) -> None:

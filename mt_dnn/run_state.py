@@ -12,20 +12,24 @@ the LR schedule, the RNG states of every process, and each training method's
 state under the method's name (methods.MethodStack.state_dict).
 """
 import logging
+import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
 import torch
 
 from data_utils.errors import Interrupted, UserError
-from mt_dnn.checkpoint import latest_checkpoint, rng_state, save_checkpoint, set_rng_state
+from mt_dnn.checkpoint import (STATE_TENSORS, is_count, latest_checkpoint, refuse, rng_state, save_checkpoint,
+                               set_rng_state)
 from mt_dnn.distributed import all_gather_objects, barrier
-from mt_dnn.optim import build_optimizer, build_schedule
-from mt_dnn.options import build_parser, training_flags
+from mt_dnn.optim import WARMUP_SCHEDULES, build_optimizer, build_schedule
+from mt_dnn.options import build_parser, training_flags, validate
 
 logger = logging.getLogger("train")
-TRAINING_FLAGS = training_flags(build_parser())
+PARSER = build_parser()
+TRAINING_FLAGS = training_flags(PARSER)
+FLAG_ACTIONS = {action.dest: action for action in PARSER._actions}
 
 
 @dataclass(frozen=True)
@@ -93,19 +97,51 @@ def find_resume_checkpoint(args) -> Optional[str]:
 
 def reconcile_config(args, saved: dict) -> list:
     """Resume with the checkpoint's training flags (so it continues the same run); other flags follow
-    the command line. Returns one warning per conflict, saying which value wins."""
-    warnings_ = []
+    the command line. Returns one warning per conflict, saying which value wins. A saved training flag
+    that is not a value of that flag, or that train.py's checks (options.validate) refuse, is refused
+    naming the checkpoint's file and key."""
+    path = find_resume_checkpoint(args)
+    warnings_, taken = [], []
     for key, saved_value in saved.items():
         if not hasattr(args, key) or getattr(args, key) == saved_value:
             continue
         if key in TRAINING_FLAGS:
+            problem = _flag_value_problem(FLAG_ACTIONS[key], saved_value)
+            if problem:
+                refuse(path, f"config.{key}", problem)
             warnings_.append(f"--{key}: the checkpoint's {saved_value!r} wins over the command line's "
                              f"{getattr(args, key)!r} (resume continues the saved run)")
             setattr(args, key, saved_value)
+            taken.append(key)
         elif key not in ("resume", "model_ckpt"):
             warnings_.append(f"--{key}: the command line's {getattr(args, key)!r} wins over the checkpoint's "
                              f"{saved_value!r}")
+    try:
+        validate(args)
+    except UserError as err:
+        culprit = next((key for key in taken if f"--{key} " in f"{err} "), None)
+        if culprit is None:
+            raise
+        refuse(path, f"config.{culprit}", f"is refused by train.py's checks ({err})")
     return warnings_
+
+
+def _flag_value_problem(action, value) -> Optional[str]:
+    """Why `value` cannot be what the parser gives for `action`'s flag (None: it can)."""
+    if value is None:
+        return None if action.default is None else f"is null, but {action.option_strings[0]} always has a value"
+    if action.nargs == 0:                                  # store_true
+        wanted, ok = "true or false", isinstance(value, bool)
+    elif action.type in (int, float):
+        wanted = "an integer" if action.type is int else "a number"
+        ok = isinstance(value, action.type if action.type is int else (int, float)) and not isinstance(value, bool)
+    else:
+        wanted, ok = "a string", isinstance(value, str)
+    if not ok:
+        return f"is {value!r}, not {wanted} as {action.option_strings[0]} takes"
+    if action.choices is not None and value not in action.choices:
+        return f"is {value!r}, not one of {action.option_strings[0]}'s choices ({', '.join(map(str, action.choices))})"
+    return None
 
 
 def save_training_state(run: Run, state: LoopState, optimizer, lr_schedule) -> None:
@@ -120,18 +156,24 @@ def save_training_state(run: Run, state: LoopState, optimizer, lr_schedule) -> N
     barrier(run.dist_info)
 
 
-def restore_training_state(run: Run, resumed: dict, path: str):
+def restore_training_state(run: Run, resumed: dict, path: str, batches_per_epoch: Optional[int] = None):
     """Everything a checkpoint holds, back in place: the model, the methods, the loop state, the
     optimizer and schedule it describes, and last the RNGs (so that nothing built before moves them).
-    Returns (loop state, optimizer, LR schedule)."""
+    The checkpoint is first checked against this run (check_resumable). Returns (loop state, optimizer,
+    LR schedule)."""
+    state = check_resumable(run, resumed, path, batches_per_epoch)
     try:
         run.model.load_state_dict(resumed["model"])
     except RuntimeError as err:
         detail = " ".join(str(err).split(":", 1)[-1].split())[:120]
         raise UserError(f"checkpoint {path}: its model does not fit --init_checkpoint {run.args.init_checkpoint} "
                         f"({detail}); resume with the model it was trained from") from None
-    run.methods.load_state_dict(resumed)
-    state = LoopState(**resumed["loop"])
+    names = ", ".join(method.name for method in run.methods.methods)
+    try:
+        run.methods.load_state_dict(resumed)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:   # the pruners' refusals
+        problem = f"lacks {err}" if isinstance(err, KeyError) else " ".join(str(err).split())[:200]
+        refuse(path, names, f"does not fit this run: {problem}")
     optimizer, lr_schedule = new_optimizer(run.args, run.model, state)
     optimizer.load_state_dict(resumed["optimizer"])
     lr_schedule.load_state_dict(resumed["lr_schedule"])
@@ -140,6 +182,127 @@ def restore_training_state(run: Run, resumed: dict, path: str):
     logger.info("resumed from %s at update %d (epoch %d, batch %d)", path, state.global_step, state.epoch,
                 state.next_batch)
     return state, optimizer, lr_schedule
+
+
+# ---- a checkpoint against the run that resumes it (mt_dnn.checkpoint.check_layout has checked its layout)
+
+def check_resumable(run: Run, resumed: dict, path: str, batches_per_epoch: Optional[int] = None) -> LoopState:
+    """Refuse a checkpoint this run cannot continue, before anything is restored, with one line naming its
+    file and key: a loop position beyond this run (update, epoch, batch of the epoch), a loop state of other
+    fields or types, an optimizer state of other groups, entries, shapes or dtypes than a step of this run's
+    optimizer gives its parameters, an LR schedule of another layout, a method without its state.
+    Returns the loop state."""
+    args, loop = run.args, resumed["loop"]
+    known = {f.name for f in fields(LoopState)}
+    for key, value in loop.items():
+        problem = _loop_value_problem(key, value) if key in known else "is not a field of the loop state"
+        if problem:
+            refuse(path, f"loop.{key}", problem)
+    state = LoopState(**loop)
+    for key, value, limit, what in (
+            ("global_step", state.global_step, run.total_steps, f"the {run.total_steps} updates of this run"),
+            ("schedule_span", state.schedule_span, run.total_steps, f"the {run.total_steps} updates of this run"),
+            ("epoch", state.epoch, args.epochs - 1, f"the last epoch {args.epochs - 1} of this run (--epochs "
+                                                    f"{args.epochs})"),
+            ("next_batch", state.next_batch, batches_per_epoch, f"the {batches_per_epoch} batches of an epoch")):
+        if limit is not None and value > limit:
+            refuse(path, f"loop.{key}", f"is {value}, beyond {what}")
+    optimizer, lr_schedule = new_optimizer(args, run.model, state)
+    _check_optimizer(run, optimizer, resumed["optimizer"], path)
+    _check_schedule(lr_schedule.state_dict(), resumed["lr_schedule"], state, path)
+    for method in run.methods.methods:
+        if method.name not in resumed:
+            refuse(path, method.name, f"is missing: the checkpoint holds no state of this run's method "
+                                      f"{method.name} (was it saved by a run with another --pruner?)")
+    return state
+
+
+def _loop_value_problem(key: str, value) -> Optional[str]:
+    """Why `value` cannot be the loop state's field `key` (None: it can)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if key in ("global_step", "epoch", "next_batch"):
+        return None if is_count(value) else f"is {value!r}, not a count (a whole number >= 0)"
+    if key == "schedule_span":
+        return None if is_count(value) and value >= 1 else f"is {value!r}, not a number of updates >= 1"
+    if key == "running_loss":
+        return None if value is None or (number and math.isfinite(value)) else f"is {value!r}, not a finite loss"
+    if key == "best_metric":
+        return None if value is None or number else f"is {value!r}, not a metric value"
+    if key == "last_metrics":
+        return None if isinstance(value, dict) else f"is a {type(value).__name__}, not a mapping of metrics"
+    if key == "schedule_warmup":
+        return None if number and 0 <= value < 1 else f"is {value!r}, not a warmup fraction in [0, 1)"
+    if key == "schedule_shape":
+        return None if value in WARMUP_SCHEDULES else f"is {value!r}, not one of {', '.join(WARMUP_SCHEDULES)}"
+    if key == "schedule_lr":
+        return None if number and 0 < value < math.inf else f"is {value!r}, not a learning rate > 0"
+    return None
+
+
+PROBE_SHAPE = (2, 3)
+
+
+def _step_layout(args) -> dict:
+    """{key: value} of the per-parameter state one step of this run's optimizer writes, on a probe
+    parameter of shape PROBE_SHAPE (float32): moments have its shape, step counts their own."""
+    probe = torch.nn.Parameter(torch.zeros(PROBE_SHAPE))
+    optimizer = build_optimizer(args.optimizer, [("probe.weight", probe)], 1e-3, 0.0, max_grad_norm=0.0)
+    probe.grad = torch.ones_like(probe)
+    optimizer.step()
+    return dict(optimizer.state[probe])
+
+
+def _check_optimizer(run: Run, fresh, saved: dict, path: str) -> None:
+    """The saved optimizer state against a fresh optimizer over this model: the same groups of the same
+    parameters, and each parameter's entries those a step writes (missing entries are parameters that had
+    no gradient yet), shaped and typed like the parameter (moments) or like the probe's (step counts)."""
+    groups, saved_groups = fresh.state_dict()["param_groups"], saved["param_groups"]
+    if len(saved_groups) != len(groups):
+        refuse(path, "optimizer.param_groups", f"has {len(saved_groups)} groups, this run's --optimizer "
+                                               f"{run.args.optimizer} has {len(groups)}")
+    for index, (group, saved_group) in enumerate(zip(groups, saved_groups)):
+        if saved_group["params"] != group["params"]:
+            refuse(path, f"optimizer.param_groups.{index}.params",
+                   f"lists {len(saved_group['params'])} parameters, this model's group has {len(group['params'])}")
+        lr = saved_group.get("lr")
+        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not 0 <= lr < math.inf:
+            refuse(path, f"optimizer.param_groups.{index}.lr", f"is {lr!r}, not a learning rate >= 0")
+    names = {param: name for name, param in run.model.named_parameters()}
+    params = [param for group in fresh.param_groups for param in group["params"]]
+    layout = _step_layout(run.args)
+    for index, entry in saved["state"].items():
+        key = f"optimizer.state.{index}"
+        if index >= len(params):
+            refuse(path, key, f"is the state of parameter {index}, but this model's optimizer has {len(params)}")
+        param = params[index]
+        if set(entry) != set(layout):
+            refuse(path, key, f"holds {', '.join(sorted(entry)) or 'nothing'}, a step of --optimizer "
+                              f"{run.args.optimizer} writes {', '.join(sorted(layout))}")
+        for name, value in entry.items():
+            wanted = layout[name]
+            if not isinstance(wanted, torch.Tensor):
+                continue
+            moment = tuple(wanted.shape) == PROBE_SHAPE
+            shape, dtype = (param.shape, param.dtype) if moment else (wanted.shape, wanted.dtype)
+            where = f"parameter {index} ({names.get(param, '?')})"
+            if not isinstance(value, torch.Tensor) or value.shape != shape:
+                got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                refuse(path, f"{key}.{name}", f"has shape {got}, {where} needs {tuple(shape)}", STATE_TENSORS)
+            if value.dtype != dtype:
+                refuse(path, f"{key}.{name}", f"is {value.dtype}, {where} needs {dtype}", STATE_TENSORS)
+
+
+def _check_schedule(fresh: dict, saved: dict, state: LoopState, path: str) -> None:
+    """The saved LambdaLR state: the entries load_state_dict reads, one per optimizer group, and a step
+    count no larger than the updates done."""
+    for key in ("base_lrs", "_last_lr", "lr_lambdas"):
+        if not isinstance(saved.get(key), list) or len(saved[key]) != len(fresh[key]):
+            refuse(path, f"lr_schedule.{key}", f"is not a list of {len(fresh[key])} (one per optimizer group)")
+    if any(fn is not None for fn in saved["lr_lambdas"]):
+        refuse(path, "lr_schedule.lr_lambdas", "holds a saved function state; train.py's schedules save none")
+    if not is_count(saved.get("last_epoch")) or saved["last_epoch"] > state.global_step:
+        refuse(path, "lr_schedule.last_epoch", f"is {saved.get('last_epoch')!r}, not a count of schedule steps up "
+                                               f"to loop.global_step {state.global_step}")
 
 
 def stop_after_signal(run, state, optimizer, lr_schedule, name: str, status: int) -> None:
