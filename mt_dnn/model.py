@@ -6,6 +6,7 @@ the task heads in `heads.safetensors` described by `heads.json`, and every task
 as a standard sequence-classification model in `hf/<task>/` (mt_dnn/hf_export.py).
 `load_model` reads such a directory back for evaluation and prediction.
 """
+import contextlib
 import json
 import os
 from typing import NamedTuple
@@ -84,12 +85,62 @@ def load_encoder(init_checkpoint: str, dropout_p: float | None = None, flag: str
                         "a directory written by train.py")
     _register_structured()
     try:
-        config = AutoConfig.from_pretrained(source, **overrides)
-        return AutoModel.from_pretrained(source, config=config, use_safetensors=True)
-    except (OSError, ValueError, SafetensorError) as err:
+        with _transformers_quiet():      # its load report would be many lines; refuse_unfit_weights says it in one
+            config = AutoConfig.from_pretrained(source, **overrides)
+            encoder, info = AutoModel.from_pretrained(source, config=config, use_safetensors=True,
+                                                      ignore_mismatched_sizes=True, output_loading_info=True)
+    except Exception as err:  # noqa: BLE001 - a config.json or weights file that cannot make a model is the user's
+        detail = " ".join(str(err).split())[:200]
+        if not isinstance(err, (OSError, ValueError, SafetensorError)) or not detail:
+            detail = f"{type(err).__name__}: {detail}"
         raise UserError(f"{flag} {init_checkpoint}: cannot load a model with safetensors weights "
-                        f"({' '.join(str(err).split())[:200]}); give the bundled "
+                        f"({detail}); give the bundled "
                         f"'{pretrained.BUNDLED_MODEL}', a local Hugging Face directory or an MT-DNN .pt file") from None
+    refuse_unfit_weights(info["mismatched_keys"], info["missing_keys"], info["unexpected_keys"], config,
+                         f"{flag} {init_checkpoint}")
+    return encoder
+
+
+@contextlib.contextmanager
+def _transformers_quiet():
+    """transformers' warnings off for a while (stderr is for one-line errors)."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+# Weights an encoder may lack without being another model: some checkpoints are saved without the pooler.
+OPTIONAL_WEIGHTS = ("pooler.",)
+# Weights of the encoder itself (its other weights, e.g. a pretraining head's cls.*, are not its business).
+ENCODER_WEIGHTS = ("embeddings.", "encoder.", "pooler.")
+
+
+def refuse_unfit_weights(mismatched, missing, unexpected, config, source: str, config_name: str = "config.json"):
+    """Refuse weights that do not fit the model their config describes (another hidden_size, layer count,
+    vocabulary, ...): a weight of another shape, a weight the model needs and the file lacks, or an encoder
+    weight the model has no place for. `mismatched` holds (key, shape in the file, shape in the model)."""
+    shapes = ", ".join(f"{key} {getattr(config, key)}" for key in (
+        "hidden_size", "num_hidden_layers", "intermediate_size", "vocab_size", "max_position_embeddings")
+        if isinstance(getattr(config, key, None), int))
+    missing = sorted(key for key in missing if not key.startswith(OPTIONAL_WEIGHTS))
+    unexpected = sorted(key for key in unexpected if key.startswith(ENCODER_WEIGHTS))
+    if mismatched:
+        key, saved, wanted = sorted(mismatched, key=lambda item: item[0])[0]
+        detail = f"{key} is {tuple(saved)} in the weights but {tuple(wanted)} by {config_name}"
+    elif missing:
+        detail = f"the weights lack {missing[0]}{f' and {len(missing) - 1} more' if len(missing) > 1 else ''}"
+    elif unexpected:
+        detail = (f"the weights hold {unexpected[0]}{f' and {len(unexpected) - 1} more' if len(unexpected) > 1 else ''}"
+                  f", which the model {config_name} describes has no place for")
+    else:
+        return
+    raise UserError(f"{source}: {config_name} does not fit the weights: {detail} ({config_name} says {shapes}); "
+                    f"restore {config_name} saved with these weights, or give a model saved whole")
 
 
 def _load_mtdnn_pt(path: str, overrides: dict, config_cls, model_cls, flag: str) -> nn.Module:
@@ -100,17 +151,25 @@ def _load_mtdnn_pt(path: str, overrides: dict, config_cls, model_cls, flag: str)
     except Exception as err:  # noqa: BLE001 - any unpickling refusal or corruption is the user's file
         raise UserError(f"{flag} {path}: refused or unreadable as a weights-only checkpoint "
                         f"({type(err).__name__}); only tensors and plain values are loaded, never code") from None
-    if not isinstance(checkpoint, dict) or "state" not in checkpoint or "config" not in checkpoint:
-        raise UserError(f"{flag} {path}: not an MT-DNN checkpoint (expected keys 'state' and 'config')")
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state"), dict) or \
+            not isinstance(checkpoint.get("config"), dict):
+        raise UserError(f"{flag} {path}: not an MT-DNN checkpoint (expected keys 'state' and 'config', each a "
+                        "mapping)")
     known = set(config_cls().to_dict())
-    config = config_cls(**{k: v for k, v in checkpoint["config"].items() if k in known}, **overrides)
-    state = {k[len("bert."):]: v for k, v in checkpoint["state"].items() if k.startswith("bert.")}
-    encoder = model_cls(config)
+    state = {k[len("bert."):]: v for k, v in checkpoint["state"].items()
+             if isinstance(k, str) and k.startswith("bert.") and isinstance(v, torch.Tensor)}
+    try:
+        config = config_cls(**{k: v for k, v in checkpoint["config"].items() if k in known}, **overrides)
+        encoder = model_cls(config)
+    except Exception as err:  # noqa: BLE001 - a config that cannot make a BERT encoder is the user's file
+        raise UserError(f"{flag} {path}: its 'config' cannot make a BERT encoder ({type(err).__name__}: "
+                        f"{' '.join(str(err).split())[:160]}); give an MT-DNN checkpoint saved whole") from None
+    own, source = encoder.state_dict(), f"{flag} {path}"
+    mismatched = [(key, value.shape, own[key].shape) for key, value in state.items()
+                  if key in own and value.shape != own[key].shape]
+    refuse_unfit_weights(mismatched, [], [], config, source, config_name="the 'config' entry")  # load_state_dict raises
     missing, unexpected = encoder.load_state_dict(state, strict=False)
-    if unexpected or len(missing) > 2:     # the pooler may be absent from some MT-DNN files
-        raise UserError(f"{flag} {path}: weights do not fit a BERT encoder "
-                        f"({len(missing)} missing, {len(unexpected)} unexpected, e.g. "
-                        f"{(missing or unexpected)[0]})")
+    refuse_unfit_weights([], missing, unexpected, config, source, config_name="the 'config' entry")
     return encoder
 
 
@@ -225,9 +284,10 @@ def load_model(directory: str, task_defs: dict, flag: str = "--model") -> MTDNNM
     try:
         with open(spec_path, encoding="utf-8") as handle:
             specs = json.load(handle)
-        if not isinstance(specs, dict) or not all(isinstance(s, dict) and "n_class" in s for s in specs.values()):
-            raise ValueError("expected {task: {\"n_class\": ...}}")
-    except (ValueError, UnicodeDecodeError) as err:
+        if not isinstance(specs, dict) or not all(
+                isinstance(s, dict) and type(s.get("n_class")) is int and s["n_class"] >= 1 for s in specs.values()):
+            raise ValueError("expected {task: {\"n_class\": a whole number >= 1, ...}}")
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:     # RecursionError: JSON nested too deeply
         raise UserError(f"{flag} {spec_path}: not a valid heads file ({' '.join(str(err).split())[:120]}); "
                         "save the model again with train.py") from None
     unknown = [name for name in specs if name not in task_defs]
@@ -255,5 +315,5 @@ def _model_type_of_directory(directory: str) -> str | None:
     try:
         with open(os.path.join(directory, "config.json"), encoding="utf-8") as handle:
             return json.load(handle).get("model_type")
-    except (OSError, ValueError, AttributeError):
-        return None
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return None          # load_encoder reports an unreadable config.json
