@@ -27,10 +27,8 @@ from data_utils.batcher import TaskDataset
 from data_utils.errors import ArgumentParser, UserError, run_cli
 from data_utils.files import write_output_file
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
-from mt_dnn import pretrained
-from mt_dnn.startup import pick_device
+from mt_dnn import engines, pretrained
 from mt_dnn.inference import predict
-from mt_dnn.model import load_model
 
 
 def build_parser():
@@ -52,6 +50,7 @@ def build_parser():
                         help="truncate longer inputs to this many tokens (as prepro does; at most the model's "
                              "position table)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run")
+    engines.add_arguments(parser)
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return parser
 
@@ -174,6 +173,7 @@ def format_rows(task, result: dict) -> list:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    engines.check_arguments(args.engine, args.threads, args.device)
     if args.batch_size < 1:
         raise UserError(f"--batch_size {args.batch_size} must be at least 1")
     if args.max_seq_len < 8:
@@ -192,7 +192,9 @@ def main(argv=None) -> int:
     task_defs = load_task_defs(args.task_def)
     if args.task not in task_defs:
         raise UserError(f"--task {args.task}: not in the task definition (known: {', '.join(sorted(task_defs))})")
-    model = load_model(args.model, task_defs)
+    # the engine's choices are shown beside "wrote N predictions"; stdout output is the table alone
+    model = engines.load_engine(args.model, task_defs, args.engine, args.threads,
+                                report=print if args.output != "-" else None)
     if args.task not in model.heads:
         raise UserError(f"--task {args.task}: {args.model} has no head for it (it has {', '.join(model.heads)}); "
                         "choose one of those")
@@ -207,7 +209,7 @@ def main(argv=None) -> int:
     limit = getattr(model.encoder.config, "max_position_embeddings", None) or args.max_seq_len
     examples = tokenize(tokenizer, rows, min(args.max_seq_len, limit), task)
     dataset = TaskDataset(name=f"{task.name}_test", task=task, path=name, examples=examples)  # unlabelled
-    device = pick_device(args.device)
+    device = engines.device_for(args.engine, args.device)
     result = predict(model.to(device), dataset, args.batch_size, device)
     table = format_rows(task, result)
 

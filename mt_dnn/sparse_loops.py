@@ -14,7 +14,7 @@ ROWS = 16           # output rows per work item
 def sparse_linear(xt, indptr, indices, values, bias, out):
     """out = W xt + b (transposed activations in and out), W in CSR form (indptr, indices, values);
     xt (in, tokens), out (out, tokens), float32."""
-    width, tokens = xt.shape
+    tokens = xt.shape[1]
     n_out = out.shape[0]
     n_tiles = (tokens + TILE - 1) // TILE
     n_blocks = (n_out + ROWS - 1) // ROWS

@@ -12,15 +12,15 @@ import torch
 pytest.importorskip("onnx", reason="ONNX export needs the onnx package (requirement.txt lists it)")
 pytest.importorskip("onnxruntime", reason="ONNX export needs onnxruntime (requirement.txt lists it)")
 
-import onnx  # noqa: E402
-from onnx import numpy_helper  # noqa: E402
+import onnx
+from onnx import numpy_helper
 
-from mt_dnn import onnx_export  # noqa: E402
-from mt_dnn.model import save_model  # noqa: E402
-from mt_dnn.pretrained import load_tokenizer  # noqa: E402
-from tests.conftest import run_main  # noqa: E402
-from tests.test_compress import gpp_model, inputs, tiny_model  # noqa: E402
-from tests.test_errors import fail, snapshot  # noqa: E402
+from mt_dnn import onnx_export
+from mt_dnn.model import save_model
+from mt_dnn.pretrained import load_tokenizer
+from tests.conftest import run_main
+from tests.test_compress import gpp_model, inputs, tiny_model
+from tests.test_errors import fail, snapshot
 
 MODELS = {"dense": lambda: tiny_model(seed=0), "unstructured 90 %": lambda: tiny_model(seed=1, sparsity=0.9),
           "gpp export": lambda: gpp_model(seed=2)}
@@ -60,7 +60,8 @@ def test_onnx_runtime_gives_torchs_logits_on_new_shapes(exports, kind):
             assert np.abs(got - expected).max() < 1e-5, \
                 f"{kind} {task} at {batch}x{length}: max |ONNX Runtime - torch| = {np.abs(got - expected).max():.2e}"
             assert entry["max_abs_difference_fp32"] < 1e-5, f"{kind} {task}: the recorded check {entry}"
-            labels = json.load(open(os.path.join(out, task, onnx_export.LABELS_FILE)))
+            with open(os.path.join(out, task, onnx_export.LABELS_FILE), encoding="utf-8") as handle:
+                labels = json.load(handle)
             assert labels == entry["labels"] and len(labels) == entry["n_class"], f"{task} labels: {labels}"
 
 
@@ -76,7 +77,7 @@ def test_pruned_zeros_are_kept_exactly(exports):
 @pytest.mark.parametrize("kind", list(MODELS))
 def test_int8_with_fp16_embeddings_runs_close_and_smaller(exports, kind):
     _, _, fp32 = exports[kind, "none", "fp32"]
-    model, out, manifest = exports[kind, "int8", "fp16"]
+    _, out, manifest = exports[kind, "int8", "fp16"]
     for task, entry in manifest["tasks"].items():
         proto = onnx.load(os.path.join(out, entry["graph"]))
         ops = {node.op_type for node in proto.graph.node}

@@ -9,9 +9,9 @@ from torch.nn import functional as F
 
 pytest.importorskip("numba", reason="the sparse engine's kernel is a numba loop")
 
-from mt_dnn import sparse_linear  # noqa: E402
-from mt_dnn.sparse_linear import SparseLinear, sparsify  # noqa: E402
-from tests.test_compress import inputs, tiny_model  # noqa: E402
+from mt_dnn import sparse_linear
+from mt_dnn.sparse_linear import SparseLinear, sparsify
+from tests.test_compress import inputs, tiny_model
 
 
 def pruned_linear(out_features, in_features, density, seed, bias=True, empty_rows=0):
@@ -116,7 +116,7 @@ def test_sparsify_switches_where_faster_and_logs_the_choice(caplog, monkeypatch)
     with torch.inference_mode():
         for task, logits in expected.items():
             torch.testing.assert_close(model(**batch, task=task).logits, logits, rtol=1e-5, atol=1e-5,
-                                       msg=lambda m: f"{task} logits after sparsify: {m}")
+                                       msg=lambda m, task=task: f"{task} logits after sparsify: {m}")
 
 
 def test_dense_layers_are_not_timed(monkeypatch):
