@@ -9,8 +9,9 @@ final_warmup·warmup_steps updates).
 """
 import os
 
-from methods.base import TrainingMethod
+from data_utils.errors import UserError
 from data_utils.files import write_json_atomic
+from methods.base import TrainingMethod
 
 
 class UnstructuredPruning(TrainingMethod):
@@ -34,7 +35,11 @@ class UnstructuredPruning(TrainingMethod):
             kernels=args.pruner_kernels, **self.pruner_arguments(args))
 
     def after_update(self, t: int) -> dict:
-        remaining_ratio, mask_threshold = self.pruner.step(t)
+        try:
+            remaining_ratio, mask_threshold = self.pruner.step(t)
+        except ValueError as err:      # e.g. every update before the first masking had a non-finite loss
+            raise UserError(f"--pruner {self.args.pruner} could not prune at update {t}: {err}; lower "
+                            "--learning_rate or fix the data so that the loss stays finite") from None
         scalars = {"Prune/ratio": remaining_ratio}
         if mask_threshold is not None:
             scalars["Prune/threshold"] = float(mask_threshold)

@@ -1,6 +1,7 @@
 """GPP and DFD inside train.py: target reached, export equivalence and reload, flags, GPP-DFD front end."""
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -95,25 +96,70 @@ def test_pruning_flags_change_what_is_pruned(canonical_dir, tiny_model_dir, tmp_
         assert int((z["z_head"] == 0).sum()) == 2 and int((z["z_ffn"] == 0).sum()) == 32, "25 % of each type"
 
 
-def test_distillation_flags_change_training(canonical_dir, tiny_model_dir, teacher_dir, gpp_run, tmp_path):
+def test_distillation_flags_change_training(canonical_dir, tiny_model_dir, teacher_dir, gpp_run, tmp_path,
+                                           monkeypatch):
+    import methods.dfd as dfd
+
+    calls = []
+    real_loss, real_flooded = dfd.dfd_loss, dfd.flooded
+
+    def dfd_loss(teacher, student, window_size, fusion):
+        value = real_loss(teacher, student, window_size, fusion)
+        calls.append({"window_size": window_size, "fusion": fusion, "dfd": float(value)})
+        return value
+
+    def flooded(loss, b):
+        calls.append({"flooding_b": b})
+        return real_flooded(loss, b)
+    real_method_loss = dfd.DFDDistillation.loss
+
+    def method_loss(self, loss, inputs, output):
+        total = real_method_loss(self, loss, inputs, output)
+        calls.append({"weighted": self.loss_parts["distillation"] / calls[-1]["dfd"] if calls[-1]["dfd"] else None})
+        return total
+    monkeypatch.setattr(dfd, "dfd_loss", dfd_loss)
+    monkeypatch.setattr(dfd, "flooded", flooded)
+    monkeypatch.setattr(dfd.DFDDistillation, "loss", method_loss)
+
+    def retraining_starts(run_dir):
+        found = re.findall(r"GPP retraining phase starts at update (\d+) \(lr ([^)]+)\)", open(run_dir / "log.log").read())
+        assert len(found) <= 1, f"{run_dir}: at most one retraining phase: {found}"
+        return (int(found[0][0]), float(found[0][1])) if found else (None, None)
+
     base = load_file(gpp_run / "model" / "model.safetensors")
-    variants = {"distill": ["--do_distill", "--teacher_model_path", str(teacher_dir)],
-                "window": ["--do_distill", "--teacher_model_path", str(teacher_dir), "--window_size", "1"],
-                "flooding": ["--do_distill", "--teacher_model_path", str(teacher_dir), "--flooding_b", "2.0"],
-                "dfd_weight": ["--do_distill", "--teacher_model_path", str(teacher_dir), "--dfd_weight", "0.01"],
-                "fusion": ["--do_distill", "--teacher_model_path", str(teacher_dir), "--dfd_fusion", "signed"],
-                "retrain_lr": ["--retrain_learning_rate", "1e-5"],
-                "prepruning": ["--prepruning_finetune_epochs", "0"],
-                "prune_epochs": ["--prune_epochs", "2"]}
-    finals = {}
-    for name, extra in variants.items():
+    teacher = ["--do_distill", "--teacher_model_path", str(teacher_dir)]
+    # (flags, what the method must have received: a value in the recorded calls, or a line of the log)
+    variants = {"distill": (teacher, {"window_size": 3, "fusion": "magnitude", "flooding_b": 0.01}),
+                "window": ([*teacher, "--window_size", "1"], {"window_size": 1}),
+                "flooding": ([*teacher, "--flooding_b", "2.0"], {"flooding_b": 2.0}),
+                "dfd_weight": ([*teacher, "--dfd_weight", "0.01"], {"weighted": pytest.approx(0.01)}),
+                "fusion": ([*teacher, "--dfd_fusion", "signed"], {"fusion": "signed"}),
+                "retrain_lr": (["--retrain_learning_rate", "1e-5"], None),
+                "prepruning": (["--prepruning_finetune_epochs", "0"], "GPP pruning phase starts at update 1 "),
+                "prune_epochs": (["--prune_epochs", "2"], None)}
+    for name, (extra, expected) in variants.items():
+        calls.clear()
         assert run_main(train.main, gpp_args(canonical_dir, tiny_model_dir, tmp_path / name, *extra)) == 0, name
-        finals[name] = load_file(tmp_path / name / "model" / "model.safetensors")
-        assert any(not torch.equal(base[k], finals[name][k]) for k in base), f"{name}: flags left the weights unchanged"
-    for a, b in (("distill", "window"), ("distill", "flooding"), ("distill", "dfd_weight"), ("distill", "fusion")):
-        assert any(not torch.equal(finals[a][k], finals[b][k]) for k in base), f"{b} changes distillation"
-    assert "GPP pruning phase starts at update 1 " in open(tmp_path / "prepruning" / "log.log").read(), \
-        "no pre-pruning epochs: pruning starts at the first update"
+        final = load_file(tmp_path / name / "model" / "model.safetensors")
+        assert any(not torch.equal(base[k], final[k]) for k in base), f"{name}: flags left the weights unchanged"
+        if expected is None:
+            continue
+        if isinstance(expected, str):
+            log = open(tmp_path / name / "log.log").read()
+            assert expected in log, f"{name}: the log should say {expected!r}: " \
+                f"{[line for line in log.splitlines() if 'GPP' in line]}"
+            continue
+        assert calls, f"{name}: distillation never ran"
+        for key, value in expected.items():
+            seen = [call[key] for call in calls if key in call and call[key] is not None]
+            assert seen and all(v == value for v in seen), f"{name}: the method should get {key}={value!r}: {seen[:5]}"
+    base_update, base_rate = retraining_starts(gpp_run)
+    update, rate = retraining_starts(tmp_path / "retrain_lr")
+    assert (update, rate) == (base_update, 1e-5), f"--retrain_learning_rate sets the retraining rate: {update} {rate}"
+    assert base_rate == 1e-3, f"without it retraining continues at --learning_rate: {base_rate}"
+    assert base_update is not None, "the baseline (1 dense, 1 pruning epoch of 3) retrains in its third epoch"
+    later, _ = retraining_starts(tmp_path / "prune_epochs")
+    assert later is None, f"--prune_epochs 2 prunes through the last epoch: no retraining, got update {later}"
 
 
 def test_teacher_shape_mismatch_is_refused(canonical_dir, tiny_model_dir, tmp_path, capsys):

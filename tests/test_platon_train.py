@@ -76,13 +76,37 @@ def test_pruning_reaches_target_on_encoder_only(canonical_dir, tiny_model_dir, t
     assert torch.equal(query, state["encoder.layer.0.attention.self.query.weight"]), "AutoModel loads the zeros"
 
 
-def test_platon_and_magnitude_prune_differently(canonical_dir, tiny_model_dir, tmp_path):
-    masks = {}
+def capture_methods(monkeypatch) -> list:
+    """The MethodStack each train.main builds (so a test can read what its flags set)."""
+    built = []
+    build = train.build_methods
+
+    def spy(context):
+        stack = build(context)
+        built.append(stack)
+        return stack
+    monkeypatch.setattr(train, "build_methods", spy)
+    return built
+
+
+def kept_magnitude(state) -> float:
+    """Mean |w| of the entries a pruner kept (non-zero) over the selected matrices."""
+    kept = torch.cat([v[v != 0].abs().flatten() for k, v in selected(state).items() if v.dim() == 2])
+    return float(kept.mean())
+
+
+def test_platon_and_magnitude_prune_by_their_own_scores(canonical_dir, tiny_model_dir, tmp_path, monkeypatch):
+    built = capture_methods(monkeypatch)
+    states = {}
     for pruner in ("platon", "magnitude"):
         assert run_main(train.main, prune_args(canonical_dir, tiny_model_dir, tmp_path / pruner, pruner)) == 0
-        masks[pruner] = {k: v == 0 for k, v in selected(load_file(tmp_path / pruner / "model" / "model.safetensors")).items()}
-    assert any(not torch.equal(masks["platon"][k], masks["magnitude"][k]) for k in masks["platon"]), \
-        "the PLATON score must differ from magnitude"
+        states[pruner] = load_file(tmp_path / pruner / "model" / "model.safetensors")
+    classes = [type(stack.methods[0].pruner).__name__ for stack in built]
+    assert classes == ["PlatonPruner", "MagnitudePruner"], f"--pruner picks the pruner class: {classes}"
+    # magnitude keeps the largest weights; PLATON keeps the most important, not always the largest
+    assert kept_magnitude(states["magnitude"]) > kept_magnitude(states["platon"]), \
+        f"magnitude pruning keeps larger weights than PLATON: {kept_magnitude(states['magnitude']):.4f} vs " \
+        f"{kept_magnitude(states['platon']):.4f}"
 
 
 @pytest.fixture(scope="module")
@@ -96,12 +120,20 @@ def platon_base(canonical_dir, tiny_model_dir, tmp_path_factory):
                                         ("--final_threshold", "0.5"), ("--initial_warmup", "2"),
                                         ("--final_warmup", "2"), ("--warmup_steps", "6"),
                                         ("--initial_threshold", "0.9")])
-def test_pruning_flags_change_the_result(canonical_dir, tiny_model_dir, platon_base, tmp_path, flag, value):
+def test_pruning_flags_change_the_result(canonical_dir, tiny_model_dir, platon_base, tmp_path, monkeypatch, flag,
+                                        value):
+    built = capture_methods(monkeypatch)
     args = prune_args(canonical_dir, tiny_model_dir, tmp_path / "changed", "platon", flag, value)
     assert run_main(train.main, args) == 0, flag
+    pruner = built[0].methods[0].pruner
+    setting = getattr(pruner, flag.lstrip("-"))
+    assert setting == pytest.approx(float(value)), f"{flag} {value} reaches the pruner as {setting}"
     base = platon_base
     changed = selected(load_file(tmp_path / "changed" / "model" / "model.safetensors"))
     assert any(not torch.equal(base[k] == 0, changed[k] == 0) for k in base), f"{flag} {value} left the masks unchanged"
+    if flag == "--final_threshold":
+        kept = lambda state: sum(int((v != 0).sum()) for v in state.values()) / sum(v.numel() for v in state.values())  # noqa: E731
+        assert kept(changed) > kept(base), f"a higher final ratio keeps more weights: {kept(changed):.3f} vs {kept(base):.3f}"
 
 
 def test_pruner_kernels_change_the_loops_not_the_result(canonical_dir, tiny_model_dir, platon_base, tmp_path):

@@ -13,7 +13,7 @@ from transformers import BertModel
 from pruners import (MagnitudePruner, MovementPruner, PlatonPruner, PrunerSettingError, PrunerSettingTypeError,
                      sparsity_report)
 from tests.conftest import tiny_bert_config
-from tests.test_errors import succeed, train_args  # noqa: F401 - train_args is a fixture
+from tests.test_errors import fail, succeed, train_args  # noqa: F401 - train_args is a fixture
 
 # T = 8: warm-up 1..2 (no masking), cubic phase 3..6 (masking every second update), final phase 7..8
 SCHEDULE = dict(initial_threshold=1.0, final_threshold=0.5, warmup_steps=2, initial_warmup=1, final_warmup=1,
@@ -253,6 +253,19 @@ def test_train_py_skip_nan_batches_still_steps_the_pruner(method, train_args, tm
     assert "skipped batch 0 of epoch 0" in log and "skipped batch 3 of epoch 0" in log, "both batches were skipped"
     remaining = json.loads((tmp_path / "sparsity_report.json").read_text())["overall"]["remaining_ratio"]
     assert remaining == pytest.approx(0.5, abs=0.01), f"{method}: the run still reaches its target: {remaining}"
+
+
+@pytest.mark.parametrize("method", ["platon", "movement"])
+def test_train_py_with_every_loss_before_masking_skipped_is_a_user_error(method, train_args, tmp_path, capsys,
+                                                                          monkeypatch):
+    """No finite loss before the first masking step leaves the scores empty: one line, exit 2."""
+    import train
+
+    monkeypatch.setattr(train, "task_loss", lambda logits, labels, task: logits.sum() * float("nan"))
+    fail(train.main, train_args(tmp_path, "--pruner", method, "--skip_nan_batches", "--initial_threshold", "1",
+                                "--final_threshold", "0.5", "--warmup_steps", "1", "--initial_warmup", "1",
+                                "--final_warmup", "1", "--deltaT", "1"), capsys,
+         f"--pruner {method} could not prune at update", "lower --learning_rate")
 
 
 # ---- target_substrings and the model

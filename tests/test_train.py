@@ -79,25 +79,174 @@ def test_same_seed_same_weights(baseline, base_args, tmp_path):
         assert torch.equal(tensor, weights(tmp_path)[name]), f"run is not deterministic at {name}"
 
 
+
+
+def learning_rates(output_dir) -> list:
+    """The learning rate of every update, from the log lines (--log_per_updates 1)."""
+    return [float(line.split(" lr ")[1].split()[0]) for line in open(os.path.join(output_dir, "log.log"))
+            if " lr " in line and " update " in line]
+
+
+def total_steps(output_dir) -> int:
+    return json.load(open(os.path.join(output_dir, "config.json")))["total_steps"]
+
+
+def mean_step(output_dir, init_dir) -> float:
+    """Mean |trained - initial| over the encoder's matrices: how far training moved the weights."""
+    start = load_file(os.path.join(init_dir, "model.safetensors"))
+    end = weights(output_dir)
+    moved = [(end[k] - start[k]).abs().mean() for k in end if k in start and end[k].dim() == 2
+             and "embeddings" not in k]
+    return float(torch.stack(moved).mean())
+
+
+def encoder_norm(output_dir) -> float:
+    return float(sum(t.norm() ** 2 for k, t in weights(output_dir).items() if t.dim() == 2 and "embeddings" not in k))
+
+
+# What each flag must do, checked against the baseline run in a direction (or an exact value) that a mere
+# change of seed would not give.
+def _lr_scaled(base, out, init, spy=None):
+    ratios = [b / a for a, b in zip(learning_rates(base), learning_rates(out)) if a > 0]
+    return ratios and all(abs(r - 0.1) < 0.02 for r in ratios), f"lr 10x lower at every update: {ratios[:5]}"
+
+
+def _peak_at(fraction):
+    def check(base, out, init, spy=None):
+        rates = learning_rates(out)
+        peak = max(range(len(rates)), key=rates.__getitem__) + 1
+        return abs(peak - fraction * len(rates)) <= 1.5, f"LR peaks at update {peak} of {len(rates)}"
+    return check
+
+
+def _constant_after_warmup(base, out, init, spy=None):
+    rates = learning_rates(out)
+    peak = max(rates)
+    tail = rates[rates.index(peak):]
+    return all(abs(r - peak) < 1e-9 for r in tail), f"constant after the warm-up: {tail}"
+
+
+def _cosine(base, out, init, spy=None):
+    linear, cosine = learning_rates(base), learning_rates(out)
+    middle = len(cosine) * 3 // 4
+    return cosine[middle] < linear[middle] or cosine[len(cosine) // 3] > linear[len(linear) // 3], \
+        f"cosine differs from linear decay in shape: {cosine} vs {linear}"
+
+
+def _steps(expected):
+    """The run's update count, against `expected(baseline's)`, give or take the rounding of each task's last batch."""
+    def check(base, out, init, spy=None):
+        return abs(total_steps(out) - expected(total_steps(base))) <= 2, \
+            f"total updates {total_steps(out)} for baseline's {total_steps(base)}"
+    return check
+
+
+def _moves_less(base, out, init, spy=None):
+    return mean_step(out, init) < mean_step(base, init), \
+        f"weights move less: {mean_step(out, init):.3g} vs baseline {mean_step(base, init):.3g}"
+
+
+def _smaller_norm(base, out, init, spy=None):
+    return encoder_norm(out) < encoder_norm(base), f"stronger decay gives smaller weights: {encoder_norm(out):.4g}"
+
+
+def _encoder_config(key, value):
+    def check(base, out, init, spy=None):
+        found = json.load(open(os.path.join(out, "model", "config.json")))[key]
+        return found == value, f"model/config.json {key} = {found}"
+    return check
+
+
+def _heads(expected):
+    def check(base, out, init, spy=None):
+        found = sorted(json.load(open(os.path.join(out, "model", "heads.json"))))
+        return found == expected, f"heads {found}"
+    return check
+
+
+def _spied(key, predicate, what):
+    """An effect read from what the spies (install_spies) recorded during the run."""
+    def check(base, out, init, spy):
+        return predicate(spy[key]), f"{what}: recorded {sorted(set(map(str, spy[key])))[:6]}"
+    return check
+
+
+def install_spies(monkeypatch) -> dict:
+    """Record what reaches the code that uses each flag: the optimizer built, every clip_grad_norm_ call
+    (per-tensor: one tensor; global: all of them), the sampler's settings, the longest batch."""
+    import mt_dnn.run_state as run_state
+
+    spy = {"optimizer": [], "clip_one": [], "clip_all": [], "sampler": [], "tokens": []}
+    build = run_state.build_optimizer
+
+    def build_optimizer(*args, **kwargs):
+        optimizer = build(*args, **kwargs)
+        spy["optimizer"].append(type(optimizer).__name__)
+        return optimizer
+
+    clip = torch.nn.utils.clip_grad_norm_
+
+    def clip_grad_norm_(parameters, max_norm, *args, **kwargs):
+        parameters = list(parameters)
+        spy["clip_one" if len(parameters) == 1 else "clip_all"].append(max_norm)
+        return clip(parameters, max_norm, *args, **kwargs)
+
+    sampler_class = train.MultiTaskBatchSampler
+
+    def sampler(*args, **kwargs):
+        spy["sampler"].append((kwargs.get("mix_opt"), kwargs.get("ratio")))
+        return sampler_class(*args, **kwargs)
+
+    collate = train.collate
+
+    def spy_collate(rows, task):
+        batch = collate(rows, task)
+        spy["tokens"].append(batch["input_ids"].shape[1])
+        return batch
+
+    monkeypatch.setattr(run_state, "build_optimizer", build_optimizer)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip_grad_norm_)
+    monkeypatch.setattr(train, "MultiTaskBatchSampler", sampler)
+    monkeypatch.setattr(train, "collate", spy_collate)
+    return spy
+
+
 WEIGHT_FLAGS = [
-    ("--batch_size", "4"), ("--optimizer", "adam"), ("--optimizer", "adamw"), ("--optimizer", "sgd"),
-    ("--learning_rate", "1e-4"), ("--epochs", "2"), ("--seed", "4"), ("--warmup", "0.5"),
-    ("--warmup_schedule", "warmup_constant"), ("--warmup_schedule", "warmup_cosine"),
-    ("--weight_decay", "0.5"), ("--grad_clipping", "0.01"), ("--global_grad_clipping", "0.01"),
-    ("--grad_accumulation_step", "2"), ("--dropout_p", "0.3"), ("--mix_opt", "1"), ("--ratio", "0.5"),
-    ("--max_seq_len", "16"), ("--train_datasets", "rte"),
+    ("--batch_size", "4", _steps(lambda t: 2 * t)),
+    ("--optimizer", "adam", _spied("optimizer", lambda v: v == ["BertAdam"], "MT-DNN's Adam is built")),
+    ("--optimizer", "adamw", _spied("optimizer", lambda v: v == ["AdamW"], "torch's AdamW is built")),
+    ("--optimizer", "sgd", _moves_less),
+    ("--learning_rate", "1e-4", _lr_scaled),
+    ("--epochs", "2", _steps(lambda t: 2 * t)),
+    ("--seed", "4", lambda *_: (True, "a seed's whole effect is the different weights checked first")),
+    ("--warmup", "0.5", _peak_at(0.5)),
+    ("--warmup_schedule", "warmup_constant", _constant_after_warmup),
+    ("--warmup_schedule", "warmup_cosine", _cosine),
+    ("--weight_decay", "0.5", _smaller_norm),
+    ("--grad_clipping", "0.01", _spied("clip_one", lambda v: len(v) > 0 and set(v) == {0.01},
+                                       "each tensor is clipped to 0.01")),
+    ("--global_grad_clipping", "0.01", _spied("clip_all", lambda v: len(v) > 0 and set(v) == {0.01},
+                                              "all gradients together are clipped to 0.01")),
+    ("--grad_accumulation_step", "2", _steps(lambda t: t // 2)),
+    ("--dropout_p", "0.3", _encoder_config("hidden_dropout_prob", 0.3)),
+    ("--mix_opt", "1", _spied("sampler", lambda v: v[0][0] == 1, "the sampler gets mix_opt 1")),
+    ("--ratio", "0.5", _steps(lambda t: t * 0.75)),
+    ("--max_seq_len", "16", _spied("tokens", lambda v: max(v) == 16, "no batch is longer than 16 tokens")),
+    ("--train_datasets", "rte", _heads(["rte"])),
 ]
 
 
-@pytest.mark.parametrize("flag,value", WEIGHT_FLAGS)
-def test_flag_changes_training(baseline, base_args, tmp_path, flag, value):
+@pytest.mark.parametrize("flag,value,effect", WEIGHT_FLAGS, ids=[f"{f}={v}" for f, v, _ in WEIGHT_FLAGS])
+def test_flag_changes_training(baseline, base_args, tiny_model_dir, tmp_path, monkeypatch, flag, value, effect):
+    spy = install_spies(monkeypatch)
     extra = [flag, value]
     if flag == "--train_datasets":
         extra += ["--test_datasets", "rte"]
     assert run_main(train.main, base_args(tmp_path, *extra)) == 0, f"{flag} {value} should run"
     base, changed = weights(baseline), weights(tmp_path)
-    differs = any(not torch.equal(base[k], changed[k]) for k in base)
-    assert differs, f"{flag} {value} left every trained weight unchanged"
+    assert any(not torch.equal(base[k], changed[k]) for k in base), f"{flag} {value} left every trained weight unchanged"
+    holds, what = effect(baseline, tmp_path, tiny_model_dir, spy)
+    assert holds, f"{flag} {value} should have its effect: {what}"
 
 
 def test_task_def_flag_changes_the_task(baseline, base_args, tmp_path):
