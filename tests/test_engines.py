@@ -124,3 +124,36 @@ def test_int8_compressed_model_is_refused_by_onnxruntime_and_sparse(served, tiny
     for engine in ("onnxruntime", "sparse"):
         fail(evaluate_cli.main, ["--model", int8, "--data_dir", canonical_dir, "--engine", engine], capsys,
              "int8")
+
+
+@pytest.mark.parametrize("case", ["damaged manifest", "missing graph", "other n_class", "damaged graph"])
+def test_a_damaged_onnx_export_is_one_line(served, canonical_dir, tmp_path, capsys, case):
+    import shutil
+
+    broken = tmp_path / "onnx"
+    shutil.copytree(served["onnx"], broken)
+    manifest = broken / onnx_export.MANIFEST_FILE
+    if case == "damaged manifest":
+        manifest.write_text("{not json", encoding="utf-8")
+        needles = ["export.json", "export the model again"]
+    elif case == "missing graph":
+        (broken / "rte" / onnx_export.GRAPH_FILE).unlink()
+        needles = ["the graph of task rte", "missing"]
+    elif case == "other n_class":
+        content = json.loads(manifest.read_text(encoding="utf-8"))
+        content["tasks"]["rte"]["n_class"] = 3
+        manifest.write_text(json.dumps(content), encoding="utf-8")
+        needles = ["the rte graph has 3 outputs", "--task_def"]
+    else:
+        (broken / "rte" / onnx_export.GRAPH_FILE).write_bytes(b"\x08\x07garbage")
+        needles = ["ONNX Runtime cannot load it", "export the model again"]
+    fail(evaluate_cli.main, ["--model", broken, "--data_dir", canonical_dir, "--engine", "onnxruntime"], capsys,
+         *needles)
+
+
+def test_sparse_engine_without_numba_is_one_line(served, canonical_dir, capsys, monkeypatch):
+    from mt_dnn import sparse_linear
+
+    monkeypatch.setattr(sparse_linear, "numba_available", lambda: False)
+    fail(evaluate_cli.main, ["--model", served["saved"], "--data_dir", canonical_dir, "--engine", "sparse"], capsys,
+         "pip install numba")
