@@ -22,6 +22,7 @@ warmup, no weight decay, gradient-norm clipping at 1.0. `--print_train_args`
 shows the train.py command this maps to.
 """
 import argparse
+import math
 import os
 import re
 import sys
@@ -122,7 +123,8 @@ def to_train_args(args) -> list:
         raise UserError(f"--task_name {args.task_name}: unknown; use one of {', '.join(sorted(set(TASKS)))}")
     if not args.do_train:
         raise UserError("--do_train is required: this front end runs GPP training (evaluation comes with --do_eval)")
-    if args.num_train_epochs != int(args.num_train_epochs):
+    # a whole number here (int() of nan or inf would fail); its range is options.validate's, as --epochs
+    if not math.isfinite(args.num_train_epochs) or args.num_train_epochs != int(args.num_train_epochs):
         raise UserError(f"--num_train_epochs {args.num_train_epochs}: use a whole number of epochs")
     task, eval_sets = TASKS[args.task_name.lower()]
     data = default_canonical_dir(args.data_dir, args.model_name_or_path)

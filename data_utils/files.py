@@ -5,6 +5,7 @@
     write_directory                    one directory (a model, a checkpoint, an export): built in a fresh
                                        temporary sibling that nobody else can own, then renamed into place
     refuse_writing_inputs              a command's written paths against the paths it reads
+    refuse_unwritable                  an output that could not be written, refused before any work
     claim_output_dir                   an existing --output_dir of a command: refused unless it is empty or
                                        the user asked for overwriting (its contents are then moved aside)
 
@@ -210,6 +211,32 @@ def refuse_writing_inputs(writes, reads) -> None:
                          "contains": f"contains the input {in_flag} {in_path}"}[relation]
                 raise UserError(f"{out_flag} {out_path} {where}; nothing named as an input is ever written to: "
                                 f"choose another {out_flag}")
+
+
+def refuse_unwritable(path: str, flag: str, *, directory: bool = False, inside: bool = False) -> None:
+    """Refuse, before any work, an output that could not be written at the end: `path` (a directory when
+    `directory`, else a file written atomically beside itself) must not find the other kind in its place, and
+    a file must be creatable in the directory that holds it, or in the nearest existing folder above it when
+    it does not exist yet (tried with a temporary file, which also finds read-only file systems that
+    permission bits do not show). Nothing is left behind. `inside`: `path` is one of the files a command
+    writes into its `flag` directory (named so in the message)."""
+    shown = f"{path} (in {flag})" if inside else f"{flag} {path}"
+    if os.path.lexists(path) and os.path.isdir(path) != directory:
+        raise UserError(f"{shown} is {'a file' if directory else 'a directory'}, where "
+                        f"{'a directory' if directory else 'a file'} is to be written; move it aside or choose "
+                        f"another {flag}")
+    folder = path if directory and os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise UserError(f"{shown}: cannot be created because {folder} is a file; choose another {flag}")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise UserError(f"{shown}: cannot write in {folder} ({err.strerror or err}); choose another {flag}") \
+            from None
 
 
 def claim_output_dir(directory: str, overwrite: bool, flag: str = "--output_dir",

@@ -5,10 +5,12 @@
 
 `--model` is a directory written by train.py (`model/`, `best_model/`, or a GPP `model_pruned/`).
 `--data_dir` holds prepro's canonical JSON files (`<dataset>_<split>.json`) made with the model's
-tokenizer. `--datasets` defaults to every dataset of the tasks the model has heads for. The metrics are
-printed, one line per dataset; with `--output_dir` each dataset's predictions and scores are written as
-train.py writes them (tag `eval`), test splits also in GLUE's submission layout, and all metrics in
-`evaluation_<split>.json`. Nothing is written into --model or --data_dir.
+tokenizer (checked against prepro's manifest, as train.py checks it). `--datasets` defaults to every
+dataset of the tasks the model has heads for. The metrics are printed, one line per dataset; with
+`--output_dir` each dataset's predictions and scores are written as train.py writes them (tag `eval`),
+test splits also in GLUE's submission layout, and all metrics in `evaluation_<split>.json`. Nothing is
+written into --model, --data_dir or --task_def, and every output is checked to be writable before
+anything is scored.
 """
 import os
 
@@ -16,10 +18,13 @@ import transformers
 
 from data_utils.batcher import check_fits_model, load_canonical
 from data_utils.errors import ArgumentParser, UserError, run_cli
-from data_utils.files import placement
+from data_utils.files import refuse_unwritable, refuse_writing_inputs
+from data_utils.manifest import check_canonical_data
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs, resolve_dataset
 from mt_dnn import engines
-from mt_dnn.inference import predict, write_glue_submission, write_json_atomic, write_scores
+from mt_dnn import pretrained
+from mt_dnn.inference import (dataset_prefix, predict, score_file_name, submission_paths, write_glue_submission,
+                              write_json_atomic, write_scores)
 
 TAG = "eval"
 
@@ -41,14 +46,22 @@ def build_parser():
     return parser
 
 
-def check_output_dir(output_dir: str, inputs: dict) -> None:
-    """Refuse an --output_dir that is, or lies inside, an input directory (inputs are never written to)."""
-    for flag, path in inputs.items():
-        if placement(output_dir, path) in ("same", "inside"):
-            raise UserError(f"--output_dir {output_dir} lies inside {flag} {path}, which is only read; "
-                            "choose another directory")
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise UserError(f"--output_dir {output_dir} is a file; give a directory")
+def check_output_dir(args) -> None:
+    """Before any work: an --output_dir that is, or lies inside, an input (inputs are never written to), or
+    that cannot be written, is refused."""
+    refuse_writing_inputs([("--output_dir", args.output_dir)], [
+        ("--model", args.model), ("--data_dir", args.data_dir), ("--task_def", args.task_def)])
+    refuse_unwritable(args.output_dir, "--output_dir", directory=True)
+
+
+def output_files(output_dir: str, datasets: list, split: str) -> list:
+    """Every file evaluate writes into --output_dir: each dataset's scores (and, for test, its GLUE
+    submission files), then evaluation_<split>.json."""
+    paths = []
+    for dataset in datasets:
+        paths.append(os.path.join(output_dir, score_file_name(dataset_prefix(dataset), split, TAG)))
+        paths += submission_paths(output_dir, dataset, TAG) if split == "test" else []
+    return paths + [os.path.join(output_dir, f"evaluation_{split}.json")]
 
 
 def dataset_names(args, model, task_defs) -> list:
@@ -71,7 +84,7 @@ def main(argv=None) -> int:
         raise UserError(f"--data_dir {args.data_dir}: directory not found; give prepro's canonical_data/<model> "
                         "directory")
     if args.output_dir is not None:
-        check_output_dir(args.output_dir, {"--model": args.model, "--data_dir": args.data_dir})
+        check_output_dir(args)
     transformers.utils.logging.disable_progress_bar()    # stderr is for one-line errors
     task_defs = load_task_defs(args.task_def)
     model = engines.load_engine(args.model, task_defs, args.engine, args.threads, report=print)
@@ -87,7 +100,13 @@ def main(argv=None) -> int:
                             f"(its splits: {', '.join(task.splits)}); check the name and --split")
         datasets.append(load_canonical(os.path.join(args.data_dir, f"{dataset}.json"), dataset, task,
                                        args.max_seq_len))
+    # prepro's manifest, checked as train.py checks it: the data was made with this model's tokenizer (and with at
+    # least --max_seq_len tokens, when given)
+    check_canonical_data(args.data_dir, pretrained.load_tokenizer(args.model), args.max_seq_len or 0,
+                         [d.name for d in datasets])
     check_fits_model(datasets, model.encoder.config, args.model)
+    for path in output_files(args.output_dir, datasets, args.split) if args.output_dir is not None else []:
+        refuse_unwritable(path, "--output_dir", inside=True)       # before scoring: no file may fail at the end
     device = engines.device_for(args.engine, args.device)
     model.to(device)
     summary = {"model": args.model, "engine": args.engine, "data_dir": args.data_dir, "split": args.split,

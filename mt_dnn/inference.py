@@ -81,7 +81,7 @@ def write_glue_submission(output_dir: str, dataset: TaskDataset, tag: str, resul
     """GLUE's submission layout: `index<TAB>prediction`, labels as the task names them, written to
     `<dataset>_test_predictions_<tag>.tsv` and, under the name GLUE's server expects (the split's
     `submission` in the task definition), to `glue_submission/` (the latest evaluation; zip that folder)."""
-    path = os.path.join(output_dir, f"{dataset_prefix(dataset)}_test_predictions_{sortable_tag(tag)}.tsv")
+    path, *submission = submission_paths(output_dir, dataset, tag)
 
     def write(handle):
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
@@ -89,11 +89,18 @@ def write_glue_submission(output_dir: str, dataset: TaskDataset, tag: str, resul
         for uid, prediction in zip(result["uids"], result["predictions"]):
             writer.writerow([uid, dataset.task.id_to_label(prediction)])
     write_output_file(path, write)
-    submission = dataset.task.split_of(dataset.name).submission
-    if submission:
-        os.makedirs(os.path.join(output_dir, "glue_submission"), exist_ok=True)
-        write_output_file(os.path.join(output_dir, "glue_submission", submission), write)
+    for copy in submission:
+        os.makedirs(os.path.dirname(copy), exist_ok=True)
+        write_output_file(copy, write)
     return path
+
+
+def submission_paths(output_dir: str, dataset: TaskDataset, tag: str) -> list:
+    """The files write_glue_submission writes: `<dataset>_test_predictions_<tag>.tsv`, then
+    `glue_submission/<the split's submission name>` when the task definition gives one."""
+    paths = [os.path.join(output_dir, f"{dataset_prefix(dataset)}_test_predictions_{sortable_tag(tag)}.tsv")]
+    submission = dataset.task.split_of(dataset.name).submission
+    return paths + ([os.path.join(output_dir, "glue_submission", submission)] if submission else [])
 
 
 def dataset_prefix(dataset: TaskDataset) -> str:

@@ -25,7 +25,7 @@ import transformers
 
 from data_utils.batcher import TaskDataset
 from data_utils.errors import ArgumentParser, UserError, run_cli
-from data_utils.files import write_output_file
+from data_utils.files import refuse_unwritable, refuse_writing_inputs, write_output_file
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
 from mt_dnn import engines, pretrained
 from mt_dnn.inference import predict
@@ -61,10 +61,17 @@ def read_lines(path: str) -> list:
     if path == "-":
         raw = sys.stdin.buffer.read()
     else:
-        if not os.path.isfile(path):
+        # not only regular files: a pipe (`--input <(...)`, /dev/fd/N) is read too, once, here
+        if not os.path.exists(path):
             raise UserError(f"--input {path}: file not found")
-        with open(path, "rb") as handle:
-            raw = handle.read()
+        if os.path.isdir(path):
+            raise UserError(f"--input {path} is a directory; give a file, or - for stdin")
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read()
+        except OSError as err:
+            raise UserError(f"--input {path}: cannot read it ({err.strerror or err}); check its permissions") \
+                from None
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     lines = raw.split(b"\n")
@@ -178,23 +185,20 @@ def main(argv=None) -> int:
         raise UserError(f"--batch_size {args.batch_size} must be at least 1")
     if args.max_seq_len < 8:
         raise UserError(f"--max_seq_len {args.max_seq_len} is too small; use at least 8 (e.g. 128 or 512)")
-    if args.output != "-":
-        out = os.path.realpath(args.output)
-        if args.input != "-" and out == os.path.realpath(args.input):
-            raise UserError(f"--output {args.output} is the --input file, which is only read; choose another file")
-        model_dir = os.path.realpath(args.model)
-        if out.startswith(model_dir + os.sep):
-            raise UserError(f"--output {args.output} lies inside --model {args.model}, which is only read; "
-                            "choose another file")
-        if os.path.isdir(args.output):
-            raise UserError(f"--output {args.output} is a directory; give a file name")
+    stream = is_stream(args.output)
+    if args.output != "-":      # an input is never written to, and the output can be written: checked before any work
+        refuse_writing_inputs([("--output", args.output)], [
+            ("--input", None if args.input == "-" else args.input), ("--model", args.model),
+            ("--task_def", args.task_def)])
+        if not stream:
+            refuse_unwritable(args.output, "--output")
     transformers.utils.logging.disable_progress_bar()    # stderr is for one-line errors
     task_defs = load_task_defs(args.task_def)
     if args.task not in task_defs:
         raise UserError(f"--task {args.task}: not in the task definition (known: {', '.join(sorted(task_defs))})")
     # the engine's choices are shown beside "wrote N predictions"; stdout output is the table alone
     model = engines.load_engine(args.model, task_defs, args.engine, args.threads,
-                                report=print if args.output != "-" else None)
+                                report=print if not stream else None)
     if args.task not in model.heads:
         raise UserError(f"--task {args.task}: {args.model} has no head for it (it has {', '.join(model.heads)}); "
                         "choose one of those")
@@ -220,10 +224,22 @@ def main(argv=None) -> int:
         buffer = io.StringIO()
         write(buffer)
         sys.stdout.write(buffer.getvalue())
+    elif stream:                # a pipe or a device cannot be replaced atomically: written as it is
+        try:
+            with open(args.output, "w", encoding="utf-8", newline="") as handle:
+                write(handle)
+        except OSError as err:
+            raise UserError(f"--output {args.output}: could not write it ({err.strerror or err})") from None
     else:
         write_output_file(args.output, write)
         print(f"wrote {len(table) - 1} predictions to {args.output}")
     return 0
+
+
+def is_stream(path: str) -> bool:
+    """Whether --output names stdout ("-") or an existing pipe or device (`>(...)`, /dev/stdout), which is
+    written as a stream: no atomic replacement, and nothing else printed to stdout."""
+    return path == "-" or (os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path))
 
 
 if __name__ == "__main__":

@@ -131,7 +131,8 @@ def test_predict_lines_from_stdin(saved_model, tmp_path, capsys, monkeypatch):
     (["--model", "{model}", "--task", "rte", "--input", "{tsv}"], "{tsv}:3: malformed row with 2 tab-separated"),
     (["--model", "{model}", "--task", "rte", "--input", "{tsv}", "--layout", "nosuch"], "--layout nosuch"),
     (["--model", "{model}", "--task", "rte", "--input", "{tsv}", "--text_columns", "x,y"], "--text_columns: x, y"),
-    (["--model", "{model}", "--task", "rte", "--input", "{tsv}", "--output", "{tsv}"], "is the --input file"),
+    (["--model", "{model}", "--task", "rte", "--input", "{tsv}", "--output", "{tsv}"],
+     "is the input --input {tsv} itself"),
     (["--model", "{model}", "--task", "rte", "--input", "{tmp}/text.txt"], "{tmp}/text.txt:1: 1 tab-separated"),
 ])
 def test_predict_errors_are_one_line(saved_model, tmp_path, capsys, args, message):
@@ -153,7 +154,8 @@ def test_predict_errors_are_one_line(saved_model, tmp_path, capsys, args, messag
     (["--model", "{tmp}/missing", "--data_dir", "{data}"], "--model {tmp}/missing: directory not found"),
     (["--model", "{model}", "--data_dir", "{data}", "--datasets", "mrpc"], "{model} has no head for task mrpc"),
     (["--model", "{model}", "--data_dir", "{tmp}", "--datasets", "rte"], "rte_dev.json: file not found"),
-    (["--model", "{model}", "--data_dir", "{data}", "--output_dir", "{model}/eval"], "lies inside --model"),
+    (["--model", "{model}", "--data_dir", "{data}", "--output_dir", "{model}/eval"],
+     "is inside the input --model {model}"),
     (["--model", "{tmp}", "--data_dir", "{data}"], "no heads.json"),
 ])
 def test_evaluate_errors_are_one_line(saved_model, canonical_dir, tmp_path, capsys, args, message):
