@@ -30,6 +30,7 @@ import sys
 from data_utils.errors import ArgumentParser, UserError, run_cli
 from data_utils.manifest import default_canonical_dir
 from mt_dnn import options, pretrained
+from pruners.gpp import PRUNING_TYPES
 
 # transformers' GLUE task names -> the task definition's (MT-DNN's) names and evaluation datasets
 TASKS = {
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher_model_path", default=None, help="fine-tuned teacher written by train.py")
     p.add_argument("--target_sparsity", type=float, default=0.5, help="fraction of heads/neurons removed")
     p.add_argument("--pruning_type", default="structured_heads+structured_mlp",
-                   choices=options.PRUNING_TYPES,
+                   choices=PRUNING_TYPES,
                    help="which units GPP prunes")
     p.add_argument("--window_size", type=int, default=3, help="DFD student fusion window")
     p.add_argument("--flooding_b", type=float, default=0.01, help="flooding level of the task loss")

@@ -24,9 +24,19 @@ run enabled, in registry order) and calls it at fixed points of every update t
     distributed runs                checksums() -> {name: hex}, compared across ranks
     start-up summary                describe() -> str
 
+A method also describes its command line (class-level, composed by `methods`):
+
+    add_arguments(parser)   the flags this class introduces (each class of a method's MRO is asked once,
+                            so methods sharing a parent share its flags)
+    validate(args)          their checks when the method is enabled: a UserError naming the flag
+    parameter_flags         its library's parameter names -> the flags that set them, so that a library
+                            ValueError is rendered with flag names (methods.flag_error)
+    not_resumed             its flags that a --resume takes from the command line (how it runs, not what
+                            it trains); every other flag it adds is restored from the checkpoint
+
 A method subclasses `TrainingMethod`, overrides what it needs (every hook has a
-do-nothing default) and gets one line in `methods.REGISTRY`; the loop, the
-checkpoint code and the reports need no change.
+do-nothing default) and gets one line in `methods.REGISTRY`; the parser, the loop,
+the checkpoint code and the reports need no change.
 """
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
@@ -52,6 +62,17 @@ class TrainingMethod:
     kind = "pruning"          # "pruning" (one per run, chosen by --pruner) or "distillation"
     needs_hidden_states = False
     loss_parts: Dict[str, float] = {}      # what `loss` added, by part, at its last call (if it names them)
+
+    parameter_flags: Dict[str, str] = {}
+    not_resumed: tuple = ()
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        """Add the flags this class introduces (see the module's docstring)."""
+
+    @classmethod
+    def validate(cls, args) -> None:
+        """Refuse impossible values of this class's flags before any work (the method is enabled)."""
 
     @classmethod
     def enabled(cls, args) -> bool:

@@ -8,6 +8,9 @@ loss of every micro-batch becomes
 
 (module.distill; docs/METHODS.md §3), before any pruning method adds its terms.
 """
+import math
+import os
+
 import torch
 
 from data_utils.errors import UserError
@@ -20,6 +23,41 @@ class DFDDistillation(TrainingMethod):
     name = "dfd"
     kind = "distillation"
     needs_hidden_states = True
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        g = parser.add_argument_group("feature distillation (DFD)")
+        g.add_argument("--teacher_model_path", default=None,
+                       help="distillation teacher: a directory written by train.py (encoder and heads)")
+        g.add_argument("--do_distill", action="store_true", help="distill hidden states from the teacher (DFD)")
+        g.add_argument("--window_size", type=int, default=3, help="DFD: student fusion window")
+        g.add_argument("--flooding_b", type=float, default=0.01,
+                       help="flooding level b of the task loss when distilling")
+        g.add_argument("--dfd_fusion", default="magnitude", choices=("magnitude", "signed"),
+                       help="DFD fusion weights: |sum x_j| / sum |sum x| (default; equal to the published weights "
+                            "when a group's sums share a sign, convex otherwise) or sum x_j / sum sum x as published "
+                            "(signed; explodes when layer sums change sign, as on the bundled MiniLM)")
+        g.add_argument("--dfd_weight", type=float, default=1.0,
+                       help="DFD: weight of the distillation loss in the total (1: the method as published; smaller "
+                            "when its scale swamps the task loss, as with the bundled MiniLM's hidden states)")
+
+    @classmethod
+    def validate(cls, args) -> None:
+        path = args.teacher_model_path
+        if not path:
+            raise UserError("--do_distill needs --teacher_model_path DIR (a model saved by train.py)")
+        if os.path.isfile(path):
+            raise UserError(f"--teacher_model_path {path} is a file, not a directory; give the model/ directory of "
+                            "a fine-tuned train.py run")
+        if not os.path.isdir(path):
+            raise UserError(f"--teacher_model_path {path}: directory not found; give the model/ directory of a "
+                            "fine-tuned train.py run")
+        if args.window_size < 1:
+            raise UserError(f"--window_size {args.window_size} must be >= 1")
+        if not 0 <= args.flooding_b < math.inf:
+            raise UserError(f"--flooding_b {args.flooding_b} must be >= 0 and finite (e.g. 0.01)")
+        if not 0 <= args.dfd_weight < math.inf:
+            raise UserError(f"--dfd_weight {args.dfd_weight} must be >= 0 and finite (1: as published)")
 
     @classmethod
     def enabled(cls, args) -> bool:

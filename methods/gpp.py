@@ -15,15 +15,43 @@ computes what was evaluated wherever it is loaded (AutoModel, --init_checkpoint,
 (`<directory>_pruned`). best_model/ waits for the freeze.
 """
 import hashlib
+import math
 
 from data_utils.errors import UserError
 from methods.base import TrainingMethod
 from mt_dnn.distributed import average_gradients
-from pruners.gpp import GPPPruner, is_phase_start, phase_of
+from pruners.gpp import PRUNING_TYPES, GPPPruner, is_phase_start, phase_of
 
 
 class GPPPruning(TrainingMethod):
     name = "gpp"
+    parameter_flags = {"target_sparsity": "--target_sparsity", "pruning_type": "--pruning_type"}
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        g = parser.add_argument_group("structured pruning (GPP)")
+        g.add_argument("--target_sparsity", type=float, default=0.5, help="GPP: fraction of units removed, in (0, 1)")
+        g.add_argument("--pruning_type", default="structured_heads+structured_mlp", choices=PRUNING_TYPES,
+                       help="GPP: which units to prune")
+        g.add_argument("--prepruning_finetune_epochs", type=int, default=1, help="GPP: dense epochs before pruning")
+        g.add_argument("--prune_epochs", type=int, default=2, help="GPP: epochs over which sparsity ramps up")
+        g.add_argument("--retrain_learning_rate", type=float, default=None,
+                       help="GPP: learning rate after pruning (default: --learning_rate)")
+
+    @classmethod
+    def validate(cls, args) -> None:
+        if not 0 < args.target_sparsity < 1:
+            raise UserError(f"--target_sparsity {args.target_sparsity} must be in (0, 1), e.g. 0.5")
+        if args.prune_epochs < 1:
+            raise UserError(f"--prune_epochs {args.prune_epochs} must be >= 1")
+        if args.prepruning_finetune_epochs < 0:
+            raise UserError(f"--prepruning_finetune_epochs {args.prepruning_finetune_epochs} must be >= 0")
+        needed = args.prepruning_finetune_epochs + args.prune_epochs
+        if needed > args.epochs:
+            raise UserError(f"--epochs {args.epochs} is shorter than --prepruning_finetune_epochs + --prune_epochs = "
+                            f"{needed}; raise --epochs to at least {needed}")
+        if args.retrain_learning_rate is not None and not 0 < args.retrain_learning_rate < math.inf:
+            raise UserError(f"--retrain_learning_rate {args.retrain_learning_rate} must be > 0 and finite")
 
     def __init__(self, context):
         super().__init__(context)

@@ -1,4 +1,5 @@
-"""train.py's command line: MT-DNN's flags, PLATON's and GPP-DFD's, and their validation.
+"""train.py's command line: MT-DNN's core flags plus every method's own (declared by the method classes in
+methods/), and their validation.
 
 `validate` checks every value that can be checked before data is loaded and
 raises one `UserError` naming the flag, the value, the valid range and a fix.
@@ -11,32 +12,28 @@ import os
 
 from data_utils.errors import ArgumentParser, UserError
 from data_utils.task_def import DEFAULT_TASK_DEF
+from methods import add_method_arguments, pruning_methods, validate_methods
 from mt_dnn import pretrained
 from mt_dnn.optim import OPTIMIZERS, WARMUP_SCHEDULES
-from methods import pruning_methods
-from pruners.gpp import PRUNING_TYPES
 
-# The pruning library's parameters -> the flags that set them (flag_error renders its errors with these).
-PARAMETER_FLAGS = {**{name: f"--{name}" for name in (
-    "initial_threshold", "final_threshold", "warmup_steps", "initial_warmup", "final_warmup", "deltaT", "beta1",
-    "beta2", "target_sparsity", "pruning_type")}, "kernels": "--pruner_kernels"}
-# Flags of the groups below that decide what a run trains; a resumed run takes them from its checkpoint.
-TRAINING_GROUPS = ("data and tasks", "model", "optimisation", "unstructured pruning (PLATON, magnitude)",
-                   "structured pruning (GPP) and distillation (DFD)")
-# Flags of those groups that change only how or what is evaluated, or where it runs, not what is trained.
-NOT_TRAINING = ("test_datasets", "batch_size_eval", "device", "pruner_kernels")
+# Flags of the core groups that decide what a run trains, restored from the checkpoint by --resume (the
+# methods declare their own: methods.add_method_arguments), except those that change only how or what is
+# evaluated, or where it runs.
+NOT_TRAINING = ("test_datasets", "batch_size_eval", "device")
 
 
 def training_flags(parser: argparse.ArgumentParser) -> tuple:
-    """Destinations of the flags that decide what a run trains: every flag of TRAINING_GROUPS
-    except NOT_TRAINING. `--resume` restores these from the checkpoint."""
-    return tuple(action.dest for group in parser._action_groups if group.title in TRAINING_GROUPS
-                 for action in group._group_actions if action.dest not in NOT_TRAINING)
+    """Destinations of the flags that decide what a run trains (`--resume` restores these from the
+    checkpoint): the core training groups' and each method's, as build_parser recorded them."""
+    return parser.resume_flags
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """train.py's parser: the core flags, then every registered method's (methods.add_method_arguments).
+    `parser.resume_flags` lists the flags a --resume takes from the checkpoint."""
     p = ArgumentParser(description="Multi-task fine-tuning of a shared encoder with in-loop pruning "
-                            "(PLATON, magnitude, GPP) and optional feature distillation.")
+                            "(PLATON, magnitude, movement, GPP) and optional distillation.")
+    resumed = []
     g = p.add_argument_group("data and tasks")
     g.add_argument("--data_dir", default=os.path.join("data", "canonical_data", pretrained.BUNDLED_MODEL),
                    help="directory of canonical JSON files written by prepro (default: %(default)s)")
@@ -52,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ratio", type=float, default=0.0,
                    help="if > 0, use only ratio x (main-task batches) auxiliary batches per epoch")
 
+    resumed += [action.dest for action in g._group_actions if action.dest not in NOT_TRAINING]
     g = p.add_argument_group("model")
     g.add_argument("--init_checkpoint", default=pretrained.BUNDLED_MODEL,
                    help="encoder to start from: the bundled model name, a HF directory (e.g. one written by "
@@ -59,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dropout_p", type=float, default=0.1,
                    help="encoder dropout (hidden and attention) and head dropout of tasks whose definition sets none")
 
+    resumed += [action.dest for action in g._group_actions if action.dest not in NOT_TRAINING]
     g = p.add_argument_group("optimisation")
     g.add_argument("--batch_size", type=int, default=8, help="training batch size (per process)")
     g.add_argument("--batch_size_eval", type=int, default=8, help="evaluation batch size")
@@ -80,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="where to train: CUDA when present (auto), or forced")
 
+    resumed += [action.dest for action in g._group_actions if action.dest not in NOT_TRAINING]
     g = p.add_argument_group("logging and output")
     g.add_argument("--output_dir", default="checkpoint", help="where logs, scores and models go")
     g.add_argument("--overwrite_output_dir", action="store_true",
@@ -103,53 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--skip_nan_batches", action="store_true",
                    help="skip a batch whose loss is NaN/inf (with a warning) instead of stopping the run")
 
-    g = p.add_argument_group("unstructured pruning (PLATON, magnitude)")
+    g = p.add_argument_group("pruning and distillation methods (their own flags follow)")
     g.add_argument("--pruner", default="platon", choices=(*pruning_methods(), "none"),
                    help="pruning method (default: platon); gpp is structured; none trains dense")
-    g.add_argument("--initial_threshold", type=float, default=1.0, help="remaining ratio before pruning starts")
-    g.add_argument("--final_threshold", type=float, default=0.10, help="remaining ratio at the end, in (0, 1]")
-    g.add_argument("--warmup_steps", type=int, default=5400, help="unit of the pruning warmups, in updates")
-    g.add_argument("--initial_warmup", type=float, default=1,
-                   help="updates before pruning starts = initial_warmup x warmup_steps")
-    g.add_argument("--final_warmup", type=float, default=5,
-                   help="final updates at the final ratio = final_warmup x warmup_steps")
-    g.add_argument("--beta1", type=float, default=0.85, help="PLATON: EMA factor of the sensitivity")
-    g.add_argument("--beta2", type=float, default=0.95,
-                   help="PLATON: EMA factor of the uncertainty, in [0, 1); 1 disables the uncertainty term")
-    g.add_argument("--deltaT", type=int, default=10, help="PLATON: updates per sensitivity window and masking")
-    g.add_argument("--pruner_kernels", default="auto", choices=("auto", "numba", "torch"),
-                   help="how the pruner's passes run on a CPU: fused numba loops (numba), torch operations (torch), "
-                        "or numba when installed (auto); same results, the fused loops are about 2x faster")
-
-    g = p.add_argument_group("structured pruning (GPP) and distillation (DFD)")
-    g.add_argument("--target_sparsity", type=float, default=0.5, help="GPP: fraction of units removed, in (0, 1)")
-    g.add_argument("--pruning_type", default="structured_heads+structured_mlp", choices=PRUNING_TYPES,
-                   help="GPP: which units to prune")
-    g.add_argument("--prepruning_finetune_epochs", type=int, default=1, help="GPP: dense epochs before pruning")
-    g.add_argument("--prune_epochs", type=int, default=2, help="GPP: epochs over which sparsity ramps up")
-    g.add_argument("--retrain_learning_rate", type=float, default=None,
-                   help="GPP: learning rate after pruning (default: --learning_rate)")
-    g.add_argument("--teacher_model_path", default=None,
-                   help="distillation teacher: a directory written by train.py (encoder and heads)")
-    g.add_argument("--do_distill", action="store_true", help="distill hidden states from the teacher (DFD)")
-    g.add_argument("--window_size", type=int, default=3, help="DFD: student fusion window")
-    g.add_argument("--flooding_b", type=float, default=0.01, help="flooding level b of the task loss when distilling")
-    g.add_argument("--dfd_fusion", default="magnitude", choices=("magnitude", "signed"),
-                   help="DFD fusion weights: |sum x_j| / sum |sum x| (default; equal to the published weights when "
-                        "a group's sums share a sign, convex otherwise) or sum x_j / sum sum x as published (signed; "
-                        "explodes when layer sums change sign, as on the bundled MiniLM)")
-    g.add_argument("--dfd_weight", type=float, default=1.0,
-                   help="DFD: weight of the distillation loss in the total (1: the method as published; smaller "
-                        "when its scale swamps the task loss, as with the bundled MiniLM's hidden states)")
+    resumed += [action.dest for action in g._group_actions]
+    resumed += add_method_arguments(p)
+    p.resume_flags = tuple(resumed)
     return p
-
-
-def flag_error(err: ValueError) -> UserError:
-    """The CLI's one-line error for a library's ValueError: parameters named as the flags that set them
-    (errors that carry their parameters as placeholders, pruners.schedule.PrunerSettingError, are
-    rendered with PARAMETER_FLAGS; others keep their text)."""
-    render = getattr(err, "with_names", None)
-    return UserError(render(PARAMETER_FLAGS) if render else str(err))
 
 
 def _require(condition: bool, message: str):
@@ -186,30 +146,7 @@ def validate(args) -> None:
     _check_paths(args)
     for flag in ("log_per_updates", "eval_per_updates", "save_per_updates", "keep_checkpoints"):
         _require(getattr(args, flag) >= 0, f"--{flag} {getattr(args, flag)} must be >= 0")
-    if args.pruner == "gpp":
-        _require(0 < args.target_sparsity < 1,
-                 f"--target_sparsity {args.target_sparsity} must be in (0, 1), e.g. 0.5")
-        _require(args.prune_epochs >= 1, f"--prune_epochs {args.prune_epochs} must be >= 1")
-        _require(args.prepruning_finetune_epochs >= 0,
-                 f"--prepruning_finetune_epochs {args.prepruning_finetune_epochs} must be >= 0")
-        needed = args.prepruning_finetune_epochs + args.prune_epochs
-        _require(needed <= args.epochs,
-                 f"--epochs {args.epochs} is shorter than --prepruning_finetune_epochs + --prune_epochs = {needed}; "
-                 f"raise --epochs to at least {needed}")
-    if args.retrain_learning_rate is not None:
-        _require(0 < args.retrain_learning_rate < math.inf,
-                 f"--retrain_learning_rate {args.retrain_learning_rate} must be > 0 and finite")
-    if args.do_distill:
-        _require(bool(args.teacher_model_path), "--do_distill needs --teacher_model_path DIR (a model saved by train.py)")
-        _require(not os.path.isfile(args.teacher_model_path),
-                 f"--teacher_model_path {args.teacher_model_path} is a file, not a directory; give the model/ "
-                 "directory of a fine-tuned train.py run")
-        _require(os.path.isdir(args.teacher_model_path),
-                 f"--teacher_model_path {args.teacher_model_path}: directory not found; give the model/ "
-                 "directory of a fine-tuned train.py run")
-        _require(args.window_size >= 1, f"--window_size {args.window_size} must be >= 1")
-        _require(0 <= args.flooding_b < math.inf, f"--flooding_b {args.flooding_b} must be >= 0 and finite (e.g. 0.01)")
-        _require(0 <= args.dfd_weight < math.inf, f"--dfd_weight {args.dfd_weight} must be >= 0 and finite (1: as published)")
+    validate_methods(args)
 
 
 def _blocking_file(path: str):

@@ -27,9 +27,6 @@ from mt_dnn.optim import WARMUP_SCHEDULES, build_optimizer, build_schedule
 from mt_dnn.options import build_parser, training_flags, validate
 
 logger = logging.getLogger("train")
-PARSER = build_parser()
-TRAINING_FLAGS = training_flags(PARSER)
-FLAG_ACTIONS = {action.dest: action for action in PARSER._actions}
 
 
 @dataclass(frozen=True)
@@ -102,11 +99,14 @@ def reconcile_config(args, saved: dict) -> list:
     naming the checkpoint's file and key."""
     path = find_resume_checkpoint(args)
     warnings_, taken = [], []
+    parser = build_parser()                   # the core flags and every registered method's
+    resumed_flags = training_flags(parser)
+    actions = {action.dest: action for action in parser._actions}
     for key, saved_value in saved.items():
         if not hasattr(args, key) or getattr(args, key) == saved_value:
             continue
-        if key in TRAINING_FLAGS:
-            problem = _flag_value_problem(FLAG_ACTIONS[key], saved_value)
+        if key in resumed_flags:
+            problem = _flag_value_problem(actions[key], saved_value)
             if problem:
                 refuse(path, f"config.{key}", problem)
             warnings_.append(f"--{key}: the checkpoint's {saved_value!r} wins over the command line's "

@@ -353,13 +353,12 @@ def test_every_flag_has_help():
         assert action.help, f"flag {action.option_strings} has no help text"
 
 
-def test_resume_training_flags_come_from_the_option_groups():
+def test_resume_training_flags_come_from_the_core_groups_and_the_methods():
     from mt_dnn.options import NOT_TRAINING
-    from mt_dnn.run_state import TRAINING_FLAGS
 
-    flags = set(TRAINING_FLAGS)
-    assert {"learning_rate", "weight_decay", "pruner", "deltaT", "dfd_fusion", "dfd_weight"} <= flags, \
-        f"flags that decide training must be restored on resume: {sorted(flags)}"
-    assert not flags & set(NOT_TRAINING), "evaluation and placement flags follow the command line"
+    flags = set(train.build_parser().resume_flags)
+    assert {"learning_rate", "weight_decay", "pruner", "deltaT", "beta1", "target_sparsity", "dfd_fusion",
+            "dfd_weight"} <= flags, f"flags that decide training must be restored on resume: {sorted(flags)}"
+    assert not flags & {*NOT_TRAINING, "pruner_kernels"}, "evaluation and placement flags follow the command line"
     assert not flags & {"output_dir", "resume", "save_per_updates", "log_per_updates"}, \
         "logging and output flags are never taken from the checkpoint"
