@@ -159,7 +159,7 @@ def _load_mtdnn_pt(path: str, overrides: dict, config_cls, model_cls, flag: str)
     state = {k[len("bert."):]: v for k, v in checkpoint["state"].items()
              if isinstance(k, str) and k.startswith("bert.") and isinstance(v, torch.Tensor)}
     try:
-        config = config_cls(**{k: v for k, v in checkpoint["config"].items() if k in known}, **overrides)
+        config = config_cls(**{**{k: v for k, v in checkpoint["config"].items() if k in known}, **overrides})
         encoder = model_cls(config)
     except Exception as err:  # noqa: BLE001 - a config that cannot make a BERT encoder is the user's file
         raise UserError(f"{flag} {path}: its 'config' cannot make a BERT encoder ({type(err).__name__}: "
