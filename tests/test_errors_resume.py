@@ -249,6 +249,29 @@ def test_evaluate_predict_and_export_refuse_a_model_whose_config_does_not_fit(sa
     assert not (tmp_path / "export").exists(), "nothing exported"
 
 
+@pytest.mark.parametrize("field,value,needle", [
+    ("hidden_act", "nope", "(KeyError: 'nope')"),
+    ("hidden_size", "wide", "expected int, got str"),
+    ("hidden_size", -32, "negative dimension -32"),
+])
+def test_a_config_that_cannot_build_a_model_is_refused(train_args, tiny_model_dir, tmp_path, capsys,
+                                                        field, value, needle):
+    model = misfit(tiny_model_dir, tmp_path / "model", field, value)
+    fail(train.main, train_args(tmp_path / "run", "--init_checkpoint", model), capsys,
+         f"--init_checkpoint {model}: cannot load a model with safetensors weights (", needle)
+
+
+def test_a_heads_file_with_a_class_count_that_is_not_a_number_is_refused(saved_model, canonical_dir, tmp_path,
+                                                                        capsys):
+    model = tmp_path / "model"
+    shutil.copytree(saved_model[1], model)
+    heads = json.loads((model / "heads.json").read_text())
+    heads["rte"]["n_class"] = "2"
+    (model / "heads.json").write_text(json.dumps(heads))
+    fail(evaluate_cli.main, ["--model", model, "--data_dir", canonical_dir], capsys,
+         f"--model {model / 'heads.json'}: not a valid heads file", "save the model again with train.py")
+
+
 def test_an_mtdnn_pt_file_whose_config_does_not_fit_is_refused(train_args, tmp_path, capsys):
     from transformers import BertModel
 
@@ -407,6 +430,11 @@ def test_predict_never_writes_an_input_and_refuses_an_unwritable_output(saved_mo
     fail(predict_cli.main, ["--model", model, "--task", "sst", "--input", tmp_path / "in.txt", "--task_def", task_def,
                             "--output", output.format(**values)], capsys, needle.format(**values))
     assert snapshot(tmp_path) == before, f"{case}: no input (nor anything else) is written"
+
+
+def test_predict_refuses_a_directory_as_input(saved_model, tmp_path, capsys):
+    fail(predict_cli.main, ["--model", saved_model[1], "--task", "sst", "--input", tmp_path], capsys,
+         f"--input {tmp_path} is a directory; give a file, or - for stdin")
 
 
 # ---------------------------------------------------------------- run_GDbert_glue.py: numeric flags
