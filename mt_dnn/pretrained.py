@@ -50,3 +50,7 @@ def load_tokenizer(name_or_path: str):
     except OSError as err:
         raise UserError(f"cannot load the tokenizer of '{name_or_path}' ({' '.join(str(err).split())[:200]}); "
                         f"without network access use the bundled '{BUNDLED_MODEL}' or a local directory") from None
+    except Exception as err:  # noqa: BLE001 - damaged tokenizer files (bad or too deep JSON, missing keys)
+        raise UserError(f"{source}: its tokenizer files cannot be read ({type(err).__name__}: "
+                        f"{' '.join(str(err).split())[:160]}); restore tokenizer.json and tokenizer_config.json from "
+                        "where the model came from") from None

@@ -261,6 +261,19 @@ def test_a_config_that_cannot_build_a_model_is_refused(train_args, tiny_model_di
          f"--init_checkpoint {model}: cannot load a model with safetensors weights (", needle)
 
 
+@pytest.mark.parametrize("text,needle", [("[" * 100000 + "]" * 100000, "RecursionError"),
+                                         ("{not json", "JSONDecodeError"), ('{"version": "1.0"}', "KeyError")])
+def test_damaged_tokenizer_files_are_refused(train_args, saved_model, canonical_dir, tmp_path, capsys,
+                                             text, needle):
+    model = tmp_path / "model"
+    shutil.copytree(saved_model[1], model)
+    (model / "tokenizer.json").write_text(text)
+    message = f"{model}: its tokenizer files cannot be read ({needle}"
+    fail(train.main, train_args(tmp_path / "run", "--init_checkpoint", model), capsys, message,
+         "restore tokenizer.json and tokenizer_config.json")
+    fail(evaluate_cli.main, ["--model", model, "--data_dir", canonical_dir, "--datasets", "rte"], capsys, message)
+
+
 def test_a_heads_file_with_a_class_count_that_is_not_a_number_is_refused(saved_model, canonical_dir, tmp_path,
                                                                         capsys):
     model = tmp_path / "model"
