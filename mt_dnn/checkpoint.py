@@ -21,7 +21,7 @@ import re
 import shutil
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from data_utils.errors import UserError

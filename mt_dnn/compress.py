@@ -58,7 +58,15 @@ from torch import nn
 from data_utils.errors import ArgumentParser, UserError, run_cli
 from data_utils.files import claim_output_dir, refuse_writing_inputs, write_directory
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
-from mt_dnn.model import HEADS_CONFIG, HEADS_WEIGHTS, MTDNNModel, load_heads, load_model
+from mt_dnn.model import (
+    HEADS_CONFIG,
+    HEADS_WEIGHTS,
+    MTDNNModel,
+    check_batch,
+    load_model,
+    read_head_specs,
+    with_saved_heads,
+)
 
 FORMAT = "mt-dnn-compressed"
 VERSION = 1
@@ -299,6 +307,8 @@ def load_compressed(directory: str, task_defs: dict | None = None, flag: str = "
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as err:
         raise UserError(f"{flag} {manifest_path}: not a valid manifest ({' '.join(str(err).split())[:120]}); "
                         "compress the model again with python -m mt_dnn.compress") from None
+    task_defs = task_defs if task_defs is not None else load_task_defs(DEFAULT_TASK_DEF)
+    specs = read_head_specs(directory, task_defs, flag)
     try:
         tensors = load_file(os.path.join(directory, WEIGHTS_FILE))
     except (OSError, SafetensorError) as err:
@@ -349,23 +359,7 @@ def load_compressed(directory: str, task_defs: dict | None = None, flag: str = "
                                 f"but {list(target.shape)} {target.dtype} in the encoder of config.json; compress "
                                 "the model again")
             target.copy_(value)
-    if task_defs is None:
-        task_defs = load_task_defs(DEFAULT_TASK_DEF)
-    try:
-        with open(os.path.join(directory, HEADS_CONFIG), encoding="utf-8") as handle:
-            specs = json.load(handle)
-    except (OSError, ValueError, RecursionError) as err:
-        raise UserError(f"{flag} {directory}: no readable {HEADS_CONFIG} ({' '.join(str(err).split())[:100]})") \
-            from None
-    unknown = [name for name in specs if name not in task_defs]
-    if unknown:
-        raise UserError(f"{flag} {directory}: heads for tasks {unknown} are not in the task definition; pass the "
-                        "--task_def the model was trained with")
-    model = MTDNNModel(encoder, {name: task_defs[name] for name in specs})
-    missing_heads = [name for name in specs if name not in load_heads(model, directory)]
-    if missing_heads:
-        raise UserError(f"{flag} {directory}: {HEADS_WEIGHTS} lacks weights of the right shape for {missing_heads}")
-    return model.eval()
+    return with_saved_heads(encoder, directory, specs, task_defs, flag)
 
 
 # ---------------------------------------------------------------------------
@@ -395,28 +389,8 @@ def build_parser():
 
 
 def check_inputs(model, tokenizer, check_data=None) -> dict:
-    """{'input_ids', 'token_type_ids', 'attention_mask'} of the check batch: the first rows of `check_data`
-    (a canonical JSON file), else the built-in sentences."""
-    from data_utils.batcher import collate
-
-    task = model.task_defs[next(iter(model.heads))]
-    if check_data:
-        from data_utils.batcher import load_canonical
-
-        if not os.path.isfile(check_data):
-            raise UserError(f"--check_data {check_data}: file not found; give a canonical JSON file "
-                            "(prepro's output) or leave the flag out")
-        dataset = load_canonical(check_data, os.path.basename(check_data), task)
-        batch = collate(dataset.examples[:32], task)
-    else:
-        from mt_dnn.export import CHECK_SENTENCES
-
-        examples = []
-        for uid, (a, b) in enumerate(CHECK_SENTENCES):
-            encoded = tokenizer(a, b)
-            examples.append({"uid": str(uid), "label": 0.0 if task.is_regression else 0,
-                             "token_id": encoded["input_ids"], "type_id": encoded["token_type_ids"]})
-        batch = collate(examples, task)
+    """{'input_ids', 'token_type_ids', 'attention_mask'} of the check batch (mt_dnn.model.check_batch)."""
+    _, batch = check_batch(model, tokenizer, check_data)
     return {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
 
 

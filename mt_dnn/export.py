@@ -19,18 +19,18 @@ import os
 
 import transformers
 
-from data_utils.batcher import collate
 from data_utils.errors import ArgumentParser, UserError, run_cli
 from data_utils.files import claim_output_dir, refuse_writing_inputs
-from data_utils.jsonio import json_type, read_json
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
 from mt_dnn import pretrained
-from mt_dnn.model import HEADS_CONFIG, MTDNNModel, export_structured, load_encoder, load_heads
+from mt_dnn.model import (
+    check_batch,
+    export_structured,
+    load_encoder,
+    read_head_specs,
+    with_saved_heads,
+)
 from pruners.structured_mask import INDICATOR_FILE, StructuredMask, read_indicators
-
-CHECK_SENTENCES = [("The committee approved the new budget.", "The budget was approved."),
-                   ("A man is playing a guitar on stage.", "Nobody is playing music."),
-                   ("Prices rose sharply last year.", None)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,55 +55,26 @@ def masked_model(checkpoint: str, task_def: str):
     """The dense model of a GPP run with its saved indicators applied (pruners.structured_mask), the
     StructuredMask doing it, and the task definitions."""
     indicators_path = os.path.join(checkpoint, INDICATOR_FILE)
-    heads_path = os.path.join(checkpoint, HEADS_CONFIG)
     if not os.path.isdir(checkpoint):
         raise UserError(f"--checkpoint {checkpoint}: directory not found; give the model/ or best_model/ "
                         "directory of a train.py --pruner gpp run")
     if not os.path.isfile(indicators_path):
         raise UserError(f"--checkpoint {checkpoint}: no {INDICATOR_FILE}; export needs a directory written by "
                         "train.py --pruner gpp (model/ or best_model/)")
-    if not os.path.isfile(heads_path):
-        raise UserError(f"--checkpoint {checkpoint}: no {HEADS_CONFIG}; not a directory written by train.py")
     try:  # read before the encoder is loaded: a broken file is refused at once
         indicators = read_indicators(indicators_path)
     except (FileNotFoundError, ValueError) as err:  # the message starts with the file's path
         raise UserError(f"--checkpoint {err}; re-save it with train.py") from None
-    try:
-        head_specs = read_json(heads_path, "valid JSON", "re-save the model with train.py")
-    except UserError as err:                    # the message starts with the file's path
-        raise UserError(f"--checkpoint {err}") from None
-    if not isinstance(head_specs, dict):
-        raise UserError(f"--checkpoint {heads_path}: holds {json_type(head_specs)}, not the heads' object; re-save "
-                        "the model with train.py")
     task_defs = load_task_defs(task_def)
-    unknown = [name for name in head_specs if name not in task_defs]
-    if unknown:
-        raise UserError(f"--checkpoint {checkpoint}: heads for tasks {unknown} are not in --task_def {task_def}")
-    encoder = load_encoder(checkpoint, flag="--checkpoint")
-    model = MTDNNModel(encoder, {name: task_defs[name] for name in head_specs})
-    load_heads(model, checkpoint)
+    specs = read_head_specs(checkpoint, task_defs, flag="--checkpoint")
+    model = with_saved_heads(load_encoder(checkpoint, flag="--checkpoint"), checkpoint, specs, task_defs,
+                             flag="--checkpoint")
     try:
         mask = StructuredMask(model.encoder, **indicators)
     except ValueError as err:
         raise UserError(f"--checkpoint {indicators_path}: {err}; it does not belong to this encoder, re-save the "
                         "model with train.py") from None
     return model.eval(), mask, task_defs
-
-
-def check_batch(args, model, task_defs):
-    task_name = next(iter(model.heads))
-    task = task_defs[task_name]
-    if args.check_data:
-        from data_utils.batcher import load_canonical
-        dataset = load_canonical(args.check_data, os.path.basename(args.check_data), task)
-        return task_name, collate(dataset.examples[:32], task)
-    tokenizer = pretrained.load_tokenizer(args.checkpoint)
-    examples = []
-    for uid, (a, b) in enumerate(CHECK_SENTENCES):
-        encoded = tokenizer(a, b)
-        examples.append({"uid": str(uid), "label": 0.0 if task.is_regression else 0,
-                         "token_id": encoded["input_ids"], "type_id": encoded["token_type_ids"]})
-    return task_name, collate(examples, task)
 
 
 def main(argv=None) -> int:
@@ -124,7 +95,7 @@ def main(argv=None) -> int:
     indicators = mask.indicators()
     tokenizer = pretrained.load_tokenizer(args.checkpoint)
     report = export_structured(model, indicators.get("head"), indicators.get("ffn"), tokenizer, args.output_dir,
-                               check_batch=check_batch(args, model, task_defs), existing=existing)
+                               check_batch=check_batch(model, tokenizer, args.check_data), existing=existing)
     layers_before, layers_after = report["encoder_layer_parameters_before"], report["encoder_layer_parameters_after"]
     print(f"exported {args.checkpoint} -> {args.output_dir}: encoder parameters {report['parameters_before']} -> "
           f"{report['parameters_after']} ({report['parameters_after'] / report['parameters_before']:.1%}) in all; "

@@ -18,6 +18,7 @@ from torch import nn
 
 from data_utils.errors import UserError
 from data_utils.files import write_directory
+from data_utils.jsonio import read_json
 from module.heads import TaskHead
 from mt_dnn import pretrained
 from mt_dnn.hf_export import label_names, write_task_models
@@ -227,6 +228,33 @@ def save_model(model: MTDNNModel, tokenizer, directory: str, write_extra=None, e
     write_directory(directory, fill, existing=existing, what="the model", flag=flag)
 
 
+# Sentence pairs a saved or exported model is checked on when no --check_data rows are given.
+CHECK_SENTENCES = [("The committee approved the new budget.", "The budget was approved."),
+                   ("A man is playing a guitar on stage.", "Nobody is playing music."),
+                   ("Prices rose sharply last year.", None)]
+
+
+def check_batch(model: MTDNNModel, tokenizer, check_data: str | None = None) -> tuple:
+    """(task, collated batch) on which a written copy of `model` (an export, a compressed or ONNX copy) is
+    compared with it: the first 32 rows of `check_data` (a canonical JSON file of the model's first task),
+    else CHECK_SENTENCES through `tokenizer`."""
+    from data_utils.batcher import collate, load_canonical
+
+    name = next(iter(model.heads))
+    task = model.task_defs[name]
+    if check_data:
+        if not os.path.isfile(check_data):
+            raise UserError(f"--check_data {check_data}: file not found; give a canonical JSON file "
+                            "(prepro's output) or leave the flag out")
+        return name, collate(load_canonical(check_data, os.path.basename(check_data), task).examples[:32], task)
+    examples = []
+    for uid, (a, b) in enumerate(CHECK_SENTENCES):
+        encoded = tokenizer(a, b)
+        examples.append({"uid": str(uid), "label": 0.0 if task.is_regression else 0,
+                         "token_id": encoded["input_ids"], "type_id": encoded["token_type_ids"]})
+    return name, collate(examples, task)
+
+
 @torch.no_grad()
 def export_structured(model: MTDNNModel, head_indicator, ffn_indicator, tokenizer, directory: str,
                       check_batch=None, existing: str = "replace") -> dict:
@@ -277,19 +305,28 @@ def load_model(directory: str, task_defs: dict, flag: str = "--model") -> MTDNNM
     if not os.path.isdir(directory):
         raise UserError(f"{flag} {directory}: directory not found; give a model/ or best_model/ directory "
                         "written by train.py")
+    specs = read_head_specs(directory, task_defs, flag)
+    if _model_type_of_directory(directory) == "pruned-bert":
+        _register_structured()
+    return with_saved_heads(load_encoder(directory, flag=flag), directory, specs, task_defs, flag)
+
+
+def read_head_specs(directory: str, task_defs: dict, flag: str = "--model") -> dict:
+    """The toolkit's one reader of a saved model's heads.json: {task: {"n_class": ..., ...}}, checked (a
+    whole n_class >= 1 per head, every task in `task_defs` with that n_class, heads.safetensors beside it);
+    a one-line UserError naming the directory or file otherwise."""
     spec_path = os.path.join(directory, HEADS_CONFIG)
     if not os.path.isfile(spec_path) or not os.path.isfile(os.path.join(directory, HEADS_WEIGHTS)):
         raise UserError(f"{flag} {directory}: no {HEADS_CONFIG} and {HEADS_WEIGHTS}, so no task heads; give a "
                         "model/ or best_model/ directory written by train.py")
     try:
-        with open(spec_path, encoding="utf-8") as handle:
-            specs = json.load(handle)
-        if not isinstance(specs, dict) or not all(
-                isinstance(s, dict) and type(s.get("n_class")) is int and s["n_class"] >= 1 for s in specs.values()):
-            raise ValueError("expected {task: {\"n_class\": a whole number >= 1, ...}}")
-    except (ValueError, UnicodeDecodeError, RecursionError) as err:     # RecursionError: JSON nested too deeply
-        raise UserError(f"{flag} {spec_path}: not a valid heads file ({' '.join(str(err).split())[:120]}); "
-                        "save the model again with train.py") from None
+        specs = read_json(spec_path, "valid JSON", "re-save the model with train.py")
+    except UserError as err:                    # the message starts with the file's path
+        raise UserError(f"{flag} {err}") from None
+    if not isinstance(specs, dict) or not all(
+            isinstance(s, dict) and type(s.get("n_class")) is int and s["n_class"] >= 1 for s in specs.values()):
+        raise UserError(f"{flag} {spec_path}: not a valid heads file (expected {{task: {{\"n_class\": a whole "
+                        "number >= 1, ...}}); save the model again with train.py")
     unknown = [name for name in specs if name not in task_defs]
     if unknown:
         raise UserError(f"{flag} {directory}: heads for tasks {unknown} are not in the task definition; pass the "
@@ -299,9 +336,11 @@ def load_model(directory: str, task_defs: dict, flag: str = "--model") -> MTDNNM
             raise UserError(f"{flag} {directory}: the {name} head has {spec['n_class']} outputs but the task "
                             f"definition says n_class {task_defs[name].n_class}; pass the --task_def the model "
                             "was trained with")
-    if _model_type_of_directory(directory) == "pruned-bert":
-        _register_structured()
-    encoder = load_encoder(directory, flag=flag)
+    return specs
+
+
+def with_saved_heads(encoder, directory: str, specs: dict, task_defs: dict, flag: str = "--model") -> MTDNNModel:
+    """An MTDNNModel of `encoder` with the heads `specs` names, loaded from `directory`, in eval mode."""
     model = MTDNNModel(encoder, {name: task_defs[name] for name in specs})
     loaded = load_heads(model, directory)
     missing = [name for name in specs if name not in loaded]
