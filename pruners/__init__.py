@@ -20,10 +20,11 @@ Unstructured pruners (this package's top level; GPP lives in `pruners.gpp`):
     Any other bad input (a model, target_substrings, a step, a state) is a ValueError or TypeError of one
     sentence, raised before anything changes (docs/ERRORS.md, "The pruner library").
 
-Modules: base (the optimizer-shaped API), platon, magnitude and movement (the scoring rules),
-schedule (the cubic schedule and the settings' validation), threshold (the exact
-global threshold), layout (flat buffers and slabs), kernels (the passes, in torch
-and numba: numba_loops), anatomy (BERT's layout), report (sparsity report), gpp.
+Modules: base (the optimizer-shaped API), platon, magnitude and movement (the scoring rules, each
+with its statistics update: PLATON's in torch and in numba, platon_loops), schedule (the cubic
+schedule and the settings' validation), threshold (the exact global threshold), layout (flat
+buffers and slabs), kernels (the rule-agnostic passes, counting and masking, in torch and numba:
+numba_loops; how a rule's variant is picked), anatomy (BERT's layout), report (sparsity report), gpp.
 
 Example, a plain Hugging Face training loop::
 

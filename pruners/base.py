@@ -37,11 +37,12 @@ pruners.threshold, docs/METHODS.md §1) and every selected entry whose score is
 change (between PLATON's window closes in the final phase): the same selection.
 
 Where the work happens is told by the modules that do it: the flat buffers and
-slabs in pruners.layout (`self.layout`), the passes over a slab in
-pruners.kernels (each slab's kernels object, chosen once when the pruner is
-built: `kernels="auto"`, the default, the fused numba loops where they apply;
-"numba" insists, "torch" declines), the threads of a step (`num_threads`) in
-pruners.kernels too.
+slabs in pruners.layout (`self.layout`), the shared passes over a slab
+(counting, masking) in pruners.kernels (each slab's kernels object, chosen once
+when the pruner is built: `kernels="auto"`, the default, the fused numba loops
+where they apply; "numba" insists, "torch" declines), the rule's own statistics
+update in the rule's file (PLATON's in torch and numba, picked per slab to
+match its kernels), the threads of a step (`num_threads`) in pruners.kernels.
 
 State dict (plain Python values plus tensors, as torch optimizers do):
 

@@ -1,41 +1,34 @@
-"""The kernels of the unstructured pruners: every pass of a step, behind one interface, in torch and in numba.
+"""The rule-agnostic passes of the unstructured pruners' steps, in torch and in numba, and how a rule's own pass is picked.
 
 A pruner step is a few passes over the selected entries, slab by slab
-(pruners.layout): PLATON's statistics update, the threshold's counting pass, the
-masking pass. Each pass is a method of a kernels object, with the same
-arguments in both implementations, and works on one slab:
+(pruners.layout): the scoring rule's statistics update (written by the rule, in
+its own file: pruners.platon, pruners.movement), then the threshold's counting
+pass and the masking pass, which are the same whatever the rule. Those shared
+passes are the methods of a kernels object, with the same arguments in both
+implementations, and work on one slab:
 
-    platon_close(I, A, U, P, G, w1, w2)     a window closes: Ī ← lerp(Ī, I, w1),
-                                            U ← lerp(U, |I − Ī|, w2) (U None: β2 = 1), I ← |P ⊙ G|
-    platon_running(I, P, G, w)              inside a window: I ← lerp(I, |P ⊙ G|, w)
-    magnitude(P, out)                       out ← |P| (the factor of magnitude scores)
     scores(factors, out)                    the scores ∏ factors (in `out`, or the lone factor itself)
     count(factors, lo, above_lo, hi, out)   over the scores ∏ factors: how many are < lo, how
                                             many < above_lo, and a copy of the ones in
                                             [above_lo, hi) (pruners.threshold.BracketCount)
     mask(P, factors, threshold)             P ← 0 where ∏ factors < threshold (strict) or NaN
 
-I, A, U, the factors and `out` are flat float32 tensors over the slab (its part
-of the pruner's buffers); P is the list of the slab's parameter parts and G
-that of their gradients' (an entry None: no gradient, |P ⊙ G| = 0), in slab
-order, tiling it (pruners.layout: FlatLayout.weights / grads; a part is a flat
-view, or a whole non-contiguous parameter in its own shape). Scores are
-products of one or two factors (PLATON: Ī ⊙ U, or Ī when β2 = 1; magnitude: |p|).
+The factors and `out` are flat float32 tensors over the slab (its part of the
+pruner's buffers); P is the list of the slab's parameter parts, in slab order,
+tiling it (pruners.layout: FlatLayout.weights; a part is a flat view, or a
+whole non-contiguous parameter in its own shape: `split` cuts a slab-sized flat
+tensor the same way). Scores are products of one or two factors (PLATON: Ī ⊙ U,
+or Ī when β2 = 1; magnitude: |p|; movement: S).
 
 `TorchKernels` runs each pass as torch operations, on any device, dtype and
-layout (a non-contiguous parameter included); parameters narrower than float32
-(float16, bfloat16) are widened to float32 before any arithmetic, so the scores
-are float32 whatever the weights are. `NumbaKernels` runs the passes
-as fused CPU loops (pruners.numba_loops): in torch each operation is its own
-sweep with its own parallel region, and on a CPU the operations, not the memory
-traffic, set the time; a fused loop does all the operations of a pass in one
-sweep, reading every input once and never writing the scores out, about twice
-as fast for a whole PLATON step. It takes flat contiguous float32 CPU tensors
-only. Both give the same bits (the statistics, the counts, the threshold and
-the masked weights): products are computed in float32 exactly as `torch.mul`
-does, and the moving averages follow torch's `lerp` (a + w·(b − a) for
-w < 0.5, else b − (b − a)·(1 − w)) with the multiply-add fused where the CPU
-has FMA, as torch's CPU kernels do (tests/test_kernels.py checks it on this CPU).
+layout (a non-contiguous parameter included). `NumbaKernels` runs them as fused
+CPU loops (pruners.numba_loops): in torch each operation is its own sweep with
+its own parallel region, and on a CPU the operations, not the memory traffic,
+set the time; a fused loop does all the operations of a pass in one sweep,
+reading every input once and never writing the scores out. It takes flat
+contiguous float32 CPU tensors only. Both give the same bits (the counts, the
+candidates, the masked weights): products are computed in float32 exactly as
+`torch.mul` does (tests/test_kernels.py).
 
 Choosing. `load(kind, parameters)` gives a pruner's kernels: "torch" the torch
 ones; "numba" the fused loops (refused without numba, or when a parameter is
@@ -43,23 +36,26 @@ not a CPU float32 tensor); "auto", the default, the fused loops when numba is
 installed and every parameter fits, else torch's. `per_slab(kernels, slabs)`
 then gives each slab its kernels, once, when the pruner is built: the fused
 loops take flat views only, so a slab holding a non-contiguous parameter (a
-"whole" piece) runs on torch operations either way. The loops are compiled
-when first loaded in a process (several seconds; numba caches them on disk, so
-later processes load them in about a second), never inside a pruner step.
+"whole" piece) runs on torch operations either way. A scoring rule registers
+its own pass per kind of kernels ({kernels name: class}, torch's required:
+pruners.platon.UPDATES) and `pick_variants(variants, slab_kernels)` gives each
+slab the variant named like its kernels, also once, when the pruner is built.
+Loops are compiled when first loaded in a process (several seconds; numba
+caches them on disk, so later processes load them in about a second), never
+inside a pruner step.
 
 Threads. The passes gain little from many threads, and on a CPU shared with
 other processes each parallel region can wait for a descheduled thread
 (OpenMP threads spin at barriers). A pruner's `num_threads` runs its step
 inside `torch_threads(num_threads)` (that many intra-op threads, torch's
-setting restored after) and the kernels follow with `set_threads` (the fused
-loops take the same number). On the 2-core machine of bench/pruner_overhead.py,
-busy with other jobs, one thread made the pruner about 3× faster than the 2
-threads training used.
+setting restored after) and the kernels follow with `set_threads` (numba's
+loops, the rules' included, take the same number). On the 2-core machine of
+bench/pruner_overhead.py, busy with other jobs, one thread made the pruner
+about 3× faster than the 2 threads training used.
 """
 import importlib
 from contextlib import contextmanager
-from itertools import repeat
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -97,8 +93,8 @@ def split(flat: torch.Tensor, parts: Sequence[torch.Tensor]) -> Iterator[torch.T
 
 
 class Kernels:
-    """The passes of a pruner step (see the module docstring); `scores` and `magnitude` are one
-    torch operation each, which no loop would make faster, and are shared."""
+    """The rule-agnostic passes of a pruner step (see the module docstring); `scores` is one torch
+    operation, which no loop would make faster, and is shared."""
 
     name = "kernels"
     flat_views_only = False     # True: takes flat contiguous tensors only (no whole piece)
@@ -115,29 +111,6 @@ class Kernels:
         """The scores ∏ factors: the product in `out`, or the lone factor itself (read only)."""
         return factors[0] if len(factors) == 1 else torch.mul(factors[0], factors[1], out=out)
 
-    def magnitude(self, weights: Sequence[torch.Tensor], out: torch.Tensor) -> torch.Tensor:
-        """out ← |P| (one copy of the slab's parameter parts, nothing to fuse; a part of another dtype
-        than `out`, e.g. float16, is converted first: torch.abs writes only its own dtype)."""
-        for here, weight in zip(split(out, weights), weights):
-            if weight.dtype == here.dtype:
-                torch.abs(weight, out=here)
-            else:
-                here.copy_(weight).abs_()
-        return out
-
-    def movement(self, scores, weights, grads) -> None:
-        """scores ← scores − P ⊙ G (movement pruning's accumulation; nothing where a part has no
-        gradient): one fused torch operation per part, which no loop would make faster."""
-        for here, weight, grad in zip(split(scores, weights), weights, grads):
-            if grad is not None:
-                here.addcmul_(weight, grad, value=-1)
-
-    def platon_close(self, sensitivity, average, uncertainty, weights, grads, w1: float, w2: float) -> None:
-        raise NotImplementedError
-
-    def platon_running(self, sensitivity, weights, grads, w: float) -> None:
-        raise NotImplementedError
-
     def count(self, factors: Sequence[torch.Tensor], lo: float, above_lo: float, hi: float,
               out: torch.Tensor) -> Tuple[int, int, int]:
         """(# scores < lo, # scores < above_lo, a new 1-D tensor of the scores in [above_lo, hi), in
@@ -150,8 +123,9 @@ class Kernels:
 
 
 class TorchKernels(Kernels):
-    """The passes as torch operations, on any device, dtype and layout. Owns two scratch buffers per
-    device, as large as the largest call (a slab), allocated once."""
+    """The passes as torch operations, on any device, dtype and layout (parameters narrower than
+    float32 are compared by float32 scores). Owns two scratch buffers per device, as large as the
+    largest call (a slab), allocated once."""
 
     name = "torch"
 
@@ -170,27 +144,6 @@ class TorchKernels(Kernels):
     def scratch_pair(self, flat: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Both scratch buffers, flat, as long as `flat`."""
         return self.scratch(flat, 0), self._scratch[flat.device][1][:flat.numel()]
-
-    def importance(self, weights, grads, out: torch.Tensor) -> torch.Tensor:
-        """out ← |P ⊙ G| (0 where a part has no gradient). A part narrower than float32 (float16,
-        bfloat16) is multiplied in float32: its own precision would round small products to 0."""
-        for here, weight, grad in zip(split(out, weights), weights, grads):
-            if grad is None:
-                here.zero_()
-            elif weight.element_size() < here.element_size():
-                here.copy_(weight).mul_(grad)
-            else:
-                torch.mul(weight, grad, out=here)
-        return out.abs_()
-
-    def platon_close(self, sensitivity, average, uncertainty, weights, grads, w1: float, w2: float) -> None:
-        average.lerp_(sensitivity, w1)
-        if uncertainty is not None:         # |I − Ī| with the new Ī, in I's place: I is rewritten next
-            uncertainty.lerp_(sensitivity.sub_(average).abs_(), w2)
-        self.importance(weights, grads, out=sensitivity)
-
-    def platon_running(self, sensitivity, weights, grads, w: float) -> None:
-        sensitivity.lerp_(self.importance(weights, grads, out=self.scratch(sensitivity, 0)), w)
 
     def count(self, factors, lo, above_lo, hi, out):
         """Two comparisons into 0/1 float buffers and two column sums per call (float ops are several
@@ -259,10 +212,7 @@ class NumbaKernels(Kernels):
     def _warm_up(self) -> None:
         """Compile (or load from numba's cache) every loop now, on a few entries, so that no
         pruner step pays for it."""
-        values = [torch.linspace(0.1, 0.9, 3) + i for i in range(5)]      # no random draw: training's RNG stays put
-        for uncertainty, grad in ((values[2], values[4]), (None, None)):
-            self.platon_close(values[0], values[1], uncertainty, [values[3]], [grad], 0.15, 0.05)
-            self.platon_running(values[0], [values[3]], [grad], 0.5)
+        values = [torch.linspace(0.1, 0.9, 3) + i for i in range(4)]      # no random draw: training's RNG stays put
         for factors in (values[:2], values[:1]):
             self.count(factors, torch.tensor(0.2), torch.tensor(0.2), torch.tensor(0.8), torch.empty(3))
             self.mask([values[3]], factors, torch.tensor(0.5))
@@ -274,19 +224,6 @@ class NumbaKernels(Kernels):
     def set_threads(self, threads: int) -> None:
         """Run the loops on `threads` threads (at most numba's pool size)."""
         self._numba.set_num_threads(max(1, min(threads, self._numba.config.NUMBA_NUM_THREADS)))
-
-    def platon_close(self, sensitivity, average, uncertainty, weights, grads, w1: float, w2: float) -> None:
-        w1, w2 = np.float32(w1), np.float32(w2)
-        uncertainties = repeat(None) if uncertainty is None else split(uncertainty, weights)
-        for here, average_here, uncertainty_here, weight, grad in zip(
-                split(sensitivity, weights), split(average, weights), uncertainties, weights, grads):
-            self._loops.platon_close(array(here), array(average_here), optional(uncertainty_here), array(weight),
-                                     optional(grad), w1, w2)
-
-    def platon_running(self, sensitivity, weights, grads, w: float) -> None:
-        w = np.float32(w)
-        for here, weight, grad in zip(split(sensitivity, weights), weights, grads):
-            self._loops.platon_running(array(here), array(weight), optional(grad), w)
 
     def count(self, factors, lo, above_lo, hi, out):
         below, below_candidates, found = self._loops.count(*self._two(factors), np.float32(lo), np.float32(above_lo),
@@ -357,4 +294,21 @@ def per_slab(kernels: Kernels, slabs) -> List[Kernels]:
             chosen.append(fallback)
         else:
             chosen.append(kernels)
+    return chosen
+
+
+_VARIANTS: Dict[type, object] = {}      # the rules' variants built so far in this process, by class
+
+
+def pick_variants(variants: Mapping[str, type], slab_kernels: Sequence[Kernels]) -> list:
+    """Each slab's variant of a scoring rule's own pass: `variants` maps a kernels name to the class
+    of the pass written for them ("torch" required, the fallback); a slab gets the one named like its
+    kernels. Each class is built once per process, here, when the pruner is built: a numba variant
+    compiles (or loads) its loops then, never inside a pruner step."""
+    chosen = []
+    for kernels in slab_kernels:
+        variant = variants.get(kernels.name, variants["torch"])
+        if variant not in _VARIANTS:
+            _VARIANTS[variant] = variant()
+        chosen.append(_VARIANTS[variant])
     return chosen

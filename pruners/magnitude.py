@@ -12,7 +12,20 @@ the state is only the step counter; the scores change at every update.
 import torch
 
 from pruners.base import UnstructuredPruner
+from pruners.kernels import split
 from pruners.layout import take
+
+
+def magnitudes(weights, out: torch.Tensor) -> torch.Tensor:
+    """out ← |P| over a slab's parameter parts (one copy, nothing a fused loop would speed up, so
+    the same torch operations whatever the kernels; a part of another dtype than `out`, e.g.
+    float16, is converted first: torch.abs writes only its own dtype)."""
+    for here, weight in zip(split(out, weights), weights):
+        if weight.dtype == here.dtype:
+            torch.abs(weight, out=here)
+        else:
+            here.copy_(weight).abs_()
+    return out
 
 
 class MagnitudePruner(UnstructuredPruner):
@@ -27,7 +40,7 @@ class MagnitudePruner(UnstructuredPruner):
         return True     # the weights moved: new scores
 
     def _slab_factors(self, slab, kernels, out: torch.Tensor):
-        return (kernels.magnitude(self.layout.weights(slab), out=out),)
+        return (magnitudes(self.layout.weights(slab), out=out),)
 
     def _scores_at(self, index: int, positions: torch.Tensor) -> torch.Tensor:
         return take(self.params[index], positions).abs()

@@ -1,58 +1,17 @@
-"""The numba loops behind pruners.kernels (imported only when numba is installed and wanted).
+"""The numba loops behind pruners.kernels' rule-agnostic passes, counting and masking (imported only when
+numba is installed and wanted; a scoring rule's own loops live beside it: pruners.platon_loops).
 
-Arguments are 1-D float32 numpy arrays; `uncertainty` and `grad` may be None,
-which numba compiles as its own specialisation with the branch removed. A score
-is the product of two factors (`first`, `second`); a score that is one array
-comes with `second` all ones (x · 1 = x exactly, NaN included), which keeps one
-vectorised counting loop. Loops are module-level functions so that numba's
+Arguments are 1-D float32 numpy arrays. A score is the product of two factors
+(`first`, `second`); a score that is one array comes with `second` all ones
+(x · 1 = x exactly, NaN included), which keeps one vectorised counting loop. Loops are module-level functions so that numba's
 on-disk cache finds them again in the next process (closures get a new cache
 key each time).
 """
 import numpy as np
 from numba import njit, prange
 
-ONE = np.float32(1.0)
 ZERO = np.float32(0.0)
 RUN = 32                  # entries per run of the counting loop (see count_block)
-EXACT_AS_TORCH = {"contract"}     # fuse a multiply-add where the CPU has FMA, as torch's CPU lerp does
-
-
-@njit(inline="always", fastmath=EXACT_AS_TORCH)
-def lerp(start, end, weight, rest):
-    """torch.lerp for float32 (rest = 1 − weight, computed by the caller in float32)."""
-    if weight < 0.5:
-        return start + weight * (end - start)
-    return end - (end - start) * rest
-
-
-@njit(inline="always")
-def importance(weight, grad, i):
-    """|p ⊙ g| at i (0 without a gradient)."""
-    if grad is None:
-        return ZERO
-    return abs(weight[i] * grad[i])
-
-
-@njit(parallel=True, cache=True, fastmath=EXACT_AS_TORCH)
-def platon_close(sensitivity, average, uncertainty, weight, grad, w1, w2):
-    """A window closes: Ī ← lerp(Ī, I, w1); U ← lerp(U, |I − Ī|, w2) with the new Ī (no U: skipped);
-    I ← |p ⊙ g|."""
-    rest1, rest2 = ONE - w1, ONE - w2
-    for i in prange(sensitivity.size):
-        old = sensitivity[i]
-        new_average = lerp(average[i], old, w1, rest1)
-        average[i] = new_average
-        if uncertainty is not None:
-            uncertainty[i] = lerp(uncertainty[i], abs(old - new_average), w2, rest2)
-        sensitivity[i] = importance(weight, grad, i)
-
-
-@njit(parallel=True, cache=True, fastmath=EXACT_AS_TORCH)
-def platon_running(sensitivity, weight, grad, w):
-    """Inside a window: I ← lerp(I, |p ⊙ g|, w)."""
-    rest = ONE - w
-    for i in prange(sensitivity.size):
-        sensitivity[i] = lerp(sensitivity[i], importance(weight, grad, i), w, rest)
 
 
 @njit(cache=True)

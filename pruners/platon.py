@@ -22,9 +22,15 @@ Quirk kept: in the first window the zero-initialised I counts as a sample
 and the schedule, threshold and masking are those of `pruners.base` (cubic
 remaining ratio, τ = exact k-th smallest of all scores, p[S < τ] = 0). Moving
 averages are computed as `lerp` (a + w·(b − a)), equal to the formulas above up
-to float rounding, by the slab's kernels (pruners.kernels: `platon_close` at a
-window close, `platon_running` inside a window). A parameter without a gradient
-at some update contributes |p ⊙ g| = 0 there.
+to float rounding. A parameter without a gradient at some update contributes
+|p ⊙ g| = 0 there.
+
+The update is written twice, with the same bits (tests/test_kernels.py): as torch
+operations (`TorchPlatonUpdate`, any device, dtype and layout) and as fused CPU
+loops (`NumbaPlatonUpdate` over pruners.platon_loops, about twice as fast for a
+whole step: a window close is a dozen torch sweeps over the statistics, one
+loop). `UPDATES` registers both; each slab gets the one named like its kernels
+(pruners.kernels.pick_variants), once, when the pruner is built.
 
 In the state dict (format in `pruners.base`) the statistics are the tensors
 "sensitivity/<parameter>" (I), "sensitivity_average/<parameter>" (Ī) and
@@ -34,9 +40,11 @@ Usage in a plain Hugging Face training loop: see `pruners/__init__.py`.
 """
 from typing import Dict
 
+import numpy as np
 import torch
 
 from pruners.base import DEFAULT_TARGET_SUBSTRINGS, UnstructuredPruner
+from pruners.kernels import array, optional, pick_variants, split
 from pruners.layout import take
 from pruners.schedule import is_integer, refuse, require_number
 
@@ -76,6 +84,7 @@ class PlatonPruner(UnstructuredPruner):
                          kernels=kernels)
         self.beta1, self.beta2 = beta1, beta2
         self.uses_uncertainty = beta2 < 1
+        self.slab_updates = pick_variants(UPDATES, self.slab_kernels)     # the update in each slab's kernels
         self.sensitivity = self.layout.new_flat_buffers()                                   # I
         self.sensitivity_average = self.layout.new_flat_buffers()                           # Ī
         self.uncertainty = self.layout.new_flat_buffers() if self.uses_uncertainty else {}  # U
@@ -93,14 +102,14 @@ class PlatonPruner(UnstructuredPruner):
         position = t % self.deltaT            # j
         layout = self.layout
         statistics = [self.sensitivity, self.sensitivity_average] + ([self.uncertainty] if self.uses_uncertainty else [])
-        for slab, kernels in self.slabs_with_kernels():     # every operation on one slab while in cache
+        for slab, update in zip(self.slabs, self.slab_updates):    # every operation on one slab while in cache
             sensitivity, average, *uncertainty = [layout.slab_of(buffers, slab) for buffers in statistics]
             weights, grads = layout.weights(slab), layout.grads(slab)
             if position == 0:                 # a window closes
-                kernels.platon_close(sensitivity, average, uncertainty[0] if uncertainty else None, weights, grads,
-                                     1 - self.beta1, 1 - self.beta2)
+                update.close_window(sensitivity, average, uncertainty[0] if uncertainty else None, weights, grads,
+                                    1 - self.beta1, 1 - self.beta2)
             else:
-                kernels.platon_running(sensitivity, weights, grads, 1 / (position + 1))
+                update.inside_window(sensitivity, weights, grads, 1 / (position + 1), out=layout.work(slab))
         return position == 0
 
     def _slab_factors(self, slab, kernels, out: torch.Tensor):
@@ -121,3 +130,65 @@ class PlatonPruner(UnstructuredPruner):
 def score(average: torch.Tensor, uncertainty) -> torch.Tensor:
     """S = Ī ⊙ U, or Ī itself when there is no uncertainty term (β2 == 1), at a few gathered entries."""
     return average if uncertainty is None else torch.mul(average, uncertainty)
+
+
+# ---- the statistics update, in torch and in numba (same arguments, same bits)
+
+def importance(weights, grads, out: torch.Tensor) -> torch.Tensor:
+    """out ← |P ⊙ G| over a slab's parameter parts (0 where a part has no gradient). A part narrower
+    than float32 (float16, bfloat16) is multiplied in float32: its own precision would round small
+    products to 0."""
+    for here, weight, grad in zip(split(out, weights), weights, grads):
+        if grad is None:
+            here.zero_()
+        elif weight.element_size() < here.element_size():
+            here.copy_(weight).mul_(grad)
+        else:
+            torch.mul(weight, grad, out=here)
+    return out.abs_()
+
+
+class TorchPlatonUpdate:
+    """PLATON's update of one slab as torch operations, on any device, dtype and layout. I, Ī, U and
+    `out` are flat float32 tensors over the slab; P and G the lists of its parameter parts and their
+    gradients (an entry None: no gradient), as pruners.layout gives them."""
+
+    def close_window(self, sensitivity, average, uncertainty, weights, grads, w1: float, w2: float) -> None:
+        """Ī ← lerp(Ī, I, w1); U ← lerp(U, |I − Ī|, w2) with the new Ī (U None: β2 = 1, skipped); I ← |P ⊙ G|."""
+        average.lerp_(sensitivity, w1)
+        if uncertainty is not None:         # |I − Ī| with the new Ī, in I's place: I is rewritten next
+            uncertainty.lerp_(sensitivity.sub_(average).abs_(), w2)
+        importance(weights, grads, out=sensitivity)
+
+    def inside_window(self, sensitivity, weights, grads, w: float, out: torch.Tensor) -> None:
+        """I ← lerp(I, |P ⊙ G|, w); `out`, as large as I, is work space."""
+        sensitivity.lerp_(importance(weights, grads, out=out), w)
+
+
+class NumbaPlatonUpdate:
+    """The same passes as fused CPU loops (pruners.platon_loops) on flat contiguous float32 CPU tensors,
+    part by part; `out` is not needed. Built once per process (pick_variants), which compiles the loops."""
+
+    def __init__(self):
+        from pruners import platon_loops
+        self._loops = platon_loops
+        values = [torch.linspace(0.1, 0.9, 3) + i for i in range(5)]      # no random draw: training's RNG stays put
+        for uncertainty, grad in ((values[2], values[4]), (None, None)):  # every specialisation, compiled now
+            self.close_window(values[0], values[1], uncertainty, [values[3]], [grad], 0.15, 0.05)
+            self.inside_window(values[0], [values[3]], [grad], 0.5, out=None)
+
+    def close_window(self, sensitivity, average, uncertainty, weights, grads, w1: float, w2: float) -> None:
+        w1, w2 = np.float32(w1), np.float32(w2)
+        uncertainties = split(uncertainty, weights) if uncertainty is not None else [None] * len(weights)
+        for here, average_here, uncertainty_here, weight, grad in zip(
+                split(sensitivity, weights), split(average, weights), uncertainties, weights, grads):
+            self._loops.close_window(array(here), array(average_here), optional(uncertainty_here), array(weight),
+                                     optional(grad), w1, w2)
+
+    def inside_window(self, sensitivity, weights, grads, w: float, out=None) -> None:
+        w = np.float32(w)
+        for here, weight, grad in zip(split(sensitivity, weights), weights, grads):
+            self._loops.inside_window(array(here), array(weight), optional(grad), w)
+
+
+UPDATES = {"torch": TorchPlatonUpdate, "numba": NumbaPlatonUpdate}     # by the name of the kernels they go with

@@ -1,10 +1,13 @@
-"""The kernels (pruners.kernels): the torch operations and the fused numba loops give the same bits."""
+"""The kernels: the torch operations and the fused numba loops give the same bits, for the shared passes
+(pruners.kernels: counting, masking) and for PLATON's own statistics update (pruners.platon.UPDATES)."""
 import pytest
 import torch
 from torch import nn
 
 from pruners import MagnitudePruner, PlatonPruner, PrunerSettingError
 from pruners import kernels as fused
+from pruners.magnitude import magnitudes
+from pruners.platon import UPDATES, NumbaPlatonUpdate, TorchPlatonUpdate
 from pruners.threshold import BracketCount
 from tests.test_platon import SCHEDULE, tiny_bert, train
 
@@ -12,6 +15,7 @@ pytest.importorskip("numba")
 LOOPS = fused.load("numba")
 BOTH = [fused.TorchKernels(), LOOPS]        # every pass of either must equal the plain torch reference
 NAMES = ["torch", "numba"]
+PLATON_BOTH = [TorchPlatonUpdate(), NumbaPlatonUpdate()]   # PLATON's update, likewise
 # across block and run boundaries: 1 entry, a part of a run, runs and a tail, several blocks and a tail
 SIZES = [1, 31, 32, 33, 1000, 3 * fused.BLOCK + 45]
 
@@ -24,8 +28,8 @@ def randoms(n, count, seed):
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("uses_uncertainty", [True, False])
 @pytest.mark.parametrize("has_grad", [True, False])
-@pytest.mark.parametrize("kernels", BOTH, ids=NAMES)
-def test_window_close_equals_the_torch_update(n, uses_uncertainty, has_grad, kernels):
+@pytest.mark.parametrize("update", PLATON_BOTH, ids=NAMES)
+def test_window_close_equals_the_torch_update(n, uses_uncertainty, has_grad, update):
     sensitivity, average, uncertainty, weight, grad = randoms(n, 5, seed=n)
     weight -= 1.5
     want_i, want_a, want_u = sensitivity.clone(), average.clone(), uncertainty.clone()
@@ -33,8 +37,8 @@ def test_window_close_equals_the_torch_update(n, uses_uncertainty, has_grad, ker
     if uses_uncertainty:
         want_u.lerp_((want_i - want_a).abs(), 0.05)
     want_i = (weight * grad).abs() if has_grad else torch.zeros(n)
-    kernels.platon_close(sensitivity, average, uncertainty if uses_uncertainty else None, [weight],
-                         [grad if has_grad else None], 0.15, 0.05)
+    update.close_window(sensitivity, average, uncertainty if uses_uncertainty else None, [weight],
+                        [grad if has_grad else None], 0.15, 0.05)
     assert torch.equal(average, want_a), f"n={n}: Ī ← lerp(Ī, I, 1 − β1), bit for bit"
     assert torch.equal(uncertainty, want_u), f"n={n}: U ← lerp(U, |I − Ī|, 1 − β2) (untouched without it)"
     assert torch.equal(sensitivity, want_i), f"n={n}: I ← |p ⊙ g| (0 without a gradient)"
@@ -42,11 +46,11 @@ def test_window_close_equals_the_torch_update(n, uses_uncertainty, has_grad, ker
 
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("w", [1 / 2, 1 / 3, 1 / 7])
-@pytest.mark.parametrize("kernels", BOTH, ids=NAMES)
-def test_running_mean_equals_the_torch_update(n, w, kernels):
+@pytest.mark.parametrize("update", PLATON_BOTH, ids=NAMES)
+def test_running_mean_equals_the_torch_update(n, w, update):
     sensitivity, weight, grad = randoms(n, 3, seed=n + 1)
     want = sensitivity.clone().lerp_((weight * grad).abs(), w)
-    kernels.platon_running(sensitivity, [weight], [grad], w)
+    update.inside_window(sensitivity, [weight], [grad], w, out=torch.empty(n))
     assert torch.equal(sensitivity, want), f"n={n}, w={w}: I ← lerp(I, |p ⊙ g|, 1/(j + 1)) bit for bit"
 
 
@@ -116,16 +120,16 @@ def test_passes_over_a_slab_of_several_parts_agree():
     """A slab of several parameter parts (one without a gradient): both kernels give the same bits."""
     sizes = [33, 5, 1000, 64]
     results = []
-    for kernels in BOTH:
+    for kernels, update in zip(BOTH, PLATON_BOTH):
         sensitivity, average, uncertainty = randoms(sum(sizes), 3, seed=9)
         weights = [torch.rand(n, generator=torch.Generator().manual_seed(n)) - 1.5 for n in sizes]
         grads = [torch.rand(n, generator=torch.Generator().manual_seed(n + 7)) for n in sizes]
         grads[1] = None
-        kernels.platon_close(sensitivity, average, uncertainty, weights, grads, 0.15, 0.05)
-        kernels.platon_running(sensitivity, weights, grads, 1 / 3)
-        magnitudes = kernels.magnitude(weights, out=torch.empty(sum(sizes)))
+        update.close_window(sensitivity, average, uncertainty, weights, grads, 0.15, 0.05)
+        update.inside_window(sensitivity, weights, grads, 1 / 3, out=torch.empty(sum(sizes)))
+        magnitude = magnitudes(weights, out=torch.empty(sum(sizes)))
         kernels.mask(weights, (average, uncertainty), torch.kthvalue(average * uncertainty, 500).values)
-        results.append([sensitivity, average, uncertainty, magnitudes, torch.cat(weights)])
+        results.append([sensitivity, average, uncertainty, magnitude, torch.cat(weights)])
     for name, a, b in zip(["I", "Ī", "U", "|p|", "masked weights"], *results):
         assert torch.equal(a, b), f"{name}: torch and numba differ over a slab of several parts"
     assert int((results[0][4] == 0).sum()) == 499, "the 499 entries scored below the 500th smallest are zeroed"
@@ -154,6 +158,11 @@ def test_a_pruned_run_is_identical_with_either_kernels(method, monkeypatch):
     assert "numba" in slab_kernels and "torch" in slab_kernels, \
         "fused loops run where they can, torch on the slab of the non-contiguous parameter"
     assert all(kernels.name == "torch" for kernels in slow[0].slab_kernels), "torch asked: torch everywhere"
+    if method == "platon":
+        picked = [type(update).__name__ for update in fast[0].slab_updates]
+        assert picked == [{"numba": "NumbaPlatonUpdate", "torch": "TorchPlatonUpdate"}[name] for name in slab_kernels], \
+            f"each slab's PLATON update is the variant registered for its kernels: {picked} for {slab_kernels}"
+        assert all(type(update) is TorchPlatonUpdate for update in slow[0].slab_updates), "torch asked: torch updates"
     assert fast[1] == slow[1], f"{method}: same ratios and thresholds at every step"
     assert all(torch.equal(a, b) for a, b in zip(fast[2], slow[2])), f"{method}: same masked weights"
     assert all(torch.equal(fast[3][key], slow[3][key]) for key in slow[3]), f"{method}: same statistics"
@@ -161,8 +170,10 @@ def test_a_pruned_run_is_identical_with_either_kernels(method, monkeypatch):
 
 def test_loading_the_loops_leaves_the_global_random_state_alone(monkeypatch):
     monkeypatch.setattr(fused, "_LOADED", None)         # load (and warm up) afresh, as a new process does
+    monkeypatch.setattr(fused, "_VARIANTS", {})
     before = torch.get_rng_state()
     assert fused.load("numba") is not None
+    assert isinstance(fused.pick_variants(UPDATES, [LOOPS])[0], NumbaPlatonUpdate), "PLATON's loops warm up too"
     assert torch.equal(before, torch.get_rng_state()), "building the loops must not move the RNG (dropout, data order)"
 
 
@@ -184,3 +195,22 @@ def test_kernel_choice_and_refusals(monkeypatch):
         fused.load("numba")
     assert caught.value.parameter == "kernels" and "--pruner_kernels" in caught.value.with_names(
         {"kernels": "--pruner_kernels"}), caught.value.with_names({"kernels": "--pruner_kernels"})
+
+
+def test_a_rule_variant_is_built_once_and_torch_is_the_fallback(monkeypatch):
+    """pick_variants: a slab gets the variant named like its kernels, torch's where the rule registered none
+    for them, and each variant class is built once per process (its loops compiled then, not in a step)."""
+    built = []
+
+    class Counted(TorchPlatonUpdate):
+        def __init__(self):
+            built.append(self)
+
+    monkeypatch.setattr(fused, "_VARIANTS", {})
+    picked = fused.pick_variants({"torch": Counted}, [LOOPS, fused.TorchKernels(), LOOPS])
+    assert len(built) == 1 and all(variant is built[0] for variant in picked), \
+        f"one torch variant built once and used for every slab, numba's included: {picked}"
+    picked = fused.pick_variants(UPDATES, [LOOPS, fused.TorchKernels()])
+    assert [type(variant) for variant in picked] == [NumbaPlatonUpdate, TorchPlatonUpdate], \
+        f"PLATON's registered variants follow the slab's kernels: {picked}"
+    assert fused.pick_variants(UPDATES, [LOOPS])[0] is picked[0], "the numba variant is built once per process"
