@@ -13,6 +13,8 @@ from data_utils.errors import UserError
 from data_utils.files import write_json_atomic
 from methods.base import TrainingMethod
 
+REPORT_FILE = "sparsity_report.json"
+
 
 class UnstructuredPruning(TrainingMethod):
     """Any `pruners.base.UnstructuredPruner` subclass, given by `pruner_class`."""
@@ -48,6 +50,7 @@ class UnstructuredPruning(TrainingMethod):
         super().__init__(context)
         args = context.args
         self.args, self.encoder = args, context.model.encoder
+        self.saved_report = None          # the sparsity report of the last saved model directory
         self.final_phase_start = context.total_steps - args.final_warmup * args.warmup_steps
         self.pruner = self.pruner_class(
             self.encoder, context.total_steps, initial_threshold=args.initial_threshold,
@@ -81,15 +84,19 @@ class UnstructuredPruning(TrainingMethod):
         return t > self.final_phase_start
 
     def write_model_files(self, directory: str) -> None:
+        """Every saved model directory carries the sparsity report of its weights (computed once a save:
+        the final one is reused by final_report, which comes right after the final model's save)."""
         from pruners.report import sparsity_report
 
-        write_json_atomic(os.path.join(directory, "sparsity_report.json"), sparsity_report(self.encoder))
+        self.saved_report = sparsity_report(self.encoder)
+        write_json_atomic(os.path.join(directory, REPORT_FILE), self.saved_report)
 
     def final_report(self, output_dir: str) -> None:
+        """The final model's report, also at the top of the output directory, and printed."""
         from pruners.report import format_report, sparsity_report
 
-        report = sparsity_report(self.encoder)
-        write_json_atomic(os.path.join(output_dir, "sparsity_report.json"), report)
+        report = self.saved_report or sparsity_report(self.encoder)
+        write_json_atomic(os.path.join(output_dir, REPORT_FILE), report)
         self.context.logger.info("sparsity report (target remaining ratio %.4f):\n%s", self.args.final_threshold,
                                  format_report(report))
 
