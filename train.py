@@ -91,6 +91,7 @@ def setup(args, owner):
     resumed = load_checkpoint(resume_path) if resume_path else None
     config_warnings = reconcile_config(args, resumed["config"]) if resumed else []
     validate(args)
+    task_defs = load_task_defs(args.task_def)        # a bad task definition is refused before anything is written
     transformers.utils.logging.disable_progress_bar()
     dist_info = init_distributed(args.device)
     setup_output(args, owner, dist_info, resumed, resume_path)
@@ -100,7 +101,7 @@ def setup(args, owner):
     device = pick_device(args.device, dist_info)
 
     # ---- data
-    train_sets, eval_sets = load_data(args, load_task_defs(args.task_def))
+    train_sets, eval_sets = load_data(args, task_defs)
     sampler = MultiTaskBatchSampler([len(d) for d in train_sets], args.batch_size, mix_opt=args.mix_opt,
                                     ratio=args.ratio, seed=args.seed, rank=dist_info.rank,
                                     world_size=dist_info.world_size)

@@ -295,3 +295,13 @@ def test_real_full_disk_during_training_keeps_the_last_checkpoint(canonical_dir,
     assert saved, f"no checkpoint survived: {sorted(result['after'])}"
     assert {f"run/{saved[-1]}/state.json", f"run/{saved[-1]}/state.safetensors"} <= set(result["after"]), \
         f"the last checkpoint {saved[-1]} is incomplete: {sorted(result['after'])}"
+
+
+def test_a_bad_task_definition_is_refused_before_the_output_dir_exists(canonical_dir, tiny_model_dir, tmp_path,
+                                                                      capsys):
+    task_def = tmp_path / "tasks.yml"
+    task_def.write_text("rte: 3\n")
+    out = tmp_path / "run"
+    fail(train.main, train_args(canonical_dir, tiny_model_dir, out, "--task_def", task_def), capsys,
+         f"{task_def}:1: task 'rte' is 3")
+    assert not out.exists(), "a run refused for its task definition creates no output directory"
