@@ -76,9 +76,11 @@ def _canonical_row(raw: bytes, path: str, line_no: int, task: TaskDef) -> dict:
     return example
 
 
-def check_fits_model(datasets: list, config, init_checkpoint: str) -> None:
+def check_fits_model(datasets: list, config, init_checkpoint: str, flag: str = "--init_checkpoint",
+                     data_flag: str = "--data_dir") -> None:
     """Refuse rows the encoder cannot embed (longer than its position table, ids outside its vocabularies),
-    which would otherwise fail deep inside the forward pass."""
+    which would otherwise fail deep inside the forward pass. `flag` and `data_flag` name the model and the
+    data as the command's flags do."""
     limits = {"positions": getattr(config, "max_position_embeddings", None),
               "token ids": getattr(config, "vocab_size", None), "type ids": getattr(config, "type_vocab_size", None)}
     for dataset in datasets:
@@ -86,15 +88,15 @@ def check_fits_model(datasets: list, config, init_checkpoint: str) -> None:
                  "token ids": 1 + max(max(e["token_id"]) for e in dataset.examples),
                  "type ids": 1 + max(max(e["type_id"]) for e in dataset.examples)}
         if limits["positions"] and found["positions"] > limits["positions"]:
-            raise UserError(f"{dataset.path}: rows of {found['positions']} tokens, but --init_checkpoint "
+            raise UserError(f"{dataset.path}: rows of {found['positions']} tokens, but {flag} "
                             f"{init_checkpoint} embeds at most {limits['positions']} positions; "
                             f"pass --max_seq_len {limits['positions']} or less")
         for kind, key in (("token ids", "token_id"), ("type ids", "type_id")):
             if limits[kind] and found[kind] > limits[kind]:
                 where = _first_line(dataset, lambda e: max(e[key]) >= limits[kind])
-                raise UserError(f"{where}: {kind} up to {found[kind] - 1}, but --init_checkpoint "
+                raise UserError(f"{where}: {kind} up to {found[kind] - 1}, but {flag} "
                                 f"{init_checkpoint} has only {limits[kind]}; this data was preprocessed for another "
-                                f"model: rerun prepro with --model {init_checkpoint} or fix --data_dir")
+                                f"model: rerun prepro with --model {init_checkpoint} or fix {data_flag}")
 
 
 def _row_problem(example: dict, task: TaskDef) -> str | None:

@@ -101,10 +101,10 @@ def main(argv=None) -> int:
         datasets.append(load_canonical(os.path.join(args.data_dir, f"{dataset}.json"), dataset, task,
                                        args.max_seq_len))
     # prepro's manifest, checked as train.py checks it: the data was made with this model's tokenizer (and with at
-    # least --max_seq_len tokens, when given)
+    # least --max_seq_len tokens, when given); a folder without one is a warning on stdout, as train.py logs it
     check_canonical_data(args.data_dir, pretrained.load_tokenizer(args.model), args.max_seq_len or 0,
-                         [d.name for d in datasets])
-    check_fits_model(datasets, model.encoder.config, args.model)
+                         [d.name for d in datasets], warn=lambda message: print(f"warning: {message}"))
+    check_fits_model(datasets, model.encoder.config, args.model, flag="--model")
     for path in output_files(args.output_dir, datasets, args.split) if args.output_dir is not None else []:
         refuse_unwritable(path, "--output_dir", inside=True)       # before scoring: no file may fail at the end
     device = engines.device_for(args.engine, args.device)

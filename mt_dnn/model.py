@@ -238,7 +238,7 @@ def check_batch(model: MTDNNModel, tokenizer, check_data: str | None = None) -> 
     """(task, collated batch) on which a written copy of `model` (an export, a compressed or ONNX copy) is
     compared with it: the first 32 rows of `check_data` (a canonical JSON file of the model's first task),
     else CHECK_SENTENCES through `tokenizer`."""
-    from data_utils.batcher import collate, load_canonical
+    from data_utils.batcher import check_fits_model, collate, load_canonical
 
     name = next(iter(model.heads))
     task = model.task_defs[name]
@@ -246,7 +246,11 @@ def check_batch(model: MTDNNModel, tokenizer, check_data: str | None = None) -> 
         if not os.path.isfile(check_data):
             raise UserError(f"--check_data {check_data}: file not found; give a canonical JSON file "
                             "(prepro's output) or leave the flag out")
-        return name, collate(load_canonical(check_data, os.path.basename(check_data), task).examples[:32], task)
+        rows = load_canonical(check_data, os.path.basename(check_data), task)
+        # both models see the same rows, so any tokenizer's will do, but they must fit the embedding tables
+        check_fits_model([rows], model.encoder.config, getattr(model.encoder.config, "_name_or_path", "") or "?",
+                         flag="the model", data_flag="--check_data")
+        return name, collate(rows.examples[:32], task)
     examples = []
     for uid, (a, b) in enumerate(CHECK_SENTENCES):
         encoded = tokenizer(a, b)

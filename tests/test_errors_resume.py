@@ -312,6 +312,21 @@ def test_gpp_dfd_front_end_refuses_a_model_whose_config_does_not_fit(sample_glue
          f"--model_name_or_path {model}: config.json does not fit the weights: the weights lack encoder.layer.2.")
 
 
+@pytest.mark.parametrize("command", ["export", "compress"])
+def test_check_rows_beyond_the_vocabulary_are_refused(gpp_model_dir, canonical_dir, tmp_path, capsys, command):
+    """--check_data rows of another tokenizer (ids beyond the vocabulary) were an internal IndexError."""
+    from mt_dnn import compress
+
+    lines = (open(os.path.join(canonical_dir, "rte_dev.json")).read().splitlines())
+    row = {**json.loads(lines[1]), "token_id": [101, 40000, 102], "type_id": [0, 0, 0]}
+    check = tmp_path / "rte_dev.json"
+    check.write_text("\n".join([lines[0], json.dumps(row), *lines[2:]]) + "\n")
+    main, flag = (export.main, "--checkpoint") if command == "export" else (compress.main, "--model")
+    fail(main, [flag, gpp_model_dir, "--output_dir", tmp_path / "out", "--check_data", check], capsys,
+         f"{check}:2: token ids up to 40000, but the model {gpp_model_dir} has only 30522", "fix --check_data")
+    assert not (tmp_path / "out").exists(), f"{command}: nothing written"
+
+
 # ---------------------------------------------------------------- mt_dnn.evaluate: data and outputs
 
 def test_evaluate_refuses_data_made_for_another_tokenizer(saved_model, canonical_dir, tmp_path,
@@ -325,6 +340,20 @@ def test_evaluate_refuses_data_made_for_another_tokenizer(saved_model, canonical
                              "--output_dir", tmp_path / "eval"], capsys,
          f"{data / 'rte_dev.json'}: tokenized for 'bert-base-cased'", "rerun prepro with --model")
     assert not (tmp_path / "eval").exists(), "nothing written"
+
+
+def test_evaluate_names_its_own_flag_for_rows_beyond_the_vocabulary(saved_model, canonical_dir, tmp_path,
+                                                                    capsys):
+    """Data without a manifest (made by hand): its ids are still checked against the model's tables, and the
+    warning that nothing else could be checked goes to stdout, leaving stderr to the one error line."""
+    data = tmp_path / "canonical"
+    data.mkdir()
+    lines = open(os.path.join(canonical_dir, "rte_dev.json")).read().splitlines()
+    row = {**json.loads(lines[2]), "token_id": [101, 40000, 102], "type_id": [0, 0, 0]}
+    (data / "rte_dev.json").write_text("\n".join([*lines[:2], json.dumps(row), *lines[3:]]) + "\n")
+    fail(evaluate_cli.main, ["--model", saved_model[1], "--data_dir", data, "--datasets", "rte"], capsys,
+         f"{data / 'rte_dev.json'}:3: token ids up to 40000, but --model {saved_model[1]} has only 30522",
+         "fix --data_dir")
 
 
 @pytest.fixture()
