@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pruners import PlatonPruner  # noqa: E402
+from pruners import CubicSchedule, PlatonPruner  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -58,12 +58,6 @@ def build(quick: bool):
     return BertForSequenceClassification(config), batch, seq, config.vocab_size
 
 
-def phase_of(pruner, t: int) -> str:
-    ti = pruner.initial_warmup * pruner.warmup_steps
-    tf = pruner.final_warmup * pruner.warmup_steps
-    return "warmup" if t <= ti else ("final" if t > pruner.total_steps - tf else "cubic")
-
-
 def check_threshold(pruner, threshold: float) -> bool:
     """The returned threshold equals torch.kthvalue over all scores (PLATON's scores are not changed
     by masking, so they can be read after the step)."""
@@ -75,10 +69,11 @@ def check_threshold(pruner, threshold: float) -> bool:
 def run(args, delta_t: int, kernels: str, model, initial_state, batch, seq, vocab):
     model.load_state_dict(initial_state)
     optimizer = torch.optim.Adamax(model.parameters(), lr=1e-4)
-    pruner = PlatonPruner(model, args.total_steps, initial_threshold=1.0, final_threshold=args.final_threshold,
-                          warmup_steps=args.warmup_steps, initial_warmup=args.initial_warmup,
-                          final_warmup=args.final_warmup, beta1=0.85, beta2=0.95, deltaT=delta_t,
-                          num_threads=args.pruner_threads or None, kernels=kernels)
+    schedule = CubicSchedule(args.total_steps, initial_threshold=1.0, final_threshold=args.final_threshold,
+                             warmup_steps=args.warmup_steps, initial_warmup=args.initial_warmup,
+                             final_warmup=args.final_warmup, deltaT=delta_t)
+    pruner = PlatonPruner(model, schedule, beta1=0.85, beta2=0.95, num_threads=args.pruner_threads or None,
+                          kernels=kernels)
     generator = torch.Generator().manual_seed(args.seed)
     plain, pruning, checked = [], {"warmup": [], "cubic": [], "final": []}, None
     plain_cpu, pruning_cpu = 0.0, 0.0
@@ -96,7 +91,7 @@ def run(args, delta_t: int, kernels: str, model, initial_state, batch, seq, voca
         pruning_cpu += ended_cpu - middle_cpu
         optimizer.zero_grad(set_to_none=True)
         plain.append(middle - started)
-        phase = phase_of(pruner, t)
+        phase = schedule.phase(t)
         pruning[phase].append(ended - middle)
         if pruner.last_step_stats.threshold_searched:
             searched[phase] += 1

@@ -12,6 +12,7 @@ import os
 from data_utils.errors import UserError
 from data_utils.files import write_json_atomic
 from methods.base import TrainingMethod
+from pruners.schedule import CubicSchedule
 
 REPORT_FILE = "sparsity_report.json"
 
@@ -51,12 +52,10 @@ class UnstructuredPruning(TrainingMethod):
         args = context.args
         self.args, self.encoder = args, context.model.encoder
         self.saved_report = None          # the sparsity report of the last saved model directory
-        self.final_phase_start = context.total_steps - args.final_warmup * args.warmup_steps
-        self.pruner = self.pruner_class(
-            self.encoder, context.total_steps, initial_threshold=args.initial_threshold,
-            final_threshold=args.final_threshold, warmup_steps=args.warmup_steps,
-            initial_warmup=args.initial_warmup, final_warmup=args.final_warmup, deltaT=args.deltaT,
-            kernels=args.pruner_kernels, **self.pruner_arguments(args))
+        schedule = CubicSchedule(context.total_steps, args.initial_threshold, args.final_threshold,
+                                 args.warmup_steps, args.initial_warmup, args.final_warmup, args.deltaT)
+        self.pruner = self.pruner_class(self.encoder, schedule, kernels=args.pruner_kernels,
+                                        **self.pruner_arguments(args))
 
     def after_update(self, t: int) -> dict:
         try:
@@ -81,7 +80,7 @@ class UnstructuredPruning(TrainingMethod):
         return scalars
 
     def at_target(self, t: int) -> bool:
-        return t > self.final_phase_start
+        return t >= self.pruner.schedule.final_phase_start
 
     def write_model_files(self, directory: str) -> None:
         """Every saved model directory carries the sparsity report of its weights (computed once a save:

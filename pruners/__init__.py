@@ -2,11 +2,15 @@
 
 Unstructured pruners (this package's top level; GPP lives in `pruners.gpp`):
 
-    PlatonPruner(model, total_steps, *, initial_threshold, final_threshold, warmup_steps,
-                 initial_warmup, final_warmup, beta1, beta2, deltaT,
+    CubicSchedule(total_steps, initial_threshold, final_threshold, warmup_steps, initial_warmup,
+                  final_warmup, deltaT)                  the remaining-ratio schedule, validated once
+        .remaining_ratio(t), .is_masking_step(t), .final_phase_start, .phase(t)
+    PlatonPruner(model, schedule, *, beta1, beta2,
                  target_substrings=DEFAULT_TARGET_SUBSTRINGS, num_threads=None, kernels="auto")
-    MagnitudePruner(model, total_steps, *, <the same without beta1, beta2>)
-    MovementPruner(model, total_steps, *, <the same without beta1, beta2>)
+    MagnitudePruner(model, schedule, *, <the same without beta1, beta2>)
+    MovementPruner(model, schedule, *, <the same without beta1, beta2>)
+        (the older form still works: total_steps in the schedule's place and its other
+        settings as keywords, PlatonPruner(model, total_steps, initial_threshold=..., ...))
         .step(global_step) -> (remaining_ratio, mask_threshold or None)   once per optimizer update
         .last_step_stats                                                  what the last step did (PruneStepStats)
         .summary()                                                        the last step in one line, for logs
@@ -30,12 +34,13 @@ Example, a plain Hugging Face training loop::
 
     import torch
     from transformers import AutoModelForSequenceClassification
-    from pruners import PlatonPruner
+    from pruners import CubicSchedule, PlatonPruner
 
     model = AutoModelForSequenceClassification.from_pretrained("bert-base-uncased", num_labels=2)
     optimizer = torch.optim.Adamax(model.parameters(), lr=1e-4)
-    pruner = PlatonPruner(model, total_steps=3 * len(loader), initial_threshold=1.0, final_threshold=0.1,
-                          warmup_steps=300, initial_warmup=1, final_warmup=3, beta1=0.85, beta2=0.95, deltaT=10)
+    schedule = CubicSchedule(total_steps=3 * len(loader), initial_threshold=1.0, final_threshold=0.1,
+                             warmup_steps=300, initial_warmup=1, final_warmup=3, deltaT=10)
+    pruner = PlatonPruner(model, schedule, beta1=0.85, beta2=0.95)
     t = 0
     for epoch in range(3):
         for batch in loader:
@@ -50,9 +55,9 @@ from pruners.magnitude import MagnitudePruner
 from pruners.movement import MovementPruner
 from pruners.platon import PlatonPruner
 from pruners.report import format_report, sparsity_report
-from pruners.schedule import (PrunerSettingError, PrunerSettingTypeError, is_masking_step, remaining_ratio,
-                              validate_schedule)
+from pruners.schedule import (CubicSchedule, PrunerSettingError, PrunerSettingTypeError, is_masking_step,
+                              remaining_ratio, validate_schedule)
 
-__all__ = ["DEFAULT_TARGET_SUBSTRINGS", "MagnitudePruner", "MovementPruner", "PlatonPruner", "PruneStepStats",
-           "PrunerSettingError", "PrunerSettingTypeError", "UnstructuredPruner", "format_report", "is_masking_step",
-           "remaining_ratio", "sparsity_report", "validate_schedule"]
+__all__ = ["DEFAULT_TARGET_SUBSTRINGS", "CubicSchedule", "MagnitudePruner", "MovementPruner", "PlatonPruner",
+           "PruneStepStats", "PrunerSettingError", "PrunerSettingTypeError", "UnstructuredPruner", "format_report",
+           "is_masking_step", "remaining_ratio", "sparsity_report", "validate_schedule"]

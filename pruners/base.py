@@ -3,6 +3,16 @@
 A pruner is shaped like an optimizer (torch.ao.pruning's BaseSparsifier): built
 over a model, `step(t)` once per optimizer update (after `optimizer.step()`,
 before the gradients are zeroed, t from 1), `state_dict()`/`load_state_dict()`.
+It follows a `pruners.schedule.CubicSchedule` (how many weights remain after
+update t, and whether t masks), given when it is built:
+
+    PlatonPruner(model, CubicSchedule(total_steps, initial_threshold, final_threshold, warmup_steps,
+                                      initial_warmup, final_warmup, deltaT), beta1=..., beta2=...)
+
+or, the older way, the schedule's settings as keywords, from which the pruner
+builds its schedule: `PlatonPruner(model, total_steps, initial_threshold=...,
+..., deltaT=..., beta1=..., beta2=...)` (pruners.schedule.as_schedule).
+
 A method only writes its scoring rule, as hooks:
 
     _update_statistics(t) -> bool    accumulate what the scores need; True when the
@@ -72,7 +82,7 @@ from pruners import kernels as kernel_choice
 from pruners.anatomy import PRUNABLE_SUBSTRINGS, check_target_substrings, select_parameters
 from pruners.kernels import Kernels, torch_threads
 from pruners.layout import FlatLayout, Slab
-from pruners.schedule import is_integer, is_masking_step, remaining_ratio, validate_schedule
+from pruners.schedule import NOT_GIVEN, CubicSchedule, as_schedule, is_integer
 from pruners.threshold import kth_smallest, sample_positions
 
 DEFAULT_TARGET_SUBSTRINGS = PRUNABLE_SUBSTRINGS
@@ -102,25 +112,21 @@ class UnstructuredPruner:
     Frozen parameters (`requires_grad=False`) among those `target_substrings` select are not pruned:
     they are skipped with a warning naming them (all of them frozen: ValueError). `step(t)` refuses a
     t not after the last one, and (`needs_gradients`) a masking step when no step has seen a gradient;
-    see the module docstring."""
+    see the module docstring. `schedule` is a CubicSchedule, or total_steps with the other settings
+    of one as keywords (`schedule_settings`)."""
 
     method = "unstructured"
     needs_gradients = False     # True: the scores come from the gradients (PLATON, movement)
 
-    def __init__(self, model: nn.Module, total_steps: int, *, initial_threshold: float, final_threshold: float,
-                 warmup_steps: float, initial_warmup: float, final_warmup: float, deltaT: int,
+    def __init__(self, model: nn.Module, schedule: CubicSchedule = NOT_GIVEN, *,
                  target_substrings: Sequence[str] = DEFAULT_TARGET_SUBSTRINGS, num_threads: Optional[int] = None,
-                 kernels: str = "auto"):
-        validate_schedule(total_steps, initial_threshold, final_threshold, warmup_steps, initial_warmup,
-                          final_warmup, deltaT)
+                 kernels: str = "auto", **schedule_settings):
+        self.schedule = as_schedule(schedule, schedule_settings, type(self).__name__)
         if num_threads is not None and not (is_integer(num_threads) and num_threads >= 1):
             raise ValueError(f"num_threads={num_threads!r} must be None (torch's setting) or an integer >= 1")
         self.num_threads = num_threads
         substrings = check_target_substrings(target_substrings)      # once: it may be an iterator
         selected = select_prunable(model, substrings, type(self).__name__)
-        self.total_steps, self.deltaT = total_steps, deltaT
-        self.initial_threshold, self.final_threshold = initial_threshold, final_threshold
-        self.warmup_steps, self.initial_warmup, self.final_warmup = warmup_steps, initial_warmup, final_warmup
         self.target_substrings = substrings
         self.parameter_names = [name for name, _ in selected]
         self.kernels: Kernels = kernel_choice.load(kernels, selected)
@@ -170,20 +176,11 @@ class UnstructuredPruner:
         return {}
 
     def hyperparameters(self) -> dict:
-        return dict(total_steps=self.total_steps, initial_threshold=self.initial_threshold,
-                    final_threshold=self.final_threshold, warmup_steps=self.warmup_steps,
-                    initial_warmup=self.initial_warmup, final_warmup=self.final_warmup, deltaT=self.deltaT,
-                    target_substrings=list(self.target_substrings))
+        """The schedule's settings and the selection, as a state records them (the same keys in every
+        state format)."""
+        return dict(self.schedule.as_dict(), target_substrings=list(self.target_substrings))
 
     # ---- shared machinery
-    def remaining_ratio(self, t: int) -> float:
-        return remaining_ratio(t, self.total_steps, self.initial_threshold, self.final_threshold,
-                               self.warmup_steps, self.initial_warmup, self.final_warmup)
-
-    def is_masking_step(self, t: int) -> bool:
-        return is_masking_step(t, self.total_steps, self.warmup_steps, self.initial_warmup, self.final_warmup,
-                               self.deltaT)
-
     def slabs_with_kernels(self):
         """(slab, its kernels), in order."""
         return zip(self.slabs, self.slab_kernels)
@@ -265,9 +262,9 @@ class UnstructuredPruner:
         gradient-scored method that no gradient has reached yet."""
         started, t = time.perf_counter(), self._check_step(global_step)
         self._check_parameters_unchanged()
-        ratio = self.remaining_ratio(t)
+        ratio = self.schedule.remaining_ratio(t)
         k = int(self.total_numel * (1 - ratio))
-        masking = self.is_masking_step(t) and k >= 1
+        masking = self.schedule.is_masking_step(t) and k >= 1
         if self._check_gradients_seen(t, masking):
             self.gradient_steps += 1
         with torch_threads(self.num_threads):

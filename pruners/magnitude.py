@@ -30,7 +30,7 @@ def magnitudes(weights, out: torch.Tensor) -> torch.Tensor:
 
 class MagnitudePruner(UnstructuredPruner):
     """Global magnitude pruning over any nn.Module, shaped like an optimizer (see `pruners.base`; the
-    constructor is the base's: the schedule's settings, no statistics of its own). Needs no gradient;
+    constructor is the base's: a schedule, no statistics of its own). Needs no gradient;
     frozen parameters are skipped with a warning all the same (a frozen weight is one not to change).
     Works on float16/bfloat16 parameters too: the magnitudes are compared in float32."""
 

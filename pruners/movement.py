@@ -25,9 +25,10 @@ from typing import Dict
 
 import torch
 
-from pruners.base import DEFAULT_TARGET_SUBSTRINGS, UnstructuredPruner
+from pruners.base import UnstructuredPruner
 from pruners.kernels import split
 from pruners.layout import take
+from pruners.schedule import NOT_GIVEN, CubicSchedule
 
 
 def accumulate_movement(scores: torch.Tensor, weights, grads) -> None:
@@ -46,13 +47,8 @@ class MovementPruner(UnstructuredPruner):
     method = "movement"
     needs_gradients = True
 
-    def __init__(self, model: torch.nn.Module, total_steps: int, *, initial_threshold: float,
-                 final_threshold: float, warmup_steps: float, initial_warmup: float, final_warmup: float,
-                 deltaT: int, target_substrings=DEFAULT_TARGET_SUBSTRINGS, num_threads=None, kernels="auto"):
-        super().__init__(model, total_steps, initial_threshold=initial_threshold, final_threshold=final_threshold,
-                         warmup_steps=warmup_steps, initial_warmup=initial_warmup, final_warmup=final_warmup,
-                         deltaT=deltaT, target_substrings=target_substrings, num_threads=num_threads,
-                         kernels=kernels)
+    def __init__(self, model: torch.nn.Module, schedule: CubicSchedule = NOT_GIVEN, **options):
+        super().__init__(model, schedule, **options)     # the schedule, target_substrings, num_threads, kernels
         self.movement_score = self.layout.new_flat_buffers()       # S
 
     def _statistics(self) -> Dict[str, Dict[torch.device, torch.Tensor]]:

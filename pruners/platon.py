@@ -46,7 +46,7 @@ import torch
 from pruners.base import DEFAULT_TARGET_SUBSTRINGS, UnstructuredPruner
 from pruners.kernels import array, optional, pick_variants, split
 from pruners.layout import take
-from pruners.schedule import is_integer, refuse, require_number
+from pruners.schedule import NOT_GIVEN, CubicSchedule, as_schedule, refuse, require_number
 
 
 def validate_betas(beta1: float, beta2: float) -> None:
@@ -69,18 +69,17 @@ class PlatonPruner(UnstructuredPruner):
     method = "platon"
     needs_gradients = True
 
-    def __init__(self, model: torch.nn.Module, total_steps: int, *, initial_threshold: float,
-                 final_threshold: float, warmup_steps: float, initial_warmup: float, final_warmup: float,
-                 beta1: float, beta2: float, deltaT: int, target_substrings=DEFAULT_TARGET_SUBSTRINGS,
-                 num_threads=None, kernels="auto"):
+    def __init__(self, model: torch.nn.Module, schedule: CubicSchedule = NOT_GIVEN, *, beta1: float,
+                 beta2: float, target_substrings=DEFAULT_TARGET_SUBSTRINGS, num_threads=None, kernels="auto",
+                 **schedule_settings):
         validate_betas(beta1, beta2)
-        if is_integer(deltaT) and is_integer(total_steps) and 1 <= total_steps < deltaT:
+        schedule = as_schedule(schedule, schedule_settings, type(self).__name__)
+        total_steps, deltaT = schedule.total_steps, schedule.deltaT
+        if total_steps < deltaT:
             refuse("deltaT", deltaT, f"at most the number of updates T={total_steps}: PLATON's scores stay 0 "
                    "until the first sensitivity window closes at update {deltaT}, so nothing would ever be pruned",
                    f"use {{deltaT}} {max(1, min(10, total_steps // 10))} or more updates ({{total_steps}})")
-        super().__init__(model, total_steps, initial_threshold=initial_threshold, final_threshold=final_threshold,
-                         warmup_steps=warmup_steps, initial_warmup=initial_warmup, final_warmup=final_warmup,
-                         deltaT=deltaT, target_substrings=target_substrings, num_threads=num_threads,
+        super().__init__(model, schedule, target_substrings=target_substrings, num_threads=num_threads,
                          kernels=kernels)
         self.beta1, self.beta2 = beta1, beta2
         self.uses_uncertainty = beta2 < 1
@@ -99,7 +98,7 @@ class PlatonPruner(UnstructuredPruner):
         return statistics
 
     def _update_statistics(self, t: int) -> bool:
-        position = t % self.deltaT            # j
+        position = t % self.schedule.deltaT    # j
         layout = self.layout
         statistics = [self.sensitivity, self.sensitivity_average] + ([self.uncertainty] if self.uses_uncertainty else [])
         for slab, update in zip(self.slabs, self.slab_updates):    # every operation on one slab while in cache

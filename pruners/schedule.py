@@ -11,7 +11,12 @@ follows the cubic sparsity schedule of Zhu & Gupta (2017). docs/METHODS.md §1:
                                                             mask when t mod ΔT == 0
 
 with r0 = initial_threshold, rT = final_threshold, T = total_steps and t the
-1-based optimizer update. Everything here is a pure function of its arguments.
+1-based optimizer update (the settings keep the names of PLATON's code and of
+train.py's flags: the "thresholds" are remaining ratios). The formulas are pure
+functions of their arguments (`remaining_ratio`, `is_masking_step`);
+`CubicSchedule` holds one validated set of settings and answers them for
+update t, the object every unstructured pruner and the training method share
+(as torch.ao.pruning's schedulers hold theirs).
 
 Invalid settings raise `PrunerSettingError`, a `ValueError` in the library's own
 words: it names the parameter (as the constructors spell it), the value, the
@@ -24,6 +29,7 @@ number goes) raises `PrunerSettingTypeError`, both a `PrunerSettingError` and a
 import math
 import numbers
 import string
+from dataclasses import asdict, dataclass, fields
 from typing import Mapping
 
 
@@ -156,3 +162,80 @@ def validate_schedule(total_steps: int, initial_threshold: float, final_threshol
                f"(ti + tf = {ti + tf:g}) leave no updates for the cubic decay",
                f"use {{warmup_steps}} {max(fitting, 0)} (ti + tf ≈ 0.7·T), smaller {{initial_warmup}}/{{final_warmup}}, "
                f"or more updates ({{total_steps}})")
+
+
+@dataclass(frozen=True)
+class CubicSchedule:
+    """One validated set of the cubic schedule's settings (the module docstring's formulas), for any
+    unstructured pruner: `PlatonPruner(model, CubicSchedule(...), beta1=..., beta2=...)`.
+
+    Validated once, when built (`validate_schedule`: PrunerSettingError naming the setting).
+    `final_phase_start` is the first update of the final phase (t > T − tf: the final ratio,
+    masking at every update)."""
+
+    total_steps: int
+    initial_threshold: float
+    final_threshold: float
+    warmup_steps: float
+    initial_warmup: float
+    final_warmup: float
+    deltaT: int
+
+    def __post_init__(self):
+        validate_schedule(self.total_steps, self.initial_threshold, self.final_threshold, self.warmup_steps,
+                          self.initial_warmup, self.final_warmup, self.deltaT)
+
+    @property
+    def final_phase_start(self) -> int:
+        """The first update t with t > T − tf."""
+        _, tf = warmup_bounds(self.warmup_steps, self.initial_warmup, self.final_warmup)
+        return math.floor(self.total_steps - tf) + 1
+
+    def remaining_ratio(self, t: int) -> float:
+        """The fraction of the selected weights kept after update t."""
+        return remaining_ratio(t, self.total_steps, self.initial_threshold, self.final_threshold,
+                               self.warmup_steps, self.initial_warmup, self.final_warmup)
+
+    def is_masking_step(self, t: int) -> bool:
+        """Whether update t masks."""
+        return is_masking_step(t, self.total_steps, self.warmup_steps, self.initial_warmup, self.final_warmup,
+                               self.deltaT)
+
+    def phase(self, t: int) -> str:
+        """'warmup' (t ≤ ti), 'cubic' or 'final' (t ≥ final_phase_start)."""
+        ti, _ = warmup_bounds(self.warmup_steps, self.initial_warmup, self.final_warmup)
+        return "warmup" if t <= ti else ("final" if t >= self.final_phase_start else "cubic")
+
+    def as_dict(self) -> dict:
+        """The settings by name (the pruners' `hyperparameters()` record them)."""
+        return asdict(self)
+
+
+SCHEDULE_SETTINGS = tuple(field.name for field in fields(CubicSchedule))
+
+
+NOT_GIVEN = object()     # a pruner's schedule argument when only keywords were passed (total_steps=...)
+
+
+def as_schedule(schedule, settings: Mapping, owner: str) -> CubicSchedule:
+    """The schedule a pruner is built with: `schedule` itself when it is a CubicSchedule (then no other
+    schedule setting may be given), else the schedule of the settings given the older way, as keywords
+    (`total_steps` positional or not): `owner(model, total_steps, initial_threshold=..., ..., deltaT=...)`.
+    TypeError for a missing or unknown setting, as a Python call would raise."""
+    settings = dict(settings)
+    if isinstance(schedule, CubicSchedule):
+        if settings:
+            raise TypeError(f"{owner} got a CubicSchedule and the schedule settings {sorted(settings)} as well; "
+                            "pass the schedule alone")
+        return schedule
+    if schedule is not NOT_GIVEN:
+        if "total_steps" in settings:
+            raise TypeError(f"{owner} got total_steps twice (positional and keyword)")
+        settings["total_steps"] = schedule
+    unknown = sorted(set(settings) - set(SCHEDULE_SETTINGS))
+    if unknown:
+        raise TypeError(f"{owner} got unexpected keyword argument(s) {unknown}")
+    missing = [name for name in SCHEDULE_SETTINGS if name not in settings]
+    if missing:
+        raise TypeError(f"{owner} needs a CubicSchedule, or every setting of one as keywords; missing {missing}")
+    return CubicSchedule(**settings)

@@ -29,14 +29,13 @@ from __future__ import annotations
 import os
 
 import torch
-from safetensors.torch import load_file
-from safetensors.torch import save as save_bytes
+from safetensors.torch import load_file, save_file
 from torch import nn
 
-from data_utils.files import write_atomic
 from pruners.anatomy import (FFN_COLUMN_PROJECTION, FFN_ROW_PROJECTION, HEAD_COLUMN_PROJECTION, HEAD_ROW_PROJECTIONS,
                              BertShape, bert_shape, ffn_activation_module, find_bert_model, head_context_module,
                              head_rows)
+from pruners.files import replace_file
 
 INDICATOR_FILE = "gpp_indicators.safetensors"
 FILE_KEYS = {"head": "z_head", "ffn": "z_ffn"}      # unit type -> key in INDICATOR_FILE
@@ -182,7 +181,7 @@ class StructuredMask:
         path = os.path.join(directory, INDICATOR_FILE)
         tensors = {FILE_KEYS[unit]: z.detach().to(device="cpu", dtype=torch.float32).contiguous()
                    for unit, z in self.indicators().items()}
-        write_atomic(path, lambda handle: handle.write(save_bytes(tensors)), binary=True)
+        replace_file(path, lambda tmp: save_file(tensors, tmp))
         return path
 
     @classmethod

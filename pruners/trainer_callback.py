@@ -1,18 +1,22 @@
 """Unstructured pruning inside a stock `transformers.Trainer`: `PruningCallback`.
 
-    from pruners import PlatonPruner
+    from pruners import CubicSchedule, PlatonPruner
     from pruners.trainer_callback import PruningCallback
 
-    callback = PruningCallback(PlatonPruner, initial_threshold=1.0, final_threshold=0.3, warmup_steps=100,
-                               initial_warmup=1, final_warmup=3, beta1=0.85, beta2=0.95, deltaT=10)
+    schedule = CubicSchedule(total_steps=1000, initial_threshold=1.0, final_threshold=0.3, warmup_steps=100,
+                             initial_warmup=1, final_warmup=3, deltaT=10)
+    callback = PruningCallback(PlatonPruner, schedule=schedule, beta1=0.85, beta2=0.95)
     trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[callback])
     trainer.train()                      # or trainer.train(resume_from_checkpoint=True)
     callback.pruner                      # the pruner of the last train() call (sparsity_report(model) etc.)
 
 `pruner_factory` is a pruner class (PlatonPruner, MagnitudePruner, any pruner with the same
-constructor) or any callable; it is called once per `train()`, at train begin, as
-`pruner_factory(model, total_steps, **pruner_kwargs)` with the Trainer's (unwrapped) model and
-total_steps = `state.max_steps`, the number of optimizer updates of the run, known only then.
+constructor) or any callable; it is called once per `train()`, at train begin, with the Trainer's
+(unwrapped) model: `pruner_factory(model, schedule, **pruner_kwargs)` when a `schedule` is given,
+whose total_steps must then be the run's `state.max_steps` (the number of optimizer updates,
+checked then); without one, `pruner_factory(model, state.max_steps, **pruner_kwargs)`, the
+schedule's other settings among the keywords (initial_threshold=..., ..., deltaT=...): the pruner
+builds its schedule over the run's length, known only at train begin.
 
 Where it acts (transformers 5.x, `Trainer._run_epoch`): per optimizer update, once all the
 micro-batches of gradient accumulation are summed,
@@ -53,11 +57,13 @@ the gradient scaler skips (the pruner still steps with that update's inf/NaN gra
 """
 import json
 import os
-import tempfile
 from typing import Any, Callable, Optional
 
 from safetensors.torch import load_file, save_file
 from transformers import TrainerCallback
+
+from pruners.files import replace_file
+from pruners.schedule import CubicSchedule
 
 STATE_JSON = "pruner_state.json"
 STATE_TENSORS = "pruner_state.safetensors"
@@ -67,15 +73,18 @@ CALLBACK_FORMAT = 1
 class PruningCallback(TrainerCallback):
     """Runs one of the toolkit's unstructured pruners in a `transformers.Trainer` (module docstring)."""
 
-    def __init__(self, pruner_factory: Callable[..., Any], *, resume_from_checkpoint: Optional[str] = None,
-                 **pruner_kwargs):
+    def __init__(self, pruner_factory: Callable[..., Any], *, schedule: Optional[CubicSchedule] = None,
+                 resume_from_checkpoint: Optional[str] = None, **pruner_kwargs):
         if not callable(pruner_factory):
             raise ValueError(f"pruner_factory={pruner_factory!r} must be a pruner class (PlatonPruner, "
                              "MagnitudePruner, ...) or a callable (model, total_steps, **pruner_kwargs) -> pruner")
         if resume_from_checkpoint is not None and not isinstance(resume_from_checkpoint, (str, os.PathLike)):
             raise ValueError(f"resume_from_checkpoint={resume_from_checkpoint!r} must be None or the path of the "
                              "Trainer checkpoint directory the run resumes from")
-        self.pruner_factory = pruner_factory
+        if schedule is not None and not isinstance(schedule, CubicSchedule):
+            raise TypeError(f"schedule={schedule!r} must be a pruners.CubicSchedule (or None: the schedule's "
+                            "settings among the keyword arguments, over the Trainer's max_steps)")
+        self.pruner_factory, self.schedule = pruner_factory, schedule
         self.pruner_kwargs = pruner_kwargs
         self.resume_from_checkpoint = None if resume_from_checkpoint is None else os.fspath(resume_from_checkpoint)
         self.pruner = None                  # built at train begin
@@ -89,7 +98,14 @@ class PruningCallback(TrainerCallback):
         if not (isinstance(state.max_steps, int) and state.max_steps >= 1):
             raise ValueError(f"state.max_steps={state.max_steps!r}: the Trainer must know the number of optimizer "
                              "updates at train begin (set max_steps or give a sized train_dataset)")
-        pruner = self.pruner_factory(model, state.max_steps, **self.pruner_kwargs)
+        if self.schedule is None:
+            pruner = self.pruner_factory(model, state.max_steps, **self.pruner_kwargs)
+        elif self.schedule.total_steps != state.max_steps:
+            raise ValueError(f"schedule.total_steps={self.schedule.total_steps} but the Trainer runs "
+                             f"max_steps={state.max_steps} optimizer updates; build the CubicSchedule with "
+                             f"total_steps={state.max_steps}")
+        else:
+            pruner = self.pruner_factory(model, self.schedule, **self.pruner_kwargs)
         missing = [name for name in ("step", "state_dict", "load_state_dict") if not callable(getattr(pruner, name, None))]
         if missing:
             raise ValueError(f"pruner_factory={self.pruner_factory!r} returned {type(pruner).__name__}, which has no "
@@ -130,30 +146,13 @@ def write_pruner_state(directory: str, state: dict, global_step: int) -> None:
     record = {"format": CALLBACK_FORMAT, "global_step": int(global_step), "tensors_file": STATE_TENSORS,
               "pruner": {key: value for key, value in state.items() if key != "tensors"}}
     tensors_path, json_path = os.path.join(directory, STATE_TENSORS), os.path.join(directory, STATE_JSON)
-    _replace_file(tensors_path, lambda tmp: save_file(tensors, tmp))
-    _replace_file(json_path, lambda tmp: _dump_json(record, tmp))       # last: it names the tensors file
+    replace_file(tensors_path, lambda tmp: save_file(tensors, tmp))
+    replace_file(json_path, lambda tmp: _dump_json(record, tmp))       # last: it names the tensors file
 
 
 def _dump_json(record: dict, path: str) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(record, handle, indent=1)
-
-
-def _replace_file(path: str, write: Callable[[str], None]) -> None:
-    """`write(tmp)` to a new, uniquely named temporary file beside `path`, then rename it over `path`; on
-    failure only that temporary file is removed (never a fixed `path.tmp` that could be somebody's)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=os.path.dirname(path))
-    os.close(fd)
-    umask = os.umask(0o022)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)          # mkstemp's 0600 would hide the state from the checkpoint's group
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def read_pruner_state(directory: str, global_step: int) -> dict:

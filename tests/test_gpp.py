@@ -384,3 +384,20 @@ def test_step_refuses_step_zero():
     pruner = GPPPruner(tiny_bert(), pruning_type=BOTH, target_sparsity=0.5, prune_steps=4)
     with pytest.raises(ValueError, match="pruning step"):
         pruner.step(0)
+
+
+def test_the_pruner_library_imports_nothing_of_the_application():
+    """pruners/ is usable from any PyTorch loop: importing every module of it loads no module of train.py's
+    application (data_utils, mt_dnn, methods, module); it writes its files with its own atomic writer."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import importlib, pkgutil, sys, pruners\n"
+            "for found in pkgutil.iter_modules(pruners.__path__): importlib.import_module('pruners.' + found.name)\n"
+            "print(sorted(name for name in sys.modules if name.split('.')[0] in "
+            "('data_utils', 'mt_dnn', 'methods', 'module')))\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"importing pruners failed: {result.stderr[-500:]}"
+    assert result.stdout.strip() == "[]", f"the pruner library imports the application: {result.stdout.strip()}"
