@@ -45,18 +45,18 @@ TOKENS = 128        # tokens of the timing that picks sparse or dense (batch 1 x
 MAX_DENSITY = 0.6   # layers keeping more than this share of their weights stay dense untried
 
 
-def _kernel():
-    """The numba loop (mt_dnn.sparse_loops), compiled at first use or loaded from numba's disk cache."""
+def _loops():
+    """The numba loops (mt_dnn.sparse_loops), compiled at first use or loaded from numba's disk cache."""
     try:
         from mt_dnn import sparse_loops
     except ImportError:
         raise RuntimeError("the sparse engine needs numba (pip install numba)") from None
-    return sparse_loops.sparse_linear
+    return sparse_loops
 
 
 def numba_available() -> bool:
     try:
-        _kernel()
+        _loops()
     except RuntimeError:
         return False
     return True
@@ -75,11 +75,16 @@ def to_csr(weight: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 class SparseLinear(nn.Module):
     """y = x Wᵀ + b for an nn.Linear whose weight is mostly zeros, on CPU, fp32: only the kept entries are
-    stored (CSR) and multiplied. Inference only (no gradients); the dense weight is not kept."""
+    stored (CSR) and multiplied. Inference only (no gradients); the dense weight is not kept.
 
-    def __init__(self, linear: nn.Linear):
+    `transposed_out`: hand a batch of one tile on as a transposed view of the (out, tokens) result, for a layer
+    whose output reaches the next sparse layer through elementwise layers only (BERT's FFN: first layer, GELU,
+    second layer); otherwise the result has contiguous rows, which attention and LayerNorm need."""
+
+    def __init__(self, linear: nn.Linear, transposed_out: bool = False):
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.transposed_out = transposed_out
         self.indptr, self.indices, self.values = to_csr(linear.weight)
         bias = linear.bias.detach() if linear.bias is not None else torch.zeros(self.out_features)
         self.bias = np.ascontiguousarray(bias.to(torch.float32).cpu().numpy())
@@ -95,27 +100,24 @@ class SparseLinear(nn.Module):
             raise RuntimeError("SparseLinear is for inference: it has no backward pass")
         flat = x.reshape(-1, self.in_features)                                     # (tokens, in)
         tokens = flat.shape[0]
-        length = min(TILE, tokens)
+        length = max(1, min(TILE, tokens))
         n_tiles = -(-tokens // length)
-        if n_tiles == 1:
-            # a no-op when x is the transposed view the previous SparseLinear returned
+        if n_tiles <= 1:
+            # a no-op when x is the transposed view a transposed_out layer handed on
             xt = flat.t().contiguous().view(1, self.in_features, tokens)
         else:
             if n_tiles * length != tokens:
                 flat = F.pad(flat, (0, 0, 0, n_tiles * length - tokens))
             xt = flat.view(n_tiles, length, self.in_features).transpose(1, 2).contiguous()  # (tiles, in, length)
-        out = torch.empty(n_tiles, self.out_features, length, dtype=torch.float32)      # (tiles, out, length)
+        loops = _loops()
+        if self.transposed_out and n_tiles == 1:
+            out = torch.empty(1, self.out_features, tokens, dtype=torch.float32)           # (1, out, tokens)
+            loops.sparse_linear_tiles(xt.numpy(), self.indptr, self.indices, self.values, self.bias, out.numpy())
+            return out[0].t().view(*x.shape[:-1], self.out_features)
+        out = torch.empty(tokens, self.out_features, dtype=torch.float32)                  # (tokens, out)
         if tokens:
-            _kernel()(xt.numpy(), self.indptr, self.indices, self.values, self.bias, out.numpy())
-        if n_tiles == 1:
-            # a transposed view: elementwise layers keep the layout and the next sparse layer reads it without
-            # a copy; whatever needs rows contiguous copies it then
-            y = out[0].t()
-        else:
-            # rows contiguous again: elementwise layers on a transposed view strided by the whole batch
-            # thrash the caches
-            y = out.transpose(1, 2).reshape(n_tiles * length, self.out_features)[:tokens]
-        return y.view(*x.shape[:-1], self.out_features)
+            loops.sparse_linear_rows(xt.numpy(), self.indptr, self.indices, self.values, self.bias, out.numpy())
+        return out.view(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, density={self.density:.3f}"
@@ -179,12 +181,12 @@ def sparsify(encoder: nn.Module, tokens: int = TOKENS, repeats: int = 5) -> list
     """Replace, in place, each pruned linear layer of `encoder` (fp32, CPU) by a SparseLinear where that is
     faster on this machine with the current numba thread count; returns the Choice of every layer, each
     also logged."""
-    _kernel()
+    _loops()
     choices = []
     for name, linear in pruned_linears(encoder).items():
         if linear.weight.dtype != torch.float32 or linear.weight.device.type != "cpu":
             raise TypeError(f"{name}: the sparse engine runs CPU float32 weights, got {linear.weight.dtype}")
-        sparse = SparseLinear(linear)
+        sparse = SparseLinear(linear, transposed_out=name.endswith("intermediate.dense"))
         if sparse.density > MAX_DENSITY:
             choice = Choice(name, (linear.out_features, linear.in_features), sparse.density, None, None)
         else:

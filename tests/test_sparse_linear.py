@@ -41,12 +41,13 @@ CASES = [  # (out, in, density, tokens, empty rows): tiles of 128 tokens and blo
 
 
 @pytest.mark.parametrize("out_features,in_features,density,tokens,empty_rows", CASES)
-@pytest.mark.parametrize("bias", [True, False])
-def test_sparse_layer_equals_the_dense_masked_layer(out_features, in_features, density, tokens, empty_rows, bias):
+@pytest.mark.parametrize("bias,transposed_out", [(True, False), (False, False), (True, True)])
+def test_sparse_layer_equals_the_dense_masked_layer(out_features, in_features, density, tokens, empty_rows, bias,
+                                                    transposed_out):
     linear = pruned_linear(out_features, in_features, density, seed=out_features + tokens, bias=bias,
                            empty_rows=empty_rows)
     x = torch.randn(tokens, in_features, generator=torch.Generator().manual_seed(tokens))
-    sparse = SparseLinear(linear)
+    sparse = SparseLinear(linear, transposed_out=transposed_out)
     kept = int((linear.weight != 0).sum())
     assert sparse.values.size == kept, f"CSR holds {sparse.values.size} values for {kept} kept weights"
     with torch.inference_mode():
@@ -60,16 +61,19 @@ def test_sparse_layer_equals_the_dense_masked_layer(out_features, in_features, d
         assert torch.equal(rows, want), "an output row without kept weights is exactly its bias"
 
 
-def test_batched_and_transposed_inputs():
-    """(batch, seq, in) inputs, and a transposed view (what one SparseLinear hands the next) give the
-    dense result."""
+@pytest.mark.parametrize("batch,length", [(1, 100), (3, 50)])
+def test_batched_and_transposed_inputs(batch, length):
+    """(batch, seq, in) inputs, and the transposed view one SparseLinear hands on (one tile), through a GELU
+    into the next, give the dense result; the handed-on view is transposed and the last output has rows."""
     first, second = pruned_linear(48, 24, 0.2, seed=1), pruned_linear(20, 48, 0.3, seed=2)
-    x = torch.randn(3, 50, 24, generator=torch.Generator().manual_seed(3))
+    x = torch.randn(batch, length, 24, generator=torch.Generator().manual_seed(3))
     with torch.inference_mode():
-        hidden = SparseLinear(first)(x)
-        assert hidden.shape == (3, 50, 48), f"batched output shape {tuple(hidden.shape)}"
+        hidden = SparseLinear(first, transposed_out=True)(x)
+        assert hidden.shape == (batch, length, 48), f"batched output shape {tuple(hidden.shape)}"
+        assert hidden.is_contiguous() == (batch * length > 128), "one tile is handed on as a transposed view"
         expected = F.linear(F.gelu(F.linear(x, first.weight, first.bias)), second.weight, second.bias)
         got = SparseLinear(second)(F.gelu(hidden))
+    assert got.is_contiguous(), "a layer that is not transposed_out gives contiguous rows"
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5,
                                msg=lambda m: f"two sparse layers with a GELU between: {m}")
 
@@ -98,10 +102,10 @@ def test_sparsify_switches_where_faster_and_logs_the_choice(caplog, monkeypatch)
     batch = inputs()
     with torch.inference_mode():
         expected = {task: model(**batch, task=task).logits for task in model.heads}
-    # a timing in which sparse wins exactly on the query layers, so both outcomes are exercised
+    # a timing in which sparse wins on every layer but the FFN's second, so both outcomes occur and the FFN's
+    # first layer hands its transposed result to a dense layer
     monkeypatch.setattr(sparse_linear, "measure",
-                        lambda linear, sparse, tokens, repeats: (1.0, 0.5 if linear.out_features == 32
-                                                                 and linear.in_features == 32 else 2.0))
+                        lambda linear, sparse, tokens, repeats: (1.0, 0.5 if linear.in_features == 32 else 2.0))
     with caplog.at_level(logging.INFO, logger="mt_dnn.sparse_linear"):
         choices = sparsify(model.encoder)
     assert len(choices) == 12, f"2 layers x 6 linear layers timed, got {len(choices)}"
@@ -111,6 +115,9 @@ def test_sparsify_switches_where_faster_and_logs_the_choice(caplog, monkeypatch)
         assert isinstance(module, SparseLinear) == choice.sparse, f"{name} runs {type(module).__name__} " \
                                                                    f"but the choice was {choice.describe()}"
         assert choice.describe() in caplog.text, f"the choice for {name} is logged"
+        if choice.sparse:
+            assert module.transposed_out == name.endswith("intermediate.dense"), \
+                f"{name}: only the FFN's first layer hands its result on transposed"
     assert any(c.sparse for c in choices) and not all(c.sparse for c in choices), "both outcomes occurred"
     assert "linear layers run the sparse kernel" in caplog.text, "a summary line is logged"
     with torch.inference_mode():
