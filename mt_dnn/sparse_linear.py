@@ -3,23 +3,25 @@ switch that puts it in place of the dense layers where it is faster (`--engine s
 
 Dense kernels multiply the zeros a pruned weight keeps; here only the kept entries are stored and
 multiplied. The weight is held in CSR form (per output row: the column indices and values of its
-non-zero entries, in order); `mt_dnn.sparse_loops.sparse_linear` computes y = x Wᵀ + b:
+non-zero entries, in order); the loops of mt_dnn.sparse_loops compute y = x Wᵀ + b:
 
     1. the activations are transposed in tiles of up to 128 tokens, xt[tile, k, :] holding input feature
        k of the tile's tokens contiguously, so that one kept weight w[o, k] scales one contiguous row
        xt[tile, k] (a few vector operations);
     2. work items are (token tile, block of 16 output rows), shared out over the CPU cores by numba's
-       prange, tile-major so that the cores read one tile of inputs at a time; a row's result (128 floats)
-       stays in L1 while its kept weights are added four at a time (one read and one write of the row per
-       four weights instead of per weight).
+       prange, tile-major so that the cores read one tile of inputs at a time; a row's result (up to 128
+       floats) stays in L1 while its kept weights are added four at a time (one read and one write of the
+       row per four weights instead of per weight);
+    3. the block's 16 rows are written out a token at a time (one 64-byte line each) into a (tokens, out)
+       result with contiguous rows, which attention and LayerNorm need (torch's flash attention kernel
+       takes only those). The FFN's first layer instead hands a batch of one tile on as a transposed view
+       of its (out, tokens) result: GELU keeps that layout and the FFN's second layer reads it as its
+       transposed input without a copy.
 
 A tile of 128 tokens of the widest input (3072 features, bert-base's FFN output) is 1.5 MB, within L2.
-With one tile (batch 1 x 128) the result is handed on as a transposed view of the (out, tokens) buffer:
-elementwise layers keep that layout, and the next sparse layer (the FFN's second after its first) reads it
-without a copy; with several tiles it is copied back to (tokens, out) rows (elementwise layers on a view
-strided by the whole batch thrash the caches). Sums run in a different order from the dense kernel's, so
-the outputs equal the dense masked layer's to float32 rounding (tests/test_sparse_linear.py), not bit for
-bit; a pruned weight times an infinite input adds nothing here, where the dense layer gives NaN.
+Sums run in a different order from the dense kernel's, so the outputs equal the dense masked layer's to
+float32 rounding (tests/test_sparse_linear.py), not bit for bit; a pruned weight times an infinite input
+adds nothing here, where the dense layer gives NaN.
 
 Whether a layer pays depends on its shape, its density and the CPU: `sparsify(encoder)` times every
 pruned linear layer once, sparse against dense `F.linear` on TOKENS tokens with the current thread count,
