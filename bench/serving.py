@@ -76,6 +76,9 @@ def build_parser():
     parser.add_argument("--work_dir", default=os.path.join("log", "serving_bench"),
                         help="where the ONNX exports and serving.json are written")
     parser.add_argument("--results", default=os.path.join("docs", "RESULTS.md"), help="markdown file to append to")
+    parser.add_argument("--reuse_timings", action="store_true",
+                        help="take the timings and sizes of WORK_DIR/serving.json (an earlier run) and only score the "
+                             "real runs' dev metrics")
     parser.add_argument("--no_write", action="store_true", help="print the section, do not write --results")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return parser
@@ -338,7 +341,11 @@ def main(argv=None) -> int:
     logging.getLogger("mt_dnn.sparse_linear").setLevel(logging.WARNING)
     os.makedirs(args.work_dir, exist_ok=True)
     started = time.perf_counter()
-    timings, sizes = [], {}
+    timings, sizes, command = [], {}, None
+    if args.reuse_timings:
+        earlier = read_earlier(os.path.join(args.work_dir, "serving.json"))
+        timings, sizes, command = earlier["timings"], earlier["sizes"], earlier["command"]
+        chosen["models"] = []
     for name in chosen["models"]:
         for threads in chosen["threads"]:
             variants = build_variants(name, threads, args.work_dir, sizes)
@@ -353,7 +360,7 @@ def main(argv=None) -> int:
     dev = dev_metrics(args, args.work_dir) if runs_available(args) else None
     machine = (f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}, "
                f"onnxruntime {__import__('onnxruntime').__version__}")
-    command = "python bench/serving.py" + "".join(
+    command = command or "python bench/serving.py" + "".join(
         f" --{flag} {getattr(args, flag)}" for flag in ("models", "shapes", "threads", "rounds", "reps")
         if getattr(args, flag) != build_parser().get_default(flag))
     summary = {"command": command, "machine": machine, "timings": timings, "sizes": sizes, "dev": dev,
@@ -365,6 +372,17 @@ def main(argv=None) -> int:
         write_section(args.results, section)
         print(f"wrote the serving section of {args.results} and {os.path.join(args.work_dir, 'serving.json')}")
     return 0
+
+
+def read_earlier(path: str) -> dict:
+    from data_utils.jsonio import read_json
+
+    if not os.path.isfile(path):
+        raise UserError(f"--reuse_timings: no {path}; run the benchmark once without the flag")
+    earlier = read_json(path, "the serving.json of bench/serving.py", "run the benchmark once without --reuse_timings")
+    if not isinstance(earlier, dict) or not all(key in earlier for key in ("timings", "sizes", "command")):
+        raise UserError(f"--reuse_timings: {path} is not a serving.json of this benchmark; run it without the flag")
+    return earlier
 
 
 def render(summary: dict) -> str:
