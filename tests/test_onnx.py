@@ -153,3 +153,18 @@ def test_missing_onnxruntime_is_one_line(saved_sparse, tmp_path, capsys, monkeyp
     monkeypatch.setitem(sys.modules, "onnxruntime", None)       # import onnxruntime now raises ImportError
     fail(onnx_export.main, ["--model", saved_sparse, "--output_dir", tmp_path / "out"], capsys,
          "pip install onnx onnxruntime")
+
+
+def test_command_flags_reach_the_export(saved_sparse, canonical_dir, tmp_path, capsys):
+    """--quantize int8 --embeddings fp16 --check_data: int8 matrix products, fp16 tables, checked on real rows."""
+    out = tmp_path / "int8"
+    argv = ["--model", saved_sparse, "--output_dir", str(out), "--tasks", "rte", "--quantize", "int8",
+            "--embeddings", "fp16", "--check_data", os.path.join(canonical_dir, "rte_dev.json")]
+    assert run_main(onnx_export.main, argv) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    manifest = onnx_export.read_manifest(str(out))
+    assert (manifest["quantize"], manifest["embeddings"]) == ("int8", "fp16"), f"recorded: {manifest}"
+    proto = onnx.load(os.path.join(out, "rte", onnx_export.GRAPH_FILE))
+    ops = {node.op_type for node in proto.graph.node}
+    assert ops & {"MatMulInteger", "DynamicQuantizeMatMul"} and "Cast" in ops, f"int8 graph with casts: {ops}"
+    assert "--quantize int8, --embeddings fp16" in printed, f"the served graph's check is printed: {printed}"
