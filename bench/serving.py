@@ -412,6 +412,16 @@ def render(summary: dict) -> str:
             cells.append("–" if entry is None else
                          f"{entry['ms']:.1f} ms ({entry['over_torch']:.2f}x / {entry['over_ort']:.2f}x)")
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    slower = [f"{model} {shape}: {cell[model, shape, 2, 'torch fp32 dense']['ms']:.0f} ms at 2 threads, "
+              f"{cell[model, shape, 1, 'torch fp32 dense']['ms']:.0f} ms at 1"
+              for model, shape, threads in groups if threads == 2 and (model, shape, 1, "torch fp32 dense") in cell
+              and cell[model, shape, 2, "torch fp32 dense"]["ms"] > cell[model, shape, 1, "torch fp32 dense"]["ms"]]
+    if slower:
+        lines += ["", "Dense torch fp32 ran slower on 2 threads than on 1 here (" + "; ".join(slower) + "): the "
+                  "second core was busy with other work, and a parallel region waits for its slowest thread, so "
+                  "those 2-thread columns measure the contention as much as the engines."]
+    if not any(variant.startswith("DeepSparse") for variant in variants):
+        lines += ["", "DeepSparse (the reference column) was not importable here, so it is not in the table."]
     lines += ["", "ONNX file sizes (rte graph, one per task; the fp32 word embeddings are most of MiniLM's):", "",
               "| graph | size |", "|---|---|"]
     lines += [f"| {name} | {size / 1e6:.1f} MB |" for name, size in summary["sizes"].items()]
