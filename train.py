@@ -25,8 +25,8 @@ from mt_dnn.distributed import broadcast_flag, init_distributed
 from mt_dnn.options import build_parser, validate
 from mt_dnn.outputs import evaluate, finish_run, record_evaluation
 from mt_dnn.run_dir import RunDirectory
-from mt_dnn.run_state import (Run, find_resume_checkpoint, initial_state, new_optimizer, reconcile_config,
-                              restart_optimizer, restore_training_state, save_training_state, stop_after_signal)
+from mt_dnn.run_state import (LoopState, Run, find_resume_checkpoint, new_optimizer, reconcile_config,
+                              restore_training_state, save_training_state, stop_after_signal)
 from mt_dnn.startup import (build_model, load_data, log_summary, open_tensorboard, pick_device, seed_everything,
                             setup_output, wrap_distributed, write_run_config)
 
@@ -114,8 +114,8 @@ def setup(args, owner):
     # ---- model, methods (pruning, distillation), optimizer and LR schedule
     core, tokenizer = build_model(args, train_sets, eval_sets, device)
     methods = build_methods(MethodContext(args, core, total_steps, device, dist_info, logger))
-    state = initial_state(args, total_steps)
-    optimizer, lr_schedule = new_optimizer(args, core, state)
+    state = LoopState()
+    optimizer, lr_schedule = new_optimizer(args, core, total_steps, methods)    # the methods' LR phases included
     run = Run(args, core, tokenizer, device, dist_info, methods, eval_sets, total_steps=total_steps,
               check_batch=(check_rows.task.name, collate(check_rows.examples[:args.batch_size_eval], check_rows.task)),
               writer=open_tensorboard(args, dist_info, resumed))
@@ -141,9 +141,7 @@ def train_loop(run: Run, owner, sampler, train_sets, state, optimizer, lr_schedu
             if state.global_step >= run.total_steps:      # a trailing partial accumulation beyond T is dropped
                 break
             if batch_index % args.grad_accumulation_step == 0:
-                restart_rate = methods.start_update(state.global_step + 1)
-                if restart_rate is not None:
-                    optimizer, lr_schedule = restart_optimizer(args, core, state, restart_rate, run.total_steps)
+                methods.start_update(state.global_step + 1)
             task_index, indices = batches[batch_index]
             loss = forward_loss(model, train_sets[task_index], indices, device, methods)
             if broadcast_flag(dist_info, not bool(torch.isfinite(loss))):

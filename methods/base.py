@@ -4,9 +4,10 @@ train.py's loop names no method. It holds one `MethodStack` (the methods this
 run enabled, in registry order) and calls it at fixed points of every update t
 (1-based, counted in optimizer updates):
 
-    first micro-batch of update t   start_update(t) -> learning rate or None
-                                    (a number: the optimizer and its LR schedule restart now,
-                                    linear decay over the updates left, at that rate)
+    building the optimizer          optimizer_phases() -> [mt_dnn.optim.LRPhase]   the updates before
+                                    which the optimizer restarts at another learning rate (GPP's
+                                    pruning and retraining); the LR schedule applies them
+    first micro-batch of update t   start_update(t)
     every micro-batch               needs_hidden_states     whether the forward pass returns them
                                     loss(loss, inputs, output) -> the loss with the method's terms
                                     (named parts for TensorBoard in `loss_parts`, else one part
@@ -39,7 +40,7 @@ do-nothing default) and gets one line in `methods.REGISTRY`; the parser, the loo
 the checkpoint code and the reports need no change.
 """
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import torch
 
@@ -82,8 +83,11 @@ class TrainingMethod:
     def __init__(self, context: MethodContext):
         self.context = context
 
-    def start_update(self, t: int) -> Optional[float]:
-        return None
+    def optimizer_phases(self) -> tuple:
+        return ()
+
+    def start_update(self, t: int) -> None:
+        pass
 
     def loss(self, loss: torch.Tensor, inputs, output) -> torch.Tensor:
         return loss
@@ -133,9 +137,14 @@ class MethodStack:
         self.needs_hidden_states = any(method.needs_hidden_states for method in self.methods)
         self.loss_parts: Dict[str, float] = {}
 
-    def start_update(self, t: int) -> Optional[float]:
-        rates = [rate for rate in (method.start_update(t) for method in self.methods) if rate is not None]
-        return rates[-1] if rates else None
+    def optimizer_phases(self) -> list:
+        """Every method's phases, in order of their first updates (stable: registry order at the same one)."""
+        return sorted((phase for method in self.methods for phase in method.optimizer_phases()),
+                      key=lambda phase: phase.start)
+
+    def start_update(self, t: int) -> None:
+        for method in self.methods:
+            method.start_update(t)
 
     def loss(self, loss, inputs, output):
         """The loss with every method's terms; `loss_parts` then holds the task loss and each part."""

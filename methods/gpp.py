@@ -4,7 +4,9 @@ A run has three phases (docs/METHODS.md §2; pruners.gpp.phase_of): P updates of
 pre-pruning fine-tuning (--prepruning_finetune_epochs), Tp updates of pruning
 (--prune_epochs) and retraining for the rest. The optimizer and a linear-decay
 LR schedule restart at the first update of pruning (--learning_rate) and of
-retraining (--retrain_learning_rate, or --learning_rate). The pruner is built
+retraining (--retrain_learning_rate, or --learning_rate): phases this method
+declares (`optimizer_phases`) and the LR schedule applies (mt_dnn.optim.PhasedLR,
+which a checkpoint saves, so a resume continues in its phase). The pruner is built
 when pruning starts; while it prunes, its L1 indicator penalty joins the loss
 and the indicators' gradients are summed after every backward pass (averaged
 over processes first). When the indicators freeze at exact 0/1 they are folded
@@ -20,6 +22,7 @@ import math
 from data_utils.errors import UserError
 from methods.base import TrainingMethod
 from mt_dnn.distributed import average_gradients
+from mt_dnn.optim import LRPhase
 from pruners.gpp import PRUNING_TYPES, GPPPruner, is_phase_start, phase_of
 
 
@@ -66,17 +69,22 @@ class GPPPruning(TrainingMethod):
         self.pruner = None        # built when pruning starts
         self.phase = None         # of the update in progress
 
-    def start_update(self, t: int):
+    def optimizer_phases(self) -> tuple:
+        """Pruning and retraining each start with a fresh optimizer, their LR decaying linearly to 0 at the
+        end of the run (a phase that would start after the last update never does)."""
+        prepruning, pruning, _ = self.phases
+        return (LRPhase("pruning", prepruning + 1, self.args.learning_rate),
+                LRPhase("retraining", prepruning + pruning + 1,
+                        self.args.retrain_learning_rate or self.args.learning_rate))
+
+    def start_update(self, t: int) -> None:
         self.phase = phase_of(t, *self.phases)
         if not is_phase_start(t, *self.phases) or self.phase.name == "prepruning":
-            return None
+            return
         if self.phase.name == "pruning":
             self.pruner = self._new_pruner()
-            rate = self.args.learning_rate
-        else:
-            rate = self.args.retrain_learning_rate or self.args.learning_rate
+        rate = {phase.name: phase.learning_rate for phase in self.optimizer_phases()}[self.phase.name]
         self.context.logger.info("GPP %s phase starts at update %d (lr %g)", self.phase.name, t, rate)
-        return rate
 
     def _new_pruner(self) -> GPPPruner:
         return GPPPruner(self.context.model.encoder, pruning_type=self.args.pruning_type,

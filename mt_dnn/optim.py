@@ -14,12 +14,24 @@ are erased within a few hundred updates. Per parameter tensor w with gradient g:
     w <- w - lr_t * update
 
 b1 = 0.9, b2 = 0.999, eps = 1e-6; lr_t is the group's learning rate, which the
-LambdaLR schedule below sets at each update. `adam` is MT-DNN's other choice,
+LR schedule below (PhasedLR) sets at each update. `adam` is MT-DNN's other choice,
 BERT's Adam (same shape, u <- b2 * u + (1 - b2) * g^2, update m / (sqrt(u) + eps));
 `adamw` is torch's AdamW (bias-corrected, decay decoupled as w <- w - lr_t * wd * w).
 Only `sgd` keeps plain L2 decay.
+
+The learning rate follows a `PhaseSchedule`: phases of the run, each from its
+first update on, at its own learning rate times `lr_multiplier` over the updates
+left in the run. train.py's first phase starts at update 1 (--learning_rate,
+--warmup, --warmup_schedule); a training method may declare more (GPP: pruning
+and retraining, linear decay from their own rates). `PhasedLR` is the LR
+scheduler that applies it, and starts the optimizer afresh (its moments
+cleared, as a new optimizer would have them) before the first update of each
+later phase; its state_dict records the phases, so a resumed run continues in
+the phase it was in, restarting the optimizer where the schedule says.
 """
 import math
+from dataclasses import astuple, dataclass
+from typing import List, Sequence
 
 import torch
 
@@ -169,6 +181,102 @@ def build_optimizer(name: str, named_parameters, learning_rate: float, weight_de
     raise ValueError(f"unknown optimizer {name!r} (known: {', '.join(OPTIMIZERS)})")
 
 
-def build_schedule(optimizer, total_steps: int, warmup: float, schedule: str):
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_multiplier(step, total_steps, warmup, schedule))
+@dataclass(frozen=True)
+class LRPhase:
+    """From update `start` (1-based) on, until the next phase: the optimizer afresh at `learning_rate`
+    times lr_multiplier over the updates left in the run, `warmup` and `shape` as --warmup and
+    --warmup_schedule."""
+    name: str
+    start: int
+    learning_rate: float
+    warmup: float = 0.0
+    shape: str = "warmup_linear"
+
+
+class PhaseSchedule:
+    """The learning rate of every update t = 1..total_steps, phase by phase (pure: nothing but the phases).
+
+        phase(t)  the last phase with start ≤ t
+        lr(t)     phase.learning_rate · lr_multiplier(t − start, total_steps − start + 1, warmup, shape)
+
+    Phases are given in order of their starts, the first at update 1; a phase starting where an earlier one
+    does replaces it (a method's phase at update 1 replaces train.py's first), and a phase starting after
+    the last update never begins."""
+
+    def __init__(self, total_steps: int, phases: Sequence[LRPhase]):
+        if not phases or phases[0].start != 1:
+            raise ValueError(f"the first LR phase must start at update 1: {list(phases)[:1]}")
+        starts = [phase.start for phase in phases]
+        if starts != sorted(starts):
+            raise ValueError(f"LR phases must come in order of their first updates: {starts}")
+        kept: List[LRPhase] = []
+        for phase in phases:
+            if phase.start > total_steps:
+                continue
+            if phase.shape not in WARMUP_SCHEDULES:
+                raise ValueError(f"LR phase {phase.name}: unknown shape {phase.shape!r} (known: {WARMUP_SCHEDULES})")
+            if kept and kept[-1].start == phase.start:
+                kept.pop()
+            kept.append(phase)
+        self.total_steps, self.phases = total_steps, tuple(kept)
+
+    def phase(self, t: int) -> LRPhase:
+        return [phase for phase in self.phases if phase.start <= t][-1]
+
+    def lr(self, t: int) -> float:
+        phase = self.phase(t)
+        return phase.learning_rate * lr_multiplier(t - phase.start, self.total_steps - phase.start + 1, phase.warmup,
+                                                   phase.shape)
+
+    def describe(self) -> list:
+        """The phases as JSON lists [name, start, learning_rate, warmup, shape] (what a checkpoint records)."""
+        return [list(astuple(phase)) for phase in self.phases]
+
+
+class PhasedLR(torch.optim.lr_scheduler.LRScheduler):
+    """The LR scheduler of a PhaseSchedule: `step()` after each update sets every group's rate for the next
+    update, and restarts the optimizer (clears its per-parameter state) when that update begins a later
+    phase than the one the state belongs to (`phase_start`). `state_dict()` adds the phases and
+    `phase_start`; `load_state_dict` refuses a state of other phases (ValueError) and restarts the
+    optimizer if the next update begins a new phase (load the optimizer's state first)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, phases: PhaseSchedule):
+        self.phases = phases
+        self.phase_start = 1            # the first update of the phase the optimizer's state belongs to
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list:
+        rate = self.phases.lr(self.last_epoch + 1)      # last_epoch: the updates done
+        return [rate for _ in self.optimizer.param_groups]
+
+    def step(self, epoch=None) -> None:
+        super().step(epoch)
+        self._enter_phase()
+
+    def _enter_phase(self) -> None:
+        """Before the next update: a fresh optimizer state and that update's rate when it begins a new phase."""
+        start = self.phases.phase(self.last_epoch + 1).start
+        if start != self.phase_start:
+            self.optimizer.state.clear()
+            self.phase_start = start
+            for group, rate in zip(self.optimizer.param_groups, self.get_lr()):
+                group["lr"] = rate
+            self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict:
+        state = {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "phases")}
+        return dict(state, phases=self.phases.describe())
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        phases = state.pop("phases", None)
+        if phases != self.phases.describe():
+            raise ValueError(f"the LR schedule state has phases {phases}, this schedule {self.phases.describe()}")
+        self.__dict__.update(state)
+        self._enter_phase()
+
+
+def build_schedule(optimizer, total_steps: int, warmup: float, schedule: str) -> PhasedLR:
+    """One phase over the whole run at the optimizer's learning rate (of its first group)."""
+    rate = optimizer.param_groups[0]["lr"]
+    return PhasedLR(optimizer, PhaseSchedule(total_steps, [LRPhase("training", 1, rate, warmup, schedule)]))

@@ -2,7 +2,8 @@
 
     Run                    what the loop works with and never rebinds (flags, model, methods, ...)
     LoopState              where the loop is; saved in every checkpoint
-    new_optimizer          the optimizer and LR schedule LoopState describes
+    new_optimizer          the optimizer and its LR schedule (mt_dnn.optim.PhasedLR: the run's phases,
+                           train.py's and those the methods declare, restarting the optimizer)
     save_training_state    a checkpoint-<update>/ directory (mt_dnn.checkpoint)
     find_resume_checkpoint, reconcile_config, restore_training_state
                            --resume / --model_ckpt, restored in one place
@@ -10,6 +11,11 @@
 A checkpoint holds the loop state, the resolved flags, the model, the optimizer,
 the LR schedule, the RNG states of every process, and each training method's
 state under the method's name (methods.MethodStack.state_dict).
+
+Checkpoints written before the LR schedule knew its phases still resume exactly:
+their loop state carries four `schedule_*` fields (the LR schedule restarted last)
+and their LR schedule is a LambdaLR counting the updates since that restart;
+`check_resumable` turns them into the phase schedule's state (`legacy_schedule`).
 """
 import logging
 import math
@@ -23,7 +29,7 @@ from data_utils.errors import Interrupted, UserError
 from mt_dnn.checkpoint import (STATE_TENSORS, is_count, latest_checkpoint, refuse, rng_state, save_checkpoint,
                                set_rng_state)
 from mt_dnn.distributed import all_gather_objects, barrier
-from mt_dnn.optim import WARMUP_SCHEDULES, build_optimizer, build_schedule
+from mt_dnn.optim import WARMUP_SCHEDULES, LRPhase, PhasedLR, PhaseSchedule, build_optimizer
 from mt_dnn.options import build_parser, training_flags, validate
 
 logger = logging.getLogger("train")
@@ -54,30 +60,22 @@ class LoopState:
     running_loss: float | None = None
     best_metric: float | None = None
     last_metrics: dict = field(default_factory=dict)
-    schedule_span: int = 0              # updates covered by the current LR schedule (a method may restart it)
-    schedule_warmup: float = 0.0
-    schedule_shape: str = "warmup_linear"
-    schedule_lr: float = 0.0
 
 
-def initial_state(args, total_steps: int) -> LoopState:
-    return LoopState(schedule_span=total_steps, schedule_warmup=args.warmup, schedule_shape=args.warmup_schedule,
-                     schedule_lr=args.learning_rate)
+# Fields of the loop state of checkpoints written before the phase schedule: the LR schedule restarted last.
+LEGACY_SCHEDULE_FIELDS = ("schedule_span", "schedule_warmup", "schedule_shape", "schedule_lr")
 
 
-def new_optimizer(args, model: torch.nn.Module, state: LoopState):
-    """(optimizer, LR schedule) over `model`'s parameters, as `state` describes the schedule."""
-    optimizer = build_optimizer(args.optimizer, model.named_parameters(), state.schedule_lr, args.weight_decay,
+def new_optimizer(args, model: torch.nn.Module, total_steps: int, methods):
+    """(optimizer, LR schedule) over `model`'s parameters: --optimizer, and the run's phases: from update 1
+    at --learning_rate with --warmup/--warmup_schedule, then each phase a method declares
+    (methods.MethodStack.optimizer_phases: GPP's pruning and retraining), before which the LR schedule
+    restarts the optimizer."""
+    phases = PhaseSchedule(total_steps, [LRPhase("training", 1, args.learning_rate, args.warmup,
+                                                 args.warmup_schedule), *methods.optimizer_phases()])
+    optimizer = build_optimizer(args.optimizer, model.named_parameters(), phases.lr(1), args.weight_decay,
                                 max_grad_norm=args.grad_clipping)
-    return optimizer, build_schedule(optimizer, state.schedule_span, state.schedule_warmup, state.schedule_shape)
-
-
-def restart_optimizer(args, model: torch.nn.Module, state: LoopState, learning_rate: float, total_steps: int):
-    """A fresh optimizer and a linear-decay schedule over the updates left, at `learning_rate`
-    (a method asked for it: GPP at each phase)."""
-    state.schedule_lr, state.schedule_span = learning_rate, total_steps - state.global_step
-    state.schedule_warmup, state.schedule_shape = 0.0, "warmup_linear"
-    return new_optimizer(args, model, state)
+    return optimizer, PhasedLR(optimizer, phases)
 
 
 def find_resume_checkpoint(args) -> Optional[str]:
@@ -161,7 +159,7 @@ def restore_training_state(run: Run, resumed: dict, path: str, batches_per_epoch
     optimizer and schedule it describes, and last the RNGs (so that nothing built before moves them).
     The checkpoint is first checked against this run (check_resumable). Returns (loop state, optimizer,
     LR schedule)."""
-    state = check_resumable(run, resumed, path, batches_per_epoch)
+    state, schedule_state = check_resumable(run, resumed, path, batches_per_epoch)
     try:
         run.model.load_state_dict(resumed["model"])
     except RuntimeError as err:
@@ -174,9 +172,9 @@ def restore_training_state(run: Run, resumed: dict, path: str, batches_per_epoch
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:   # the pruners' refusals
         problem = f"lacks {err}" if isinstance(err, KeyError) else " ".join(str(err).split())[:200]
         refuse(path, names, f"does not fit this run: {problem}")
-    optimizer, lr_schedule = new_optimizer(run.args, run.model, state)
+    optimizer, lr_schedule = new_optimizer(run.args, run.model, run.total_steps, run.methods)
     optimizer.load_state_dict(resumed["optimizer"])
-    lr_schedule.load_state_dict(resumed["lr_schedule"])
+    lr_schedule.load_state_dict(schedule_state)     # after the optimizer's: it may restart it (a new phase)
     rank, saved = run.dist_info.rank, resumed["rng_per_rank"]
     set_rng_state(saved[rank] if run.dist_info.world_size == len(saved) else resumed["rng"])
     logger.info("resumed from %s at update %d (epoch %d, batch %d)", path, state.global_step, state.epoch,
@@ -186,35 +184,40 @@ def restore_training_state(run: Run, resumed: dict, path: str, batches_per_epoch
 
 # ---- a checkpoint against the run that resumes it (mt_dnn.checkpoint.check_layout has checked its layout)
 
-def check_resumable(run: Run, resumed: dict, path: str, batches_per_epoch: Optional[int] = None) -> LoopState:
+def check_resumable(run: Run, resumed: dict, path: str, batches_per_epoch: Optional[int] = None):
     """Refuse a checkpoint this run cannot continue, before anything is restored, with one line naming its
     file and key: a loop position beyond this run (update, epoch, batch of the epoch), a loop state of other
     fields or types, an optimizer state of other groups, entries, shapes or dtypes than a step of this run's
-    optimizer gives its parameters, an LR schedule of another layout, a method without its state.
-    Returns the loop state."""
+    optimizer gives its parameters, an LR schedule of another layout or other phases, a method without its
+    state. Returns (the loop state, the LR schedule's state: a legacy one turned into today's)."""
     args, loop = run.args, resumed["loop"]
-    known = {f.name for f in fields(LoopState)}
+    known = {f.name for f in fields(LoopState)} | set(LEGACY_SCHEDULE_FIELDS)
     for key, value in loop.items():
         problem = _loop_value_problem(key, value) if key in known else "is not a field of the loop state"
         if problem:
             refuse(path, f"loop.{key}", problem)
-    state = LoopState(**loop)
+    state = LoopState(**{key: value for key, value in loop.items() if key not in LEGACY_SCHEDULE_FIELDS})
+    legacy = {key: loop[key] for key in LEGACY_SCHEDULE_FIELDS if key in loop}
     for key, value, limit, what in (
             ("global_step", state.global_step, run.total_steps, f"the {run.total_steps} updates of this run"),
-            ("schedule_span", state.schedule_span, run.total_steps, f"the {run.total_steps} updates of this run"),
+            ("schedule_span", legacy.get("schedule_span"), run.total_steps,
+             f"the {run.total_steps} updates of this run"),
             ("epoch", state.epoch, args.epochs - 1, f"the last epoch {args.epochs - 1} of this run (--epochs "
                                                     f"{args.epochs})"),
             ("next_batch", state.next_batch, batches_per_epoch, f"the {batches_per_epoch} batches of an epoch")):
-        if limit is not None and value > limit:
+        if limit is not None and value is not None and value > limit:
             refuse(path, f"loop.{key}", f"is {value}, beyond {what}")
-    optimizer, lr_schedule = new_optimizer(args, run.model, state)
+    optimizer, lr_schedule = new_optimizer(args, run.model, run.total_steps, run.methods)
     _check_optimizer(run, optimizer, resumed["optimizer"], path)
-    _check_schedule(lr_schedule.state_dict(), resumed["lr_schedule"], state, path)
+    fresh, saved = lr_schedule.state_dict(), resumed["lr_schedule"]
+    if legacy:
+        saved = legacy_schedule(legacy, saved, fresh, state, run.total_steps, path)
+    _check_schedule(fresh, saved, state, path)
     for method in run.methods.methods:
         if method.name not in resumed:
             refuse(path, method.name, f"is missing: the checkpoint holds no state of this run's method "
                                       f"{method.name} (was it saved by a run with another --pruner?)")
-    return state
+    return state, saved
 
 
 def _loop_value_problem(key: str, value) -> Optional[str]:
@@ -292,17 +295,58 @@ def _check_optimizer(run: Run, fresh, saved: dict, path: str) -> None:
                 refuse(path, f"{key}.{name}", f"is {value.dtype}, {where} needs {dtype}", STATE_TENSORS)
 
 
-def _check_schedule(fresh: dict, saved: dict, state: LoopState, path: str) -> None:
-    """The saved LambdaLR state: the entries load_state_dict reads, one per optimizer group, and a step
-    count no larger than the updates done."""
-    for key in ("base_lrs", "_last_lr", "lr_lambdas"):
+def _check_schedule_entries(fresh: dict, saved: dict, state: LoopState, path: str) -> None:
+    """The entries an LR schedule's load_state_dict reads, one per optimizer group, and a step count no
+    larger than the updates done (today's PhasedLR state and the LambdaLR state of older checkpoints)."""
+    for key in ("base_lrs", "_last_lr"):
         if not isinstance(saved.get(key), list) or len(saved[key]) != len(fresh[key]):
             refuse(path, f"lr_schedule.{key}", f"is not a list of {len(fresh[key])} (one per optimizer group)")
-    if any(fn is not None for fn in saved["lr_lambdas"]):
-        refuse(path, "lr_schedule.lr_lambdas", "holds a saved function state; train.py's schedules save none")
     if not is_count(saved.get("last_epoch")) or saved["last_epoch"] > state.global_step:
         refuse(path, "lr_schedule.last_epoch", f"is {saved.get('last_epoch')!r}, not a count of schedule steps up "
                                                f"to loop.global_step {state.global_step}")
+
+
+def _check_schedule(fresh: dict, saved: dict, state: LoopState, path: str) -> None:
+    """The saved PhasedLR state (mt_dnn.optim): its entries, the phases of this run (their flags are
+    restored from the checkpoint, so they agree unless the file was edited), and the start of a phase the
+    optimizer's state can belong to."""
+    _check_schedule_entries(fresh, saved, state, path)
+    if saved.get("phases") != fresh["phases"]:
+        refuse(path, "lr_schedule.phases", f"is {saved.get('phases')!r}, this run's LR phases are {fresh['phases']!r} "
+                                           "([name, first update, learning rate, warmup, shape])")
+    starts = [start for _, start, *_ in fresh["phases"] if start <= state.global_step + 1]
+    if saved.get("phase_start") not in starts:
+        refuse(path, "lr_schedule.phase_start", f"is {saved.get('phase_start')!r}, not the first update of a phase "
+                                                f"begun by update {state.global_step + 1} ({starts})")
+
+
+def legacy_schedule(legacy: dict, saved: dict, fresh: dict, state: LoopState, total_steps: int, path: str) -> dict:
+    """The PhasedLR state equal to the LR schedule of a checkpoint written before the phase schedule: its
+    loop state's four `legacy` schedule_* fields describe the LR schedule restarted last (before update s,
+    over the T − s + 1 updates left, at schedule_lr with schedule_warmup/shape) and `saved`, a LambdaLR
+    state, counts the updates since (last_epoch = global_step − s + 1). Refused unless every field is there
+    and that restart is where a phase of this run starts, with the same span, rate, warmup and shape; the
+    next update then continues it, or restarts the optimizer if it begins the next phase, as the older
+    code did."""
+    for key in LEGACY_SCHEDULE_FIELDS:
+        if key not in legacy:
+            refuse(path, f"loop.{key}", "is missing: a loop state with schedule_* fields (written before the LR "
+                                        f"schedule knew its phases) has all of {', '.join(LEGACY_SCHEDULE_FIELDS)}")
+    _check_schedule_entries(fresh, saved, state, path)
+    if not isinstance(saved.get("lr_lambdas"), list) or any(fn is not None for fn in saved["lr_lambdas"]):
+        refuse(path, "lr_schedule.lr_lambdas", "holds a saved function state; train.py's schedules save none")
+    start = state.global_step - saved["last_epoch"] + 1
+    phase = {phase_start: [phase_start, rate, warmup, shape] for _, phase_start, rate, warmup, shape in fresh["phases"]}
+    described = [total_steps - legacy["schedule_span"] + 1, legacy["schedule_lr"], legacy["schedule_warmup"],
+                 legacy["schedule_shape"]]
+    if phase.get(start) != described:
+        refuse(path, "loop.schedule_lr", f"with the other schedule_* fields and lr_schedule.last_epoch describes an "
+                                         f"LR schedule restarted before update {start} over {legacy['schedule_span']} "
+                                         f"updates at {legacy['schedule_lr']!r} (warmup {legacy['schedule_warmup']!r}, "
+                                         f"{legacy['schedule_shape']}), which no LR phase of this run matches: "
+                                         f"{fresh['phases']}")
+    today = {key: value for key, value in saved.items() if key != "lr_lambdas"}
+    return dict(today, last_epoch=state.global_step, phase_start=start, phases=fresh["phases"])
 
 
 def stop_after_signal(run, state, optimizer, lr_schedule, name: str, status: int) -> None:

@@ -242,6 +242,103 @@ def test_phase_of_and_phase_starts():
         phase_of(0, 2, 3, 7)
 
 
+# --- the LR phases GPP declares: the optimizer restarted at each (mt_dnn.optim) ----------------------------
+
+T = 7
+LR_PHASES = [("training", 1, 1e-2, 0.3, "warmup_cosine"), ("pruning", 3, 5e-3, 0.0, "warmup_linear"),
+             ("retraining", 6, 2e-3, 0.0, "warmup_linear")]
+
+
+def phased_run(updates, restore_after=None):
+    """Updates of a small model under LR_PHASES through PhasedLR; with `restore_after`, the optimizer and schedule
+    are rebuilt from their state_dicts after that update, as a resume does. Returns (weights, rates) per update."""
+    from mt_dnn.optim import LRPhase, PhasedLR, PhaseSchedule, build_optimizer
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+
+    def build():
+        optimizer = build_optimizer("adamax", model.named_parameters(), 1e-2, 0.01)
+        return optimizer, PhasedLR(optimizer, PhaseSchedule(T, [LRPhase(*phase) for phase in LR_PHASES]))
+
+    optimizer, schedule = build()
+    weights, rates = [], []
+    for t in range(1, updates + 1):
+        rates.append(optimizer.param_groups[0]["lr"])
+        model(torch.randn(8, 4)).pow(2).mean().backward()
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        weights.append(model.weight.detach().clone())
+        if t == restore_after:
+            saved = copy.deepcopy(optimizer.state_dict()), json.loads(json.dumps(schedule.state_dict()))
+            optimizer, schedule = build()
+            optimizer.load_state_dict(saved[0])
+            schedule.load_state_dict(saved[1])      # as a checkpoint's JSON reads back, after the optimizer's
+    return weights, rates
+
+
+def restarted_run(updates):
+    """The same updates the way train.py ran them before the phase schedule: at each phase start a new optimizer
+    and a LambdaLR over the updates left (mt_dnn.optim.lr_multiplier), built from scratch."""
+    from mt_dnn.optim import build_optimizer, lr_multiplier
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    weights, rates = [], []
+    for t in range(1, updates + 1):
+        for name, start, rate, warmup, shape in LR_PHASES:
+            if t == start:
+                optimizer = build_optimizer("adamax", model.named_parameters(), rate, 0.01)
+                schedule = torch.optim.lr_scheduler.LambdaLR(
+                    optimizer, lambda step, span=T - start + 1, warmup=warmup, shape=shape:
+                    lr_multiplier(step, span, warmup, shape))
+        rates.append(optimizer.param_groups[0]["lr"])
+        model(torch.randn(8, 4)).pow(2).mean().backward()
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        weights.append(model.weight.detach().clone())
+    return weights, rates
+
+
+def test_lr_phases_restart_the_optimizer_as_a_new_one_would():
+    weights, rates = phased_run(T)
+    want_weights, want_rates = restarted_run(T)
+    assert rates == want_rates, f"each update's rate is its phase's, from the phase's start: {rates} vs {want_rates}"
+    assert rates[2] == 5e-3 and rates[5] == 2e-3, f"pruning and retraining start at their own rates: {rates}"
+    for t, (got, want) in enumerate(zip(weights, want_weights), start=1):
+        assert torch.equal(got, want), f"update {t}: the weights differ from a fresh optimizer at each phase start"
+
+
+@pytest.mark.parametrize("restore_after", [2, 3, 5])
+def test_lr_phases_resume_exactly_at_and_between_phase_starts(restore_after):
+    weights, rates = phased_run(T, restore_after=restore_after)
+    want_weights, want_rates = phased_run(T)
+    assert rates == want_rates, f"restored after update {restore_after}: the rates differ: {rates} vs {want_rates}"
+    assert all(torch.equal(a, b) for a, b in zip(weights, want_weights)), \
+        f"restored after update {restore_after}: the weights differ from the uninterrupted run"
+
+
+def test_phase_schedule_orders_replaces_and_refuses():
+    from mt_dnn.optim import LRPhase, PhasedLR, PhaseSchedule, build_optimizer
+
+    replaced = PhaseSchedule(5, [LRPhase("training", 1, 1.0, 0.5), LRPhase("pruning", 1, 2.0), LRPhase("late", 6, 3.0)])
+    assert [phase.name for phase in replaced.phases] == ["pruning"], \
+        f"a phase starting where another does replaces it; one after the last update never begins: {replaced.phases}"
+    assert replaced.lr(1) == 2.0 and replaced.lr(5) == pytest.approx(2.0 / 5), \
+        f"linear decay from 2.0 over the 5 updates: {[replaced.lr(t) for t in range(1, 6)]}"
+    with pytest.raises(ValueError, match="must start at update 1"):
+        PhaseSchedule(5, [LRPhase("pruning", 2, 1.0)])
+    with pytest.raises(ValueError, match="in order of their first updates"):
+        PhaseSchedule(5, [LRPhase("training", 1, 1.0), LRPhase("b", 4, 1.0), LRPhase("a", 3, 1.0)])
+    optimizer = build_optimizer("adamax", torch.nn.Linear(2, 2).named_parameters(), 1.0, 0.0)
+    schedule = PhasedLR(optimizer, PhaseSchedule(5, [LRPhase("training", 1, 1.0)]))
+    other = PhasedLR(optimizer, PhaseSchedule(5, [LRPhase("training", 1, 1.0), LRPhase("pruning", 3, 0.5)]))
+    with pytest.raises(ValueError, match="other|phases"):
+        other.load_state_dict(schedule.state_dict())
+
+
 # --- a tiny pruning run -------------------------------------------------------
 
 def run_gpp(model, pruner, pruning_steps, accumulation=2):

@@ -126,7 +126,7 @@ def test_pruning_flags_change_the_result(canonical_dir, tiny_model_dir, platon_b
     args = prune_args(canonical_dir, tiny_model_dir, tmp_path / "changed", "platon", flag, value)
     assert run_main(train.main, args) == 0, flag
     pruner = built[0].methods[0].pruner
-    setting = getattr(pruner, flag.lstrip("-"))
+    setting = pruner.hyperparameters()[flag.lstrip("-")]
     assert setting == pytest.approx(float(value)), f"{flag} {value} reaches the pruner as {setting}"
     base = platon_base
     changed = selected(load_file(tmp_path / "changed" / "model" / "model.safetensors"))
@@ -160,7 +160,7 @@ def test_pruner_kernels_numba_without_numba_is_refused(canonical_dir, tiny_model
 @pytest.mark.parametrize("extra,needle", [
     ([], "T=42 updates while ti=initial_warmup×warmup_steps=5400"),
     (["--warmup_steps", "8", "--final_threshold", "1.5"], "--final_threshold=1.5 is invalid"),
-    (["--warmup_steps", "8", "--beta1", "1.2"], "--beta1=1.2 is invalid"),
+    (["--warmup_steps", "8", "--final_warmup", "1", "--beta1", "1.2"], "--beta1=1.2 is invalid"),
     (["--warmup_steps", "8", "--deltaT", "0"], "--deltaT=0 is invalid"),
     (["--warmup_steps", "8", "--initial_threshold", "0.1", "--final_threshold", "0.2"],
      "--initial_threshold=0.1 is invalid"),
