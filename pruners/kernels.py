@@ -1,4 +1,4 @@
-"""The rule-agnostic passes of the unstructured pruners' steps, in torch and in numba, and how a rule's own pass is picked.
+"""The rule-agnostic passes of the unstructured pruners' steps, in torch and numba, and how a rule's own pass is picked.
 
 A pruner step is a few passes over the selected entries, slab by slab
 (pruners.layout): the scoring rule's statistics update (written by the rule, in

@@ -1,11 +1,11 @@
-"""The numba loops behind pruners.kernels' rule-agnostic passes, counting and masking (imported only when
-numba is installed and wanted; a scoring rule's own loops live beside it: pruners.platon_loops).
+"""The numba loops behind pruners.kernels' rule-agnostic passes, counting and masking (imported only when numba is
+installed and wanted; a scoring rule's own loops live beside it: pruners.platon_loops).
 
 Arguments are 1-D float32 numpy arrays. A score is the product of two factors
 (`first`, `second`); a score that is one array comes with `second` all ones
-(x · 1 = x exactly, NaN included), which keeps one vectorised counting loop. Loops are module-level functions so that numba's
-on-disk cache finds them again in the next process (closures get a new cache
-key each time).
+(x · 1 = x exactly, NaN included), which keeps one vectorised counting loop.
+Loops are module-level functions so that numba's on-disk cache finds them again
+in the next process (closures get a new cache key each time).
 """
 import numpy as np
 from numba import njit, prange

@@ -135,7 +135,8 @@ def test_schedule_object_answers_the_formulas():
     for t in range(1, 101):
         assert schedule.remaining_ratio(t) == ratio(t), f"t={t}: the object gives the formula's ratio"
         assert schedule.is_masking_step(t) == masks(t, 7), f"t={t}: the object gives the formula's masking steps"
-    assert schedule.final_phase_start == 71, f"T − tf = 70: the final phase starts at 71, not {schedule.final_phase_start}"
+    assert schedule.final_phase_start == 71, \
+        f"T − tf = 70: the final phase starts at 71, not {schedule.final_phase_start}"
     assert [schedule.phase(t) for t in (10, 11, 70, 71)] == ["warmup", "cubic", "cubic", "final"], \
         "phases: t <= ti warm-up, then cubic, final from T − tf + 1"
     assert schedule.as_dict() == dict(SCHEDULE, deltaT=7), f"the settings by name: {schedule.as_dict()}"
