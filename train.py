@@ -9,6 +9,7 @@ lr_schedule.step() -> log -> eval/save) -> finish_run (outputs), all inside the
 RunDirectory that owns --output_dir. The methods join the loop through the hooks of
 `methods.base`; the loop names none of them. `--help` lists every flag.
 """
+import dataclasses
 import logging
 import time
 
@@ -117,10 +118,10 @@ def setup(args, owner):
     state = LoopState()
     optimizer, lr_schedule = new_optimizer(args, core, total_steps, methods)    # the methods' LR phases included
     run = Run(args, core, tokenizer, device, dist_info, methods, eval_sets, total_steps=total_steps,
-              check_batch=(check_rows.task.name, collate(check_rows.examples[:args.batch_size_eval], check_rows.task)),
-              writer=open_tensorboard(args, dist_info, resumed))
-    if resumed:       # checked against this run (its length, parameters, methods) before config.json is rewritten
+              check_batch=(check_rows.task.name, collate(check_rows.examples[:args.batch_size_eval], check_rows.task)))
+    if resumed:       # checked against this run (its length, parameters, methods) before anything is written
         state, optimizer, lr_schedule = restore_training_state(run, resumed, resume_path, len(sampler))
+    run = dataclasses.replace(run, writer=open_tensorboard(args, dist_info, resumed))
     write_run_config(args, dist_info, device, total_steps, len(sampler))
     log_summary(args, train_sets, eval_sets, dist_info, len(sampler), total_steps, core, device, methods)
     return run, sampler, train_sets, state, optimizer, lr_schedule
