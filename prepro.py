@@ -15,7 +15,7 @@ normalisation), max_seq_len and the source TSVs' sizes and SHA-256 hashes. A
 file is redone when it is stale (its source changed, another tokenizer, another
 max_seq_len, another reader or task definition, or it was changed or is not in
 the manifest) and skipped, saying so, when it is current; `--force` redoes all.
-<model-name> is data_utils.manifest.canonical_folder_name(--model): the hub id or
+<model-name> is modeling.pretrained.canonical_folder_name(--model): the hub id or
 bundled name, or for a local path its base name plus a hash of the resolved path.
 """
 import hashlib
@@ -28,10 +28,10 @@ import time
 from data_utils.errors import ArgumentParser, UserError, run_cli
 from data_utils.files import placement, write_output_file
 from data_utils.glue_readers import READER_VERSION, read_split
-from data_utils.manifest import (MANIFEST, default_canonical_dir, file_digest, read_manifest, stale_reasons,
+from data_utils.manifest import (MANIFEST, file_digest, read_manifest, stale_reasons,
                                  tokenizer_identity, write_manifest)
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
-from mt_dnn import pretrained
+from modeling import pretrained
 
 MAX_SEQ_LEN = 1 << 16     # beyond any encoder's position table; far larger values overflow the tokenizer
 
@@ -181,7 +181,7 @@ def source_digest(source: str) -> dict:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.print_output_dir:
-        print(args.output_dir or default_canonical_dir(args.data_dir, args.model))
+        print(args.output_dir or pretrained.default_canonical_dir(args.data_dir, args.model))
         return 0
     if args.max_seq_len < 8:
         raise UserError(f"--max_seq_len {args.max_seq_len} is too small; use at least 8 (e.g. 128 or 512)")
@@ -196,7 +196,7 @@ def main(argv=None) -> int:
     check_model(args.model)
     task_defs = load_task_defs(args.task_def)
     names = task_names(args, task_defs)
-    out_dir = args.output_dir or default_canonical_dir(args.data_dir, args.model)
+    out_dir = args.output_dir or pretrained.default_canonical_dir(args.data_dir, args.model)
     check_output_dir(out_dir, args, task_defs, names)
     sources = {(name, split.name): os.path.join(args.data_dir, task_defs[name].glue_dir, split.file)
                for name in names for split in task_defs[name].splits.values()}

@@ -9,7 +9,7 @@
 
 The GLUE TSV folders are read from --data_dir (default `data`, as download.sh
 writes them); the task is preprocessed with the model's tokenizer into
-DATA_DIR/canonical_data/<name> (data_utils.manifest.canonical_folder_name) and
+DATA_DIR/canonical_data/<name> (modeling.pretrained.canonical_folder_name) and
 redone when stale (another --max_seq_length, tokenizer or changed TSVs; prepro's
 manifest decides). transformers' saving, resuming and reporting flags map onto
 train.py's: --save_steps N (--save_per_updates), --save_total_limit K
@@ -28,8 +28,8 @@ import re
 import sys
 
 from data_utils.errors import ArgumentParser, UserError, run_cli
-from data_utils.manifest import default_canonical_dir
-from mt_dnn import options, pretrained
+from training import options
+from modeling import pretrained
 from pruners.gpp import PRUNING_TYPES
 
 # transformers' GLUE task names -> the task definition's (MT-DNN's) names and evaluation datasets
@@ -128,7 +128,7 @@ def to_train_args(args) -> list:
     if not math.isfinite(args.num_train_epochs) or args.num_train_epochs != int(args.num_train_epochs):
         raise UserError(f"--num_train_epochs {args.num_train_epochs}: use a whole number of epochs")
     task, eval_sets = TASKS[args.task_name.lower()]
-    data = default_canonical_dir(args.data_dir, args.model_name_or_path)
+    data = pretrained.default_canonical_dir(args.data_dir, args.model_name_or_path)
     argv = ["--data_dir", data, "--train_datasets", task, "--test_datasets", eval_sets if args.do_eval else "",
             "--init_checkpoint", args.model_name_or_path, "--output_dir", args.output_dir,
             "--pruner", "gpp", "--target_sparsity", str(args.target_sparsity), "--pruning_type", args.pruning_type,

@@ -21,14 +21,14 @@ from data_utils.batcher import MultiTaskBatchSampler, collate
 from data_utils.errors import UserError, run_cli
 from data_utils.task_def import load_task_defs
 from methods import MethodContext, build_methods
-from mt_dnn.checkpoint import latest_checkpoint, load_checkpoint
-from mt_dnn.distributed import broadcast_flag, init_distributed
-from mt_dnn.options import build_parser, validate
-from mt_dnn.outputs import evaluate, finish_run, record_evaluation
-from mt_dnn.run_dir import RunDirectory
-from mt_dnn.run_state import (LoopState, Run, find_resume_checkpoint, new_optimizer, reconcile_config,
+from training.checkpoint import latest_checkpoint, load_checkpoint
+from data_utils.distributed import broadcast_flag, init_distributed
+from training.options import build_parser, validate
+from training.outputs import evaluate, finish_run, record_evaluation
+from training.run_dir import RunDirectory
+from training.run_state import (LoopState, Run, find_resume_checkpoint, new_optimizer, reconcile_config,
                               restore_training_state, save_training_state, stop_after_signal)
-from mt_dnn.startup import (build_model, load_data, log_summary, open_tensorboard, pick_device, seed_everything,
+from training.startup import (build_model, load_data, log_summary, open_tensorboard, pick_device, seed_everything,
                             setup_output, wrap_distributed, write_run_config)
 
 logger = logging.getLogger("train")

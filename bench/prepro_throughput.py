@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import prepro  # noqa: E402
 from data_utils.glue_readers import read_split  # noqa: E402
 from data_utils.task_def import load_task_defs  # noqa: E402
-from mt_dnn.pretrained import BUNDLED_MODEL, load_tokenizer  # noqa: E402
+from modeling.pretrained import BUNDLED_MODEL, load_tokenizer  # noqa: E402
 
 
 def main():

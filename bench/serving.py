@@ -11,7 +11,7 @@ Speed does not depend on the values of the weights, so the timed models need no 
 MiniLM with each layer matrix cut to its largest-magnitude entries (what PLATON or magnitude pruning leaves:
 zeros inside dense tensors), and a randomly initialised encoder of bert-base's shape cut the same way; the
 GPP 50 % variant is each of them with half the heads and FFN neurons of every layer removed
-(mt_dnn.structured.export_pruned_encoder, the export GPP runs end with). Engines (mt_dnn.engines):
+(modeling.structured.export_pruned_encoder, the export GPP runs end with). Engines (mt_dnn.engines):
 
     torch fp32        eager torch (what train.py's model serves with)
     torch int8        torch's dynamic quantization of the linear layers (mt_dnn.compress --quantize int8)
@@ -141,7 +141,7 @@ def keep_largest(encoder, ratio: float):
 
 def half_structure(encoder, seed: int = 0):
     """The GPP 50 % shape: half the heads and FFN neurons of every layer removed, chosen at random."""
-    from mt_dnn.structured import export_pruned_encoder
+    from modeling.structured import export_pruned_encoder
     from pruners.anatomy import bert_shape
 
     shape = bert_shape(encoder)
@@ -156,7 +156,7 @@ def half_structure(encoder, seed: int = 0):
 def base_encoder(name: str):
     from transformers import AutoModel, BertConfig, BertModel
 
-    from mt_dnn.pretrained import bundled_model_path
+    from modeling.pretrained import bundled_model_path
 
     if name == "minilm":
         return AutoModel.from_pretrained(bundled_model_path()).eval()
@@ -167,7 +167,7 @@ def base_encoder(name: str):
 def with_head(encoder):
     """An MTDNNModel over `encoder` with one rte head, as served."""
     from data_utils.task_def import load_task_defs
-    from mt_dnn.model import MTDNNModel
+    from modeling.model import MTDNNModel
 
     return MTDNNModel(encoder, {"rte": load_task_defs()["rte"]}).eval()
 
@@ -176,7 +176,7 @@ def onnx_session(model, path: str, quantize: str, threads: int, embeddings: str 
     """An ONNX Runtime session of `model`'s rte graph, exported (once) to `path` by mt_dnn.onnx_export."""
     from mt_dnn import onnx_export
     from mt_dnn.compress import check_inputs as check_batch
-    from mt_dnn.pretrained import bundled_model_path, load_tokenizer
+    from modeling.pretrained import bundled_model_path, load_tokenizer
 
     if not os.path.isfile(os.path.join(path, "rte", onnx_export.GRAPH_FILE)):
         tokenizer = load_tokenizer(bundled_model_path())
@@ -298,9 +298,9 @@ def dev_metrics(args, work_dir: str) -> list:
     from mt_dnn import onnx_export
     from mt_dnn.compress import check_inputs as check_batch
     from mt_dnn.engines import load_engine
-    from mt_dnn.inference import predict
-    from mt_dnn.model import load_model
-    from mt_dnn.pretrained import load_tokenizer
+    from training.inference import predict
+    from modeling.model import load_model
+    from modeling.pretrained import load_tokenizer
 
     task_defs = load_task_defs(DEFAULT_TASK_DEF)
     datasets = {t: load_canonical(os.path.join(args.data_dir, f"{t}_dev.json"), f"{t}_dev", task_defs[t])
@@ -334,7 +334,7 @@ def main(argv=None) -> int:
     chosen = check_inputs(args)
     import transformers
 
-    from mt_dnn.inference import write_json_atomic
+    from training.inference import write_json_atomic
 
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()

@@ -5,7 +5,7 @@
 For the bundled MiniLM (6 layers, hidden 384) and a bert-base-shaped encoder
 (random init, 12 layers, hidden 768), removes --head_fraction of the heads and
 --ffn_fraction of the FFN neurons in every layer (chosen at random: the shapes
-are what matters for speed), exports with mt_dnn.structured, checks that the
+are what matters for speed), exports with modeling.structured, checks that the
 export equals the masked model, and times dense vs exported forward passes on a
 batch of 32 × 128 tokens under torch.inference_mode: warm-up runs, then the
 median of --runs timed runs, dense and exported runs interleaved. Prints
@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 from transformers import AutoModel, BertConfig, BertModel  # noqa: E402
 
-from mt_dnn.structured import count_parameters, export_pruned_encoder  # noqa: E402
+from modeling.structured import count_parameters, export_pruned_encoder  # noqa: E402
 from pruners.anatomy import bert_shape  # noqa: E402
 from pruners.structured_mask import StructuredMask  # noqa: E402
 

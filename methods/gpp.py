@@ -5,7 +5,7 @@ pre-pruning fine-tuning (--prepruning_finetune_epochs), Tp updates of pruning
 (--prune_epochs) and retraining for the rest. The optimizer and a linear-decay
 LR schedule restart at the first update of pruning (--learning_rate) and of
 retraining (--retrain_learning_rate, or --learning_rate): phases this method
-declares (`optimizer_phases`) and the LR schedule applies (mt_dnn.optim.PhasedLR,
+declares (`optimizer_phases`) and the LR schedule applies (training.optim.PhasedLR,
 which a checkpoint saves, so a resume continues in its phase). The pruner is built
 when pruning starts; while it prunes, its L1 indicator penalty joins the loss
 and the indicators' gradients are summed after every backward pass (averaged
@@ -20,9 +20,8 @@ import hashlib
 import math
 
 from data_utils.errors import UserError
-from methods.base import TrainingMethod
-from mt_dnn.distributed import average_gradients
-from mt_dnn.optim import LRPhase
+from methods.base import LRPhase, TrainingMethod
+from data_utils.distributed import average_gradients
 from pruners.gpp import PRUNING_TYPES, GPPPruner, is_phase_start, phase_of
 
 
@@ -134,7 +133,7 @@ class GPPPruning(TrainingMethod):
     def after_model_saved(self, directory: str, tokenizer, check_batch) -> None:
         if self.pruner is None:
             return
-        from mt_dnn.model import export_structured
+        from modeling.model import export_structured
 
         indicators = self.pruner.indicators()
         report = export_structured(self.context.model, indicators.get("head"), indicators.get("ffn"), tokenizer,

@@ -58,7 +58,7 @@ from torch import nn
 from data_utils.errors import ArgumentParser, UserError, run_cli
 from data_utils.files import claim_output_dir, refuse_writing_inputs, write_directory
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
-from mt_dnn.model import (
+from modeling.model import (
     HEADS_CONFIG,
     HEADS_WEIGHTS,
     MTDNNModel,
@@ -230,7 +230,7 @@ def _rebuild_quantized(module, ints: torch.Tensor, scales: torch.Tensor, zero_po
 
 
 def _write_heads(model: MTDNNModel, directory: str) -> None:
-    from mt_dnn.hf_export import label_names
+    from modeling.hf_export import label_names
 
     state = {f"{name}.{k}": v.detach().contiguous().cpu().clone() for name, head in model.heads.items()
              for k, v in head.state_dict().items()}
@@ -291,7 +291,7 @@ def load_compressed(directory: str, task_defs: dict | None = None, flag: str = "
     toolkit's task definitions."""
     from transformers import AutoConfig, AutoModel
 
-    from mt_dnn.model import _register_structured
+    from modeling.model import _register_structured
 
     manifest_path = os.path.join(directory, MANIFEST_FILE)
     if not os.path.isfile(manifest_path):
@@ -389,7 +389,7 @@ def build_parser():
 
 
 def check_inputs(model, tokenizer, check_data=None) -> dict:
-    """{'input_ids', 'token_type_ids', 'attention_mask'} of the check batch (mt_dnn.model.check_batch)."""
+    """{'input_ids', 'token_type_ids', 'attention_mask'} of the check batch (modeling.model.check_batch)."""
     _, batch = check_batch(model, tokenizer, check_data)
     return {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
 
@@ -408,7 +408,7 @@ def compress_model(model_dir: str, output_dir: str, task_defs: dict, *, quantize
     before it is renamed into place; `existing` as in data_utils.files.write_directory); returns the
     one-line summary. The caller has checked that `output_dir` may be written; `model` is `model_dir` already
     loaded, if the caller has it."""
-    from mt_dnn import pretrained
+    from modeling import pretrained
 
     model = model if model is not None else load_model(model_dir, task_defs, flag="--model")
     tokenizer = pretrained.load_tokenizer(model_dir)

@@ -11,7 +11,7 @@
                   (PLATON, magnitude, movement) models, fp32, from train.py's directory or a
                   compressed one (whose bitmask storage is read back into the weights the layers take)
 
-What comes back serves mt_dnn.inference.predict like an MTDNNModel: `model(input_ids, token_type_ids,
+What comes back serves training.inference.predict like an MTDNNModel: `model(input_ids, token_type_ids,
 attention_mask, task=...)` gives `.logits`, `model.heads` names the tasks and `model.encoder.config` is the
 encoder's config. ONNX Runtime and the sparse kernel run on CPU only. `--threads N` sets torch's intra-op
 threads, numba's and ONNX Runtime's (0: each library's default).
@@ -50,7 +50,7 @@ def check_arguments(engine: str, threads: int, device: str) -> None:
 
 def device_for(engine: str, device: str) -> torch.device:
     """--device as a torch device; the CPU for onnxruntime and sparse."""
-    from mt_dnn.startup import pick_device
+    from training.startup import pick_device
 
     return pick_device(device) if engine == "torch" else torch.device("cpu")
 
@@ -77,7 +77,7 @@ class OnnxRuntimeModel(nn.Module):
         self.encoder = SimpleNamespace(config=config)
 
     def forward(self, input_ids, token_type_ids, attention_mask, task: str, output_hidden_states: bool = False):
-        from mt_dnn.model import MTDNNOutput
+        from modeling.model import MTDNNOutput
         from mt_dnn.onnx_export import run_session
 
         if output_hidden_states:
@@ -88,7 +88,7 @@ class OnnxRuntimeModel(nn.Module):
 
 def _torch_model(directory: str, task_defs: dict, flag: str):
     from mt_dnn.compress import is_compressed, load_compressed
-    from mt_dnn.model import load_model
+    from modeling.model import load_model
 
     if os.path.isdir(directory) and is_compressed(directory):
         return load_compressed(directory, task_defs, flag=flag)
@@ -98,7 +98,7 @@ def _torch_model(directory: str, task_defs: dict, flag: str):
 def _load_onnx_export(directory: str, task_defs: dict, threads: int, flag: str) -> OnnxRuntimeModel:
     from transformers import AutoConfig
 
-    from mt_dnn.model import _register_structured
+    from modeling.model import _register_structured
     from mt_dnn.onnx_export import read_manifest, session
 
     manifest = read_manifest(directory, flag)
@@ -129,7 +129,7 @@ def _load_onnx_export(directory: str, task_defs: dict, threads: int, flag: str) 
 
 def _export_in_memory(model, directory: str, threads: int, flag: str, report) -> OnnxRuntimeModel:
     """A torch model as ONNX Runtime sessions, each graph checked against torch on the built-in sentences."""
-    from mt_dnn import pretrained
+    from modeling import pretrained
     from mt_dnn.compress import check_inputs, is_quantized
     from mt_dnn.onnx_export import export_graph, max_difference, session
 
@@ -146,7 +146,7 @@ def _export_in_memory(model, directory: str, threads: int, flag: str, report) ->
                             f"> {CHECK_TOLERANCE}; serve it with --engine torch")
         report(f"onnxruntime engine: {task} exported in memory, max |ONNX Runtime - torch| = {difference:.2e}")
         sessions[task] = session(graph, threads)
-    from mt_dnn.hf_export import label_names
+    from modeling.hf_export import label_names
 
     labels = {task: label_names(model.task_defs.get(task), head.proj.out_features) for task, head in model.heads.items()}
     return OnnxRuntimeModel(sessions, model.encoder.config, labels)

@@ -22,8 +22,8 @@ from data_utils.files import refuse_unwritable, refuse_writing_inputs
 from data_utils.manifest import check_canonical_data
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs, resolve_dataset
 from mt_dnn import engines
-from mt_dnn import pretrained
-from mt_dnn.inference import (dataset_prefix, predict, score_file_name, submission_paths, write_glue_submission,
+from modeling import pretrained
+from training.inference import (dataset_prefix, predict, score_file_name, submission_paths, write_glue_submission,
                               write_json_atomic, write_scores)
 
 TAG = "eval"

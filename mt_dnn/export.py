@@ -5,7 +5,7 @@
 `--checkpoint` is a directory written by `train.py --pruner gpp` (`model/` or
 `best_model/`): the dense encoder, the task heads and `gpp_indicators.safetensors`.
 Heads and FFN neurons whose indicator is 0 are removed; the result loads with
-`import mt_dnn.structured; AutoModel.from_pretrained(DIR)`. The exported model's
+`import modeling.structured; AutoModel.from_pretrained(DIR)`. The exported model's
 logits are compared with the masked model's on real rows (`--check_data`, a
 canonical JSON file) or on a few built-in sentences, and the largest absolute
 difference and the parameter counts are printed and saved in
@@ -22,8 +22,8 @@ import transformers
 from data_utils.errors import ArgumentParser, UserError, run_cli
 from data_utils.files import claim_output_dir, refuse_writing_inputs
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
-from mt_dnn import pretrained
-from mt_dnn.model import (
+from modeling import pretrained
+from modeling.model import (
     check_batch,
     export_structured,
     load_encoder,

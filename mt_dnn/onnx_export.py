@@ -195,7 +195,7 @@ def export_model(model, tokenizer, output_dir: str, tasks: list, inputs: dict, *
     above `tolerance`). Returns the manifest."""
     import onnxruntime
 
-    from mt_dnn.hf_export import label_names
+    from modeling.hf_export import label_names
 
     model = model.eval()
     manifest = {"format": FORMAT, "version": VERSION, "source": source, "quantize": quantize,
@@ -305,9 +305,9 @@ def main(argv=None) -> int:
         raise UserError(f"--tolerance {args.tolerance} must be >= 0 (e.g. 1e-4)")
     require_onnx()
     transformers.utils.logging.disable_progress_bar()
-    from mt_dnn import pretrained
+    from modeling import pretrained
     from mt_dnn.compress import check_inputs, is_compressed
-    from mt_dnn.model import load_model
+    from modeling.model import load_model
 
     if os.path.isdir(args.model) and (is_compressed(args.model) or is_onnx_export(args.model)):
         raise UserError(f"--model {args.model} is a compressed or ONNX copy; give the fp32 directory it was made "

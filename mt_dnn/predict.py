@@ -27,8 +27,9 @@ from data_utils.batcher import TaskDataset
 from data_utils.errors import ArgumentParser, UserError, run_cli
 from data_utils.files import refuse_unwritable, refuse_writing_inputs, write_output_file
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
-from mt_dnn import engines, pretrained
-from mt_dnn.inference import predict
+from mt_dnn import engines
+from modeling import pretrained
+from training.inference import predict
 
 
 def build_parser():

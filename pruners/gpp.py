@@ -241,7 +241,7 @@ class GPPPruner:
         self.num_layers, self.num_heads, self.head_size, self.intermediate_size = bert_shape(self.bert)
         reference = next(self.bert.parameters())
         if reference.is_meta:
-            raise ValueError(f"the encoder's parameters are on the meta device (a model built without its weights); "
+            raise ValueError("the encoder's parameters are on the meta device (a model built without its weights); "
                              "load or materialize the weights before building the GPP pruner")
         factory = dict(device=reference.device, dtype=torch.float32)
         self.z_head = (nn.Parameter(torch.ones(self.num_layers, self.num_heads, **factory))

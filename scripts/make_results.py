@@ -52,7 +52,7 @@ def read_json(path: str):
 def load_for_inference(model_dir: str):
     from transformers import AutoModel
 
-    import mt_dnn.structured  # noqa: F401 - registers the exported model class
+    import modeling.structured  # noqa: F401 - registers the exported model class
     return AutoModel.from_pretrained(model_dir).eval()
 
 

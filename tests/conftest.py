@@ -42,7 +42,7 @@ def tiny_model_dir(tmp_path_factory):
     import torch
     from transformers import BertModel
 
-    from mt_dnn.pretrained import bundled_model_path
+    from modeling.pretrained import bundled_model_path
 
     directory = str(tmp_path_factory.mktemp("tiny_bert"))
     torch.manual_seed(0)
@@ -81,8 +81,8 @@ def gpp_model_dir(tiny_model_dir, tmp_path_factory):
     import torch
 
     from data_utils.task_def import load_task_defs
-    from mt_dnn.model import MTDNNModel, load_encoder, save_model
-    from mt_dnn.pretrained import load_tokenizer
+    from modeling.model import MTDNNModel, load_encoder, save_model
+    from modeling.pretrained import load_tokenizer
     from pruners.anatomy import bert_shape
     from pruners.structured_mask import StructuredMask
 

@@ -25,7 +25,7 @@ def tiny_model(seed=0, sparsity=0.0):
     random (what PLATON leaves: zeros inside dense tensors)."""
     from transformers import BertModel
 
-    from mt_dnn.model import MTDNNModel
+    from modeling.model import MTDNNModel
 
     torch.manual_seed(seed)
     model = MTDNNModel(BertModel(tiny_bert_config()), task_defs()).eval()
@@ -41,8 +41,8 @@ def tiny_model(seed=0, sparsity=0.0):
 def gpp_model(seed=0):
     """A tiny MTDNNModel whose encoder is a GPP export (PrunedBertModel): layer 0 keeps 1 of 4 heads and
     40 of 64 FFN neurons, layer 1 no head at all and 8 neurons."""
-    from mt_dnn.model import MTDNNModel
-    from mt_dnn.structured import PrunedBertModel, export_pruned_encoder
+    from modeling.model import MTDNNModel
+    from modeling.structured import PrunedBertModel, export_pruned_encoder
 
     dense = tiny_model(seed)
     heads = torch.tensor([[1.0, 0, 0, 0], [0, 0, 0, 0]])
@@ -231,8 +231,8 @@ def tree_digest(directory):
 
 @pytest.fixture(scope="module")
 def saved_sparse_model(tmp_path_factory, tiny_model_dir):
-    from mt_dnn import pretrained
-    from mt_dnn.model import save_model
+    from modeling import pretrained
+    from modeling.model import save_model
 
     directory = str(tmp_path_factory.mktemp("saved") / "model")
     save_model(tiny_model(sparsity=0.9), pretrained.load_tokenizer(tiny_model_dir), directory)

@@ -3,7 +3,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from module.distill import dfd_loss, flooded, fusion_weights, student_local_fusion, teacher_global_fusion
+from methods.distill import dfd_loss, flooded, fusion_weights, student_local_fusion, teacher_global_fusion
 
 EMBEDDING = torch.full((1, 2), 99.0)  # dropped by dfd_loss; a large value would show if it were used
 

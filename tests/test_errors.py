@@ -21,7 +21,7 @@ import prepro
 import run_GDbert_glue
 import train
 from data_utils.errors import UserError, run_cli
-from mt_dnn import checkpoint as checkpoint_module
+from training import checkpoint as checkpoint_module
 from mt_dnn import export
 from tests.conftest import ROOT, run_main, tiny_bert_config
 
@@ -675,7 +675,7 @@ def test_gpp_dfd_front_end_refuses(sample_glue, tiny_model_dir, tmp_path, capsys
     assert (tmp_path / "previous" / "log.log").read_text() == "an earlier run\n", f"{case}: earlier output kept"
 
 
-# ---------------------------------------------------------------- the output directory (mt_dnn/run_dir.py)
+# ---------------------------------------------------------------- the output directory (training/run_dir.py)
 
 def test_an_error_also_goes_to_the_log_and_releases_the_lock(nan_run):
     out, code, err = nan_run

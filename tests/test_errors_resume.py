@@ -18,7 +18,7 @@ from data_utils.task_def import DEFAULT_TASK_DEF
 from mt_dnn import evaluate as evaluate_cli
 from mt_dnn import export
 from mt_dnn import predict as predict_cli
-from mt_dnn.model import load_encoder
+from modeling.model import load_encoder
 from tests.conftest import run_main
 # train_args (tests/test_errors.py) and saved_model (tests/test_predict.py) are fixtures, shared by importing them
 from tests.test_errors import PLATON, fail, glue_copy, snapshot, succeed, train_args  # noqa: F401

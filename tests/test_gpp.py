@@ -242,7 +242,7 @@ def test_phase_of_and_phase_starts():
         phase_of(0, 2, 3, 7)
 
 
-# --- the LR phases GPP declares: the optimizer restarted at each (mt_dnn.optim) ----------------------------
+# --- the LR phases GPP declares: the optimizer restarted at each (training.optim) ----------------------------
 
 T = 7
 LR_PHASES = [("training", 1, 1e-2, 0.3, "warmup_cosine"), ("pruning", 3, 5e-3, 0.0, "warmup_linear"),
@@ -252,7 +252,7 @@ LR_PHASES = [("training", 1, 1e-2, 0.3, "warmup_cosine"), ("pruning", 3, 5e-3, 0
 def phased_run(updates, restore_after=None):
     """Updates of a small model under LR_PHASES through PhasedLR; with `restore_after`, the optimizer and schedule
     are rebuilt from their state_dicts after that update, as a resume does. Returns (weights, rates) per update."""
-    from mt_dnn.optim import LRPhase, PhasedLR, PhaseSchedule, build_optimizer
+    from training.optim import LRPhase, PhasedLR, PhaseSchedule, build_optimizer
 
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 3)
@@ -280,8 +280,8 @@ def phased_run(updates, restore_after=None):
 
 def restarted_run(updates):
     """The same updates the way train.py ran them before the phase schedule: at each phase start a new optimizer
-    and a LambdaLR over the updates left (mt_dnn.optim.lr_multiplier), built from scratch."""
-    from mt_dnn.optim import build_optimizer, lr_multiplier
+    and a LambdaLR over the updates left (training.optim.lr_multiplier), built from scratch."""
+    from training.optim import build_optimizer, lr_multiplier
 
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 3)
@@ -321,7 +321,7 @@ def test_lr_phases_resume_exactly_at_and_between_phase_starts(restore_after):
 
 
 def test_phase_schedule_orders_replaces_and_refuses():
-    from mt_dnn.optim import LRPhase, PhasedLR, PhaseSchedule, build_optimizer
+    from training.optim import LRPhase, PhasedLR, PhaseSchedule, build_optimizer
 
     replaced = PhaseSchedule(5, [LRPhase("training", 1, 1.0, 0.5), LRPhase("pruning", 1, 2.0), LRPhase("late", 6, 3.0)])
     assert [phase.name for phase in replaced.phases] == ["pruning"], \
@@ -356,7 +356,7 @@ def run_gpp(model, pruner, pruning_steps, accumulation=2):
 
 
 def test_pruning_run_reaches_target_and_exports():
-    from mt_dnn.structured import export_pruned_encoder
+    from modeling.structured import export_pruned_encoder
 
     model = tiny_bert()
     pruner = GPPPruner(model, pruning_type=BOTH, target_sparsity=0.5, prune_steps=4)

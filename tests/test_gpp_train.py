@@ -52,7 +52,7 @@ def test_gpp_reaches_target_and_exports_smaller_equivalent_model(gpp_run):
     assert report["parameters_after"] < report["parameters_before"], "the export is physically smaller"
     assert (gpp_run / "best_model_pruned").is_dir(), "the best checkpoint after reaching the target is kept"
 
-    import mt_dnn.structured  # noqa: F401 - registers the pruned model type with the Auto classes
+    import modeling.structured  # noqa: F401 - registers the pruned model type with the Auto classes
     from transformers import AutoModel
     reloaded = AutoModel.from_pretrained(gpp_run / "model_pruned")
     assert [layer.intermediate.dense.out_features for layer in reloaded.encoder.layer] == \
@@ -220,11 +220,11 @@ def test_saved_model_is_the_evaluated_one_without_the_indicators(gpp_run, canoni
     gpp_indicators.safetensors (AutoModel, --init_checkpoint, --teacher_model_path) computes what was evaluated."""
     from transformers import AutoModel
 
-    import mt_dnn.structured  # noqa: F401 - registers the pruned export's model type
+    import modeling.structured  # noqa: F401 - registers the pruned export's model type
     from data_utils.batcher import collate, load_canonical
     from data_utils.task_def import load_task_defs
-    from mt_dnn.inference import predict
-    from mt_dnn.model import MTDNNModel, load_encoder, load_heads
+    from training.inference import predict
+    from modeling.model import MTDNNModel, load_encoder, load_heads
 
     z = load_file(gpp_run / "model" / "gpp_indicators.safetensors")
     weights = load_file(gpp_run / "model" / "model.safetensors")

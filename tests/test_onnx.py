@@ -16,8 +16,8 @@ import onnx
 from onnx import numpy_helper
 
 from mt_dnn import onnx_export
-from mt_dnn.model import save_model
-from mt_dnn.pretrained import load_tokenizer
+from modeling.model import save_model
+from modeling.pretrained import load_tokenizer
 from tests.conftest import run_main
 from tests.test_compress import gpp_model, inputs, tiny_model
 from tests.test_errors import fail, snapshot

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from mt_dnn.optim import BertAdam, MTDNNAdamax, build_optimizer, build_schedule, parameter_groups
+from training.optim import BertAdam, MTDNNAdamax, build_optimizer, build_schedule, parameter_groups
 
 LR, WD, EPS = 0.1, 0.01, 1e-6
 

@@ -172,7 +172,7 @@ def test_full_disk_during_export_or_compress_keeps_the_previous_output(gpp_model
         with monkeypatch.context() as patch:
             real = PreTrainedTokenizerBase.save_pretrained
             patch.setattr(PreTrainedTokenizerBase, "save_pretrained", _fail_on_call(1, error)(real))
-            line = fail(main, [*argv, "--overwrite_output_dir"], capsys, f"could not write", str(out),
+            line = fail(main, [*argv, "--overwrite_output_dir"], capsys, "could not write", str(out),
                         "No space left on device", "its previous content is intact")
         assert snapshot(out) == before, f"{command}: the previous output changed after a failed save: {line}"
         assert hidden_entries(tmp_path) == [], f"{command}: temporary directory left: {hidden_entries(tmp_path)}"
@@ -180,7 +180,7 @@ def test_full_disk_during_export_or_compress_keeps_the_previous_output(gpp_model
 
 def test_full_disk_during_a_checkpoint_keeps_the_previous_one(canonical_dir, tiny_model_dir, tmp_path, capsys,
                                                              monkeypatch):
-    from mt_dnn import checkpoint
+    from training import checkpoint
 
     out = tmp_path / "run"
     monkeypatch.setattr(checkpoint, "save_file", _fail_on_call(2, ENOSPC)(checkpoint.save_file))

@@ -12,9 +12,9 @@ from data_utils.batcher import load_canonical
 from data_utils.task_def import load_task_defs
 from mt_dnn import evaluate as evaluate_cli
 from mt_dnn import predict as predict_cli
-from mt_dnn.inference import predict
-from mt_dnn.model import MTDNNModel, save_model
-from mt_dnn.pretrained import load_tokenizer
+from training.inference import predict
+from modeling.model import MTDNNModel, save_model
+from modeling.pretrained import load_tokenizer
 from tests.conftest import run_main, tiny_bert_config
 
 TASKS = ("rte", "stsb", "sst")

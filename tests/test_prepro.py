@@ -5,12 +5,11 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 import prepro
 from data_utils.glue_readers import read_split
 from data_utils.task_def import load_task_defs
-from mt_dnn.pretrained import load_tokenizer
+from modeling.pretrained import load_tokenizer
 from tests.conftest import ROOT
 
 GOLDEN_IN = os.path.join(ROOT, "tests", "golden", "glue")
@@ -160,7 +159,7 @@ def test_current_files_are_skipped_and_stale_ones_redone(tmp_path, capsys):
 def test_default_output_dir_of_a_local_model_is_its_own(tmp_path, tiny_model_dir, capsys):
     import shutil
 
-    from data_utils.manifest import canonical_folder_name
+    from modeling.pretrained import canonical_folder_name
 
     data = tmp_path / "glue"
     shutil.copytree(os.path.join(GOLDEN_IN, "RTE"), data / "RTE")

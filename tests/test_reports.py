@@ -9,7 +9,7 @@ import pytest
 from safetensors import safe_open
 
 import train
-from mt_dnn import inference
+from training import inference
 from scripts import compare_runs
 from tests.conftest import run_main
 
@@ -141,7 +141,7 @@ def test_history_lines_are_flushed_as_they_are_written(dense_run, tmp_path, monk
     synced = []
     monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
     from types import SimpleNamespace
-    from mt_dnn import outputs
+    from training import outputs
 
     run = SimpleNamespace(args=SimpleNamespace(output_dir=str(tmp_path), resume=False, model_ckpt=None))
     state = SimpleNamespace()

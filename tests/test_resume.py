@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import train
-from mt_dnn.optim import lr_multiplier
+from training.optim import lr_multiplier
 from tests.conftest import ROOT, kill_after_checkpoint, run_main
 from tests.test_errors import GPP, fail, snapshot, train_args  # noqa: F401 (train_args is a fixture)
 

@@ -1,4 +1,4 @@
-"""A run owns its --output_dir (mt_dnn/run_dir.py): the lock, run.json, refusing another run's outputs
+"""A run owns its --output_dir (training/run_dir.py): the lock, run.json, refusing another run's outputs
 and the run's own inputs, --overwrite_output_dir, rotation of this run's checkpoints only, nothing left
 behind by a run that failed early, errors in the log, and SIGTERM/SIGINT with an exact resume."""
 import json
@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 import train
 from mt_dnn import export
-from mt_dnn.checkpoint import checkpoint_run_id
+from training.checkpoint import checkpoint_run_id
 from tests.conftest import ROOT, run_main
 
 
@@ -204,8 +204,8 @@ def test_tensorboard_purges_events_after_the_resumed_update(tmp_path):
 
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-    from mt_dnn.distributed import DistInfo
-    from mt_dnn.startup import open_tensorboard
+    from data_utils.distributed import DistInfo
+    from training.startup import open_tensorboard
 
     args = Namespace(tensorboard=True, tensorboard_logdir="tb", output_dir=str(tmp_path))
     writer = open_tensorboard(args, DistInfo(), {"loop": {"global_step": 4}})

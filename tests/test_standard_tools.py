@@ -16,8 +16,8 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, BertModel, pipeline
 
 from data_utils.task_def import load_task_defs
-from mt_dnn.model import MTDNNModel, export_structured, load_model, save_model
-from mt_dnn.pretrained import load_tokenizer
+from modeling.model import MTDNNModel, export_structured, load_model, save_model
+from modeling.pretrained import load_tokenizer
 from pruners.structured_mask import StructuredMask
 from tests.conftest import ROOT, tiny_bert_config
 
@@ -175,13 +175,13 @@ print(json.dumps({{"class": type(encoder).__name__, "layer_heads": encoder.confi
 
 def test_structured_export_still_loads_through_the_registered_classes(tmp_path, tiny_model_dir):
     _, _, directory, _ = _pruned_export(tmp_path, tiny_model_dir)
-    import mt_dnn.structured
+    import modeling.structured
     from transformers import AutoModel
 
     encoder = AutoModel.from_pretrained(directory)
-    assert type(encoder) is mt_dnn.structured.PrunedBertModel, f"registered class, got {type(encoder)}"
+    assert type(encoder) is modeling.structured.PrunedBertModel, f"registered class, got {type(encoder)}"
     classifier = AutoModelForSequenceClassification.from_pretrained(os.path.join(directory, "hf", "rte"))
-    assert type(classifier) is mt_dnn.structured.PrunedBertForSequenceClassification, type(classifier)
+    assert type(classifier) is modeling.structured.PrunedBertForSequenceClassification, type(classifier)
 
 
 def test_export_report_counts_encoder_layers_apart_from_embeddings(tmp_path, tiny_model_dir):

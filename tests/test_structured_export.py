@@ -9,7 +9,7 @@ from safetensors.torch import save as save_bytes
 from torch import nn
 from transformers import AutoModel, BertConfig, BertModel
 
-from mt_dnn.structured import (PrunedBertConfig, PrunedBertModel, count_parameters, export_pruned_encoder, load,
+from modeling.structured import (PrunedBertConfig, PrunedBertModel, count_parameters, export_pruned_encoder, load,
                                save)
 from pruners.structured_mask import INDICATOR_FILE, StructuredMask, read_indicators
 

@@ -10,7 +10,7 @@ import yaml
 from safetensors.torch import load_file
 
 import train
-from mt_dnn import inference
+from training import inference
 from tests.conftest import ROOT, run_main
 
 
@@ -174,7 +174,7 @@ def _spied(key, predicate, what):
 def install_spies(monkeypatch) -> dict:
     """Record what reaches the code that uses each flag: the optimizer built, every clip_grad_norm_ call
     (per-tensor: one tensor; global: all of them), the sampler's settings, the longest batch."""
-    import mt_dnn.run_state as run_state
+    import training.run_state as run_state
 
     spy = {"optimizer": [], "clip_one": [], "clip_all": [], "sampler": [], "tokens": []}
     build = run_state.build_optimizer
@@ -354,7 +354,7 @@ def test_every_flag_has_help():
 
 
 def test_resume_training_flags_come_from_the_core_groups_and_the_methods():
-    from mt_dnn.options import NOT_TRAINING
+    from training.options import NOT_TRAINING
 
     flags = set(train.build_parser().resume_flags)
     assert {"learning_rate", "weight_decay", "pruner", "deltaT", "beta1", "target_sparsity", "dfd_fusion",

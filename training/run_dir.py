@@ -42,8 +42,8 @@ import traceback
 from data_utils import files
 from data_utils.errors import Interrupted, UserError, describe
 from data_utils.files import write_json_atomic
-from mt_dnn import pretrained
-from mt_dnn.distributed import broadcast_flag
+from modeling import pretrained
+from data_utils.distributed import broadcast_flag
 
 logger = logging.getLogger("train")
 LOCK, RUN_FILE = ".lock", "run.json"
@@ -332,7 +332,7 @@ class RunDirectory:
         self.notes = []
 
     def checkpoint_clause(self) -> str:
-        from mt_dnn.checkpoint import latest_checkpoint
+        from training.checkpoint import latest_checkpoint
         last = latest_checkpoint(self.args.output_dir)
         return f"the last checkpoint {last} is intact: continue with --resume" if last else \
             "no checkpoint was written (see --save_per_updates)"

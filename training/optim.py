@@ -30,10 +30,12 @@ later phase; its state_dict records the phases, so a resumed run continues in
 the phase it was in, restarting the optimizer where the schedule says.
 """
 import math
-from dataclasses import astuple, dataclass
+from dataclasses import astuple
 from typing import List, Sequence
 
 import torch
+
+from methods.base import LRPhase
 
 OPTIMIZERS = ("adamax", "adam", "adamw", "sgd")
 WARMUP_SCHEDULES = ("warmup_linear", "warmup_constant", "warmup_cosine")
@@ -179,18 +181,6 @@ def build_optimizer(name: str, named_parameters, learning_rate: float, weight_de
     if name == "sgd":
         return SGD(groups, lr=learning_rate, momentum=0.9, max_grad_norm=max_grad_norm)
     raise ValueError(f"unknown optimizer {name!r} (known: {', '.join(OPTIMIZERS)})")
-
-
-@dataclass(frozen=True)
-class LRPhase:
-    """From update `start` (1-based) on, until the next phase: the optimizer afresh at `learning_rate`
-    times lr_multiplier over the updates left in the run, `warmup` and `shape` as --warmup and
-    --warmup_schedule."""
-    name: str
-    start: int
-    learning_rate: float
-    warmup: float = 0.0
-    shape: str = "warmup_linear"
 
 
 class PhaseSchedule:

@@ -16,11 +16,11 @@ describe, hence a small registered config and model class:
 
 Loading an exported directory:
 
-    import mt_dnn.structured                      # registers "pruned-bert" with AutoConfig/AutoModel
+    import modeling.structured                      # registers "pruned-bert" with AutoConfig/AutoModel
     from transformers import AutoModel
     model = AutoModel.from_pretrained(directory)  # -> PrunedBertModel
 
-or `mt_dnn.structured.load(directory)`. Importing this module calls `register()`
+or `modeling.structured.load(directory)`. Importing this module calls `register()`
 (idempotent). Without the toolkit, the directory carries its own modeling code
 (configuration_pruned_bert.py and modeling_pruned_bert.py, which import only torch
 and transformers, named in config.json's `auto_map`: transformers' convention for
@@ -48,8 +48,8 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, BertModel
 
-from mt_dnn.configuration_pruned_bert import MODEL_TYPE, PrunedBertConfig
-from mt_dnn.modeling_pruned_bert import (FirstTokenPooler, HeadlessSelfAttention, PrunedBertForSequenceClassification,
+from modeling.configuration_pruned_bert import MODEL_TYPE, PrunedBertConfig
+from modeling.modeling_pruned_bert import (FirstTokenPooler, HeadlessSelfAttention, PrunedBertForSequenceClassification,
                                          PrunedBertModel)
 from pruners.anatomy import (FFN_COLUMN_PROJECTION, FFN_ROW_PROJECTION, HEAD_COLUMN_PROJECTION, HEAD_ROW_PROJECTIONS,
                              bert_shape, find_bert_model, head_rows)
@@ -167,7 +167,7 @@ def export_pruned_encoder(encoder: nn.Module, head_indicator: torch.Tensor | Non
 
 def save(model: PrunedBertModel, directory: str) -> None:
     """Write config.json + model.safetensors, with the modeling code (`add_remote_code`): loadable by
-    `load`, by AutoModel after `import mt_dnn.structured`, or anywhere with trust_remote_code=True."""
+    `load`, by AutoModel after `import modeling.structured`, or anywhere with trust_remote_code=True."""
     model.save_pretrained(directory)
     add_remote_code(directory)
 

@@ -4,8 +4,8 @@ Self-contained (imports only torch, transformers and its sibling configuration_p
 this file is copied next to every exported structurally pruned model, whose config.json names it in
 `auto_map`, so that `AutoModel.from_pretrained(directory, trust_remote_code=True)` (and
 AutoModelForSequenceClassification, pipeline("text-classification", ..., trust_remote_code=True))
-load the model without the toolkit. Inside the toolkit, `mt_dnn.structured` registers the same
-classes with the Auto classes, so `import mt_dnn.structured; AutoModel.from_pretrained(directory)`
+load the model without the toolkit. Inside the toolkit, `modeling.structured` registers the same
+classes with the Auto classes, so `import modeling.structured; AutoModel.from_pretrained(directory)`
 works without trust_remote_code.
 
 A layer with every head removed keeps an empty context: its attention block adds only the output

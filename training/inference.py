@@ -17,7 +17,7 @@ def predict(model, dataset: TaskDataset, batch_size: int, device, dist_info=None
     results are gathered back into dataset order, so every example is
     predicted exactly once.
     """
-    from mt_dnn.distributed import DistInfo, all_gather_objects
+    from data_utils.distributed import DistInfo, all_gather_objects
 
     dist_info = dist_info or DistInfo()
     was_training = model.training

@@ -13,8 +13,8 @@ import os
 from data_utils.errors import ArgumentParser, UserError
 from data_utils.task_def import DEFAULT_TASK_DEF
 from methods import add_method_arguments, pruning_methods, validate_methods
-from mt_dnn import pretrained
-from mt_dnn.optim import OPTIMIZERS, WARMUP_SCHEDULES
+from modeling import pretrained
+from training.optim import OPTIMIZERS, WARMUP_SCHEDULES
 
 # Flags of the core groups that decide what a run trains, restored from the checkpoint by --resume (the
 # methods declare their own: methods.add_method_arguments), except those that change only how or what is

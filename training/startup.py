@@ -14,16 +14,16 @@ from data_utils.batcher import check_fits_model, load_canonical
 from data_utils.errors import UserError
 from data_utils.manifest import check_canonical_data
 from data_utils.task_def import resolve_dataset
-from mt_dnn import pretrained
+from modeling import pretrained
 from data_utils.files import write_json_atomic
-from mt_dnn.model import MTDNNModel, load_encoder, load_heads
-from mt_dnn.options import split_names
+from modeling.model import MTDNNModel, load_encoder, load_heads
+from training.options import split_names
 
 logger = logging.getLogger("train")
 
 
 def setup_output(args, owner, dist_info, resumed=None, resume_path=None) -> None:
-    """The output directory, claimed by `owner` (a mt_dnn.run_dir.RunDirectory: the lock, run.json, the
+    """The output directory, claimed by `owner` (a training.run_dir.RunDirectory: the lock, run.json, the
     refusals, the signal handlers; `resumed` is the checkpoint a --resume/--model_ckpt run continues), and
     the log (log.log and stdout) on the main process; other processes log nothing."""
     logger.handlers.clear()

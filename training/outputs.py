@@ -25,9 +25,9 @@ import json
 import logging
 import os
 
-from mt_dnn.distributed import all_gather_objects, barrier, shutdown
-from mt_dnn.inference import predict, write_glue_submission, write_json_atomic, write_scores
-from mt_dnn.model import save_model
+from data_utils.distributed import all_gather_objects, barrier, shutdown
+from training.inference import predict, write_glue_submission, write_json_atomic, write_scores
+from modeling.model import save_model
 
 logger = logging.getLogger("train")
 HISTORY_FILE = "metrics.jsonl"

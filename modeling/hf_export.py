@@ -89,7 +89,7 @@ def write_task_models(encoder, heads, task_defs: dict, tokenizer, directory: str
         config.classifier_dropout = head.dropout.p
         config.save_pretrained(task_dir)
         if architecture.startswith("Pruned"):
-            from mt_dnn.structured import add_remote_code
+            from modeling.structured import add_remote_code
             add_remote_code(task_dir)
         shard = os.path.join(task_dir, ENCODER_SHARD)
         if shared_shard is None:

@@ -2,9 +2,9 @@
 
     Run                    what the loop works with and never rebinds (flags, model, methods, ...)
     LoopState              where the loop is; saved in every checkpoint
-    new_optimizer          the optimizer and its LR schedule (mt_dnn.optim.PhasedLR: the run's phases,
+    new_optimizer          the optimizer and its LR schedule (training.optim.PhasedLR: the run's phases,
                            train.py's and those the methods declare, restarting the optimizer)
-    save_training_state    a checkpoint-<update>/ directory (mt_dnn.checkpoint)
+    save_training_state    a checkpoint-<update>/ directory (training.checkpoint)
     find_resume_checkpoint, reconcile_config, restore_training_state
                            --resume / --model_ckpt, restored in one place
 
@@ -26,11 +26,12 @@ from typing import Any, Optional
 import torch
 
 from data_utils.errors import Interrupted, UserError
-from mt_dnn.checkpoint import (STATE_TENSORS, is_count, latest_checkpoint, refuse, rng_state, save_checkpoint,
+from training.checkpoint import (STATE_TENSORS, is_count, latest_checkpoint, refuse, rng_state, save_checkpoint,
                                set_rng_state)
-from mt_dnn.distributed import all_gather_objects, barrier
-from mt_dnn.optim import WARMUP_SCHEDULES, LRPhase, PhasedLR, PhaseSchedule, build_optimizer
-from mt_dnn.options import build_parser, training_flags, validate
+from data_utils.distributed import all_gather_objects, barrier
+from methods.base import LRPhase
+from training.optim import WARMUP_SCHEDULES, PhasedLR, PhaseSchedule, build_optimizer
+from training.options import build_parser, training_flags, validate
 
 logger = logging.getLogger("train")
 
@@ -182,7 +183,7 @@ def restore_training_state(run: Run, resumed: dict, path: str, batches_per_epoch
     return state, optimizer, lr_schedule
 
 
-# ---- a checkpoint against the run that resumes it (mt_dnn.checkpoint.check_layout has checked its layout)
+# ---- a checkpoint against the run that resumes it (training.checkpoint.check_layout has checked its layout)
 
 def check_resumable(run: Run, resumed: dict, path: str, batches_per_epoch: Optional[int] = None):
     """Refuse a checkpoint this run cannot continue, before anything is restored, with one line naming its
@@ -307,7 +308,7 @@ def _check_schedule_entries(fresh: dict, saved: dict, state: LoopState, path: st
 
 
 def _check_schedule(fresh: dict, saved: dict, state: LoopState, path: str) -> None:
-    """The saved PhasedLR state (mt_dnn.optim): its entries, the phases of this run (their flags are
+    """The saved PhasedLR state (training.optim): its entries, the phases of this run (their flags are
     restored from the checkpoint, so they agree unless the file was edited), and the start of a phase the
     optimizer's state can belong to."""
     _check_schedule_entries(fresh, saved, state, path)

@@ -158,7 +158,7 @@ def load_checkpoint(path: str) -> dict:
 
 
 # ---- checking a loaded state: what any training state must look like, whatever run resumes it
-# (mt_dnn.run_state checks it against the run: its length, parameters, optimizer and methods)
+# (training.run_state checks it against the run: its length, parameters, optimizer and methods)
 
 def refuse(path: str, key: str, problem: str, file: str = STATE_JSON):
     """The one-line refusal of a checkpoint, naming its file and the key at fault."""

@@ -1,1 +1,0 @@
-"""Model building blocks shared across tasks: heads, distillation losses."""
