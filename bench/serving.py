@@ -33,7 +33,6 @@ those runs the table says so. The section "Serving: engines, size and CPU latenc
 WORK_DIR/serving.json. Nothing is written into --runs_dir or --data_dir.
 """
 import copy
-import json
 import logging
 import os
 import platform
@@ -56,9 +55,12 @@ MAIN_METRIC = {"rte": "ACC", "mrpc": "F1", "sst": "ACC", "cola": "MCC"}
 RATIOS = (0.5, 0.2, 0.1)              # pruned variants; 1.0 is the dense model
 MODELS = ("minilm", "bert-base")
 # dev metrics of the real runs: (label, run, model directory inside it, engines it is served through)
-RUNS = [("dense", "dense", "model", ("torch", "onnxruntime", "onnxruntime int8")),
-        ("PLATON 10 %", "platon_0.1", "model", ("torch", "onnxruntime", "sparse", "onnxruntime int8")),
-        ("GPP 50 %", "gpp", "model_pruned", ("torch", "onnxruntime", "onnxruntime int8"))]
+INT8 = "onnxruntime int8"
+INT8_FP16_EMBEDDINGS = "onnxruntime int8, fp16 embeddings"
+EXPORTS = {INT8: ("int8", "fp32"), INT8_FP16_EMBEDDINGS: ("int8", "fp16")}   # served from an onnx_export directory
+RUNS = [("dense", "dense", "model", ("torch", "onnxruntime", INT8, INT8_FP16_EMBEDDINGS)),
+        ("PLATON 10 %", "platon_0.1", "model", ("torch", "onnxruntime", "sparse", INT8, INT8_FP16_EMBEDDINGS)),
+        ("GPP 50 %", "gpp", "model_pruned", ("torch", "onnxruntime", INT8, INT8_FP16_EMBEDDINGS))]
 
 
 def build_parser():
@@ -309,12 +311,13 @@ def dev_metrics(args, work_dir: str) -> list:
     for label, run, sub, served_by in RUNS:
         source = os.path.join(args.runs_dir, run, sub)
         for engine in served_by:
-            if engine == "onnxruntime int8":
-                target = os.path.join(work_dir, f"run_{run}_int8")
+            if engine in EXPORTS:
+                quantize, embeddings = EXPORTS[engine]
+                target = os.path.join(work_dir, f"run_{run}_{quantize}_{embeddings}")
                 if not onnx_export.is_onnx_export(target):
                     model, tokenizer = load_model(source, task_defs), load_tokenizer(source)
-                    onnx_export.export_model(model, tokenizer, target, list(model.heads),
-                                             check_batch(model, tokenizer), quantize="int8", source=source)
+                    onnx_export.export_model(model, tokenizer, target, list(model.heads), check_batch(model, tokenizer),
+                                             quantize=quantize, embeddings=embeddings, source=source)
                 model = load_engine(target, task_defs, "onnxruntime", threads=2)
             else:
                 model = load_engine(source, task_defs, engine, threads=2)
