@@ -288,13 +288,15 @@ def time_group(variants: dict, batch: int, length: int, rounds: int, reps: int) 
 # Dev metrics of the real runs
 
 
-def runs_available(args) -> bool:
-    return all(os.path.isfile(os.path.join(args.runs_dir, run, sub, "heads.json")) for _, run, sub, _ in RUNS) and \
-        all(os.path.isfile(os.path.join(args.data_dir, f"{task}_dev.json")) for task in TASKS)
+def available_runs(args) -> list:
+    """The entries of RUNS whose run directory is finished (dev_metrics.json), when the dev data is there."""
+    if not all(os.path.isfile(os.path.join(args.data_dir, f"{task}_dev.json")) for task in TASKS):
+        return []
+    return [entry for entry in RUNS if os.path.isfile(os.path.join(args.runs_dir, entry[1], "dev_metrics.json"))]
 
 
-def dev_metrics(args, work_dir: str) -> list:
-    """Per run and engine: the main dev metric of each task and their average."""
+def dev_metrics(args, work_dir: str, runs: list) -> list:
+    """Per run of `runs` and engine: the main dev metric of each task and their average."""
     from data_utils.batcher import load_canonical
     from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
     from mt_dnn import onnx_export
@@ -308,7 +310,7 @@ def dev_metrics(args, work_dir: str) -> list:
     datasets = {t: load_canonical(os.path.join(args.data_dir, f"{t}_dev.json"), f"{t}_dev", task_defs[t])
                 for t in TASKS}
     rows = []
-    for label, run, sub, served_by in RUNS:
+    for label, run, sub, served_by in runs:
         source = os.path.join(args.runs_dir, run, sub)
         for engine in served_by:
             if engine in EXPORTS:
@@ -360,13 +362,16 @@ def main(argv=None) -> int:
                                     "variant": variant, "ms": ms, "over_torch": over_torch, "over_ort": over_ort})
                 print(f"{name} {batch}x{length} at {threads} thread(s): " + ", ".join(
                     f"{v} {ms:.1f} ms ({a:.2f}x torch, {b:.2f}x ORT)" for v, (ms, a, b) in timed.items()), flush=True)
-    dev = dev_metrics(args, args.work_dir) if runs_available(args) else None
+    runs = available_runs(args)
+    dev = dev_metrics(args, args.work_dir, runs) if runs else None
+    missing = [run for _, run, _, _ in RUNS if run not in {entry[1] for entry in runs}]
     machine = (f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}, "
                f"onnxruntime {__import__('onnxruntime').__version__}")
     command = command or "python bench/serving.py" + "".join(
         f" --{flag} {getattr(args, flag)}" for flag in ("models", "shapes", "threads", "rounds", "reps")
         if getattr(args, flag) != build_parser().get_default(flag))
     summary = {"command": command, "machine": machine, "timings": timings, "sizes": sizes, "dev": dev,
+               "missing_runs": missing,
                "runs_dir": args.runs_dir, "seconds": time.perf_counter() - started}
     write_json_atomic(os.path.join(args.work_dir, "serving.json"), summary)
     section = render(summary)
@@ -440,6 +445,9 @@ def render(summary: dict) -> str:
         for row in summary["dev"]:
             lines.append(f"| {row['run']} | {row['engine']} | " +
                          " | ".join(f"{row['dev'][t]:.2f}" for t in (*TASKS, "average")) + " |")
+        if summary.get("missing_runs"):
+            lines += ["", f"Not scored: {', '.join(summary['missing_runs'])} (no finished run under "
+                      f"`{summary['runs_dir']}`; `{MAKE_RUNS}` makes it)."]
     return "\n".join(lines) + "\n"
 
 
