@@ -4,7 +4,7 @@ train.py's loop names no method. It holds one `MethodStack` (the methods this
 run enabled, in registry order) and calls it at fixed points of every update t
 (1-based, counted in optimizer updates):
 
-    building the optimizer          optimizer_phases() -> [training.optim.LRPhase]   the updates before
+    building the optimizer          optimizer_phases() -> [LRPhase]   the updates before
                                     which the optimizer restarts at another learning rate (GPP's
                                     pruning and retraining); the LR schedule applies them
     first micro-batch of update t   start_update(t)
