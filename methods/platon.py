@@ -1,12 +1,21 @@
 """PLATON (Zhang et al., ICML 2022) in the loop: scores by the upper confidence bound of importance."""
 from methods.unstructured import UnstructuredPruning
-from pruners.platon import PlatonPruner
+from pruners.platon import PlatonPruner, validate_betas
 
 
 class PlatonPruning(UnstructuredPruning):
     name = "platon"
     pruner_class = PlatonPruner
     parameter_flags = {"beta1": "--beta1", "beta2": "--beta2"}
+
+    @classmethod
+    def validate(cls, args) -> None:
+        from methods import flag_error
+
+        try:
+            validate_betas(args.beta1, args.beta2)
+        except ValueError as err:
+            raise flag_error(err) from None
 
     @classmethod
     def add_arguments(cls, parser) -> None:

@@ -143,7 +143,8 @@ def test_history_lines_are_flushed_as_they_are_written(dense_run, tmp_path, monk
     from types import SimpleNamespace
     from training import outputs
 
-    run = SimpleNamespace(args=SimpleNamespace(output_dir=str(tmp_path), resume=False, model_ckpt=None))
+    run = SimpleNamespace(args=SimpleNamespace(output_dir=str(tmp_path), resume=False, model_ckpt=None),
+                          started_files=set())
     state = SimpleNamespace()
     outputs.append_history(run, state, {"tag": "epoch_0", "update": 3, "epoch": 0, "metrics": {}})
     outputs.append_history(run, state, {"tag": "epoch_1", "update": 6, "epoch": 1, "metrics": {}})
