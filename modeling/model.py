@@ -67,6 +67,19 @@ def _register_structured():
     structured.register()
 
 
+def read_config(directory: str, flag: str = "--model"):
+    """The encoder config of a saved or exported model directory (pruned-bert included), or a one-line
+    UserError naming the directory."""
+    from transformers import AutoConfig
+
+    _register_structured()
+    try:
+        return AutoConfig.from_pretrained(directory)
+    except (OSError, ValueError) as err:
+        raise UserError(f"{flag} {directory}: config.json cannot be read ({' '.join(str(err).split())[:120]})") \
+            from None
+
+
 def load_encoder(init_checkpoint: str, dropout_p: float | None = None, flag: str = "--init_checkpoint") -> nn.Module:
     """The encoder from a bundled name, HF directory, hub id, or MT-DNN `.pt` file (weights only)."""
     from transformers import AutoConfig, AutoModel, BertConfig, BertModel

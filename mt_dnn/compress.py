@@ -289,9 +289,9 @@ def load_compressed(directory: str, task_defs: dict | None = None, flag: str = "
     """The model `save_compressed` wrote, in eval mode: int8 linear layers rebuilt from their stored int8
     values and scales, bitmask tensors expanded to exactly the saved weights. `task_defs` default to the
     toolkit's task definitions."""
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoModel
 
-    from modeling.model import _register_structured
+    from modeling.model import read_config
 
     manifest_path = os.path.join(directory, MANIFEST_FILE)
     if not os.path.isfile(manifest_path):
@@ -314,12 +314,7 @@ def load_compressed(directory: str, task_defs: dict | None = None, flag: str = "
     except (OSError, SafetensorError) as err:
         raise UserError(f"{flag} {directory}: {WEIGHTS_FILE} is missing or unreadable "
                         f"({' '.join(str(err).split())[:120]}); compress the model again") from None
-    _register_structured()
-    try:
-        config = AutoConfig.from_pretrained(directory)
-    except (OSError, ValueError) as err:
-        raise UserError(f"{flag} {directory}: config.json cannot be read ({' '.join(str(err).split())[:120]})") \
-            from None
+    config = read_config(directory, flag)
     encoder = AutoModel.from_config(config).eval()     # every weight is then overwritten from the file
     quantized_names = [name for name, meta in entries.items() if meta.get("quantized")]
     if manifest.get("quantize") == "int8":

@@ -96,9 +96,7 @@ def _torch_model(directory: str, task_defs: dict, flag: str):
 
 
 def _load_onnx_export(directory: str, task_defs: dict, threads: int, flag: str) -> OnnxRuntimeModel:
-    from transformers import AutoConfig
-
-    from modeling.model import _register_structured
+    from modeling.model import read_config
     from mt_dnn.onnx_export import read_manifest, session
 
     manifest = read_manifest(directory, flag)
@@ -111,12 +109,7 @@ def _load_onnx_export(directory: str, task_defs: dict, threads: int, flag: str) 
             raise UserError(f"{flag} {directory}: the {task} graph has {entry.get('n_class')} outputs but the task "
                             f"definition says n_class {task_defs[task].n_class}; pass the --task_def the model was "
                             "trained with")
-    _register_structured()
-    try:
-        config = AutoConfig.from_pretrained(directory)
-    except (OSError, ValueError) as err:
-        raise UserError(f"{flag} {directory}: config.json cannot be read ({' '.join(str(err).split())[:120]})") \
-            from None
+    config = read_config(directory, flag)
     sessions = {}
     for task, entry in manifest["tasks"].items():
         try:
