@@ -87,8 +87,8 @@ class OnnxRuntimeModel(nn.Module):
 
 
 def _torch_model(directory: str, task_defs: dict, flag: str):
-    from mt_dnn.compress import is_compressed, load_compressed
     from modeling.model import load_model
+    from mt_dnn.compress import is_compressed, load_compressed
 
     if os.path.isdir(directory) and is_compressed(directory):
         return load_compressed(directory, task_defs, flag=flag)

@@ -306,8 +306,8 @@ def main(argv=None) -> int:
     require_onnx()
     transformers.utils.logging.disable_progress_bar()
     from modeling import pretrained
-    from mt_dnn.compress import check_inputs, is_compressed
     from modeling.model import load_model
+    from mt_dnn.compress import check_inputs, is_compressed
 
     if os.path.isdir(args.model) and (is_compressed(args.model) or is_onnx_export(args.model)):
         raise UserError(f"--model {args.model} is a compressed or ONNX copy; give the fp32 directory it was made "

@@ -7,11 +7,11 @@ import os
 import pytest
 import torch
 
+from modeling.model import save_model
+from modeling.pretrained import load_tokenizer
 from mt_dnn import compress, engines, onnx_export
 from mt_dnn import evaluate as evaluate_cli
 from mt_dnn import predict as predict_cli
-from modeling.model import save_model
-from modeling.pretrained import load_tokenizer
 from tests.conftest import run_main
 from tests.test_compress import tiny_model
 from tests.test_errors import fail

@@ -15,9 +15,9 @@ pytest.importorskip("onnxruntime", reason="ONNX export needs onnxruntime (requir
 import onnx
 from onnx import numpy_helper
 
-from mt_dnn import onnx_export
 from modeling.model import save_model
 from modeling.pretrained import load_tokenizer
+from mt_dnn import onnx_export
 from tests.conftest import run_main
 from tests.test_compress import gpp_model, inputs, tiny_model
 from tests.test_errors import fail, snapshot
