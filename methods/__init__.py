@@ -10,8 +10,7 @@ under its name.
 The order below is the order in which the hooks run: distillation first (its
 flooding applies to the task loss alone), then the pruning method.
 """
-from data_utils.errors import UserError
-from methods.base import MethodContext, MethodStack, TrainingMethod
+from methods.base import MethodContext, MethodStack, TrainingMethod, flag_error
 from methods.dfd import DFDDistillation
 from methods.gpp import GPPPruning
 from methods.magnitude import MagnitudePruning
@@ -73,14 +72,6 @@ def parameter_flags() -> dict:
     return {name: flag for _, flags in _own("parameter_flags") for name, flag in flags.items()}
 
 
-def flag_error(err: ValueError) -> UserError:
-    """The CLI's one-line error for a library's ValueError: parameters named as the flags that set them
-    (errors that carry their parameters as placeholders, pruners.schedule.PrunerSettingError, are rendered
-    with the methods' parameter_flags; others keep their text)."""
-    render = getattr(err, "with_names", None)
-    return UserError(render(parameter_flags()) if render else str(err))
-
-
 def build_methods(context: MethodContext) -> MethodStack:
     """The methods the flags enable, built over the model; a library's ValueError about a setting
     becomes the one-line error naming the flag (flag_error)."""
@@ -90,7 +81,7 @@ def build_methods(context: MethodContext) -> MethodStack:
             try:
                 built.append(method(context))
             except ValueError as err:
-                raise flag_error(err) from None
+                raise flag_error(err, parameter_flags()) from None
     return MethodStack(built)
 
 

@@ -44,6 +44,16 @@ from typing import Any, Dict, List
 
 import torch
 
+from data_utils.errors import UserError
+
+
+def flag_error(err: ValueError, names: Dict[str, str]) -> UserError:
+    """The CLI's one-line error for a library's ValueError: parameters named as the flags that set them
+    (`names`; errors that carry their parameters as placeholders, pruners.schedule.PrunerSettingError, are
+    rendered with them; others keep their text)."""
+    render = getattr(err, "with_names", None)
+    return UserError(render(names) if render else str(err))
+
 
 @dataclass(frozen=True)
 class LRPhase:

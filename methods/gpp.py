@@ -19,9 +19,9 @@ computes what was evaluated wherever it is loaded (AutoModel, --init_checkpoint,
 import hashlib
 import math
 
+from data_utils.distributed import average_gradients
 from data_utils.errors import UserError
 from methods.base import LRPhase, TrainingMethod
-from data_utils.distributed import average_gradients
 from pruners.gpp import PRUNING_TYPES, GPPPruner, is_phase_start, phase_of
 
 

@@ -1,4 +1,5 @@
 """PLATON (Zhang et al., ICML 2022) in the loop: scores by the upper confidence bound of importance."""
+from methods.base import flag_error
 from methods.unstructured import UnstructuredPruning
 from pruners.platon import PlatonPruner, validate_betas
 
@@ -10,12 +11,10 @@ class PlatonPruning(UnstructuredPruning):
 
     @classmethod
     def validate(cls, args) -> None:
-        from methods import flag_error
-
         try:
             validate_betas(args.beta1, args.beta2)
         except ValueError as err:
-            raise flag_error(err) from None
+            raise flag_error(err, cls.parameter_flags) from None
 
     @classmethod
     def add_arguments(cls, parser) -> None:
