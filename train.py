@@ -26,8 +26,8 @@ from data_utils.distributed import broadcast_flag, init_distributed
 from training.options import build_parser, validate
 from training.outputs import evaluate, finish_run, record_evaluation
 from training.run_dir import RunDirectory
-from training.run_state import (LoopState, Run, find_resume_checkpoint, new_optimizer, reconcile_config,
-                              restore_training_state, save_training_state, stop_after_signal)
+from training.run_state import (LoopState, Run, find_resume_checkpoint, first_phase_multiplier, new_optimizer,
+                                reconcile_config, restore_training_state, save_training_state, stop_after_signal)
 from training.startup import (build_model, load_data, log_summary, open_tensorboard, pick_device, seed_everything,
                             setup_output, wrap_distributed, write_run_config)
 
@@ -41,11 +41,12 @@ def task_loss(logits, labels, task):
     return torch.nn.functional.cross_entropy(logits, labels)
 
 
-def clip_global_gradient_norm(model, max_norm: float) -> None:
-    """MT-DNN's --global_grad_clipping, over all parameters together, before optimizer.step() (the
-    per-tensor --grad_clipping happens inside the optimizer's step, as in MT-DNN)."""
+def clip_global_gradient_norm(model, max_norm: float, extra=()) -> None:
+    """MT-DNN's --global_grad_clipping, over all parameters together and the tensors the methods train
+    themselves (`extra`: movement's scores), before optimizer.step() (the per-tensor --grad_clipping happens
+    inside the optimizer's step, as in MT-DNN)."""
     if max_norm > 0:
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], max_norm)
+        torch.nn.utils.clip_grad_norm_([p for p in (*model.parameters(), *extra) if p.grad is not None], max_norm)
 
 
 def forward_loss(model, dataset, indices, device, methods):
@@ -114,7 +115,8 @@ def setup(args, owner):
 
     # ---- model, methods (pruning, distillation), optimizer and LR schedule
     core, tokenizer = build_model(args, train_sets, eval_sets, device)
-    methods = build_methods(MethodContext(args, core, total_steps, device, dist_info, logger))
+    methods = build_methods(MethodContext(args, core, total_steps, device, dist_info, logger,
+                                          lr_multiplier=first_phase_multiplier(args, total_steps)))
     state = LoopState()
     optimizer, lr_schedule = new_optimizer(args, core, total_steps, methods)    # the methods' LR phases included
     run = Run(args, core, tokenizer, device, dist_info, methods, eval_sets, total_steps=total_steps,
@@ -160,7 +162,7 @@ def train_loop(run: Run, owner, sampler, train_sets, state, optimizer, lr_schedu
             if (batch_index + 1) % args.grad_accumulation_step != 0 and batch_index + 1 != len(batches):
                 continue
 
-            clip_global_gradient_norm(core, args.global_grad_clipping)
+            clip_global_gradient_norm(core, args.global_grad_clipping, methods.trainable_tensors())
             optimizer.step()
             state.global_step += 1
             scalars = methods.after_update(state.global_step)

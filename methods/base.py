@@ -13,12 +13,16 @@ run enabled, in registry order) and calls it at fixed points of every update t
                                     (named parts for TensorBoard in `loss_parts`, else one part
                                     named after the method: what it added)
                                     after_backward()        after (loss / accumulation).backward()
+    before clipping                 trainable_tensors()     tensors the method trains itself (movement's
+                                    scores): clipped with the model's gradients, in one global norm
                                     skip_batch()            instead, when the loss was not finite
     after optimizer.step()          after_update(t) -> {TensorBoard tag: value}
     every --log_per_updates, each   periodic_scalars() -> {tag: value}  (only when TensorBoard is on)
     evaluation and the end
     after each evaluation           at_target(t)            whether best_model/ may be saved
-    saving a model directory        write_model_files(directory)   inside its atomic write
+    saving a model directory        saving()                a context manager around the save (movement: the
+                                    weights masked in place while it lasts)
+                                    write_model_files(directory)   inside its atomic write
                                     after_model_saved(directory, tokenizer, check_batch)
     end of the run                  final_report(output_dir)
     checkpoints                     state_dict() / load_state_dict(state), under the method's name
@@ -39,6 +43,7 @@ A method subclasses `TrainingMethod`, overrides what it needs (every hook has a
 do-nothing default) and gets one line in `methods.REGISTRY`; the parser, the loop,
 the checkpoint code and the reports need no change.
 """
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Dict, List
 
@@ -76,6 +81,7 @@ class MethodContext:
     device: torch.device
     dist_info: Any
     logger: Any
+    lr_multiplier: Any = None      # t -> the weights' learning-rate multiplier of update t (warm-up, decay)
 
 
 class TrainingMethod:
@@ -116,6 +122,12 @@ class TrainingMethod:
 
     def after_backward(self) -> None:
         pass
+
+    def trainable_tensors(self) -> list:
+        return []
+
+    def saving(self):
+        return contextlib.nullcontext()
 
     def skip_batch(self) -> None:
         pass
@@ -186,6 +198,16 @@ class MethodStack:
     def skip_batch(self) -> None:
         for method in self.methods:
             method.skip_batch()
+
+    def trainable_tensors(self) -> list:
+        return [tensor for method in self.methods for tensor in method.trainable_tensors()]
+
+    @contextlib.contextmanager
+    def saving(self):
+        with contextlib.ExitStack() as stack:
+            for method in self.methods:
+                stack.enter_context(method.saving())
+            yield
 
     def after_update(self, t: int) -> Dict[str, float]:
         return {tag: value for method in self.methods for tag, value in method.after_update(t).items()}

@@ -1,4 +1,4 @@
-"""Unstructured pruning (PLATON, magnitude) as a training method: the pruner steps after every update.
+"""Unstructured pruning (PLATON, magnitude, movement) as a training method: the pruner steps after every update.
 
 The pruner (pruners.PlatonPruner, pruners.MagnitudePruner) selects the shared
 encoder's prunable parameters (task heads are never selected), follows the cubic
@@ -47,6 +47,10 @@ class UnstructuredPruning(TrainingMethod):
         """The pruner's keyword arguments beyond the shared schedule (PLATON adds its betas)."""
         return {}
 
+    def build_pruner(self, schedule: CubicSchedule, args):
+        """The pruner over the shared encoder (movement's takes other arguments than the kernels)."""
+        return self.pruner_class(self.encoder, schedule, kernels=args.pruner_kernels, **self.pruner_arguments(args))
+
     def __init__(self, context):
         super().__init__(context)
         args = context.args
@@ -54,8 +58,7 @@ class UnstructuredPruning(TrainingMethod):
         self.saved_report = None          # the sparsity report of the last saved model directory
         schedule = CubicSchedule(context.total_steps, args.initial_threshold, args.final_threshold,
                                  args.warmup_steps, args.initial_warmup, args.final_warmup, args.deltaT)
-        self.pruner = self.pruner_class(self.encoder, schedule, kernels=args.pruner_kernels,
-                                        **self.pruner_arguments(args))
+        self.pruner = self.build_pruner(schedule, args)
 
     def after_update(self, t: int) -> dict:
         try:

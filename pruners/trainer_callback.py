@@ -50,6 +50,14 @@ is refused with a ValueError, as is a resumed run without a pruner state: the ma
 then continue exactly (tests/test_trainer_callback.py: the same zero patterns and final weights as
 an uninterrupted run).
 
+Movement pruning (pruners.MovementPruner, SoftMovementPruner) trains its scores itself: at
+on_optimizer_step the callback clips their gradients to `max_grad_norm` (their own norm: the
+Trainer has already clipped the model's) and steps them at the pruner's score learning rate times
+the Trainer's current learning-rate multiplier (the optimizer's first group's lr / args.learning_rate).
+The Trainer's checkpoints hold the unmasked weights (a masked weight can come back), the pruner
+state the scores and their Adam moments; at on_train_end the masks go into the weights for good
+(`finalize()`), so `trainer.save_model()` after `train()` writes the zeros.
+
 Not covered: hyperparameter search (`Trainer.hyperparameter_search` writes its checkpoints under
 `output_dir/run-<trial>/`; on_save refuses when the checkpoint directory is not where it looks),
 DeepSpeed ZeRO-3 and FSDP (parameters sharded: the pruner would see shards), and fp16 updates that
@@ -59,6 +67,7 @@ import json
 import os
 from typing import Any, Callable, Optional
 
+import torch
 from safetensors.torch import load_file, save_file
 from transformers import TrainerCallback
 
@@ -127,7 +136,21 @@ class PruningCallback(TrainerCallback):
         if last is not None and t != last + 1:
             raise ValueError(f"the pruner last stepped at update {last} but the Trainer is at update {t}: "
                              "its state does not belong to this run (resume_from_checkpoint)")
-        self.pruner.step(t)
+        scores = getattr(self.pruner, "score_parameters", None)
+        if scores is None:
+            self.pruner.step(t)
+            return
+        # movement: the scores are the pruner's own to train; the Trainer clipped only the model's gradients
+        if args.max_grad_norm and args.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_([s for s in scores() if s.grad is not None], args.max_grad_norm)
+        optimizer = kwargs.get("optimizer")
+        lr = optimizer.param_groups[0]["lr"] if optimizer is not None else args.learning_rate
+        self.pruner.step(t, lr / args.learning_rate if args.learning_rate else 1.0)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        finalize = getattr(self.pruner, "finalize", None)
+        if finalize is not None and getattr(self.pruner, "attached", False):
+            finalize()              # movement: the masks into the weights, so that save_model() holds the zeros
 
     def on_save(self, args, state, control, **kwargs):
         if self.pruner is None or not args.should_save:

@@ -21,6 +21,8 @@ RUNS = {
                "--initial_warmup", "1", "--final_warmup", "1", "--deltaT", "2"],
     "movement": ["--pruner", "movement", "--initial_threshold", "1", "--final_threshold", "0.3", "--warmup_steps",
                  "4", "--initial_warmup", "1", "--final_warmup", "1", "--deltaT", "2"],
+    "soft_movement": ["--pruner", "soft_movement", "--final_lambda", "20", "--warmup_steps", "4", "--initial_warmup",
+                      "1", "--final_warmup", "1"],
     "gpp": ["--pruner", "gpp", "--prepruning_finetune_epochs", "1", "--prune_epochs", "1", "--target_sparsity", "0.5",
             "--retrain_learning_rate", "5e-4"],
 }

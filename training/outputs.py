@@ -142,7 +142,8 @@ def record_evaluation(run, state, dev_metrics: dict) -> None:
 def save_outputs(run, directory: str) -> None:
     """The model as trained (masked for pruning runs), with what each method adds (indicators,
     reports) inside the same atomic write, then what it derives from it (GPP's smaller export)."""
-    save_model(run.model, run.tokenizer, directory, write_extra=run.methods.write_model_files)
+    with run.methods.saving():        # movement: the weights masked while they are written
+        save_model(run.model, run.tokenizer, directory, write_extra=run.methods.write_model_files)
     run.methods.after_model_saved(directory, run.tokenizer, run.check_batch)
 
 

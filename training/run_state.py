@@ -30,7 +30,7 @@ from training.checkpoint import (STATE_TENSORS, is_count, latest_checkpoint, ref
                                set_rng_state)
 from data_utils.distributed import all_gather_objects, barrier
 from methods.base import LRPhase
-from training.optim import WARMUP_SCHEDULES, PhasedLR, PhaseSchedule, build_optimizer
+from training.optim import WARMUP_SCHEDULES, PhasedLR, PhaseSchedule, build_optimizer, lr_multiplier
 from training.options import build_parser, training_flags, validate
 
 logger = logging.getLogger("train")
@@ -77,6 +77,12 @@ def new_optimizer(args, model: torch.nn.Module, total_steps: int, methods):
     optimizer = build_optimizer(args.optimizer, model.named_parameters(), phases.lr(1), args.weight_decay,
                                 max_grad_norm=args.grad_clipping)
     return optimizer, PhasedLR(optimizer, phases)
+
+
+def first_phase_multiplier(args, total_steps: int):
+    """t -> the factor on --learning_rate at update t of the run's first LR phase (--warmup, --warmup_schedule):
+    the schedule a method's own optimizer follows (movement's scores)."""
+    return lambda t: lr_multiplier(t - 1, total_steps, args.warmup, args.warmup_schedule)
 
 
 def find_resume_checkpoint(args) -> Optional[str]:
