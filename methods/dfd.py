@@ -43,15 +43,9 @@ class DFDDistillation(TrainingMethod):
 
     @classmethod
     def validate(cls, args) -> None:
-        path = args.teacher_model_path
-        if not path:
+        if not args.teacher_model_path:
             raise UserError("--do_distill needs --teacher_model_path DIR (a model saved by train.py)")
-        if os.path.isfile(path):
-            raise UserError(f"--teacher_model_path {path} is a file, not a directory; give the model/ directory of "
-                            "a fine-tuned train.py run")
-        if not os.path.isdir(path):
-            raise UserError(f"--teacher_model_path {path}: directory not found; give the model/ directory of a "
-                            "fine-tuned train.py run")
+        check_teacher_directory("--teacher_model_path", args.teacher_model_path)
         if args.window_size < 1:
             raise UserError(f"--window_size {args.window_size} must be >= 1")
         if not 0 <= args.flooding_b < math.inf:
@@ -82,6 +76,16 @@ class DFDDistillation(TrainingMethod):
         return f"DFD from {self.args.teacher_model_path} (weight {self.args.dfd_weight}, {self.args.dfd_fusion} fusion)"
 
 
+def check_teacher_directory(flag: str, path: str) -> None:
+    """A teacher flag (DFD's, logit distillation's) names an existing directory, or a UserError names the flag."""
+    if os.path.isfile(path):
+        raise UserError(f"{flag} {path} is a file, not a directory; give the model/ directory of a fine-tuned "
+                        "train.py run")
+    if not os.path.isdir(path):
+        raise UserError(f"{flag} {path}: directory not found; give the model/ directory of a fine-tuned train.py "
+                        "run")
+
+
 def load_teacher(path: str, student, device):
     """The fine-tuned teacher's encoder, frozen, in eval mode (its task heads are not needed)."""
     teacher = load_encoder(path, flag="--teacher_model_path")
@@ -91,6 +95,11 @@ def load_teacher(path: str, student, device):
                             f"but the student has {getattr(student, field)}; DFD needs the same layer count and "
                             "hidden size, and the same vocabulary (the teacher reads the student's token ids): "
                             "fine-tune the teacher from the student's model")
+    return frozen(teacher, device)
+
+
+def frozen(teacher: torch.nn.Module, device) -> torch.nn.Module:
+    """`teacher` on `device`, in eval mode (no dropout) and without gradients: a fixed target."""
     teacher.to(device).eval()
     for param in teacher.parameters():
         param.requires_grad_(False)

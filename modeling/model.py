@@ -31,6 +31,7 @@ EXPORT_REPORT = "structured_export.json"
 class MTDNNOutput(NamedTuple):
     logits: torch.Tensor               # (batch, n_class)
     hidden_states: tuple | None        # embedding output then one per layer, when asked for
+    task: str | None = None            # the task whose head gave the logits (a method's loss asks its teacher for it)
 
 
 class MTDNNModel(nn.Module):
@@ -51,7 +52,7 @@ class MTDNNModel(nn.Module):
                            output_hidden_states=output_hidden_states)
         pooled = out.pooler_output if getattr(out, "pooler_output", None) is not None \
             else out.last_hidden_state[:, 0]
-        return MTDNNOutput(self.heads[task](pooled), out.hidden_states if output_hidden_states else None)
+        return MTDNNOutput(self.heads[task](pooled), out.hidden_states if output_hidden_states else None, task)
 
 
 def _model_type(encoder) -> str | None:

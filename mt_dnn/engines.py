@@ -83,7 +83,7 @@ class OnnxRuntimeModel(nn.Module):
         if output_hidden_states:
             raise ValueError("an ONNX Runtime model gives logits only, no hidden states")
         inputs = {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask}
-        return MTDNNOutput(torch.from_numpy(run_session(self.sessions[task], inputs)), None)
+        return MTDNNOutput(torch.from_numpy(run_session(self.sessions[task], inputs)), None, task)
 
 
 def _torch_model(directory: str, task_defs: dict, flag: str):

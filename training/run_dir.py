@@ -7,7 +7,7 @@
                                                   released and the signal handlers are restored.
     claim, on the main process:
         - refuses an --output_dir, --log_file or --tensorboard_logdir equal to or inside an input
-          (--init_checkpoint, --teacher_model_path, --data_dir, --model_ckpt, --task_def);
+          (--init_checkpoint, --teacher_model_path, --kd_teacher, --data_dir, --model_ckpt, --task_def);
         - OUT/.lock: an exclusive fcntl.flock held for the whole run, the file naming the holder (pid,
           host, start). The kernel drops the lock when its process dies, so a lock file left by a dead
           process is taken over, with a warning in the log; a live holder makes the run refuse to start;
@@ -74,6 +74,7 @@ def input_paths(args) -> list:
     found = []
     for flag, value in (("--init_checkpoint", args.init_checkpoint),
                         ("--teacher_model_path", getattr(args, "teacher_model_path", None)),
+                        ("--kd_teacher", getattr(args, "kd_teacher", None)),
                         ("--data_dir", args.data_dir), ("--model_ckpt", args.model_ckpt),
                         ("--task_def", getattr(args, "task_def", None))):
         path = value
