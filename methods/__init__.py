@@ -1,4 +1,5 @@
-"""Training methods that plug into train.py's loop: pruning (PLATON, magnitude, movement, GPP) and distillation (DFD).
+"""Training methods that plug into train.py's loop: pruning (PLATON, magnitude, movement, soft movement, GPP) and
+distillation (logit distillation, DFD).
 
 The protocol is in `methods.base`. Adding a method: write its file (a
 `TrainingMethod` subclass declaring its flags, checks and state, and for a new
@@ -13,15 +14,18 @@ flooding applies to the task loss alone), then the pruning method.
 from methods.base import MethodContext, MethodStack, TrainingMethod, flag_error
 from methods.dfd import DFDDistillation
 from methods.gpp import GPPPruning
+from methods.kd import KDDistillation
 from methods.magnitude import MagnitudePruning
-from methods.movement import MovementPruning
+from methods.movement import MovementPruning, SoftMovementPruning
 from methods.platon import PlatonPruning
 
 REGISTRY = {method.name: method for method in (
+    KDDistillation,   # first: it scales the task loss by 1 - α, which DFD then floods and its terms must not get
     DFDDistillation,
     PlatonPruning,
     MagnitudePruning,
     MovementPruning,
+    SoftMovementPruning,
     GPPPruning,
 )}
 RESERVED = ("loop", "config", "model", "optimizer", "lr_schedule", "rng", "rng_per_rank")  # checkpoint entries
