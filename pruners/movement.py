@@ -165,7 +165,8 @@ class MovementPruner:
         key = (self.scores[index]._version, self.value, self.global_threshold)
         cached = self._cache.get(index)
         if cached is None or cached[0] != key:
-            with torch.no_grad():
+            # a normal tensor even under torch.inference_mode (evaluation): training reuses the cached mask
+            with torch.inference_mode(False), torch.no_grad():
                 cached = (key, self._compute_mask(index))
             self._cache[index] = cached
         return cached[1]

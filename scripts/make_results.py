@@ -1,20 +1,23 @@
 """Regenerate docs/RESULTS.md and its plot on the built-in sample with the bundled model.
 
-    python scripts/make_results.py [--tasks rte,mrpc,sst,cola] [--seeds 1,2,3] [--ratios 0.5,0.2,0.1]
+    python scripts/make_results.py [--tasks rte,mrpc,sst,cola] [--seeds 1,2,3] [--ratios 0.1]
                                    [--scale 0.3] [--epochs 4] [--batch_size 32] [--learning_rate 5e-4]
-                                   [--out DIR] [--results docs/RESULTS.md] [--plot docs/results.png]
+                                   [--jobs 2] [--out DIR] [--results docs/RESULTS.md] [--plot docs/results.png]
 
 For every seed, multi-task on the same sample tasks:
-- dense fine-tuning (also that seed's DFD teacher);
+- dense fine-tuning (also that seed's teacher for DFD and logit distillation);
 - magnitude, PLATON and movement pruning to each remaining ratio of --ratios (the first third of
-  the run as warm-up, a cubic ramp, the last third at the final ratio; deltaT 10);
-- GPP removing 50 % of the attention heads and FFN neurons, without and with DFD
-  distillation from the dense model of the same seed (pruning from the first update
-  over all epochs but the last, then retraining, as GPP-DFD's recipes do);
+  the run as warm-up, a cubic ramp, the last third at the final ratio; deltaT 10), and soft
+  movement over the same warm-ups (its remaining ratio is an outcome);
+- each of those again with logit distillation from the dense model of the same seed (+kd);
+- GPP removing 50 % of the attention heads and FFN neurons, alone, with DFD and with logit
+  distillation from the same dense model (pruning from the first update over all epochs but the
+  last, then retraining, as GPP-DFD's recipes do);
 then writes docs/RESULTS.md (mean and sample standard deviation over the seeds of each
 dev metric, achieved sparsity, parameter counts, the measured CPU inference speed-up of
 the GPP exports, and whether the published orderings hold) and an accuracy-versus-
-remaining-ratio plot. Existing run directories are reused (delete --out to start afresh).
+remaining-ratio plot. Existing run directories are reused (delete --out to start afresh);
+--jobs N trains N runs at a time, one thread each (the dense runs first: the others need them).
 Needs matplotlib (`pip install matplotlib`) for the plot.
 """
 import argparse
@@ -28,10 +31,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-UNSTRUCTURED = ("magnitude", "platon", "movement")
+UNSTRUCTURED = ("magnitude", "platon", "movement", "soft_movement")
+KD = "+kd"          # the suffix of a run distilled from the dense model's logits
+PRIORITY = ("movement", "movement+kd", "soft_movement", "soft_movement+kd", "platon+kd", "platon", "magnitude",
+            "magnitude+kd", "gpp+kd", "gpp", "gpp+dfd")
 
 
-def run_train(out_dir: str, common: list, extra: list) -> None:
+def run_train(out_dir: str, common: list, extra: list, threads: int = 0) -> None:
     if os.path.exists(os.path.join(out_dir, "dev_metrics.json")):
         print(f"reusing {out_dir}", flush=True)
         return
@@ -40,7 +46,8 @@ def run_train(out_dir: str, common: list, extra: list) -> None:
                "--output_dir", out_dir]
     print("+", " ".join(command), flush=True)
     started = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads)) if threads else None
+    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, env=env)
     print(f"  done in {time.perf_counter() - started:.0f} s", flush=True)
 
 
@@ -84,39 +91,65 @@ def mean_spread(values: list) -> tuple:
 
 
 def build_runs(args, canonical: str) -> list:
-    """Train (or reuse) every run; returns [(method, ratio_or_None, seed, run_dir)]."""
+    """Train (or reuse) every run, --jobs at a time (each seed's dense run first: the others distil from
+    it); returns [(method, ratio_or_None, seed, run_dir)] in a fixed order."""
+    from concurrent.futures import ThreadPoolExecutor
+
     common = ["--data_dir", canonical, "--train_datasets", args.tasks, "--test_datasets", args.tasks,
               "--batch_size", str(args.batch_size), "--batch_size_eval", "128",
               "--learning_rate", str(args.learning_rate), "--epochs", str(args.epochs),
               "--max_seq_len", str(args.max_seq_len), "--log_per_updates", "100"]
-    runs = []
+    threads = 1 if args.jobs > 1 else 0
+    dense_runs, later = [], []
     for seed in args.seeds:
         seeded = common + ["--seed", str(seed)]
         dense = os.path.join(args.out, f"seed{seed}", "dense")
-        run_train(dense, seeded, ["--pruner", "none"])
-        runs.append(("dense", None, seed, dense))
-        total = read_json(os.path.join(dense, "config.json"))["total_steps"]
+        dense_runs.append((("dense", None, seed, dense), seeded, ["--pruner", "none"]))
+        total = args.epochs * batches_per_epoch(canonical, args)
         schedule = ["--warmup_steps", str(total // 3), "--initial_warmup", "1", "--final_warmup", "1",
                     "--deltaT", "10"]
-        for method in UNSTRUCTURED:
-            for ratio in args.ratios:
-                out = os.path.join(args.out, f"seed{seed}", f"{method}_{ratio:g}")
-                extra = ["--pruner", method, "--initial_threshold", "1", "--final_threshold", f"{ratio:g}", *schedule]
-                if method == "platon":
-                    extra += ["--beta1", "0.85", "--beta2", "0.95"]
-                run_train(out, seeded, extra)
-                runs.append((method, ratio, seed, out))
+        kd = ["--kd_teacher", os.path.join(dense, "model")]
+        for distil in ([], kd):
+            suffix = KD if distil else ""
+            for method in UNSTRUCTURED:
+                for ratio in ([None] if method == "soft_movement" else args.ratios):
+                    name = method if ratio is None else f"{method}_{ratio:g}"
+                    out = os.path.join(args.out, f"seed{seed}", name + suffix.replace("+", "_"))
+                    extra = ["--pruner", method, *schedule]
+                    if ratio is not None:
+                        extra += ["--initial_threshold", "1", "--final_threshold", f"{ratio:g}"]
+                    if method == "platon":
+                        extra += ["--beta1", "0.85", "--beta2", "0.95"]
+                    if method == "soft_movement":
+                        extra += ["--final_lambda", f"{args.final_lambda:g}"]
+                    later.append(((method + suffix, ratio, seed, out), seeded, extra + distil))
         gpp = ["--pruner", "gpp", "--target_sparsity", "0.5", "--pruning_type", "structured_heads+structured_mlp",
                "--prepruning_finetune_epochs", "0", "--prune_epochs", str(max(1, args.epochs - 1))]
         distill = ["--do_distill", "--teacher_model_path", os.path.join(dense, "model")]
-        variants = [("gpp", []), ("gpp+dfd", distill)]
+        variants = [("gpp", []), ("gpp+dfd", distill), ("gpp+kd", kd)]
         if seed in args.signed_dfd_seeds:
             variants.append(("gpp+dfd signed", distill + ["--dfd_fusion", "signed"]))
         for method, extra in variants:
             out = os.path.join(args.out, f"seed{seed}", method.replace("+", "_").replace(" ", "_"))
-            run_train(out, seeded, gpp + extra)
-            runs.append((method, 0.5, seed, out))
-    return runs
+            later.append(((method, 0.5, seed, out), seeded, gpp + extra))
+    # the variants in order of what the table needs most, each over all seeds before the next
+    later.sort(key=lambda job: (PRIORITY.index(job[0][0]) if job[0][0] in PRIORITY else len(PRIORITY), job[0][2]))
+    if args.no_train:
+        return [job[0] for job in dense_runs + later if os.path.exists(os.path.join(job[0][3], "dev_metrics.json"))]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for stage in (dense_runs, later):
+            list(pool.map(lambda job: run_train(job[0][3], job[1], job[2], threads), stage))
+    return [job[0] for job in dense_runs + later]
+
+
+def batches_per_epoch(canonical: str, args) -> int:
+    """Updates per epoch of the multi-task sampler: the batches of every task's training rows."""
+    total = 0
+    for task in args.tasks.split(","):
+        with open(os.path.join(canonical, f"{task}_train.json"), encoding="utf-8") as handle:
+            rows = sum(1 for line in handle if line.strip())
+        total += -(-rows // args.batch_size)
+    return total
 
 
 def collect(runs: list, task_metrics: list) -> dict:
@@ -157,12 +190,19 @@ def main_metric_average(entry: dict, main_metrics: list) -> list:
 
 
 def orderings(table: dict, main_metrics: list, ratios: list) -> list:
-    """The published orderings, checked on the means: PLATON >= magnitude at 20 % and 10 %; DFD helps GPP;
-    and movement >= magnitude at 20 % and 10 % (Sanh et al.'s claim for this baseline)."""
+    """The published orderings, checked on the means: PLATON >= magnitude and movement >= magnitude at 20 %
+    and 10 % (Zhang et al.; Sanh et al.), soft movement >= movement (Sanh et al.), logit distillation helps
+    every method, DFD helps GPP; then the issue's target (the best distilled unstructured run at 10 % keeps
+    90 % of the dense average) and which runs ended at the majority class."""
     lines = []
 
+    def average(key):
+        return mean_spread(main_metric_average(table[key], main_metrics))
+
     def verdict(better, worse, label):
-        a, b = (mean_spread(main_metric_average(table[k], main_metrics)) for k in (better, worse))
+        if better not in table or worse not in table:
+            return
+        a, b = average(better), average(worse)
         holds = "holds" if a[0] >= b[0] else "does NOT hold"
         per_task = ", ".join(
             f"{t} {statistics.fmean(table[better]['values'][(t, m)]):.1f} vs "
@@ -171,17 +211,44 @@ def orderings(table: dict, main_metrics: list, ratios: list) -> list:
                      f"{per_task}).")
 
     for ratio in ratios:
-        if ratio <= 0.2 and ("platon", ratio) in table and ("magnitude", ratio) in table:
+        if ratio <= 0.2:
             verdict(("platon", ratio), ("magnitude", ratio), f"PLATON ≥ magnitude at {100 * ratio:g} % remaining")
-    for ratio in ratios:    # Sanh et al.'s claim, a baseline here: movement beats magnitude at high sparsity
-        if ratio <= 0.2 and ("movement", ratio) in table and ("magnitude", ratio) in table:
             verdict(("movement", ratio), ("magnitude", ratio),
                     f"movement ≥ magnitude at {100 * ratio:g} % remaining (Sanh et al.)")
-    if ("gpp+dfd", 0.5) in table:
-        verdict(("gpp+dfd", 0.5), ("gpp", 0.5), "GPP with DFD ≥ GPP alone at 50 %")
-    if ("gpp+dfd signed", 0.5) in table:
-        verdict(("gpp+dfd signed", 0.5), ("gpp", 0.5), "GPP with DFD (published signed fusion) ≥ GPP alone at 50 %")
+    if ratios:
+        low = min(ratios)
+        verdict(("soft_movement", None), ("movement", low),
+                f"soft movement ≥ movement at {100 * low:g} % (Sanh et al.; soft movement's own remaining ratio in "
+                "the table)")
+    for (method, ratio) in sorted((k for k in table if k[0].endswith(KD)), key=str):
+        base = method[:-len(KD)]
+        verdict((method, ratio), (base, ratio), f"logit distillation helps {base}" +
+                (f" at {100 * ratio:g} %" if ratio is not None else ""))
+    verdict(("gpp+dfd", 0.5), ("gpp", 0.5), "GPP with DFD ≥ GPP alone at 50 %")
+    verdict(("gpp+dfd signed", 0.5), ("gpp", 0.5), "GPP with DFD (published signed fusion) ≥ GPP alone at 50 %")
+
+    dense = average(("dense", None))[0]
+    if ratios and min(ratios) <= 0.1:
+        candidates = [k for k in table if k[0].endswith(KD) and k[1] == min(ratios)]
+        if candidates:
+            best = max(candidates, key=lambda k: average(k)[0])
+            kept = average(best)[0] / dense
+            lines.append(f"- Target: the best distilled unstructured run at {100 * min(ratios):g} % remaining "
+                         f"({best[0]}) keeps {100 * kept:.1f} % of the dense task average ({average(best)[0]:.2f} of "
+                         f"{dense:.2f}): {'met' if kept >= 0.9 else 'NOT met'} (90 % asked).")
+    if ("majority class", None) in table:
+        floor = main_metric_average(table[("majority class", None)], main_metrics)[0]
+        stuck = [f"{k[0]} {k[1]:g}" if k[1] is not None else k[0] for k in table
+                 if k[0] not in ("majority class",) and average(k)[0] <= floor + 1.0]
+        lines.append("- Runs at the majority class (task average within 1 point of it): " +
+                     (", ".join(stuck) if stuck else "none") + ".")
     return lines
+
+
+def reached_ratio(entry: dict) -> float:
+    """The mean remaining ratio the runs of a table entry reached (their sparsity reports)."""
+    return statistics.fmean(read_json(os.path.join(d, "sparsity_report.json"))["overall"]["remaining_ratio"]
+                            for d in entry["dirs"])
 
 
 def plot(table: dict, main_metrics: list, path: str, title: str) -> None:
@@ -198,8 +265,8 @@ def plot(table: dict, main_metrics: list, path: str, title: str) -> None:
         spare.set_visible(False)
     dense = table[("dense", None)]
     styles = {"magnitude": ("tab:blue", "o"), "platon": ("tab:red", "s"), "movement": ("tab:orange", "D"),
-              "gpp": ("tab:green", "^"),
-              "gpp+dfd": ("tab:purple", "v"), "gpp+dfd signed": ("tab:brown", "x")}
+              "soft_movement": ("tab:olive", "P"), "gpp": ("tab:green", "^"), "gpp+dfd": ("tab:purple", "v"),
+              "gpp+kd": ("tab:cyan", "<"), "gpp+dfd signed": ("tab:brown", "x")}
 
     def stats(entry, task_metric):
         values = main_metric_average(entry, main_metrics) if task_metric[0] == "average" \
@@ -215,10 +282,14 @@ def plot(table: dict, main_metrics: list, path: str, title: str) -> None:
         axis.axhline(mean, color="0.3", linestyle="--")
         axis.errorbar([1.0], [mean], yerr=[spread], color="0.3", marker="D", capsize=3, label="dense")
         for method in UNSTRUCTURED:
-            points = sorted((r, *stats(e, task_metric)) for (m, r), e in table.items() if m == method)
-            axis.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points],
-                          color=styles[method][0], marker=styles[method][1], capsize=3, label=method)
-        for offset, method in ((-0.04, "gpp"), (0.0, "gpp+dfd"), (0.04, "gpp+dfd signed")):
+            for suffix, line in (("", "-"), (KD, "--")):
+                points = sorted((reached_ratio(e) if r is None else r, *stats(e, task_metric))
+                                for (m, r), e in table.items() if m == method + suffix)
+                if points:
+                    axis.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points],
+                                  color=styles[method][0], marker=styles[method][1], capsize=3, linestyle=line,
+                                  label=method + suffix)
+        for offset, method in ((-0.04, "gpp"), (0.0, "gpp+dfd"), (0.04, "gpp+kd"), (0.08, "gpp+dfd signed")):
             if (method, 0.5) in table:
                 mean, spread = stats(table[(method, 0.5)], task_metric)
                 axis.errorbar([0.5 + offset], [mean], yerr=[spread], color=styles[method][0],
@@ -241,16 +312,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", default="rte,mrpc,sst,cola", help="sample tasks, trained together")
     parser.add_argument("--seeds", default="1,2,3", help="comma-separated seeds; every run is repeated for each")
-    parser.add_argument("--ratios", default="0.5,0.2,0.1", help="remaining ratios of the unstructured runs")
+    parser.add_argument("--ratios", default="0.1", help="remaining ratios of the unstructured runs")
     parser.add_argument("--epochs", type=int, default=4, help="epochs of every run")
     parser.add_argument("--batch_size", type=int, default=32, help="training batch size of every run")
     parser.add_argument("--learning_rate", type=float, default=5e-4, help="peak learning rate of every run")
     parser.add_argument("--max_seq_len", type=int, default=64, help="token limit (the sample's rows are shorter)")
     parser.add_argument("--scale", type=float, default=0.3,
                         help="size of the generated sample relative to its default (0.3: 750 train rows per task)")
-    parser.add_argument("--signed_dfd_seeds", default=None,
+    parser.add_argument("--signed_dfd_seeds", default="",
                         help="seeds that also run GPP-DFD with the published signed fusion weights (--dfd_fusion "
-                             "signed; default: the first seed only, to save time; empty: none)")
+                             "signed; default: none, to save time)")
+    parser.add_argument("--final_lambda", type=float, default=400.0, help="soft movement's final lambda")
+    parser.add_argument("--no_train", action="store_true",
+                        help="write the table from the finished runs only (train nothing)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at a time (one thread each when > 1)")
     parser.add_argument("--data_dir", default=None,
                         help="GLUE sample folders, written if missing (default log/results_data_<scale>)")
     parser.add_argument("--out", default=None, help="run directories (default log/results_<settings>)")
@@ -259,8 +334,7 @@ def main() -> int:
     args = parser.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     args.ratios = [float(r) for r in args.ratios.split(",") if r.strip()]
-    args.signed_dfd_seeds = args.seeds[:1] if args.signed_dfd_seeds is None \
-        else [int(s) for s in args.signed_dfd_seeds.split(",") if s.strip()]
+    args.signed_dfd_seeds = [int(s) for s in args.signed_dfd_seeds.split(",") if s.strip()]
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -293,7 +367,8 @@ def main() -> int:
 
     settings = (f"`python scripts/make_results.py --tasks {args.tasks} --seeds {','.join(map(str, args.seeds))} "
                 f"--ratios {','.join(f'{r:g}' for r in args.ratios)} --scale {args.scale:g} --epochs {args.epochs} "
-                f"--batch_size {args.batch_size} --learning_rate {args.learning_rate:g}`")
+                f"--batch_size {args.batch_size} --learning_rate {args.learning_rate:g} "
+                f"--final_lambda {args.final_lambda:g}`")
     lines = [
         "# Results on the built-in sample", "",
         f"Regenerate with {settings} (needs matplotlib). Tasks {args.tasks} of the built-in sample at "
@@ -308,20 +383,26 @@ def main() -> int:
         "about GLUE; the comparison is the point. "
         f"The {len(runs)} runs trained for {hours:.1f} hours in all on the machine that generated this file "
         "(2 CPU cores; some of them shared with other work).", "",
-        "Unstructured runs (magnitude, PLATON, movement): the first third of the updates as warm-up, a cubic ramp, the last "
-        "third at the final ratio (deltaT 10, PLATON beta1/beta2 0.85/0.95); the ratio is of the pruned matrices "
-        "(query/key/value, attention output, FFN). GPP: 50 % of the attention heads and FFN neurons, pruned from "
-        "the first update over all epochs but the last, then retrained; DFD distils from the same seed's dense "
-        "run at the published weight 1 (window 3, flooding 0.01), with the default magnitude fusion weights "
-        f"(gpp+dfd) and, for seed(s) {', '.join(map(str, args.signed_dfd_seeds)) or 'none'}, with the published "
-        "signed ones (gpp+dfd signed, `--dfd_fusion signed`). Speed-up: CPU forward pass of the exported "
-        "model against the dense one, batch 32 x 128, timed alternately, median ratio of 7 rounds, seed "
-        f"{args.seeds[0]}'s export.", "",
+        "Unstructured runs (magnitude, PLATON, movement, soft movement): the first third of the updates as warm-up, "
+        "a cubic ramp, the last third at the final ratio (deltaT 10, PLATON beta1/beta2 0.85/0.95; movement's "
+        "scores by AdamW at lr 1e-2, the top-k of each matrix); the ratio is of the pruned matrices "
+        "(query/key/value, attention output, FFN; PLATON and magnitude prune their biases too, movement does not). "
+        f"Soft movement ramps its threshold on sigmoid(score) from 0 to 0.1 over the same warm-ups with final "
+        f"lambda {args.final_lambda:g}; its remaining ratio is what it reached. +kd: logit distillation from the "
+        "same seed's dense run (KL at temperature 2, alpha 0.5). GPP: 50 % of the attention heads and FFN neurons, "
+        "pruned from the first update over all epochs but the last, then retrained; DFD distils from the same "
+        "seed's dense run at the published weight 1 (window 3, flooding 0.01), with the default magnitude fusion "
+        "weights (gpp+dfd)" + (f" and, for seed(s) {', '.join(map(str, args.signed_dfd_seeds))}, with the published "
+                               "signed ones (gpp+dfd signed, `--dfd_fusion signed`)" if args.signed_dfd_seeds else "") +
+        ". Speed-up: CPU forward pass of the exported model against the dense one, batch 32 x 128, timed "
+        f"alternately, median ratio of 7 rounds, seed {args.seeds[0]}'s export.", "",
         "![dev metric against the remaining ratio](results.png)", "",
         "| run | encoder weights remaining | encoder parameters | inference speed-up | " +
         " | ".join(f"{t} {m}" for t, m in task_metrics) + " | average of main metrics |",
         "|---|---|---|---|" + "---|" * (len(task_metrics) + 1)]
-    order = [("dense", None)] + [(m, r) for m in UNSTRUCTURED for r in args.ratios] + [("gpp", 0.5), ("gpp+dfd", 0.5), ("gpp+dfd signed", 0.5)]
+    order = [("dense", None)] + [(m + suffix, r) for suffix in ("", KD) for m in UNSTRUCTURED
+                                 for r in ([None] if m == "soft_movement" else args.ratios)] + \
+        [("gpp", 0.5), ("gpp+dfd", 0.5), ("gpp+kd", 0.5), ("gpp+dfd signed", 0.5)]
     order = [key for key in order if key in table]
     table[("majority class", None)] = majority_class_entry(canonical, tasks, task_defs, task_metrics)
     order.append(("majority class", None))
@@ -331,10 +412,8 @@ def main() -> int:
         method, ratio = key
         first = entry["dirs"][0]
         speedup = "1.00x"
-        if method in UNSTRUCTURED:
-            remaining = statistics.fmean(read_json(os.path.join(d, "sparsity_report.json"))["overall"]
-                                         ["remaining_ratio"] for d in entry["dirs"])
-            remaining = f"{100 * remaining:.1f} % of pruned matrices"
+        if method.removesuffix(KD) in UNSTRUCTURED:
+            remaining = f"{100 * reached_ratio(entry):.1f} % of pruned matrices"
             from safetensors.torch import load_file
             weights = load_file(os.path.join(first, "model", "model.safetensors")).values()
             total, nonzero = sum(w.numel() for w in weights), sum(int(w.count_nonzero()) for w in weights)
@@ -361,7 +440,8 @@ def main() -> int:
         else:       # one seed: no spread to show
             cells = [f"{entry['values'][tm][0]:.2f} (1 seed)" for tm in task_metrics]
             cells.append(f"{main_metric_average(entry, main_metrics)[0]:.2f} (1 seed)")
-        label = method if ratio is None or method.startswith("gpp") else f"{method} {ratio:g}"
+        label = method if ratio is None or method.startswith("gpp") else \
+            f"{method.removesuffix(KD)} {ratio:g}{KD if method.endswith(KD) else ''}"
         if method.startswith("gpp"):
             label = method.replace("gpp", "gpp 0.5", 1)
         lines.append(f"| {label} | {remaining} | {params} | {speedup} | " + " | ".join(cells) + " |")
