@@ -8,7 +8,6 @@ Unstructured pruners (this package's top level; GPP lives in `pruners.gpp`):
     PlatonPruner(model, schedule, *, beta1, beta2,
                  target_substrings=DEFAULT_TARGET_SUBSTRINGS, num_threads=None, kernels="auto")
     MagnitudePruner(model, schedule, *, <the same without beta1, beta2>)
-    MovementPruner(model, schedule, *, <the same without beta1, beta2>)
         (the older form still works: total_steps in the schedule's place and its other
         settings as keywords, PlatonPruner(model, total_steps, initial_threshold=..., ...))
         .step(global_step) -> (remaining_ratio, mask_threshold or None)   once per optimizer update
@@ -16,6 +15,14 @@ Unstructured pruners (this package's top level; GPP lives in `pruners.gpp`):
         .summary()                                                        the last step in one line, for logs
         .state_dict() / .load_state_dict(state)                           format in pruners.base
         .kernel_name                                                      "numba" (fused CPU loops) or "torch"
+    MovementPruner(model, schedule, *, score_learning_rate=1e-2, global_topk=False, global_topk_frequency=25,
+                   target_substrings=...)             movement pruning as published (pruners.movement):
+    SoftMovementPruner(model, schedule, *, initial_sigmoid_threshold=0, final_sigmoid_threshold=0.1,
+                       final_lambda=400, score_learning_rate=1e-2, target_substrings=...)
+        learned scores with their own Adam, a mask at every forward pass (the weights are never zeroed
+        while training); .step(t, lr_scale) after optimizer.step(), .score_parameters() to clip with the
+        weights, .regularization() (soft: add it to the loss), .masks_applied() (save inside it),
+        .finalize(), .remaining_ratios(), .state_dict() / .load_state_dict(state)
     sparsity_report(model, target_substrings) -> dict, format_report(report) -> str
     PrunerSettingError       a ValueError naming the refused parameter (`.parameter`); its message is a
                              template whose parameter names a front end can render as its own
@@ -24,8 +31,9 @@ Unstructured pruners (this package's top level; GPP lives in `pruners.gpp`):
     Any other bad input (a model, target_substrings, a step, a state) is a ValueError or TypeError of one
     sentence, raised before anything changes (docs/ERRORS.md, "The pruner library").
 
-Modules: base (the optimizer-shaped API), platon, magnitude and movement (the scoring rules, each
-with its statistics update: PLATON's in torch and in numba, platon_loops), schedule (the cubic
+Modules: base (the optimizer-shaped API), platon and magnitude (the scoring rules, each with its
+statistics update: PLATON's in torch and in numba, platon_loops), movement (hard and soft movement,
+their own API), schedule (the cubic
 schedule and the settings' validation), threshold (the exact global threshold), layout (flat
 buffers and slabs), kernels (the rule-agnostic passes, counting and masking, in torch and numba:
 numba_loops; how a rule's variant is picked), anatomy (BERT's layout), report (sparsity report), gpp.
@@ -52,12 +60,12 @@ Example, a plain Hugging Face training loop::
 """
 from pruners.base import DEFAULT_TARGET_SUBSTRINGS, PruneStepStats, UnstructuredPruner
 from pruners.magnitude import MagnitudePruner
-from pruners.movement import MovementPruner
+from pruners.movement import MovementPruner, SoftMovementPruner
 from pruners.platon import PlatonPruner
 from pruners.report import format_report, sparsity_report
 from pruners.schedule import (CubicSchedule, PrunerSettingError, PrunerSettingTypeError, is_masking_step,
                               remaining_ratio, validate_schedule)
 
 __all__ = ["DEFAULT_TARGET_SUBSTRINGS", "CubicSchedule", "MagnitudePruner", "MovementPruner", "PlatonPruner",
-           "PruneStepStats", "PrunerSettingError", "PrunerSettingTypeError", "UnstructuredPruner", "format_report",
-           "is_masking_step", "remaining_ratio", "sparsity_report", "validate_schedule"]
+           "PruneStepStats", "PrunerSettingError", "PrunerSettingTypeError", "SoftMovementPruner", "UnstructuredPruner",
+           "format_report", "is_masking_step", "remaining_ratio", "sparsity_report", "validate_schedule"]

@@ -226,6 +226,17 @@ def test_global_top_k_uses_one_threshold():
     assert ratios[names[0]] > ratios[names[1]], f"the matrices keep different fractions under one threshold: {ratios}"
 
 
+def test_a_mask_first_computed_in_inference_mode_trains_afterwards():
+    model = TwoLayers()
+    pruner = MovementPruner(model, SCHEDULE, score_learning_rate=0.05)
+    pruner.value = 0.5
+    x = torch.randn(3, 5)
+    with torch.inference_mode():          # an evaluation computes (and caches) the masks first
+        model(x)
+    model(x).sum().backward()             # training reuses them: they must not be inference tensors
+    assert all(s.grad is not None for s in pruner.scores), "the scores got their gradient after an evaluation"
+
+
 def test_masks_applied_and_finalize():
     model = TwoLayers()
     pruner = MovementPruner(model, SCHEDULE, score_learning_rate=0.05)
