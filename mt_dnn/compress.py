@@ -1,7 +1,7 @@
 """Serving copies of a saved model: int8 dynamic quantization and compact sparse storage.
 
     python -m mt_dnn.compress --model DIR --output_dir OUT [--quantize none|int8] [--storage auto|dense|sparse]
-                              [--check_data FILE] [--tolerance 0] [--task_def YAML]
+                              [--embeddings fp32|fp16|int8] [--check_data FILE] [--tolerance 0] [--task_def YAML]
 
 `--model` is any directory written by train.py or mt_dnn.export: a dense or PLATON/magnitude `model/`
 (zeros kept in the weights) or a GPP `model_pruned/` (PrunedBertModel). OUT gets
@@ -16,15 +16,19 @@
                                                      NAME::values the entries whose bit is set, in row-major order
                                          and, for an int8 linear layer's weight, NAME holds the int8 values and
                                          NAME::scales (float64) / NAME::zero_points (int64) the per-output-channel
-                                         quantization parameters
-    compression.json                     format, version, the quantization, and every tensor's shape, dtype and
-                                         encoding
+                                         quantization parameters; an embedding table stored in fp16 holds float16
+                                         values, one stored in int8 holds int8 values in NAME and its per-row
+                                         scales (float32) in NAME::scales
+    compression.json                     format, version, the quantization, the embedding storage, and every
+                                         tensor's shape, dtype and encoding (an embedding table's also its
+                                         "embedding" storage)
 
 Only safetensors and JSON: nothing is pickled (torch's quantized modules' own state_dicts hold packed
 parameter objects; here the int8 values and scales are stored and the quantized modules rebuilt at load).
 `--storage auto` (the default) stores a tensor as bitmask + values where that is smaller than the dense
-tensor: an fp32 tensor with more than 1/32 of its entries zero, an int8 one with more than 1/8. `load_compressed(OUT)` gives back the model: bitwise the same
-weights, and for int8 the same quantized modules (its outputs equal the in-memory quantized model's).
+tensor: an fp32 tensor with more than 1/32 of its entries zero, an int8 one with more than 1/8.
+`load_compressed(OUT)` gives back the model: bitwise the same weights (embedding tables: as rounded by
+`--embeddings`), and for int8 the same quantized modules (its outputs equal the in-memory quantized model's).
 
 `--quantize int8` replaces every nn.Linear of the encoder (query/key/value, attention output, FFN, pooler;
 the task heads stay fp32) by torch's dynamic-quantized linear layer, `torch.ao.quantization.quantize_dynamic`
@@ -33,8 +37,16 @@ batch at run time (fbgemm/x86 kernels on CPU). torch 2.13 marks torch.ao.quantiz
 of torchao's `quantize_`; torchao's Int8DynamicActivationInt8WeightConfig runs *slower* than fp32 in eager
 mode on this CPU (MiniLM, 32 x 128 tokens: 513 ms against fp32's 379 ms and quantize_dynamic's 262 ms) and is
 not installed here, so the toolkit keeps the torch.ao path, in one function (`quantize_encoder`), with its
-deprecation warnings silenced there. Embeddings and LayerNorms stay fp32 (quantize_dynamic covers linear
-layers only), so the word embeddings are most of an int8 file.
+deprecation warnings silenced there. LayerNorms stay fp32 (quantize_dynamic covers linear layers only), and
+so do the embedding tables unless `--embeddings` says otherwise: fp32 word embeddings are most of an int8 file
+(MiniLM: 46.9 of 50.3 MB).
+
+`--embeddings fp16|int8` (the choice names of mt_dnn.onnx_export's flag) stores the embedding tables (every
+nn.Embedding of the encoder: word, position and token-type) in half precision, or as int8 with one symmetric
+scale per row (max |row| / 127; a row of zeros keeps scale 0). They are turned back into fp32 at load, so the
+model computes in fp32 on the rounded tables; the in-memory model the reload is checked against is rounded the
+same way (`with_embeddings`), and the rounding's effect on the logits is the printed difference from --model.
+Version 1 directories (before this choice existed) have no "embeddings" field and are read as fp32.
 
 The command reloads what it wrote and compares the logits of every head on a check batch (`--check_data`,
 a canonical JSON file, else built-in sentences) with the in-memory compressed model (must differ by at
@@ -67,9 +79,11 @@ from modeling.model import (
     read_head_specs,
     with_saved_heads,
 )
+from mt_dnn.onnx_export import EMBEDDING_CHOICES     # fp32, fp16, int8: one set of names for both commands
 
 FORMAT = "mt-dnn-compressed"
-VERSION = 1
+VERSION = 2                 # 2: the optional embedding storage ("embeddings"); version 1 is read as fp32 tables
+READ_VERSIONS = (1, 2)
 WEIGHTS_FILE = "compressed.safetensors"
 MANIFEST_FILE = "compression.json"
 QUANTIZE_CHOICES = ("none", "int8")
@@ -178,6 +192,74 @@ def _decode(name: str, meta: dict, tensors: dict) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------
+# Embedding tables in fp16 or int8
+
+
+def embedding_tables(encoder: nn.Module) -> dict:
+    """{state-dict key of the table: nn.Embedding} of every embedding table of `encoder`."""
+    return {f"{name}.weight": module for name, module in encoder.named_modules() if isinstance(module, nn.Embedding)}
+
+
+def quantize_rows(table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(int8 values, float32 scale per row): symmetric, scale = max |row| / 127 (0 for a row of zeros)."""
+    table = table.detach().to(torch.float32)
+    scales = table.abs().amax(dim=1) / 127
+    divisor = torch.where(scales > 0, scales, torch.ones_like(scales))
+    return torch.round(table / divisor[:, None]).clamp(-127, 127).to(torch.int8), scales
+
+
+def dequantize_rows(values: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """The fp32 table of `quantize_rows`'s int8 values and per-row scales."""
+    if values.dim() != 2 or tuple(scales.shape) != tuple(values.shape[:1]):
+        raise ValueError(f"{tuple(scales.shape)} scales for a table of shape {tuple(values.shape)}")
+    return values.to(torch.float32) * scales.to(torch.float32)[:, None]
+
+
+def stored_table(table: torch.Tensor, embeddings: str) -> dict:
+    """How one fp32 embedding table is stored: {"values": fp32, fp16 or int8 tensor, "scales": per row (int8)}."""
+    table = table.detach().contiguous().cpu()
+    if embeddings == "fp16":
+        return {"values": table.to(torch.float16)}
+    if embeddings == "int8":
+        values, scales = quantize_rows(table)
+        return {"values": values, "scales": scales}
+    return {"values": table}
+
+
+def loaded_table(values: torch.Tensor, scales: torch.Tensor | None) -> torch.Tensor:
+    """The fp32 table the model computes on, from what `stored_table` stored."""
+    return values.to(torch.float32) if scales is None else dequantize_rows(values, scales)
+
+
+def check_embedding_range(encoder: nn.Module, embeddings: str, flag: str = "--embeddings") -> None:
+    """Refuse to round a table that the storage cannot hold: values beyond fp16's range (they would become
+    infinities), or non-finite values (an int8 row's scale would be infinite)."""
+    if embeddings == "fp32":
+        return
+    largest = float(torch.finfo(torch.float16 if embeddings == "fp16" else torch.float32).max)
+    for name, module in embedding_tables(encoder).items():
+        peak = float(module.weight.detach().abs().max()) if module.weight.numel() else 0.0
+        if not peak <= largest:
+            raise UserError(f"{flag} {embeddings}: the table {name} holds |values| up to {peak:.3g}, which "
+                            f"{embeddings} cannot store; use {flag} {'int8 or ' if embeddings == 'fp16' else ''}fp32")
+
+
+def with_embeddings(model: MTDNNModel, embeddings: str) -> MTDNNModel:
+    """`model` as it computes once its embedding tables are stored as `embeddings` and loaded back: a copy with
+    every table rounded through that storage (the model itself for fp32)."""
+    if embeddings not in EMBEDDING_CHOICES:
+        raise ValueError(f"embeddings must be one of {EMBEDDING_CHOICES}, got {embeddings!r}")
+    if embeddings == "fp32":
+        return model
+    served = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        for module in embedding_tables(served.encoder).values():
+            stored = stored_table(module.weight, embeddings)
+            module.weight.copy_(loaded_table(stored["values"], stored.get("scales")))
+    return served
+
+
+# ---------------------------------------------------------------------------
 # The encoder's tensors
 
 
@@ -186,14 +268,25 @@ def _quantized_modules(encoder: nn.Module) -> dict:
             if isinstance(module, _dynamic_linear_class())}
 
 
-def encoder_tensors(encoder: nn.Module, storage: str = "auto") -> tuple[dict, dict]:
-    """(safetensors dict, manifest entries) of an encoder, fp32 or quantized by `quantize_encoder`."""
+def encoder_tensors(encoder: nn.Module, storage: str = "auto", embeddings: str = "fp32") -> tuple[dict, dict]:
+    """(safetensors dict, manifest entries) of an encoder, fp32 or quantized by `quantize_encoder`, with its
+    embedding tables stored as `embeddings` (an entry's "embedding" names that storage, when not fp32)."""
     if storage not in STORAGE_CHOICES:
         raise ValueError(f"storage must be one of {STORAGE_CHOICES}, got {storage!r}")
+    if embeddings not in EMBEDDING_CHOICES:
+        raise ValueError(f"embeddings must be one of {EMBEDDING_CHOICES}, got {embeddings!r}")
     quantized = _quantized_modules(encoder)
+    tables = embedding_tables(encoder) if embeddings != "fp32" else {}
     tensors, entries = {}, {}
     for key, value in encoder.state_dict().items():
         if any(key.startswith(prefix + ".") for prefix in quantized) or not isinstance(value, torch.Tensor):
+            continue
+        if key in tables:
+            stored = stored_table(value, embeddings)
+            entries[key] = _encode(key, stored["values"], storage, tensors)
+            entries[key]["embedding"] = embeddings
+            if "scales" in stored:
+                tensors[key + SEP + "scales"] = stored["scales"].contiguous().clone()
             continue
         entries[key] = _encode(key, value, storage, tensors)
     for prefix, module in quantized.items():
@@ -252,17 +345,22 @@ def weights_size(directory: str) -> int:
 
 
 def save_compressed(model: MTDNNModel, tokenizer, directory: str, storage: str = "auto", source: str | None = None,
-                    check=None, existing: str = "replace", flag: str = "--output_dir") -> dict:
-    """Write `model` (fp32, or quantized by `quantize_int8`) to `directory` in the compressed format,
-    replacing it atomically (data_utils.files.write_directory, with `existing` as there). `check(tmp_directory)`, if given,
-    runs on the complete temporary copy before the rename and may raise to keep the old `directory`.
-    Returns the manifest."""
+                    check=None, existing: str = "replace", flag: str = "--output_dir",
+                    embeddings: str = "fp32") -> dict:
+    """Write `model` (fp32, or quantized by `quantize_int8`; its embedding tables fp32, not yet rounded) to
+    `directory` in the compressed format, the embedding tables stored as `embeddings`, replacing it atomically
+    (data_utils.files.write_directory, with `existing` as there). `check(tmp_directory)`, if given, runs on the
+    complete temporary copy before the rename and may raise to keep the old `directory`. Returns the manifest."""
     encoder = model.encoder
-    tensors, entries = encoder_tensors(encoder, storage)
+    tensors, entries = encoder_tensors(encoder, storage, embeddings)
     manifest = {"format": FORMAT, "version": VERSION,
                 "quantize": "int8" if _quantized_modules(encoder) else "none",
                 "qconfig": "torch.ao.quantization.per_channel_dynamic_qconfig (qint8, symmetric per output "
                            "channel)" if _quantized_modules(encoder) else None,
+                "embeddings": embeddings,
+                "embedding_storage": {"fp32": None, "fp16": "float16 tables",
+                                      "int8": "int8 tables, symmetric float32 scale per row (max |row| / 127) in "
+                                              "NAME::scales"}[embeddings],
                 "storage": storage, "source": source, "torch": torch.__version__, "tensors": entries}
 
     def fill(tmp):
@@ -301,10 +399,17 @@ def load_compressed(directory: str, task_defs: dict | None = None, flag: str = "
             manifest = json.load(handle)
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise ValueError(f"format is not {FORMAT!r}")
-        if manifest.get("version") != VERSION:
-            raise ValueError(f"version {manifest.get('version')!r}, this toolkit reads version {VERSION}")
+        if manifest.get("version") not in READ_VERSIONS:
+            raise ValueError(f"version {manifest.get('version')!r}, this toolkit reads versions "
+                             f"{', '.join(map(str, READ_VERSIONS))}")
+        embeddings = manifest.get("embeddings", "fp32")        # absent in version 1: fp32 tables
+        if embeddings not in EMBEDDING_CHOICES:
+            raise ValueError(f"embeddings {embeddings!r} is not one of {', '.join(EMBEDDING_CHOICES)}")
         entries = manifest["tensors"]
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as err:
+        stored_as = {name: meta.get("embedding", "fp32") for name, meta in entries.items()}
+        if any(kind not in (embeddings, "fp32") for kind in stored_as.values()):
+            raise ValueError(f"tensor embedding storage differs from embeddings {embeddings!r}")
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, RecursionError) as err:
         raise UserError(f"{flag} {manifest_path}: not a valid manifest ({' '.join(str(err).split())[:120]}); "
                         "compress the model again with python -m mt_dnn.compress") from None
     task_defs = task_defs if task_defs is not None else load_task_defs(DEFAULT_TASK_DEF)
@@ -324,10 +429,16 @@ def load_compressed(directory: str, task_defs: dict | None = None, flag: str = "
     if set(quantized_names) != expected:
         raise UserError(f"{flag} {directory}: the int8 layers in {MANIFEST_FILE} do not match the encoder of its "
                         "config.json; compress the model again")
+    tables = {name for name, kind in stored_as.items() if kind != "fp32"}
+    if tables and tables != set(embedding_tables(encoder)):
+        raise UserError(f"{flag} {directory}: the {embeddings} embedding tables in {MANIFEST_FILE} do not match the "
+                        "encoder of its config.json; compress the model again")
     try:
         state = {}
         for name, meta in entries.items():
             value = _decode(name, meta, tensors)
+            if name in tables:          # back to the fp32 table the model computes on
+                value = loaded_table(value, tensors[name + SEP + "scales"] if stored_as[name] == "int8" else None)
             state[name] = value
         for prefix, module in modules.items():
             name = prefix + ".weight"
@@ -371,6 +482,9 @@ def build_parser():
     parser.add_argument("--storage", default="auto", choices=STORAGE_CHOICES,
                         help="bitmask + non-zero values per tensor: where smaller (auto), never (dense), always "
                              "(sparse)")
+    parser.add_argument("--embeddings", default="fp32", choices=EMBEDDING_CHOICES,
+                        help="storage of the embedding tables: fp32 (default), fp16 (half the size) or int8 (a "
+                             "quarter; one symmetric scale per row); turned back into fp32 at load")
     parser.add_argument("--check_data", default=None,
                         help="canonical JSON file whose first rows check the result (default: built-in sentences)")
     parser.add_argument("--tolerance", type=float, default=0.0,
@@ -397,8 +511,9 @@ def max_logit_difference(first: MTDNNModel, second: MTDNNModel, inputs: dict) ->
 
 
 def compress_model(model_dir: str, output_dir: str, task_defs: dict, *, quantize: str = "none",
-                   storage: str = "auto", check_data: str | None = None, tolerance: float = 0.0,
-                   existing: str = "replace", flag: str = "--output_dir", model: MTDNNModel | None = None) -> str:
+                   storage: str = "auto", embeddings: str = "fp32", check_data: str | None = None,
+                   tolerance: float = 0.0, existing: str = "replace", flag: str = "--output_dir",
+                   model: MTDNNModel | None = None) -> str:
     """Write the compressed copy of the saved model `model_dir` to `output_dir` (checked by reloading it
     before it is renamed into place; `existing` as in data_utils.files.write_directory); returns the
     one-line summary. The caller has checked that `output_dir` may be written; `model` is `model_dir` already
@@ -406,29 +521,31 @@ def compress_model(model_dir: str, output_dir: str, task_defs: dict, *, quantize
     from modeling import pretrained
 
     model = model if model is not None else load_model(model_dir, task_defs, flag="--model")
+    check_embedding_range(model.encoder, embeddings)
     tokenizer = pretrained.load_tokenizer(model_dir)
     inputs = check_inputs(model, tokenizer, check_data)
     served = quantize_int8(model) if quantize == "int8" else model
+    expected = with_embeddings(served, embeddings)      # what the reload must give: the tables rounded as stored
     result = {}
 
     def check(tmp):
         reloaded = load_compressed(tmp, task_defs, flag=flag)
-        result["reload"] = max_logit_difference(served, reloaded, inputs)
-        result["source"] = max_logit_difference(model, served, inputs)
-        if result["reload"] > tolerance:
+        result["reload"] = max_logit_difference(expected, reloaded, inputs)
+        result["source"] = max_logit_difference(model, reloaded, inputs)
+        if not result["reload"] <= tolerance:       # a NaN difference is refused too
             raise UserError(f"the reloaded compressed model differs from the in-memory one by {result['reload']:.2e}"
                             f" > --tolerance {tolerance}; nothing was written to {flag} {output_dir}")
 
     manifest = save_compressed(served, tokenizer, output_dir, storage=storage, source=model_dir, check=check,
-                               existing=existing, flag=flag)
+                               existing=existing, flag=flag, embeddings=embeddings)
     sparse = sum(1 for meta in manifest["tensors"].values() if meta["encoding"] == "bitmask")
     before = os.path.getsize(os.path.join(model_dir, "model.safetensors")) + \
         os.path.getsize(os.path.join(model_dir, HEADS_WEIGHTS))
-    return (f"compressed {model_dir} -> {output_dir}: quantize {quantize}, storage {storage} "
+    return (f"compressed {model_dir} -> {output_dir}: quantize {quantize}, embeddings {embeddings}, storage {storage} "
             f"({sparse} of {len(manifest['tensors'])} tensors as bitmask + values); weights {before / 1e6:.1f} MB -> "
             f"{manifest['weights_bytes'] / 1e6:.1f} MB ({manifest['weights_bytes'] / before:.1%}); "
             f"max |reloaded - in-memory| = {result['reload']:.2e}; max |compressed - fp32 of --model| = "
-            f"{result['source']:.2e} (quantization error; 0 without --quantize)")
+            f"{result['source']:.2e} (the error of --quantize and --embeddings; 0 without them)")
 
 
 def main(argv=None) -> int:
@@ -444,8 +561,8 @@ def main(argv=None) -> int:
                           [("--model", args.model), ("--task_def", args.task_def), ("--check_data", args.check_data)])
     existing = claim_output_dir(args.output_dir, args.overwrite_output_dir)
     print(compress_model(args.model, args.output_dir, task_defs, quantize=args.quantize, storage=args.storage,
-                         check_data=args.check_data, tolerance=args.tolerance, existing=existing,
-                         model=model))
+                         embeddings=args.embeddings, check_data=args.check_data, tolerance=args.tolerance,
+                         existing=existing, model=model))
     return 0
 
 

@@ -1,8 +1,10 @@
 """mt_dnn.compress: bitmask storage (bitwise round trip), int8 dynamic quantization saved as safetensors + JSON
 and rebuilt at load (same outputs as the in-memory quantized model), for dense, unstructured-sparse and GPP
-(PrunedBertModel) encoders, and the command line."""
+(PrunedBertModel) encoders, embedding tables stored in fp16 or int8 (and version-1 directories without that
+field), and the command line."""
 import hashlib
 import json
+import math
 import os
 
 import pytest
@@ -198,6 +200,101 @@ def test_int8_sparse_weights_keep_their_zeros(tmp_path):
     assert manifest["weights_bytes"] < dense_int8["weights_bytes"], "bitmask int8 should be smaller than dense int8"
 
 
+# --------------------------------------------------------------------------- embedding tables
+
+# the largest |logit| change the rounded tables may cause on the random tiny model (measured: 1.1e-5 for fp16,
+# 7.7e-4 for int8), with room to spare but far below a broken table's effect
+EMBEDDING_TOLERANCE = {"fp16": 1e-4, "int8": 5e-3}
+TABLES = ("embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
+          "embeddings.token_type_embeddings.weight")
+
+
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+@pytest.mark.parametrize("embeddings", ["fp16", "int8"])
+def test_embeddings_round_trip_within_tolerance_and_smaller(tmp_path, embeddings, quantize):
+    model = tiny_model(sparsity=0.9)
+    served = compress.quantize_int8(model) if quantize == "int8" else model
+    fp32_manifest = compress.save_compressed(served, None, str(tmp_path / "fp32"))
+    out = str(tmp_path / embeddings)
+    manifest = compress.save_compressed(served, None, out, embeddings=embeddings)
+    assert manifest["embeddings"] == embeddings and manifest["version"] == compress.VERSION, \
+        f"the manifest should record embeddings {embeddings}: {manifest['embeddings']}, version {manifest['version']}"
+    stored = {name: meta.get("embedding") for name, meta in manifest["tensors"].items() if meta.get("embedding")}
+    assert stored == dict.fromkeys(TABLES, embeddings), f"tables stored as {embeddings}: {stored}"
+    dtype = {"fp16": "float16", "int8": "int8"}[embeddings]
+    assert {manifest["tensors"][name]["dtype"] for name in TABLES} == {dtype}, "tables not stored in the chosen dtype"
+
+    reloaded = compress.load_compressed(out, task_defs())
+    batch = inputs()
+    expected, got, source = logits(compress.with_embeddings(served, embeddings), batch), logits(reloaded, batch), \
+        logits(served, batch)
+    for task in got:
+        assert torch.equal(got[task], expected[task]), \
+            f"{embeddings}/{quantize}: the reload differs from the in-memory rounded model ({task})"
+        error = float((got[task] - source[task]).abs().max())
+        assert 0 < error <= EMBEDDING_TOLERANCE[embeddings], \
+            f"{embeddings}/{quantize}: {task} logits moved by {error:.2e} from the fp32-table model " \
+            f"(expected in (0, {EMBEDDING_TOLERANCE[embeddings]}])"
+    word = model.encoder.embeddings.word_embeddings.weight
+    loaded = reloaded.encoder.embeddings.word_embeddings.weight
+    assert loaded.dtype == torch.float32, f"tables are computed on in fp32 after load, got {loaded.dtype}"
+    if embeddings == "int8":
+        half_step = word.abs().amax(dim=1, keepdim=True) / 127 / 2
+        assert bool(((loaded - word).abs() <= half_step * 1.001 + 1e-12).all()), \
+            "an int8 table entry is off by more than half its row's step"
+    else:
+        assert torch.equal(loaded, word.half().float()), "an fp16 table should be the fp32 one rounded to half"
+
+    # smaller by what the tables lose: 2 of 4 bytes (fp16), 3 of 4 bytes less a float32 scale per row (int8)
+    entries = sum(math.prod(manifest["tensors"][name]["shape"]) for name in TABLES)
+    rows = sum(manifest["tensors"][name]["shape"][0] for name in TABLES)
+    saved = entries * 2 if embeddings == "fp16" else entries * 3 - rows * 4
+    shrink = fp32_manifest["weights_bytes"] - manifest["weights_bytes"]
+    assert abs(shrink - saved) < 2048, \
+        f"{embeddings} tables should save about {saved} B, saved {shrink} B (fp32 {fp32_manifest['weights_bytes']} B)"
+
+
+def test_int8_table_keeps_a_row_of_zeros_and_each_rows_peak():
+    table = torch.tensor([[0.0, 0.0, 0.0], [1.0, -0.5, 0.25], [-2.0, 1e-9, 0.0]])
+    values, scales = compress.quantize_rows(table)
+    assert values.dtype == torch.int8 and scales.dtype == torch.float32, f"{values.dtype}, {scales.dtype}"
+    assert torch.equal(values[0], torch.zeros(3, dtype=torch.int8)) and float(scales[0]) == 0, \
+        f"a row of zeros should stay zeros with scale 0, got {values[0].tolist()}, {float(scales[0])}"
+    assert values[1, 0] == 127 and values[2, 0] == -127, f"each row's peak maps to +-127: {values.tolist()}"
+    restored = compress.dequantize_rows(values, scales)
+    assert torch.allclose(restored, table, atol=2.0 / 127 / 2), f"dequantized {restored.tolist()}"
+    with pytest.raises(ValueError, match="scales for a table"):
+        compress.dequantize_rows(values, scales[:1])
+
+
+def test_fp16_refuses_a_table_beyond_its_range():
+    model = tiny_model()
+    with torch.no_grad():
+        model.encoder.embeddings.word_embeddings.weight[5, 0] = 1e5
+    with pytest.raises(UserError, match="--embeddings fp16: the table embeddings.word_embeddings.weight .*"
+                                        "use --embeddings int8 or fp32"):
+        compress.check_embedding_range(model.encoder, "fp16")
+    compress.check_embedding_range(model.encoder, "int8")     # int8 scales any finite row
+
+
+def test_version_1_directory_without_embeddings_still_loads(tmp_path):
+    """A directory written before --embeddings existed: version 1, no "embeddings" fields; read as fp32."""
+    model = tiny_model(sparsity=0.5)
+    out = str(tmp_path / "old")
+    compress.save_compressed(model, None, out)
+    path = os.path.join(out, compress.MANIFEST_FILE)
+    manifest = json.load(open(path))
+    manifest["version"] = 1
+    del manifest["embeddings"], manifest["embedding_storage"]
+    json.dump(manifest, open(path, "w"))
+    reloaded = compress.load_compressed(out, task_defs())
+    assert_same_state(model.encoder, reloaded.encoder, "version-1 directory")
+    manifest["embeddings"] = "int4"
+    json.dump(manifest, open(path, "w"))
+    with pytest.raises(UserError, match="not a valid manifest .*embeddings 'int4'"):
+        compress.load_compressed(out, task_defs())
+
+
 def test_load_refuses_broken_directories(tmp_path):
     out = str(tmp_path / "c")
     compress.save_compressed(tiny_model(), None, out)
@@ -266,9 +363,50 @@ def test_cli_int8_writes_a_loadable_model_and_leaves_the_input_alone(tmp_path, s
         f"the earlier output should be kept whole in previous-<time>/: {os.listdir(out)}"
 
 
+@pytest.mark.parametrize("embeddings", ["fp16", "int8"])
+def test_cli_embeddings_serve_through_the_toolkits_loader(tmp_path, saved_sparse_model, capsys, embeddings):
+    """--embeddings: the reload check is exact, the difference from --model is printed, and the directory is
+    served by what evaluate and predict use (mt_dnn.engines.load_engine)."""
+    from modeling.model import load_model
+    from mt_dnn.engines import load_engine
+
+    out = str(tmp_path / "served")
+    args = ["--model", saved_sparse_model, "--output_dir", out, "--quantize", "int8", "--embeddings", embeddings]
+    assert run_main(compress.main, args) == 0, f"compress --embeddings {embeddings} failed: {capsys.readouterr().err}"
+    printed = capsys.readouterr().out
+    assert f"embeddings {embeddings}" in printed and "max |reloaded - in-memory| = 0.00e+00" in printed, \
+        f"the summary should name the storage and an exact reload check: {printed}"
+    assert json.load(open(os.path.join(out, compress.MANIFEST_FILE)))["embeddings"] == embeddings, \
+        "compression.json should record the embedding storage"
+    served = load_engine(out, task_defs(), "torch")
+    original = load_model(saved_sparse_model, task_defs())
+    batch = inputs()
+    for task, expected in logits(original, batch).items():
+        error = float((logits(served, batch)[task] - expected).abs().max())
+        assert error < 0.5, f"{task}: the served {embeddings} copy is {error:.2e} away from --model"
+
+
+def test_cli_embeddings_reload_beyond_tolerance_writes_nothing(tmp_path, saved_sparse_model, capsys, monkeypatch):
+    """A reader that does not give back the rounded tables is caught by the check before anything is written."""
+    decode = compress._decode
+
+    def off_by_a_bit(name, meta, tensors):
+        value = decode(name, meta, tensors)
+        return value + 1 if meta.get("embedding") else value
+
+    monkeypatch.setattr(compress, "_decode", off_by_a_bit)
+    out = str(tmp_path / "served")
+    assert run_main(compress.main, ["--model", saved_sparse_model, "--output_dir", out, "--embeddings", "fp16"]) == 2, \
+        "a reload beyond --tolerance must fail"
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--tolerance 0.0; nothing was written" in err, f"got {err!r}"
+    assert not os.path.exists(out), "nothing may be written when the check fails"
+
+
 @pytest.mark.parametrize("case, flag", [("overlap", "--output_dir"), ("missing", "--model"),
                                         ("foreign", "--output_dir"), ("quantize", "--quantize"),
-                                        ("tolerance", "--tolerance"), ("check_data", "--check_data")])
+                                        ("tolerance", "--tolerance"), ("check_data", "--check_data"),
+                                        ("embeddings", "--embeddings")])
 def test_cli_bad_input_is_one_line_naming_the_flag(tmp_path, saved_sparse_model, capsys, case, flag):
     out = str(tmp_path / "served")
     args = {"overlap": ["--model", saved_sparse_model, "--output_dir", os.path.join(saved_sparse_model, "x")],
@@ -276,6 +414,7 @@ def test_cli_bad_input_is_one_line_naming_the_flag(tmp_path, saved_sparse_model,
             "foreign": ["--model", saved_sparse_model, "--output_dir", str(tmp_path)],
             "quantize": ["--model", saved_sparse_model, "--output_dir", out, "--quantize", "int4"],
             "tolerance": ["--model", saved_sparse_model, "--output_dir", out, "--tolerance", "-1"],
+            "embeddings": ["--model", saved_sparse_model, "--output_dir", out, "--embeddings", "int4"],
             "check_data": ["--model", saved_sparse_model, "--output_dir", out, "--check_data",
                            str(tmp_path / "none.json")]}[case]
     (tmp_path / "keep.txt").write_text("not a model")
