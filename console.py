@@ -31,3 +31,13 @@ def evaluate():
 def predict():
     from mt_dnn import predict as command
     run_cli(command.main)
+
+
+def compress():
+    from mt_dnn import compress as command
+    run_cli(command.main)
+
+
+def onnx_export():
+    from mt_dnn import onnx_export as command
+    run_cli(command.main)

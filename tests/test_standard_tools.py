@@ -226,6 +226,40 @@ def test_pyproject_lists_what_exists():
         "pyproject's test extra differs from requirements-test.txt"
 
 
+# every command module of mt_dnn (a `main` run as `python -m mt_dnn.<name>`) and its console script
+MT_DNN_SCRIPTS = {"mt_dnn.export": "mtdnn-export", "mt_dnn.evaluate": "mtdnn-evaluate",
+                  "mt_dnn.predict": "mtdnn-predict", "mt_dnn.compress": "mtdnn-compress",
+                  "mt_dnn.onnx_export": "mtdnn-onnx-export"}
+
+
+def test_every_mt_dnn_command_has_a_console_script_that_runs_it(monkeypatch, capsys):
+    import importlib
+
+    import console
+
+    commands = {f"mt_dnn.{name[:-3]}" for name in os.listdir(os.path.join(ROOT, "mt_dnn")) if name.endswith(".py")
+                and '__name__ == "__main__"' in open(os.path.join(ROOT, "mt_dnn", name), encoding="utf-8").read()}
+    assert commands == set(MT_DNN_SCRIPTS), \
+        f"mt_dnn commands {sorted(commands)} differ from those with a console script here {sorted(MT_DNN_SCRIPTS)}"
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as handle:
+        scripts = tomllib.load(handle)["project"]["scripts"]
+    for module, script in MT_DNN_SCRIPTS.items():
+        assert script in scripts, f"pyproject.toml [project.scripts] has no {script} for python -m {module}"
+        monkeypatch.setattr(sys, "argv", [script, "--help"])
+        with pytest.raises(SystemExit) as info:
+            getattr(console, scripts[script].split(":")[1])()
+        assert info.value.code == 0, f"{script} --help exited {info.value.code}"
+        title = importlib.import_module(module).__doc__.split("\n")[0]
+        assert " ".join(title.split()) in " ".join(capsys.readouterr().out.split()), \
+            f"{script} --help does not show {module}'s description: it runs another command"
+        monkeypatch.setattr(sys, "argv", [script, "--no_such_flag"])
+        with pytest.raises(SystemExit) as info:
+            getattr(console, scripts[script].split(":")[1])()
+        err = capsys.readouterr().err.strip()
+        assert info.value.code == 2 and len(err.splitlines()) == 1 and err.startswith("error:"), \
+            f"{script} with a bad flag should exit 2 with one error line, got {info.value.code}: {err!r}"
+
+
 def test_pyproject_builds_offline(tmp_path):
     """`pip install --dry-run -e .` offline, without build isolation: the metadata builds."""
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
