@@ -1,6 +1,7 @@
 """Serving speed of every engine: torch, ONNX Runtime and the sparse kernel, fp32 and int8, at 100/50/20/10 %
 of the encoder's layer weights kept, for the bundled MiniLM and a bert-base-shaped encoder; plus the GPP 50 %
-export, the ONNX file sizes, and, where the real runs exist, their dev metrics through each engine.
+export, the ONNX and mt_dnn.compress file sizes, and, where the real runs exist, their dev metrics through each
+engine.
 
     python bench/serving.py [--models minilm,bert-base] [--shapes 1x128,32x128] [--threads 1,2]
                             [--rounds 5] [--reps 5] [--runs_dir log/results_0.3x4_b32_lr0.0005/seed1]
@@ -26,11 +27,17 @@ row) in an order rotated round by round; a ratio is the median over rounds of th
 round over the variant's (a machine slowed down for a while slows the whole round). References: dense
 torch fp32 and dense ORT fp32 of the same model.
 
+Sizes: each ONNX graph timed (rte), and the weights of mt_dnn.compress's int8 copies (--quantize int8) of the
+dense and the 10 %-kept model with the embedding tables in fp32, fp16 and int8 (--embeddings): the tables are
+turned back into fp32 at load, so these copies run as fast as torch int8 and are not timed apart.
+
 Dev metrics: the seed-1 runs of scripts/make_results.py (dense/model, platon_0.1/model, gpp/model_pruned)
-under --runs_dir, scored on rte, mrpc, sst, cola through each engine (mt_dnn.engines.load_engine). Without
-those runs the table says so. The section "Serving: engines, size and CPU latency" is written at the end of
---results, after a marker line that scripts/make_results.py keeps; everything is also in
-WORK_DIR/serving.json. Nothing is written into --runs_dir or --data_dir.
+under --runs_dir, scored on rte, mrpc, sst, cola through each engine (mt_dnn.engines.load_engine), and through
+their ONNX int8 exports and mt_dnn.compress int8 copies (fp32, fp16 and int8 embedding tables; written once
+into --work_dir, their sizes added to the size table). Without those runs the table says so. The section
+"Serving: engines, size and CPU latency" is written at the end of --results, after a marker line that
+scripts/make_results.py keeps; everything is also in WORK_DIR/serving.json. Nothing is written into --runs_dir
+or --data_dir.
 """
 import copy
 import logging
@@ -58,9 +65,13 @@ MODELS = ("minilm", "bert-base")
 INT8 = "onnxruntime int8"
 INT8_FP16_EMBEDDINGS = "onnxruntime int8, fp16 embeddings"
 EXPORTS = {INT8: ("int8", "fp32"), INT8_FP16_EMBEDDINGS: ("int8", "fp16")}   # served from an onnx_export directory
-RUNS = [("dense", "dense", "model", ("torch", "onnxruntime", INT8, INT8_FP16_EMBEDDINGS)),
-        ("PLATON 10 %", "platon_0.1", "model", ("torch", "onnxruntime", "sparse", INT8, INT8_FP16_EMBEDDINGS)),
-        ("GPP 50 %", "gpp", "model_pruned", ("torch", "onnxruntime", INT8, INT8_FP16_EMBEDDINGS))]
+EMBEDDINGS = ("fp32", "fp16", "int8")      # mt_dnn.compress --embeddings of the sizes and the compressed copies
+# served with --engine torch from an mt_dnn.compress --quantize int8 directory, with these embedding tables
+COMPRESSED = {"torch int8" + ("" if e == "fp32" else f", {e} embeddings"): ("int8", e) for e in EMBEDDINGS}
+RUNS = [("dense", "dense", "model", ("torch", "onnxruntime", INT8, INT8_FP16_EMBEDDINGS, *COMPRESSED)),
+        ("PLATON 10 %", "platon_0.1", "model", ("torch", "onnxruntime", "sparse", INT8, INT8_FP16_EMBEDDINGS,
+                                                *COMPRESSED)),
+        ("GPP 50 %", "gpp", "model_pruned", ("torch", "onnxruntime", INT8, INT8_FP16_EMBEDDINGS, *COMPRESSED))]
 
 
 def build_parser():
@@ -188,6 +199,17 @@ def onnx_session(model, path: str, quantize: str, threads: int, embeddings: str 
     return onnx_export.session(graph, threads), os.path.getsize(graph)
 
 
+def compressed_size(model, path: str, embeddings: str) -> int:
+    """Bytes of the weights of `model`'s mt_dnn.compress copy (`model` already int8-quantized by
+    mt_dnn.compress.quantize_int8) with its embedding tables stored as `embeddings`, written (once) to `path`."""
+    from mt_dnn import compress
+
+    if not compress.is_compressed(path):
+        compress.save_compressed(model, None, path, embeddings=embeddings,
+                                 existing="move_aside" if os.path.isdir(path) else "replace")
+    return compress.weights_size(path)
+
+
 class Session:
     """An ONNX Runtime session behind the call the timing makes."""
 
@@ -246,9 +268,19 @@ def build_variants(name: str, threads: int, work_dir: str, sizes: dict) -> dict:
     sizes[f"{name} ORT int8 dense, fp16 embeddings"] = size
     variants["torch fp32 GPP 50 %"] = gpp
     variants["torch int8 GPP 50 %"] = quantize_int8(gpp)
+    for embeddings in EMBEDDINGS:
+        sizes[f"{name} compressed int8 dense, {embeddings} embeddings"] = compressed_size(
+            variants["torch int8 dense"], os.path.join(work_dir, f"{name}_compressed_dense_int8_{embeddings}"),
+            embeddings)
     for ratio in RATIOS:
         pruned = with_head(keep_largest(dense.encoder, ratio))
         pruned.heads = dense.heads
+        if ratio == min(RATIOS):        # PLATON's kind of 10 %: int8 zeros stored as a bitmask
+            int8 = quantize_int8(pruned)
+            for embeddings in EMBEDDINGS:
+                sizes[f"{name} compressed int8 {ratio:.0%} kept, {embeddings} embeddings"] = compressed_size(
+                    int8, os.path.join(work_dir, f"{name}_compressed_keep{ratio}_int8_{embeddings}"), embeddings)
+            del int8
         choices = sparsify(pruned.encoder)
         switched = sum(choice.sparse for choice in choices)
         print(f"{name} {ratio:.0%} at {threads} thread(s): sparse kernel in {switched} of {len(choices)} layers",
@@ -295,11 +327,12 @@ def available_runs(args) -> list:
     return [entry for entry in RUNS if os.path.isfile(os.path.join(args.runs_dir, entry[1], "dev_metrics.json"))]
 
 
-def dev_metrics(args, work_dir: str, runs: list) -> list:
-    """Per run of `runs` and engine: the main dev metric of each task and their average."""
+def dev_metrics(args, work_dir: str, runs: list, sizes: dict) -> list:
+    """Per run of `runs` and engine: the main dev metric of each task and their average; the weights of the
+    compressed copies go into `sizes`."""
     from data_utils.batcher import load_canonical
     from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
-    from mt_dnn import onnx_export
+    from mt_dnn import compress, onnx_export
     from mt_dnn.compress import check_inputs as check_batch
     from mt_dnn.engines import load_engine
     from training.inference import predict
@@ -321,6 +354,14 @@ def dev_metrics(args, work_dir: str, runs: list) -> list:
                     onnx_export.export_model(model, tokenizer, target, list(model.heads), check_batch(model, tokenizer),
                                              quantize=quantize, embeddings=embeddings, source=source)
                 model = load_engine(target, task_defs, "onnxruntime", threads=2)
+            elif engine in COMPRESSED:
+                quantize, embeddings = COMPRESSED[engine]
+                target = os.path.join(work_dir, f"run_{run}_compressed_{quantize}_{embeddings}")
+                if not compress.is_compressed(target):
+                    print(compress.compress_model(source, target, task_defs, quantize=quantize, embeddings=embeddings),
+                          flush=True)
+                sizes[f"{label} run, compressed {quantize}, {embeddings} embeddings"] = compress.weights_size(target)
+                model = load_engine(target, task_defs, "torch", threads=2)
             else:
                 model = load_engine(source, task_defs, engine, threads=2)
             metrics = {t: predict(model, d, 64, torch.device("cpu"))["metrics"][task_defs[t].main_metric]
@@ -363,7 +404,7 @@ def main(argv=None) -> int:
                 print(f"{name} {batch}x{length} at {threads} thread(s): " + ", ".join(
                     f"{v} {ms:.1f} ms ({a:.2f}x torch, {b:.2f}x ORT)" for v, (ms, a, b) in timed.items()), flush=True)
     runs = available_runs(args)
-    dev = dev_metrics(args, args.work_dir, runs) if runs else None
+    dev = dev_metrics(args, args.work_dir, runs, sizes) if runs else None
     missing = [run for _, run, _, _ in RUNS if run not in {entry[1] for entry in runs}]
     machine = (f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}, "
                f"onnxruntime {__import__('onnxruntime').__version__}")
@@ -410,7 +451,8 @@ def render(summary: dict) -> str:
              "The dense engines run a pruned model as fast as the dense one (they multiply the zeros), so they are "
              "timed on the dense model; `sparse` is `--engine sparse` at each ratio (its per-layer choice made by "
              "timing at load). int8: torch's dynamic quantization (mt_dnn.compress) or ONNX Runtime's "
-             "(mt_dnn.onnx_export --quantize int8).", ""]
+             "(mt_dnn.onnx_export --quantize int8). mt_dnn.compress's fp16/int8 embedding tables are turned back "
+             "into fp32 at load, so those copies run at torch int8's speed; their sizes are below.", ""]
     header = "| engine, precision, model | " + " | ".join(f"{m} {s}, {n} thr." for m, s, n in groups) + " |"
     lines += [header, "|---|" + "---|" * len(groups)]
     for variant in variants:
@@ -430,8 +472,10 @@ def render(summary: dict) -> str:
                   "those 2-thread columns measure the contention as much as the engines."]
     if not any(variant.startswith("DeepSparse") for variant in variants):
         lines += ["", "DeepSparse (the reference column) was not importable here, so it is not in the table."]
-    lines += ["", "ONNX file sizes (rte graph, one per task; the fp32 word embeddings are most of MiniLM's):", "",
-              "| graph | size |", "|---|---|"]
+    lines += ["", "File sizes: ONNX graphs (ORT: the rte graph, one per task) and the weights of mt_dnn.compress "
+              "copies (compressed: encoder and heads, `--quantize int8` with `--embeddings fp32|fp16|int8`; the "
+              "10 %-kept one stores its int8 zeros as a bitmask). The fp32 word embeddings are most of MiniLM's "
+              "int8 files.", "", "| file | size |", "|---|---|"]
     lines += [f"| {name} | {size / 1e6:.1f} MB |" for name, size in summary["sizes"].items()]
     lines.append("")
     if summary["dev"] is None:
