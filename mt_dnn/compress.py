@@ -43,9 +43,10 @@ of its layer weights kept, int8: 47.7 of 50.7 MB; with fp16 tables the file is 2
 
 `--embeddings fp16|int8` (the choice names of mt_dnn.onnx_export's flag, whose int8 is ONNX Runtime's, with one
 scale per table) stores the embedding tables (every nn.Embedding of the encoder: word, position and token-type)
-in half precision, or as int8 with one symmetric scale per row (max |row| / 127; a row of zeros keeps scale 0). They are turned back into fp32 at load, so the
-model computes in fp32 on the rounded tables; the in-memory model the reload is checked against is rounded the
-same way (`with_embeddings`), and the rounding's effect on the logits is the printed difference from --model.
+in half precision, or as int8 with one symmetric scale per row (max |row| / 127; a row of zeros keeps scale 0).
+They are turned back into fp32 at load, so the model computes in fp32 on the rounded tables; the in-memory model
+the reload is checked against is rounded the same way (`with_embeddings`), and the rounding's effect on the
+logits is the printed difference from --model.
 Version 1 directories (before this choice existed) have no "embeddings" field and are read as fp32.
 
 The command reloads what it wrote and compares the logits of every head on a check batch (`--check_data`,
