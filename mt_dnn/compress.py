@@ -408,8 +408,10 @@ def load_compressed(directory: str, task_defs: dict | None = None, flag: str = "
             raise ValueError(f"embeddings {embeddings!r} is not one of {', '.join(EMBEDDING_CHOICES)}")
         entries = manifest["tensors"]
         stored_as = {name: meta.get("embedding", "fp32") for name, meta in entries.items()}
-        if any(kind not in (embeddings, "fp32") for kind in stored_as.values()):
-            raise ValueError(f"tensor embedding storage differs from embeddings {embeddings!r}")
+        odd = sorted(name for name, kind in stored_as.items() if kind not in (embeddings, "fp32"))
+        if odd:
+            raise ValueError(f"{odd[0]} is stored as embedding {stored_as[odd[0]]!r}, the manifest's embeddings "
+                             f"are {embeddings!r}")
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, RecursionError) as err:
         raise UserError(f"{flag} {manifest_path}: not a valid manifest ({' '.join(str(err).split())[:120]}); "
                         "compress the model again with python -m mt_dnn.compress") from None
@@ -431,7 +433,7 @@ def load_compressed(directory: str, task_defs: dict | None = None, flag: str = "
         raise UserError(f"{flag} {directory}: the int8 layers in {MANIFEST_FILE} do not match the encoder of its "
                         "config.json; compress the model again")
     tables = {name for name, kind in stored_as.items() if kind != "fp32"}
-    if tables and tables != set(embedding_tables(encoder)):
+    if embeddings != "fp32" and tables != set(embedding_tables(encoder)):     # (fp32: no table is marked)
         raise UserError(f"{flag} {directory}: the {embeddings} embedding tables in {MANIFEST_FILE} do not match the "
                         "encoder of its config.json; compress the model again")
     try:

@@ -278,7 +278,8 @@ def test_fp16_refuses_a_table_beyond_its_range():
 
 
 def test_version_1_directory_without_embeddings_still_loads(tmp_path):
-    """A directory written before --embeddings existed: version 1, no "embeddings" fields; read as fp32."""
+    """A directory written before --embeddings existed: version 1, no "embeddings" fields; read as fp32. An
+    "embeddings" field that is unknown or does not match the tables is refused in one line."""
     model = tiny_model(sparsity=0.5)
     out = str(tmp_path / "old")
     compress.save_compressed(model, None, out)
@@ -293,6 +294,16 @@ def test_version_1_directory_without_embeddings_still_loads(tmp_path):
     json.dump(manifest, open(path, "w"))
     with pytest.raises(UserError, match="not a valid manifest .*embeddings 'int4'"):
         compress.load_compressed(out, task_defs())
+    manifest["embeddings"] = "fp16"         # says fp16, but its tables are stored as fp32
+    json.dump(manifest, open(path, "w"))
+    with pytest.raises(UserError, match="the fp16 embedding tables in compression.json do not match"):
+        compress.load_compressed(out, task_defs())
+    int8 = str(tmp_path / "int8")
+    manifest = compress.save_compressed(model, None, int8, embeddings="int8")
+    manifest["embeddings"] = "fp16"         # says fp16, its tables say int8
+    json.dump(manifest, open(os.path.join(int8, compress.MANIFEST_FILE), "w"))
+    with pytest.raises(UserError, match="stored as embedding 'int8', the manifest's embeddings are 'fp16'"):
+        compress.load_compressed(int8, task_defs())
 
 
 def test_load_refuses_broken_directories(tmp_path):
