@@ -16,6 +16,7 @@ import torch
 from data_utils.errors import UserError
 from methods.base import TrainingMethod
 from methods.distill import dfd_loss, flooded
+from modeling.families import family_of
 from modeling.model import load_encoder
 
 
@@ -61,10 +62,11 @@ class DFDDistillation(TrainingMethod):
         super().__init__(context)
         self.args = context.args
         self.teacher = load_teacher(context.args.teacher_model_path, context.model.encoder.config, context.device)
+        self.teacher_family = family_of(self.teacher.config, "--teacher_model_path")
 
     def loss(self, loss, inputs, output):
         with torch.no_grad():
-            teacher_hidden = self.teacher(input_ids=inputs[0], token_type_ids=inputs[1], attention_mask=inputs[2],
+            teacher_hidden = self.teacher(**self.teacher_family.encoder_inputs(*inputs),
                                           output_hidden_states=True).hidden_states
         task = flooded(loss, self.args.flooding_b)
         distillation = self.args.dfd_weight * dfd_loss(teacher_hidden, output.hidden_states, self.args.window_size,

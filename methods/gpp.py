@@ -22,6 +22,7 @@ import math
 from data_utils.distributed import average_gradients
 from data_utils.errors import UserError
 from methods.base import LRPhase, TrainingMethod
+from modeling.families import family_of
 from pruners.gpp import PRUNING_TYPES, GPPPruner, is_phase_start, phase_of
 
 
@@ -86,8 +87,9 @@ class GPPPruning(TrainingMethod):
         self.context.logger.info("GPP %s phase starts at update %d (lr %g)", self.phase.name, t, rate)
 
     def _new_pruner(self) -> GPPPruner:
-        return GPPPruner(self.context.model.encoder, pruning_type=self.args.pruning_type,
-                         target_sparsity=self.args.target_sparsity, prune_steps=self.phases[1])
+        encoder = self.context.model.encoder
+        return GPPPruner(encoder, pruning_type=self.args.pruning_type, target_sparsity=self.args.target_sparsity,
+                         prune_steps=self.phases[1], anatomy=family_of(encoder.config).anatomy)
 
     @property
     def pruning(self) -> bool:

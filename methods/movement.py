@@ -57,7 +57,8 @@ class MovementPruning(UnstructuredPruning):
 
     def build_pruner(self, schedule, args):
         return MovementPruner(self.encoder, schedule, score_learning_rate=args.mask_scores_learning_rate,
-                              global_topk=args.global_topk, global_topk_frequency=args.global_topk_frequency)
+                              global_topk=args.global_topk, global_topk_frequency=args.global_topk_frequency,
+                              target_substrings=self.target_substrings)
 
     def after_backward(self) -> None:
         average_gradients(self.context.dist_info, self.pruner.scores)
@@ -122,7 +123,8 @@ class SoftMovementPruning(MovementPruning):
     def build_pruner(self, schedule, args):
         return SoftMovementPruner(self.encoder, schedule, initial_sigmoid_threshold=args.initial_sigmoid_threshold,
                                   final_sigmoid_threshold=args.final_sigmoid_threshold,
-                                  final_lambda=args.final_lambda, score_learning_rate=args.mask_scores_learning_rate)
+                                  final_lambda=args.final_lambda, score_learning_rate=args.mask_scores_learning_rate,
+                                  target_substrings=self.target_substrings)
 
     def loss(self, loss, inputs, output):
         penalty = self.pruner.regularization()

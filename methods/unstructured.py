@@ -12,6 +12,7 @@ import os
 from data_utils.errors import UserError
 from data_utils.files import write_json_atomic
 from methods.base import TrainingMethod
+from modeling.families import family_of
 from pruners.schedule import CubicSchedule
 
 REPORT_FILE = "sparsity_report.json"
@@ -49,12 +50,15 @@ class UnstructuredPruning(TrainingMethod):
 
     def build_pruner(self, schedule: CubicSchedule, args):
         """The pruner over the shared encoder (movement's takes other arguments than the kernels)."""
-        return self.pruner_class(self.encoder, schedule, kernels=args.pruner_kernels, **self.pruner_arguments(args))
+        return self.pruner_class(self.encoder, schedule, kernels=args.pruner_kernels,
+                                 target_substrings=self.target_substrings, **self.pruner_arguments(args))
 
     def __init__(self, context):
         super().__init__(context)
         args = context.args
         self.args, self.encoder = args, context.model.encoder
+        # what the encoder's family prunes (modeling.families): BERT's query/key/value/attention output/FFN
+        self.target_substrings = family_of(self.encoder.config).anatomy.prunable_substrings
         self.saved_report = None          # the sparsity report of the last saved model directory
         schedule = CubicSchedule(context.total_steps, args.initial_threshold, args.final_threshold,
                                  args.warmup_steps, args.initial_warmup, args.final_warmup, args.deltaT)
@@ -75,7 +79,7 @@ class UnstructuredPruning(TrainingMethod):
         """Achieved sparsity overall, per layer and per module type."""
         from pruners.report import sparsity_report
 
-        report = sparsity_report(self.encoder)
+        report = sparsity_report(self.encoder, self.target_substrings)
         scalars = {"Sparsity/overall": 1 - report["overall"]["remaining_ratio"]}
         for group in ("per_layer", "per_module_type"):
             for name, row in report[group].items():
@@ -90,14 +94,14 @@ class UnstructuredPruning(TrainingMethod):
         the final one is reused by final_report, which comes right after the final model's save)."""
         from pruners.report import sparsity_report
 
-        self.saved_report = sparsity_report(self.encoder)
+        self.saved_report = sparsity_report(self.encoder, self.target_substrings)
         write_json_atomic(os.path.join(directory, REPORT_FILE), self.saved_report)
 
     def final_report(self, output_dir: str) -> None:
         """The final model's report, also at the top of the output directory, and printed."""
         from pruners.report import format_report, sparsity_report
 
-        report = self.saved_report or sparsity_report(self.encoder)
+        report = self.saved_report or sparsity_report(self.encoder, self.target_substrings)
         write_json_atomic(os.path.join(output_dir, REPORT_FILE), report)
         self.context.logger.info("sparsity report (target remaining ratio %.4f):\n%s", self.args.final_threshold,
                                  format_report(report))

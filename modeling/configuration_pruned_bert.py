@@ -1,16 +1,17 @@
-"""PrunedBertConfig: BertConfig plus the heads and FFN neurons each layer keeps.
+"""PrunedBertConfig: BertConfig plus the heads and FFN neurons each layer keeps (and the same for the families
+of BERT's layout: PrunedRobertaConfig, PrunedElectraConfig).
 
 Self-contained (imports only transformers): this file is copied next to every exported
 structurally pruned model, whose config.json names it in `auto_map`, so that
 `AutoModel.from_pretrained(directory, trust_remote_code=True)` works without the toolkit.
 """
-from transformers import BertConfig
+from transformers import BertConfig, ElectraConfig, RobertaConfig
 
 MODEL_TYPE = "pruned-bert"
 
 
-class PrunedBertConfig(BertConfig):
-    """BertConfig plus per-layer kept heads and FFN sizes. `num_attention_heads` stays the
+class PerLayerSizes:
+    """The per-layer kept heads and FFN sizes of a pruned config. `num_attention_heads` stays the
     original count so that the head size is still hidden_size / num_attention_heads;
     None for a per-layer list means unpruned (num_attention_heads / intermediate_size).
 
@@ -18,11 +19,6 @@ class PrunedBertConfig(BertConfig):
         layer_intermediate_sizes: list[int]  FFN neurons kept per layer
         add_pooling_layer: bool              whether the pooler exists
     """
-
-    model_type = MODEL_TYPE
-    layer_heads: list[int] | None = None
-    layer_intermediate_sizes: list[int] | None = None
-    add_pooling_layer: bool = True
 
     def heads_per_layer(self) -> list[int]:
         """Kept heads of each layer, validated."""
@@ -39,3 +35,30 @@ class PrunedBertConfig(BertConfig):
         if len(values) != self.num_hidden_layers or any(not 0 <= v <= full for v in values):
             raise ValueError(f"{name} must list {self.num_hidden_layers} integers in 0..{full}, got {values}")
         return values
+
+
+class PrunedBertConfig(PerLayerSizes, BertConfig):
+    """BertConfig plus per-layer kept heads and FFN sizes (PerLayerSizes)."""
+
+    model_type = MODEL_TYPE
+    layer_heads: list[int] | None = None
+    layer_intermediate_sizes: list[int] | None = None
+    add_pooling_layer: bool = True
+
+
+class PrunedRobertaConfig(PerLayerSizes, RobertaConfig):
+    """RobertaConfig plus per-layer kept heads and FFN sizes (PerLayerSizes)."""
+
+    model_type = "pruned-roberta"
+    layer_heads: list[int] | None = None
+    layer_intermediate_sizes: list[int] | None = None
+    add_pooling_layer: bool = True
+
+
+class PrunedElectraConfig(PerLayerSizes, ElectraConfig):
+    """ElectraConfig plus per-layer kept heads and FFN sizes (PerLayerSizes); ELECTRA has no pooler."""
+
+    model_type = "pruned-electra"
+    layer_heads: list[int] | None = None
+    layer_intermediate_sizes: list[int] | None = None
+    add_pooling_layer: bool = False

@@ -5,9 +5,11 @@
     DIRECTORY/hf/<task>/config.json                     the encoder's config + num_labels, id2label, label2id,
                                                         problem_type, classifier_dropout, architectures
     DIRECTORY/hf/<task>/model.safetensors.index.json    a standard sharded checkpoint of two shards:
-    DIRECTORY/hf/<task>/encoder.safetensors               bert.* (the encoder; one file hard-linked between the
-                                                          tasks where the file system allows, else copied)
-    DIRECTORY/hf/<task>/classifier.safetensors            classifier.weight, classifier.bias (the task head)
+    DIRECTORY/hf/<task>/encoder.safetensors               bert.* (the encoder, under its family's prefix; one file
+                                                          hard-linked between the tasks where the file system
+                                                          allows, else copied)
+    DIRECTORY/hf/<task>/classifier.safetensors            classifier.weight, classifier.bias (the task head, as
+                                                          the family's stock head names it)
     DIRECTORY/hf/<task>/tokenizer files
 
 so that `pipeline("text-classification", model="DIRECTORY/hf/rte")` or
@@ -18,11 +20,15 @@ pipeline returns the raw value).
 Why this is exact: MTDNNModel classifies `TaskHead(pooler_output)` = Linear(Dropout(pooler_output)), and
 BertForSequenceClassification computes `classifier(dropout(bert(...)[1]))`, [1] being the same pooler
 output (tanh(dense([CLS]))): the toolkit's `heads.<task>.proj` is the `classifier`, the pooler is the
-encoder's own. A structurally pruned encoder (model_type "pruned-bert") gets
-PrunedBertForSequenceClassification, the same computation, with its modeling code copied into the
-directory (`trust_remote_code=True`). An encoder without a pooling layer (MTDNNModel then classifies the
-[CLS] hidden state) has no exact stock BERT equivalent (the stock pooler always applies dense+tanh) and
-other model types are not mapped: for those no hf/ directory is written, with a warning.
+encoder's own. Every family (modeling.families) says how its stock head is filled: RoBERTa's
+classifier.dense is the encoder's pooler.dense and classifier.out_proj the task's linear layer; ELECTRA,
+DistilBERT and DeBERTa classify the [CLS] state with the stock head's own dense layer and activation,
+which the toolkit's task head then has too (modeling/heads.py), written to classifier.dense,
+pre_classifier and pooler.dense. A structurally pruned encoder (model_type "pruned-bert", "pruned-roberta",
+...) gets its Pruned*ForSequenceClassification, the same computation, with its modeling code copied into
+the directory (`trust_remote_code=True`). A BERT or RoBERTa encoder without a pooling layer (MTDNNModel
+then classifies the [CLS] hidden state) has no exact stock equivalent (the stock head always applies
+dense+tanh): for those no hf/ directory is written, with a warning.
 """
 import copy
 import json
@@ -31,6 +37,8 @@ import shutil
 import warnings
 
 from safetensors.torch import save_file
+
+from modeling.families import family_of, is_pruned_export
 
 HF_DIR = "hf"
 ENCODER_SHARD = "encoder.safetensors"
@@ -51,11 +59,32 @@ def label_names(task_def, n_class: int) -> list:
 
 def classification_class(encoder) -> str | None:
     """The sequence-classification architecture computing MTDNNModel's function on this encoder, or None."""
-    model_type = getattr(encoder.config, "model_type", None)
-    if getattr(encoder, "pooler", None) is None and model_type == "bert":
-        return None          # stock BERT would put dense+tanh where the toolkit uses the raw [CLS] state
-    return {"bert": "BertForSequenceClassification",
-            "pruned-bert": "PrunedBertForSequenceClassification"}.get(model_type)
+    family = family_of(encoder.config, f"the {type(encoder).__name__} encoder")
+    pruned = is_pruned_export(encoder.config)
+    if pruned and family.head_dense_key is None:
+        return family.pruned.classification_class     # PrunedBert's: its pooler, or the [CLS] state without one
+    if family.uses_pooler and getattr(encoder, "pooler", None) is None:
+        return None          # the stock head would put dense+tanh where the toolkit uses the raw [CLS] state
+    return family.pruned.classification_class if pruned else family.classification_class
+
+
+def stock_state(encoder, head) -> tuple[dict, dict]:
+    """(encoder tensors, head tensors) of the family's stock sequence-classification model computing
+    `head` on `encoder` (modeling.families.base: how each family's head maps)."""
+    family = family_of(encoder.config)
+    encoder_state = {k: v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()}
+    head_state = {}
+    dense = head.dense
+    if family.uses_pooler and family.head_dense_key is not None:
+        dense = encoder.pooler.dense                   # RoBERTa's classifier.dense is the encoder's pooler
+        encoder_state = {k: v for k, v in encoder_state.items() if not k.startswith("pooler.")}
+    if dense is not None:
+        head_state.update({f"{family.head_dense_key}.weight": dense.weight, f"{family.head_dense_key}.bias": dense.bias})
+    head_state.update({f"{family.head_proj_key}.weight": head.proj.weight,
+                       f"{family.head_proj_key}.bias": head.proj.bias})
+    prefix = family.key_prefix
+    return ({f"{prefix}.{k}": v for k, v in encoder_state.items()},
+            {k: v.detach().contiguous().cpu() for k, v in head_state.items()})
 
 
 def write_task_models(encoder, heads, task_defs: dict, tokenizer, directory: str) -> list:
@@ -68,9 +97,10 @@ def write_task_models(encoder, heads, task_defs: dict, tokenizer, directory: str
                       f"{'present' if getattr(encoder, 'pooler', None) is not None else 'absent'}): only BERT "
                       "encoders with a pooling layer map exactly onto BertForSequenceClassification")
         return []
+    family = family_of(encoder.config)
     root = os.path.join(directory, HF_DIR)
     os.makedirs(root, exist_ok=True)
-    encoder_state = {f"bert.{k}": v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()}
+    encoder_state = stock_state(encoder, next(iter(heads.values())))[0] if heads else {}
     encoder_bytes = sum(v.numel() * v.element_size() for v in encoder_state.values())
     shared_shard = None
     written = []
@@ -86,7 +116,8 @@ def write_task_models(encoder, heads, task_defs: dict, tokenizer, directory: str
         task = task_defs.get(name)
         config.problem_type = ("regression" if task is not None and task.is_regression
                                else "single_label_classification")
-        config.classifier_dropout = head.dropout.p
+        for key in family.classifier_dropout_keys:
+            setattr(config, key, head.dropout.p)
         config.save_pretrained(task_dir)
         if architecture.startswith("Pruned"):
             from modeling.structured import add_remote_code
@@ -100,8 +131,7 @@ def write_task_models(encoder, heads, task_defs: dict, tokenizer, directory: str
                 os.link(shared_shard, shard)       # the same bytes: one copy on disk for all tasks
             except OSError:
                 shutil.copyfile(shared_shard, shard)
-        classifier = {"classifier.weight": head.proj.weight.detach().contiguous().cpu(),
-                      "classifier.bias": head.proj.bias.detach().contiguous().cpu()}
+        classifier = stock_state(encoder, head)[1]
         save_file(classifier, os.path.join(task_dir, CLASSIFIER_SHARD), metadata={"format": "pt"})
         weight_map = {key: ENCODER_SHARD for key in encoder_state}
         weight_map.update({key: CLASSIFIER_SHARD for key in classifier})

@@ -19,6 +19,7 @@ from torch import nn
 from data_utils.errors import UserError
 from data_utils.files import write_directory
 from data_utils.jsonio import read_json
+from modeling.families import family_of, is_pruned_export
 from modeling.heads import TaskHead
 from modeling import pretrained
 from modeling.hf_export import label_names, write_task_models
@@ -35,28 +36,29 @@ class MTDNNOutput(NamedTuple):
 
 
 class MTDNNModel(nn.Module):
+    """The encoder of a supported family (modeling.families) with one TaskHead per task; the forward pass takes
+    the toolkit's input triple and hands the encoder the inputs its family takes."""
+
     def __init__(self, encoder: nn.Module, task_defs: dict, default_dropout: float = 0.1):
         super().__init__()
         self.encoder = encoder
+        self.family = family_of(encoder.config, f"the {type(encoder).__name__} encoder")
         self.task_defs = dict(task_defs)     # label names for the saved standard models
         hidden = encoder.config.hidden_size
+        activation = self.family.task_head_activation(encoder.config)
         self.heads = nn.ModuleDict({
             name: TaskHead(hidden, task.n_class,
-                           task.dropout_p if task.dropout_p is not None else default_dropout)
+                           task.dropout_p if task.dropout_p is not None else default_dropout, activation)
             for name, task in task_defs.items()
         })
 
     def forward(self, input_ids, token_type_ids, attention_mask, task: str,
                 output_hidden_states: bool = False) -> MTDNNOutput:
-        out = self.encoder(input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask,
+        out = self.encoder(**self.family.encoder_inputs(input_ids, token_type_ids, attention_mask),
                            output_hidden_states=output_hidden_states)
         pooled = out.pooler_output if getattr(out, "pooler_output", None) is not None \
             else out.last_hidden_state[:, 0]
         return MTDNNOutput(self.heads[task](pooled), out.hidden_states if output_hidden_states else None, task)
-
-
-def _model_type(encoder) -> str | None:
-    return getattr(getattr(encoder, "config", None), "model_type", None)
 
 
 def _register_structured():
@@ -86,7 +88,7 @@ def load_encoder(init_checkpoint: str, dropout_p: float | None = None, flag: str
     from transformers import AutoConfig, AutoModel, BertConfig, BertModel
 
     overrides = {} if dropout_p is None else {"hidden_dropout_prob": dropout_p,
-                                              "attention_probs_dropout_prob": dropout_p}
+                                              "attention_probs_dropout_prob": dropout_p}    # BERT's (MT-DNN .pt)
     if pretrained.is_mtdnn_checkpoint(init_checkpoint):
         return _load_mtdnn_pt(init_checkpoint, overrides, BertConfig, BertModel, flag)
     source = pretrained.resolve(init_checkpoint)
@@ -99,18 +101,29 @@ def load_encoder(init_checkpoint: str, dropout_p: float | None = None, flag: str
                         "save the weights with save_pretrained(..., safe_serialization=True) or point the flag at "
                         "a directory written by train.py")
     _register_structured()
-    try:
-        with _transformers_quiet():      # its load report would be many lines; refuse_unfit_weights says it in one
-            config = AutoConfig.from_pretrained(source, **overrides)
-            encoder, info = AutoModel.from_pretrained(source, config=config, use_safetensors=True,
-                                                      ignore_mismatched_sizes=True, output_loading_info=True)
-    except Exception as err:  # noqa: BLE001 - a config.json or weights file that cannot make a model is the user's
+
+    def refused(err: Exception) -> UserError:    # a config.json or weights file that cannot make a model is the user's
         detail = " ".join(str(err).split())[:200]
         if not isinstance(err, (OSError, ValueError, SafetensorError)) or not detail:
             detail = f"{type(err).__name__}: {detail}"
-        raise UserError(f"{flag} {init_checkpoint}: cannot load a model with safetensors weights "
-                        f"({detail}); give the bundled "
-                        f"'{pretrained.BUNDLED_MODEL}', a local Hugging Face directory or an MT-DNN .pt file") from None
+        return UserError(f"{flag} {init_checkpoint}: cannot load a model with safetensors weights "
+                         f"({detail}); give the bundled "
+                         f"'{pretrained.BUNDLED_MODEL}', a local Hugging Face directory or an MT-DNN .pt file")
+
+    try:
+        with _transformers_quiet():      # its load report would be many lines; refuse_unfit_weights says it in one
+            config = AutoConfig.from_pretrained(source)
+    except Exception as err:  # noqa: BLE001 - see refused()
+        raise refused(err) from None
+    family = family_of(config, f"{flag} {init_checkpoint}")      # an unsupported family stops here, in one line
+    for key in family.dropout_keys if dropout_p is not None else ():
+        setattr(config, key, dropout_p)
+    try:
+        with _transformers_quiet():
+            encoder, info = AutoModel.from_pretrained(source, config=config, use_safetensors=True,
+                                                      ignore_mismatched_sizes=True, output_loading_info=True)
+    except Exception as err:  # noqa: BLE001 - see refused()
+        raise refused(err) from None
     refuse_unfit_weights(info["mismatched_keys"], info["missing_keys"], info["unexpected_keys"], config,
                          f"{flag} {init_checkpoint}")
     return encoder
@@ -219,7 +232,7 @@ def save_model(model: MTDNNModel, tokenizer, directory: str, write_extra=None, e
 
     def fill(tmp):
         encoder.save_pretrained(tmp, safe_serialization=True)
-        if _model_type(encoder) == "pruned-bert":
+        if is_pruned_export(encoder.config):
             from modeling.structured import add_remote_code
             add_remote_code(tmp)          # loadable with trust_remote_code=True without the toolkit
         if tokenizer is not None:
@@ -267,7 +280,7 @@ def check_batch(model: MTDNNModel, tokenizer, check_data: str | None = None) -> 
         return name, collate(rows.examples[:32], task)
     examples = []
     for uid, (a, b) in enumerate(CHECK_SENTENCES):
-        encoded = tokenizer(a, b)
+        encoded = tokenizer(a, b, return_token_type_ids=True)     # zeros for families without token types
         examples.append({"uid": str(uid), "label": 0.0 if task.is_regression else 0,
                          "token_id": encoded["input_ids"], "type_id": encoded["token_type_ids"]})
     return name, collate(examples, task)
@@ -324,7 +337,7 @@ def load_model(directory: str, task_defs: dict, flag: str = "--model") -> MTDNNM
         raise UserError(f"{flag} {directory}: directory not found; give a model/ or best_model/ directory "
                         "written by train.py")
     specs = read_head_specs(directory, task_defs, flag)
-    if _model_type_of_directory(directory) == "pruned-bert":
+    if is_pruned_export(_model_type_of_directory(directory)):
         _register_structured()
     return with_saved_heads(load_encoder(directory, flag=flag), directory, specs, task_defs, flag)
 

@@ -1,4 +1,6 @@
-"""PrunedBertModel and PrunedBertForSequenceClassification: BERT with per-layer head and FFN sizes.
+"""PrunedBertModel and PrunedBertForSequenceClassification: BERT with per-layer head and FFN sizes, and the
+same for the families of BERT's layout (PrunedRobertaModel, PrunedElectraModel and their
+*ForSequenceClassification, whose heads are the stock RoBERTa and ELECTRA ones).
 
 Self-contained (imports only torch, transformers and its sibling configuration_pruned_bert.py):
 this file is copied next to every exported structurally pruned model, whose config.json names it in
@@ -16,9 +18,10 @@ import warnings
 
 import torch
 from torch import nn
-from transformers import BertForSequenceClassification, BertModel
+from transformers import (BertForSequenceClassification, BertModel, ElectraForSequenceClassification, ElectraModel,
+                          RobertaForSequenceClassification, RobertaModel)
 
-from .configuration_pruned_bert import PrunedBertConfig
+from .configuration_pruned_bert import PrunedBertConfig, PrunedElectraConfig, PrunedRobertaConfig
 
 # where a BertLayer's per-head and per-neuron projections are (the toolkit's pruners/anatomy.py names them too)
 HEAD_ROW_PROJECTIONS = ("attention.self.query", "attention.self.key", "attention.self.value")
@@ -71,6 +74,16 @@ def _resize_layer(layer: nn.Module, heads: int, intermediate: int, hidden: int, 
     layer.set_submodule(FFN_COLUMN_PROJECTION, _linear(intermediate, hidden))
 
 
+def _resize_layers(model) -> None:
+    """Resize every layer of a BERT-layout model to its config's kept heads and FFN neurons, and give the new
+    projections the model's initialisation (loading or export overwrites them)."""
+    config = model.config
+    head_size = config.hidden_size // config.num_attention_heads
+    for layer, heads, intermediate in zip(model.encoder.layer, config.heads_per_layer(), config.intermediate_sizes()):
+        _resize_layer(layer, heads, intermediate, config.hidden_size, head_size)
+    model.post_init()
+
+
 class PrunedBertModel(BertModel):
     """A BertModel whose layers keep `config.layer_heads[l]` heads and
     `config.layer_intermediate_sizes[l]` FFN neurons. Same forward and outputs as BertModel."""
@@ -82,12 +95,31 @@ class PrunedBertModel(BertModel):
         if add_pooling_layer is None:
             add_pooling_layer = config.add_pooling_layer
         super().__init__(config, add_pooling_layer=add_pooling_layer)
-        head_size = config.hidden_size // config.num_attention_heads
-        for layer, heads, intermediate in zip(self.encoder.layer, config.heads_per_layer(),
-                                              config.intermediate_sizes()):
-            _resize_layer(layer, heads, intermediate, config.hidden_size, head_size)
-        # the resized projections are new modules: give them the model's initialisation too
-        self.post_init()
+        _resize_layers(self)
+
+
+class PrunedRobertaModel(RobertaModel):
+    """A RobertaModel with per-layer kept heads and FFN neurons (as PrunedBertModel)."""
+
+    config_class = PrunedRobertaConfig
+    config: PrunedRobertaConfig
+
+    def __init__(self, config: PrunedRobertaConfig, add_pooling_layer: bool | None = None):
+        if add_pooling_layer is None:
+            add_pooling_layer = config.add_pooling_layer
+        super().__init__(config, add_pooling_layer=add_pooling_layer)
+        _resize_layers(self)
+
+
+class PrunedElectraModel(ElectraModel):
+    """An ElectraModel with per-layer kept heads and FFN neurons (as PrunedBertModel)."""
+
+    config_class = PrunedElectraConfig
+    config: PrunedElectraConfig
+
+    def __init__(self, config: PrunedElectraConfig):
+        super().__init__(config)
+        _resize_layers(self)
 
 
 class PrunedBertForSequenceClassification(BertForSequenceClassification):
@@ -102,4 +134,29 @@ class PrunedBertForSequenceClassification(BertForSequenceClassification):
         self.bert = PrunedBertModel(config)
         if self.bert.pooler is None:
             self.bert.pooler = FirstTokenPooler()
+        self.post_init()
+
+
+class PrunedRobertaForSequenceClassification(RobertaForSequenceClassification):
+    """RobertaForSequenceClassification on a PrunedRobertaModel (without pooler: the stock head's
+    classifier.dense and tanh are where the toolkit's model keeps its pooler)."""
+
+    config_class = PrunedRobertaConfig
+    config: PrunedRobertaConfig
+
+    def __init__(self, config: PrunedRobertaConfig):
+        super().__init__(config)
+        self.roberta = PrunedRobertaModel(config, add_pooling_layer=False)
+        self.post_init()
+
+
+class PrunedElectraForSequenceClassification(ElectraForSequenceClassification):
+    """ElectraForSequenceClassification on a PrunedElectraModel (the stock head: dense, GELU, out_proj)."""
+
+    config_class = PrunedElectraConfig
+    config: PrunedElectraConfig
+
+    def __init__(self, config: PrunedElectraConfig):
+        super().__init__(config)
+        self.electra = PrunedElectraModel(config)
         self.post_init()

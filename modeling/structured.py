@@ -1,4 +1,10 @@
-"""Exporting a structurally pruned BERT (GPP) as a smaller model that loads with AutoModel.
+"""Exporting a structurally pruned encoder (GPP) as a smaller model that loads with AutoModel.
+
+BERT is described below; RoBERTa and ELECTRA share its layout and get the same export as
+PrunedRobertaConfig/PrunedRobertaModel ("pruned-roberta") and PrunedElectraConfig/PrunedElectraModel
+("pruned-electra"), in the same two files; a family names its pruned classes in modeling.families
+(`Family.pruned`), and a family without them (DistilBERT, DeBERTa so far) has no structured export: the
+masked model (with its pruned units folded into the weights as zeros) is what it keeps.
 
 Heads whose indicator is 0 are removed (their rows of query/key/value and columns
 of attention.output.dense), and so are FFN neurons whose indicator is 0 (rows of
@@ -46,13 +52,15 @@ import shutil
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, BertModel
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
+from data_utils.errors import UserError
+from modeling import configuration_pruned_bert, modeling_pruned_bert
 from modeling.configuration_pruned_bert import MODEL_TYPE, PrunedBertConfig
+from modeling.families import PRUNED, family_of, is_pruned_export
 from modeling.modeling_pruned_bert import (FirstTokenPooler, HeadlessSelfAttention, PrunedBertForSequenceClassification,
                                          PrunedBertModel)
-from pruners.anatomy import (FFN_COLUMN_PROJECTION, FFN_ROW_PROJECTION, HEAD_COLUMN_PROJECTION, HEAD_ROW_PROJECTIONS,
-                             bert_shape, find_bert_model, head_rows)
+from pruners.anatomy import encoder_shape, find_encoder, head_rows
 
 __all__ = ["MODEL_TYPE", "PrunedBertConfig", "PrunedBertModel", "PrunedBertForSequenceClassification",
            "HeadlessSelfAttention", "FirstTokenPooler", "register", "add_remote_code", "export_pruned_encoder",
@@ -61,19 +69,29 @@ __all__ = ["MODEL_TYPE", "PrunedBertConfig", "PrunedBertModel", "PrunedBertForSe
 # The self-contained files (torch + transformers only) copied next to an exported model, and the
 # Auto classes its config.json's `auto_map` points at them (transformers' convention for custom code).
 REMOTE_CODE_FILES = ("configuration_pruned_bert.py", "modeling_pruned_bert.py")
-AUTO_MAP = {"AutoConfig": "configuration_pruned_bert.PrunedBertConfig",
-            "AutoModel": "modeling_pruned_bert.PrunedBertModel",
-            "AutoModelForSequenceClassification": "modeling_pruned_bert.PrunedBertForSequenceClassification"}
+
+
+def auto_map(model_type: str) -> dict:
+    """config.json's `auto_map` of a pruned export of this model_type ('pruned-bert', ...)."""
+    pruned = PRUNED[model_type].pruned
+    return {"AutoConfig": f"configuration_pruned_bert.{pruned.config_class}",
+            "AutoModel": f"modeling_pruned_bert.{pruned.model_class}",
+            "AutoModelForSequenceClassification": f"modeling_pruned_bert.{pruned.classification_class}"}
+
+
+AUTO_MAP = auto_map(MODEL_TYPE)
 
 
 def register() -> None:
-    """Register PrunedBertConfig/PrunedBertModel/PrunedBertForSequenceClassification under model_type
-    'pruned-bert' with AutoConfig, AutoModel and AutoModelForSequenceClassification (idempotent; called
-    when this module is imported)."""
-    AutoConfig.register(MODEL_TYPE, PrunedBertConfig, exist_ok=True)
-    AutoModel.register(PrunedBertConfig, PrunedBertModel, exist_ok=True)
-    AutoModelForSequenceClassification.register(PrunedBertConfig, PrunedBertForSequenceClassification,
-                                                exist_ok=True)
+    """Register every family's pruned config, model and sequence-classification model ('pruned-bert':
+    PrunedBertConfig, PrunedBertModel, PrunedBertForSequenceClassification, ...) with AutoConfig, AutoModel
+    and AutoModelForSequenceClassification (idempotent; called when this module is imported)."""
+    for model_type, family in PRUNED.items():
+        config_class = getattr(configuration_pruned_bert, family.pruned.config_class)
+        AutoConfig.register(model_type, config_class, exist_ok=True)
+        AutoModel.register(config_class, getattr(modeling_pruned_bert, family.pruned.model_class), exist_ok=True)
+        AutoModelForSequenceClassification.register(
+            config_class, getattr(modeling_pruned_bert, family.pruned.classification_class), exist_ok=True)
 
 
 register()
@@ -88,7 +106,7 @@ def add_remote_code(directory: str) -> None:
     path = os.path.join(directory, "config.json")
     with open(path, encoding="utf-8") as handle:
         config = json.load(handle)
-    config["auto_map"] = dict(AUTO_MAP)
+    config["auto_map"] = auto_map(config["model_type"])
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(config, handle, indent=2, sort_keys=True)
         handle.write("\n")
@@ -112,20 +130,41 @@ def _check_indicator(name: str, indicator: torch.Tensor | None, shape: tuple[int
 
 
 @torch.no_grad()
-def export_pruned_encoder(encoder: nn.Module, head_indicator: torch.Tensor | None = None,
-                          ffn_indicator: torch.Tensor | None = None) -> PrunedBertModel:
-    """A new PrunedBertModel computing what `encoder` computes with heads masked by
-    `head_indicator` (L × H) and FFN neurons by `ffn_indicator` (L × I); None keeps all.
+def pruned_classes(encoder: nn.Module):
+    """(config class, model class) of the structured export of `encoder`'s family; a one-line UserError
+    for an export, an unsupported family or a family without a structured export."""
+    config = getattr(encoder, "config", None)
+    family = family_of(config, f"the {type(encoder).__name__} encoder")
+    if is_pruned_export(config):
+        raise UserError(f"the {type(encoder).__name__} encoder is already a structured export; export the masked "
+                        "model it came from")
+    if family.pruned is None:
+        with_export = ", ".join(model_type.removeprefix("pruned-") for model_type in PRUNED)
+        raise UserError(f"model type {family.model_type!r} has no structured export yet (families with one: "
+                        f"{with_export}); its masked model, with the pruned units as zeros in the weights, is the "
+                        "result")
+    return (getattr(configuration_pruned_bert, family.pruned.config_class),
+            getattr(modeling_pruned_bert, family.pruned.model_class))
 
-    `encoder` is a transformers BertModel or a module containing one (e.g. the toolkit's
-    MTDNNModel); it is not modified. The result is on the encoder's device and dtype, in
-    eval mode. Units with indicator exactly 0 are removed; other values are folded into
-    the output projections' columns (exact for the 0/1 indicators of a finished GPP run).
+
+@torch.no_grad()
+def export_pruned_encoder(encoder: nn.Module, head_indicator: torch.Tensor | None = None,
+                          ffn_indicator: torch.Tensor | None = None) -> nn.Module:
+    """A new PrunedBertModel (PrunedRobertaModel, ...: the encoder family's) computing what `encoder`
+    computes with heads masked by `head_indicator` (L × H) and FFN neurons by `ffn_indicator` (L × I);
+    None keeps all.
+
+    `encoder` is a transformers model of a family with a structured export (modeling.families; BertModel,
+    RobertaModel, ElectraModel), or an MTDNNModel holding one; it is not modified. The result is on the
+    encoder's device and dtype, in eval mode. Units with indicator exactly 0 are removed; other values are
+    folded into the output projections' columns (exact for the 0/1 indicators of a finished GPP run).
     """
-    bert = find_bert_model(encoder)
-    if not isinstance(bert, BertModel) or isinstance(bert, PrunedBertModel):
-        raise ValueError(f"export needs an unpruned transformers BertModel, got {type(bert).__name__}")
-    num_layers, num_heads, head_size, intermediate = bert_shape(bert)
+    inner = getattr(encoder, "encoder", None)
+    model = encoder if hasattr(encoder, "config") or not isinstance(inner, nn.Module) else inner
+    config_class, model_class = pruned_classes(model)
+    anatomy = family_of(model.config).anatomy
+    bert = find_encoder(model, anatomy)
+    num_layers, num_heads, head_size, intermediate = encoder_shape(bert, anatomy)
     heads = _check_indicator("head_indicator", head_indicator, (num_layers, num_heads))
     neurons = _check_indicator("ffn_indicator", ffn_indicator, (num_layers, intermediate))
     kept_heads = [_kept(row) for row in heads]
@@ -134,17 +173,17 @@ def export_pruned_encoder(encoder: nn.Module, head_indicator: torch.Tensor | Non
     settings = bert.config.to_dict()
     for key in ("model_type", "architectures", "transformers_version", "_name_or_path", "dtype", "torch_dtype"):
         settings.pop(key, None)
-    config = PrunedBertConfig(**settings, layer_heads=[len(k) for k in kept_heads],
-                              layer_intermediate_sizes=[len(k) for k in kept_neurons],
-                              add_pooling_layer=bert.pooler is not None)
+    config = config_class(**settings, layer_heads=[len(k) for k in kept_heads],
+                          layer_intermediate_sizes=[len(k) for k in kept_neurons],
+                          add_pooling_layer=getattr(bert, "pooler", None) is not None)
     config._attn_implementation = bert.config._attn_implementation
-    pruned = PrunedBertModel(config)
+    pruned = model_class(config)
 
     state = {key: value.detach().float().cpu() for key, value in bert.state_dict().items()}
     for index in range(num_layers):
-        prefix = f"encoder.layer.{index}."
+        prefix = f"{anatomy.layers}.{index}."
         rows = head_rows(kept_heads[index], head_size)  # of the kept heads in q/k/v
-        for projection in HEAD_ROW_PROJECTIONS:
+        for projection in anatomy.head_row_projections:
             for kind in ("weight", "bias"):
                 key = f"{prefix}{projection}.{kind}"
                 if len(rows) == 0:
@@ -152,30 +191,31 @@ def export_pruned_encoder(encoder: nn.Module, head_indicator: torch.Tensor | Non
                 else:
                     state[key] = state[key][rows]
         head_scale = heads[index][kept_heads[index]].repeat_interleave(head_size)  # (kept·d,)
-        key = f"{prefix}{HEAD_COLUMN_PROJECTION}.weight"
+        key = f"{prefix}{anatomy.head_column_projection}.weight"
         state[key] = state[key][:, rows] * head_scale
         kept = kept_neurons[index]
         for kind in ("weight", "bias"):
-            key = f"{prefix}{FFN_ROW_PROJECTION}.{kind}"
+            key = f"{prefix}{anatomy.ffn_row_projection}.{kind}"
             state[key] = state[key][kept]
-        key = f"{prefix}{FFN_COLUMN_PROJECTION}.weight"
+        key = f"{prefix}{anatomy.ffn_column_projection}.weight"
         state[key] = state[key][:, kept] * neurons[index][kept]
     pruned.load_state_dict(state, strict=True)
     reference = next(bert.parameters())
     return pruned.to(device=reference.device, dtype=reference.dtype).eval()
 
 
-def save(model: PrunedBertModel, directory: str) -> None:
+def save(model: nn.Module, directory: str) -> None:
     """Write config.json + model.safetensors, with the modeling code (`add_remote_code`): loadable by
     `load`, by AutoModel after `import modeling.structured`, or anywhere with trust_remote_code=True."""
     model.save_pretrained(directory)
     add_remote_code(directory)
 
 
-def load(directory: str, **kwargs) -> PrunedBertModel:
-    """Load an exported model; kwargs go to `from_pretrained` (e.g. dtype, device_map)."""
+def load(directory: str, **kwargs) -> nn.Module:
+    """Load an exported model (PrunedBertModel, PrunedRobertaModel, ...); kwargs go to `from_pretrained`
+    (e.g. dtype, device_map)."""
     register()
-    return PrunedBertModel.from_pretrained(directory, **kwargs)
+    return AutoModel.from_pretrained(directory, **kwargs)
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -184,11 +224,14 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def parameter_counts(module: nn.Module) -> dict:
-    """Parameter entries of a BERT encoder by part: `total`, `encoder_layers` (the transformer layers:
+    """Parameter entries of an encoder by part: `total`, `encoder_layers` (the transformer layers:
     attention and FFN, what pruning removes), `embeddings` and `pooler` (never pruned)."""
-    bert = find_bert_model(module)
+    inner = getattr(module, "encoder", None)
+    config = getattr(module, "config", None) or getattr(inner, "config", None)
+    anatomy = family_of(config).anatomy
+    bert = find_encoder(module, anatomy)
     pooler = getattr(bert, "pooler", None)
     return {"total": count_parameters(module),
-            "encoder_layers": count_parameters(bert.encoder),
+            "encoder_layers": count_parameters(bert.get_submodule(anatomy.layers)),
             "embeddings": count_parameters(bert.embeddings),
             "pooler": count_parameters(pooler) if pooler is not None else 0}

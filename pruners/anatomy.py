@@ -1,20 +1,33 @@
-"""BERT's anatomy, in one place: where the heads and FFN neurons are, and which parameters prune.
+"""An encoder's anatomy, in one place: where the heads and FFN neurons are, and which parameters prune.
 
-Everything in the toolkit that needs to know how a BERT-family encoder is laid
-out (the pruners, the sparsity report, the structured export and its benchmark)
-asks this module:
+Everything that needs to know how an encoder is laid out (the pruners, the sparsity report, the
+structured export and its benchmark) asks this module, through an `Anatomy`: the path of the layer
+list, each layer's per-head and per-neuron projections, the module whose output is the FFN
+activation, where the head count is, and the substrings unstructured pruning selects. `BERT` (the
+default everywhere) is BERT's; the library knows no other family: an application hands its
+pruners the anatomy of its model (the toolkit's modeling.families registry does, keyed by
+config.model_type), e.g. DistilBERT's
 
-    find_bert_model(model)        the BertModel-like module inside `model`
-    bert_shape(bert)              BertShape(layers L, heads H, head_size d, intermediate I)
+    Anatomy("distilbert", layers="transformer.layer",
+            head_row_projections=("attention.q_lin", "attention.k_lin", "attention.v_lin"),
+            head_column_projection="attention.out_lin", ffn_row_projection="ffn.lin1",
+            ffn_column_projection="ffn.lin2", ffn_activation="ffn.activation", heads="attention.n_heads",
+            prunable_substrings=("attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin",
+                                 "ffn.lin1", "ffn.lin2"))
+
+    find_encoder(model, anatomy)       the encoder inside `model` (the module holding anatomy.layers)
+    encoder_shape(encoder, anatomy)    EncoderShape(layers L, heads H, head_size d, intermediate I)
+    find_bert_model, bert_shape, BertShape    the same names for BERT's anatomy (older names)
     PRUNABLE_SUBSTRINGS           names of the parameters unstructured pruning selects
     select_parameters(model, substrings)        (check_target_substrings: refuses a plain string, an empty list)
-    head_context_module(layer)    the module whose *input* is the per-head context (batch, seq, H·d)
-    ffn_activation_module(layer)  the module whose *output* is the FFN activation (batch, seq, I)
+    head_context_module(layer, anatomy)    the module whose *input* is the per-head context (batch, seq, H·d)
+    ffn_activation_module(layer, anatomy)  the module whose *output* is the FFN activation (batch, seq, I)
     HEAD_ROW_PROJECTIONS          projections with one block of d rows per head (query, key, value)
     head_rows(heads, head_size)   the rows of those projections (columns of HEAD_COLUMN_PROJECTION) of some heads
     HEAD_COLUMN_PROJECTION        the projection with one block of d columns per head
     FFN_ROW_PROJECTION, FFN_COLUMN_PROJECTION   the FFN's rows (intermediate) and columns (output)
     layer_index(name), module_type(name)        how the report groups parameter names
+    (the upper-case names are BERT's; an `Anatomy` holds each of them for its family)
 
 A BERT layer (transformers' BertLayer) is
 
@@ -35,6 +48,31 @@ HEAD_COLUMN_PROJECTION = "attention.output.dense"
 FFN_ROW_PROJECTION = "intermediate.dense"
 FFN_COLUMN_PROJECTION = "output.dense"
 
+
+
+class Anatomy(NamedTuple):
+    """Where an encoder keeps its heads and FFN neurons. Paths are dotted module names: `layers` from the
+    encoder module (the one `find_encoder` returns), the others from one layer. Rows h·d .. (h+1)·d − 1
+    of each head row projection belong to head h, and so do the same columns of the head column
+    projection; row j of the FFN row projection and column j of the FFN column projection are neuron j."""
+    name: str = "bert"
+    layers: str = "encoder.layer"
+    head_row_projections: Tuple[str, ...] = HEAD_ROW_PROJECTIONS
+    head_column_projection: str = HEAD_COLUMN_PROJECTION
+    ffn_row_projection: str = FFN_ROW_PROJECTION
+    ffn_column_projection: str = FFN_COLUMN_PROJECTION
+    ffn_activation: str = "intermediate"                # its output is the FFN activation (batch, seq, I)
+    heads: str = "attention.self.num_attention_heads"   # the attribute holding a layer's head count
+    prunable_substrings: Tuple[str, ...] = PRUNABLE_SUBSTRINGS
+
+    def layer_modules(self) -> Tuple[str, ...]:
+        """The modules every layer of this layout has."""
+        return (*self.head_row_projections, self.head_column_projection, self.ffn_row_projection,
+                self.ffn_column_projection, self.ffn_activation)
+
+
+BERT = Anatomy()
+
 _LAYER_INDEX = re.compile(r"(?:^|\.)(\d+)(?:\.|$)")
 _MODULE_TYPES = (        # first match wins: attention.output.dense also contains output.dense
     ("attention.self.query", "query"), ("attention.self.key", "key"), ("attention.self.value", "value"),
@@ -43,30 +81,61 @@ _MODULE_TYPES = (        # first match wins: attention.output.dense also contain
 )
 
 
-class BertShape(NamedTuple):
-    """The unit counts of an unpruned BERT encoder."""
+class EncoderShape(NamedTuple):
+    """The unit counts of an unpruned encoder."""
     layers: int
     heads: int
     head_size: int
     intermediate: int
 
 
+BertShape = EncoderShape
+
+
+def _get(module, path: str):
+    """The attribute or submodule at a dotted path, or None."""
+    for part in path.split("."):
+        module = getattr(module, part, None)
+        if module is None:
+            return None
+    return module
+
+
+def encoder_layers(encoder: nn.Module, anatomy: Anatomy = BERT) -> nn.ModuleList:
+    """The layer list of an encoder `find_encoder` found."""
+    return _get(encoder, anatomy.layers)
+
+
+def is_encoder_layer(layer: nn.Module, anatomy: Anatomy = BERT) -> bool:
+    """Whether `layer` has the modules `anatomy` names (of its head row projections, the attention module
+    holding them: a structured export's layer without heads has none)."""
+    attention = anatomy.head_row_projections[0].rpartition(".")[0]
+    needed = (attention, anatomy.head_column_projection, anatomy.ffn_row_projection, anatomy.ffn_column_projection,
+              anatomy.ffn_activation)
+    return all(isinstance(_get(layer, path), nn.Module) for path in needed)
+
+
 def is_bert_layer(layer: nn.Module) -> bool:
-    attention = getattr(layer, "attention", None)
-    return (hasattr(attention, "self") and hasattr(getattr(attention, "output", None), "dense")
-            and hasattr(layer, "intermediate") and hasattr(getattr(layer, "output", None), "dense"))
+    return is_encoder_layer(layer, BERT)
 
 
-def find_bert_model(model: nn.Module) -> nn.Module:
-    """The BERT-family encoder inside `model` (the module itself or the first submodule
-    that has `.encoder.layer[i].attention.self/.attention.output.dense/.intermediate/.output.dense`)."""
-    require_module(model, " holding a BERT-family encoder")
+def find_encoder(model: nn.Module, anatomy: Anatomy = BERT) -> nn.Module:
+    """The encoder inside `model` laid out as `anatomy` says (the module itself or the first submodule
+    whose `anatomy.layers` is a non-empty ModuleList of layers that have every module `anatomy` names)."""
+    if not isinstance(anatomy, Anatomy):
+        raise TypeError(f"anatomy must be a pruners.anatomy.Anatomy, not a {type(anatomy).__name__}")
+    require_module(model, f" holding a {anatomy.name}-family encoder")
     for module in model.modules():
-        layers = getattr(getattr(module, "encoder", None), "layer", None)
-        if isinstance(layers, nn.ModuleList) and len(layers) > 0 and all(is_bert_layer(layer) for layer in layers):
+        layers = _get(module, anatomy.layers)
+        if isinstance(layers, nn.ModuleList) and len(layers) > 0 and \
+                all(is_encoder_layer(layer, anatomy) for layer in layers):
             return module
-    raise ValueError(f"no BERT-family encoder (with .encoder.layer[i].attention.self, .attention.output.dense, "
-                     f".intermediate, .output.dense) found in {type(model).__name__}")
+    raise ValueError(f"no BERT-family encoder of the {anatomy.name} layout (with .{anatomy.layers}[i]."
+                     f"{', .'.join(anatomy.layer_modules())}) found in {type(model).__name__}; pass the anatomy "
+                     "of the model's family (a pruners.anatomy.Anatomy)")
+
+
+find_bert_model = find_encoder
 
 
 def require_module(model, holding: str = "") -> None:
@@ -75,26 +144,30 @@ def require_module(model, holding: str = "") -> None:
         raise TypeError(f"model must be a torch.nn.Module{holding}, not a {type(model).__name__}")
 
 
-def bert_shape(bert: nn.Module) -> BertShape:
-    """(layers L, heads per layer H, head size d, FFN neurons per layer I) of an unpruned BERT encoder."""
-    layers = bert.encoder.layer
-    attention = layers[0].attention.self
-    heads, head_size = attention.num_attention_heads, attention.attention_head_size
-    intermediate = layers[0].intermediate.dense.out_features
+def encoder_shape(encoder: nn.Module, anatomy: Anatomy = BERT) -> EncoderShape:
+    """(layers L, heads per layer H, head size d, FFN neurons per layer I) of an unpruned encoder."""
+    layers = encoder_layers(encoder, anatomy)
+    heads = int(_get(layers[0], anatomy.heads))
+    head_size = layers[0].get_submodule(anatomy.head_row_projections[0]).out_features // heads
+    intermediate = layers[0].get_submodule(anatomy.ffn_row_projection).out_features
     for index, layer in enumerate(layers):
-        if layer.attention.self.num_attention_heads != heads or layer.intermediate.dense.out_features != intermediate:
+        if int(_get(layer, anatomy.heads)) != heads or \
+                layer.get_submodule(anatomy.ffn_row_projection).out_features != intermediate:
             raise ValueError(f"layer {index} differs in shape from layer 0: an unpruned encoder is needed")
-    return BertShape(len(layers), heads, head_size, intermediate)
+    return EncoderShape(len(layers), heads, head_size, intermediate)
 
 
-def head_context_module(layer: nn.Module) -> nn.Module:
+bert_shape = encoder_shape
+
+
+def head_context_module(layer: nn.Module, anatomy: Anatomy = BERT) -> nn.Module:
     """The module whose input is the attention context of every head, (batch, seq, H·d)."""
-    return layer.attention.output.dense
+    return layer.get_submodule(anatomy.head_column_projection)
 
 
-def ffn_activation_module(layer: nn.Module) -> nn.Module:
+def ffn_activation_module(layer: nn.Module, anatomy: Anatomy = BERT) -> nn.Module:
     """The module whose output is the FFN activation after the activation function, (batch, seq, I)."""
-    return layer.intermediate
+    return layer.get_submodule(anatomy.ffn_activation)
 
 
 def head_rows(heads: torch.Tensor, head_size: int) -> torch.Tensor:

@@ -76,7 +76,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from pruners.anatomy import bert_shape, find_bert_model
+from pruners.anatomy import BERT, Anatomy, encoder_shape, find_encoder
 from pruners.base import STATE_FORMAT
 from pruners.schedule import is_integer, is_number
 from pruners.structured_mask import StructuredMask
@@ -201,7 +201,7 @@ def is_phase_start(update: int, prepruning_updates: int, prune_updates: int, tot
 
 
 class GPPPruner:
-    """Structured GPP pruner over a BERT-family encoder (or a module containing one).
+    """Structured GPP pruner over an encoder (or a module containing one), BERT's layout unless `anatomy` says.
 
     Args:
         model: the model whose encoder is pruned; hooks are registered on its layers.
@@ -209,6 +209,7 @@ class GPPPruner:
         target_sparsity: fraction of units of each active type removed at the end, in (0, 1).
         prune_steps: Tp, the number of optimizer updates of the pruning phase (>= 1).
         l1_lambda: λ of the L1 indicator penalty (0.5 in the paper).
+        anatomy: where the encoder's heads and FFN neurons are (pruners.anatomy.Anatomy; BERT's by default).
 
     Attributes:
         z_head: (L, H) head indicators, or None when heads are not pruned.
@@ -220,7 +221,7 @@ class GPPPruner:
     """
 
     def __init__(self, model: nn.Module, *, pruning_type: str, target_sparsity: float, prune_steps: int,
-                 l1_lambda: float = 0.5):
+                 l1_lambda: float = 0.5, anatomy: Anatomy = BERT):
         if pruning_type not in PRUNING_TYPES:
             raise ValueError(f"pruning_type must be one of {PRUNING_TYPES}, got {pruning_type!r}")
         _check_target(target_sparsity)
@@ -237,8 +238,9 @@ class GPPPruner:
         self.prune_steps = int(prune_steps)
         self.l1_lambda = float(l1_lambda)
 
-        self.bert = find_bert_model(model)
-        self.num_layers, self.num_heads, self.head_size, self.intermediate_size = bert_shape(self.bert)
+        self.bert = find_encoder(model, anatomy)
+        self.anatomy = anatomy
+        self.num_layers, self.num_heads, self.head_size, self.intermediate_size = encoder_shape(self.bert, anatomy)
         reference = next(self.bert.parameters())
         if reference.is_meta:
             raise ValueError("the encoder's parameters are on the meta device (a model built without its weights); "
@@ -253,7 +255,7 @@ class GPPPruner:
         self.current_sparsity = 0.0
         self.skipped_backward_passes = 0
         self._done = False
-        self.mask = StructuredMask(self.bert, head=self.z_head, ffn=self.z_ffn)
+        self.mask = StructuredMask(self.bert, head=self.z_head, ffn=self.z_ffn, anatomy=anatomy)
 
     # -- indicators and hooks -------------------------------------------------
 

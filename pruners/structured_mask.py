@@ -1,17 +1,18 @@
-"""Masking attention heads and FFN neurons of a BERT encoder, and the indicator file that records it.
+"""Masking attention heads and FFN neurons of an encoder, and the indicator file that records it.
 
     mask = StructuredMask(model, head=z_head, ffn=z_ffn)   # masks from now on, through forward hooks
+                             (anatomy=pruners.anatomy.Anatomy(...) for another family than BERT)
     mask.indicators()        {'head': (L, H), 'ffn': (L, I)}   active unit types only
     mask.save(directory)     writes directory/INDICATOR_FILE
     mask.remove()            the model is dense again
     mask.fold_into_weights() 0/1 indicators written into the weights: pruned units become exact zeros
-    StructuredMask.load(model, directory_or_file)           masks with a saved file's indicators
+    StructuredMask.load(model, directory_or_file, anatomy)  masks with a saved file's indicators
     read_indicators(path)    {'head': ..., 'ffn': ...} from a file, validated
 
 Masking (docs/METHODS.md §2): in layer l the context vector of head h is
 multiplied by head[l, h] at the input of attention.output.dense, and the
 activation of FFN neuron j by ffn[l, j] at the output of intermediate (after the
-activation function); pruners.anatomy names those modules. The indicators are
+activation function); the anatomy names those modules for each family. The indicators are
 held by reference and read at every forward pass, so changing them in place
 changes the masking; an nn.Parameter (GPP's trainable z) keeps receiving its
 gradient through the hooks. None for a unit type leaves those units alone.
@@ -32,21 +33,20 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from pruners.anatomy import (FFN_COLUMN_PROJECTION, FFN_ROW_PROJECTION, HEAD_COLUMN_PROJECTION, HEAD_ROW_PROJECTIONS,
-                             BertShape, bert_shape, ffn_activation_module, find_bert_model, head_context_module,
-                             head_rows)
+from pruners.anatomy import (BERT, Anatomy, EncoderShape, encoder_layers, encoder_shape, ffn_activation_module,
+                             find_encoder, head_context_module, head_rows)
 from pruners.files import replace_file
 
 INDICATOR_FILE = "gpp_indicators.safetensors"
 FILE_KEYS = {"head": "z_head", "ffn": "z_ffn"}      # unit type -> key in INDICATOR_FILE
 
 
-def indicator_shapes(shape: BertShape) -> dict[str, tuple[int, int]]:
+def indicator_shapes(shape: EncoderShape) -> dict[str, tuple[int, int]]:
     """The indicator shape of each unit type for an encoder of this shape: head (L, H), ffn (L, I)."""
     return {"head": (shape.layers, shape.heads), "ffn": (shape.layers, shape.intermediate)}
 
 
-def _check_shapes(indicators: dict, shape: BertShape, where: str) -> None:
+def _check_shapes(indicators: dict, shape: EncoderShape, where: str) -> None:
     for unit, expected in indicator_shapes(shape).items():
         z = indicators.get(unit)
         if z is not None and tuple(z.shape) != expected:
@@ -82,25 +82,28 @@ def read_indicators(path: str) -> dict[str, torch.Tensor]:
 
 
 class StructuredMask:
-    """Masks the heads and FFN neurons of the BERT encoder inside `model` through forward hooks.
+    """Masks the heads and FFN neurons of the encoder inside `model` through forward hooks.
 
     Args:
-        model: a BERT-family encoder or a module containing one (pruners.anatomy.find_bert_model).
+        model: an encoder or a module containing one (pruners.anatomy.find_encoder).
         head: (L, H) indicators of the heads, or None to leave the heads alone.
         ffn: (L, I) indicators of the FFN neurons, or None to leave the FFN alone.
+        anatomy: the encoder's layout (pruners.anatomy.Anatomy; BERT's by default).
 
     Tensors and nn.Parameters are kept by reference (not copied) and cast to the activations'
     device and dtype at each forward pass. Raises ValueError when no encoder is found, when both
     are None, when a shape does not fit the encoder, or when an indicator is NaN or infinite.
 
-    Attributes: `bert` (the encoder), `shape` (its BertShape), `head`, `ffn`.
+    Attributes: `bert` (the encoder), `anatomy`, `shape` (its EncoderShape), `head`, `ffn`.
     """
 
-    def __init__(self, model: nn.Module, head: torch.Tensor | None = None, ffn: torch.Tensor | None = None):
+    def __init__(self, model: nn.Module, head: torch.Tensor | None = None, ffn: torch.Tensor | None = None,
+                 anatomy: Anatomy = BERT):
         if head is None and ffn is None:
             raise ValueError("a StructuredMask needs head and/or ffn indicators, got neither")
-        self.bert = find_bert_model(model)
-        self.shape = bert_shape(self.bert)
+        self.bert = find_encoder(model, anatomy)
+        self.anatomy = anatomy
+        self.shape = encoder_shape(self.bert, anatomy)
         for unit, z in (("head", head), ("ffn", ffn)):
             if z is not None and not (isinstance(z, torch.Tensor) and z.is_floating_point()):
                 raise ValueError(f"{unit} indicators must be a floating-point tensor, got "
@@ -113,12 +116,12 @@ class StructuredMask:
         self.head = head
         self.ffn = ffn
         self._handles = []
-        for index, layer in enumerate(self.bert.encoder.layer):
+        for index, layer in enumerate(encoder_layers(self.bert, anatomy)):
             if head is not None:
-                target = head_context_module(layer)
+                target = head_context_module(layer, anatomy)
                 self._handles.append(target.register_forward_pre_hook(self._head_hook(index, target)))
             if ffn is not None:
-                target = ffn_activation_module(layer)
+                target = ffn_activation_module(layer, anatomy)
                 self._handles.append(target.register_forward_hook(self._ffn_hook(index, target)))
 
     # Closures, not bound methods or partials: copy.deepcopy of a hooked model copies the
@@ -159,20 +162,23 @@ class StructuredMask:
         """Write binary (0/1) indicators into the weights, so that the encoder computes without the
         hooks what it computes with them: for every unit whose indicator is 0, the rows (weights
         and biases) that produce it and the columns that read it become exact zeros (a head: its
-        d rows of query, key and value and its d columns of attention.output.dense; an FFN neuron:
-        its row of intermediate.dense and its column of output.dense). A zero column reads a zero
+        d rows of query, key and value and its d columns of the attention output; an FFN neuron:
+        its row of the FFN's first projection and its column of the second; BERT: attention.self.*,
+        attention.output.dense, intermediate.dense, output.dense). A zero column reads a zero
         input either way, so the outputs are unchanged; the hooks may stay (masking a zero by 0 is
         a no-op). Raises ValueError for indicators other than 0 and 1 (a run still pruning)."""
         for unit, z in self.indicators().items():
             if not bool(((z == 0) | (z == 1)).all()):
                 raise ValueError(f"{unit} indicators hold values other than 0 and 1; only a finished pruning "
                                  "(frozen indicators) can be folded into the weights")
-        for index, layer in enumerate(self.bert.encoder.layer):
+        anatomy = self.anatomy
+        for index, layer in enumerate(encoder_layers(self.bert, anatomy)):
             if self.head is not None:
                 rows = head_rows(torch.nonzero(self.head[index] == 0).flatten().cpu(), self.shape.head_size)
-                _zero(layer, HEAD_ROW_PROJECTIONS, HEAD_COLUMN_PROJECTION, rows)
+                _zero(layer, anatomy.head_row_projections, anatomy.head_column_projection, rows)
             if self.ffn is not None:
-                _zero(layer, (FFN_ROW_PROJECTION,), FFN_COLUMN_PROJECTION, torch.nonzero(self.ffn[index] == 0).flatten())
+                _zero(layer, (anatomy.ffn_row_projection,), anatomy.ffn_column_projection,
+                      torch.nonzero(self.ffn[index] == 0).flatten())
 
     def save(self, directory: str) -> str:
         """Write the indicators to `directory`/INDICATOR_FILE (detached float32 CPU copies) through a
@@ -185,7 +191,7 @@ class StructuredMask:
         return path
 
     @classmethod
-    def load(cls, model: nn.Module, directory_or_file: str) -> "StructuredMask":
+    def load(cls, model: nn.Module, directory_or_file: str, anatomy: Anatomy = BERT) -> "StructuredMask":
         """A StructuredMask over `model` with the indicators of an INDICATOR_FILE (given itself or
         the directory holding it), as plain tensors without gradient on the encoder's device.
         Raises FileNotFoundError or ValueError (see `read_indicators`), and ValueError naming the
@@ -193,10 +199,10 @@ class StructuredMask:
         path = (os.path.join(directory_or_file, INDICATOR_FILE) if os.path.isdir(directory_or_file)
                 else directory_or_file)
         indicators = read_indicators(path)
-        bert = find_bert_model(model)
-        _check_shapes(indicators, bert_shape(bert), f"{path}: ")
+        bert = find_encoder(model, anatomy)
+        _check_shapes(indicators, encoder_shape(bert, anatomy), f"{path}: ")
         device = next(bert.parameters()).device
-        return cls(bert, **{unit: z.to(device) for unit, z in indicators.items()})
+        return cls(bert, **{unit: z.to(device) for unit, z in indicators.items()}, anatomy=anatomy)
 
 
 def _zero(layer: nn.Module, row_projections, column_projection: str, units: torch.Tensor) -> None:
