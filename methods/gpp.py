@@ -135,6 +135,11 @@ class GPPPruning(TrainingMethod):
     def after_model_saved(self, directory: str, tokenizer, check_batch) -> None:
         if self.pruner is None:
             return
+        family = family_of(self.context.model.encoder.config)
+        if family.pruned is None:
+            self.context.logger.info("%s has no structured export yet: no %s; %s holds the pruned units as zeros",
+                                     family.model_type, directory + "_pruned", directory)
+            return
         from modeling.model import export_structured
 
         indicators = self.pruner.indicators()

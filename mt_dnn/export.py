@@ -22,7 +22,7 @@ import transformers
 from data_utils.errors import ArgumentParser, UserError, run_cli
 from data_utils.files import claim_output_dir, refuse_writing_inputs
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
-from modeling import pretrained
+from modeling import pretrained, structured
 from modeling.model import (
     check_batch,
     export_structured,
@@ -69,8 +69,12 @@ def masked_model(checkpoint: str, task_def: str):
     specs = read_head_specs(checkpoint, task_defs, flag="--checkpoint")
     model = with_saved_heads(load_encoder(checkpoint, flag="--checkpoint"), checkpoint, specs, task_defs,
                              flag="--checkpoint")
+    try:      # a family without a structured export, or an export exported again, is refused before any write
+        structured.pruned_classes(model.encoder)
+    except UserError as err:
+        raise UserError(f"--checkpoint {checkpoint}: {err}") from None
     try:
-        mask = StructuredMask(model.encoder, **indicators)
+        mask = StructuredMask(model.encoder, **indicators, anatomy=model.family.anatomy)
     except ValueError as err:
         raise UserError(f"--checkpoint {indicators_path}: {err}; it does not belong to this encoder, re-save the "
                         "model with train.py") from None

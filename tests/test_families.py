@@ -1,0 +1,261 @@
+"""Every encoder family (modeling.families) through the toolkit, without the network: a tiny random model of each
+family built from its config, with a tokenizer trained here on the sample's text (the `tokenizers` library: BPE
+for RoBERTa, Unigram for DeBERTa-v3, WordPiece for the others) saved beside it as a transformers fast tokenizer,
+run through prepro -> train (PLATON; GPP with DFD from the PLATON run as teacher) -> structured export ->
+AutoModelForSequenceClassification / pipeline equality -> int8 compression; the structured export (or, for a
+family without one, the folded weights) equals the masked model; an unsupported family is one line of error."""
+import glob
+import json
+import os
+import shutil
+
+import pytest
+import torch
+
+from tests.conftest import run_main
+from tests.test_errors import fail
+
+FAMILY_NAMES = ("bert", "roberta", "electra", "distilbert", "deberta-v2")
+TASKS = "rte,sst"
+SPECIALS = {"bpe": ["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+            "unigram": ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"],
+            "wordpiece": ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]}
+
+
+def sample_text(glue_dir: str) -> list:
+    """Every field of every row of the sample's TSV files: what the tokenizers are trained on."""
+    lines = []
+    for path in sorted(glob.glob(os.path.join(glue_dir, "*", "*.tsv"))):
+        with open(path, encoding="utf-8") as handle:
+            lines.extend(field for line in handle for field in line.rstrip("\n").split("\t") if field)
+    return lines
+
+
+def train_tokenizer(family: str, text: list, directory: str):
+    """A fast tokenizer of the family's kind trained on `text`, saved into `directory`; returns it."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertTokenizerFast, DebertaV2TokenizerFast, RobertaTokenizerFast
+
+    if family == "roberta":
+        specials = SPECIALS["bpe"]
+        tok = Tokenizer(models.BPE(unk_token="<unk>"))
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        tok.train_from_iterator(text, trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
+                                                          initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+        tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+        wrapped = RobertaTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                                       cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
+    elif family == "deberta-v2":
+        specials = SPECIALS["unigram"]
+        tok = Tokenizer(models.Unigram())
+        tok.normalizer = normalizers.Lowercase()
+        tok.pre_tokenizer = pre_tokenizers.Metaspace()
+        tok.decoder = decoders.Metaspace()
+        tok.train_from_iterator(text, trainers.UnigramTrainer(vocab_size=400, special_tokens=specials,
+                                                              unk_token="[UNK]"))
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+        wrapped = DebertaV2TokenizerFast(tokenizer_object=tok, bos_token="[CLS]", eos_token="[SEP]",
+                                         cls_token="[CLS]", sep_token="[SEP]", unk_token="[UNK]", pad_token="[PAD]",
+                                         mask_token="[MASK]")
+    else:
+        specials = SPECIALS["wordpiece"]
+        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece()
+        tok.train_from_iterator(text, trainers.WordPieceTrainer(vocab_size=400, special_tokens=specials))
+        tok.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
+        from transformers import DistilBertTokenizerFast, ElectraTokenizerFast
+        cls = {"bert": BertTokenizerFast, "electra": ElectraTokenizerFast, "distilbert": DistilBertTokenizerFast}
+        wrapped = cls[family](tokenizer_object=tok, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
+                              cls_token="[CLS]", mask_token="[MASK]")
+    assert [tok.token_to_id(s) for s in specials] == list(range(len(specials))), "special tokens come first"
+    wrapped.save_pretrained(directory)
+    return wrapped
+
+
+def tiny_config(family: str, vocab_size: int):
+    """A 2-layer, 4-head model of the family (the real checkpoints' settings where the family has its own)."""
+    from transformers import BertConfig, DebertaV2Config, DistilBertConfig, ElectraConfig, RobertaConfig
+
+    common = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                  intermediate_size=48, max_position_embeddings=130)
+    if family == "bert":
+        return BertConfig(**common)
+    if family == "roberta":        # roberta-base: one token type, positions after the padding index
+        return RobertaConfig(**common, type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    if family == "electra":        # a smaller embedding than the hidden size: embeddings_project
+        return ElectraConfig(**common, embedding_size=16)
+    if family == "distilbert":
+        return DistilBertConfig(vocab_size=vocab_size, dim=32, n_layers=2, n_heads=4, hidden_dim=48,
+                                max_position_embeddings=130)
+    # deberta-v3-base's settings: no token types, relative attention only, shared position projections
+    return DebertaV2Config(**common, type_vocab_size=0, relative_attention=True, position_biased_input=False,
+                           pos_att_type=["p2c", "c2p"], max_relative_positions=-1, position_buckets=16,
+                           norm_rel_ebd="layer_norm", share_att_key=True)
+
+
+@pytest.fixture(scope="module", params=FAMILY_NAMES)
+def family_model(request, sample_glue, tmp_path_factory):
+    """(family, model directory with its trained tokenizer, canonical data preprocessed with it)."""
+    import prepro
+    from transformers import AutoModel
+
+    family = request.param
+    directory = str(tmp_path_factory.mktemp(f"tiny-{family}"))
+    tokenizer = train_tokenizer(family, sample_text(sample_glue), directory)
+    torch.manual_seed(0)
+    AutoModel.from_config(tiny_config(family, len(tokenizer))).save_pretrained(directory)
+    canonical = str(tmp_path_factory.mktemp(f"canonical-{family}"))
+    assert prepro.main(["--data_dir", sample_glue, "--model", directory, "--max_seq_len", "64", "--tasks", TASKS,
+                        "--output_dir", canonical]) == 0, f"prepro with the {family} tokenizer"
+    return family, directory, canonical
+
+
+def train_args(canonical, model_dir, output_dir, *extra):
+    return ["--data_dir", canonical, "--init_checkpoint", model_dir, "--train_datasets", TASKS,
+            "--test_datasets", "rte", "--epochs", "2", "--batch_size", "8", "--max_seq_len", "64",
+            "--learning_rate", "1e-3", "--log_per_updates", "0", "--seed", "5", "--output_dir", str(output_dir),
+            *extra]
+
+
+def first_rows(canonical, n=8):
+    """A collated batch of the first rte dev rows of the canonical data."""
+    from data_utils.batcher import collate, load_canonical
+    from data_utils.task_def import load_task_defs
+
+    task = load_task_defs()["rte"]
+    rows = load_canonical(os.path.join(canonical, "rte_dev.json"), "rte_dev", task)
+    return collate(rows.examples[:n], task)
+
+
+def test_prepro_encodes_pairs_as_the_family_tokenizer_does(family_model):
+    from transformers import AutoTokenizer
+
+    family, model_dir, canonical = family_model
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    with open(os.path.join(canonical, "rte_dev.json"), encoding="utf-8") as handle:
+        row = json.loads(handle.readline())
+    ids = row["token_id"]
+    assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id, \
+        f"{family}: a pair starts with the family's CLS ({tokenizer.cls_token}) and ends with its SEP: {ids[:3]}"
+    separators = [i for i, token in enumerate(ids) if token == tokenizer.sep_token_id]
+    if family == "roberta":
+        assert separators[1] == separators[0] + 1 and set(row["type_id"]) == {0}, \
+            f"roberta pairs are <s> A </s></s> B </s> with type ids all 0: {separators} {set(row['type_id'])}"
+    else:
+        assert len(separators) == 2 and row["type_id"][separators[0] + 1] == 1, \
+            f"{family}: [CLS] A [SEP] B [SEP] with type 1 from B on: {separators}"
+
+
+def test_train_platon_gpp_dfd_export_and_int8(family_model, tmp_path):
+    """PLATON run -> its hf/rte equals the toolkit; GPP+DFD from it -> the structured export equals the masked
+    model and loads from a directory without the repository; int8 compression reloads within tolerance."""
+    import train
+    from transformers import AutoModelForSequenceClassification, pipeline
+
+    from data_utils.task_def import load_task_defs
+    from modeling.families import family_of
+    from modeling.model import load_model
+    from mt_dnn import compress
+
+    family, model_dir, canonical = family_model
+    platon = tmp_path / "platon"
+    assert run_main(train.main, train_args(canonical, model_dir, platon, "--pruner", "platon",
+                                           "--initial_threshold", "1", "--final_threshold", "0.5",
+                                           "--warmup_steps", "4", "--initial_warmup", "1", "--final_warmup", "1",
+                                           "--deltaT", "2")) == 0, f"{family}: PLATON run"
+    report = json.loads((platon / "sparsity_report.json").read_text())
+    assert report["overall"]["remaining_ratio"] == pytest.approx(0.5, abs=0.01), \
+        f"{family}: PLATON prunes the family's matrices to 50 %: {report['overall']}"
+    task_defs = load_task_defs()
+    model = load_model(str(platon / "model"), task_defs)
+    batch = first_rows(canonical)
+    triple = [batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")]
+    with torch.no_grad():
+        ours = model(*triple, task="rte").logits
+        hf = AutoModelForSequenceClassification.from_pretrained(str(platon / "model" / "hf" / "rte")).eval()
+        theirs = hf(**family_of(model.encoder.config).encoder_inputs(*triple)).logits
+    assert type(hf).__name__ == family_of(family).classification_class, f"{family}: the stock class"
+    assert torch.equal(ours, theirs), f"{family}: hf/rte gives the toolkit's logits exactly: {(ours - theirs).abs().max()}"
+    classify = pipeline("text-classification", model=str(platon / "model" / "hf" / "rte"))
+    assert classify("A cat sat.", top_k=None)[0]["label"] in task_defs["rte"].labels, f"{family}: pipeline labels"
+
+    gpp = tmp_path / "gpp"
+    assert run_main(train.main, train_args(canonical, model_dir, gpp, "--pruner", "gpp", "--epochs", "3",
+                                           "--prepruning_finetune_epochs", "1", "--prune_epochs", "1",
+                                           "--target_sparsity", "0.5", "--do_distill", "--teacher_model_path",
+                                           str(platon / "model"))) == 0, f"{family}: GPP with DFD"
+    if family_of(family).pruned is not None:
+        export = json.loads((gpp / "model_pruned" / "structured_export.json").read_text())
+        assert export["max_abs_difference"] < 1e-5, f"{family}: export equals the masked model: {export}"
+        assert export["encoder_layer_parameters_after"] < 0.6 * export["encoder_layer_parameters_before"], \
+            f"{family}: half the heads and neurons are gone: {export}"
+        alone = tmp_path / "alone"             # the hf copy with its modeling code, away from the repository
+        shutil.copytree(gpp / "model_pruned" / "hf" / "rte", alone)
+        smaller = load_model(str(gpp / "model_pruned"), task_defs)
+        remote = AutoModelForSequenceClassification.from_pretrained(str(alone), trust_remote_code=True).eval()
+        with torch.no_grad():
+            difference = (smaller(*triple, task="rte").logits
+                          - remote(**family_of(family).encoder_inputs(*triple)).logits).abs().max()
+        assert difference == 0, f"{family}: the export's hf/rte (trust_remote_code) gives its logits: {difference}"
+    else:
+        assert not (gpp / "model_pruned").exists(), f"{family}: no structured export yet, and none half-written"
+
+    out = tmp_path / "int8"
+    compress.compress_model(str(gpp / "model"), str(out), task_defs, quantize="int8", tolerance=1.0)
+    reloaded = compress.load_compressed(str(out), task_defs)
+    with torch.no_grad():
+        masked = load_model(str(gpp / "model"), task_defs)(*triple, task="rte").logits
+        served = reloaded(*triple, task="rte").logits
+    assert (masked - served).abs().max() < 0.5, f"{family}: int8 stays close: {(masked - served).abs().max()}"
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_structured_export_equals_masked_model(family):
+    """Random indicators (a whole layer's heads removed): the export, or the folded weights, equal the mask."""
+    from transformers import AutoModel
+
+    from data_utils.task_def import load_task_defs
+    from modeling import structured
+    from modeling.families import family_of
+    from modeling.model import MTDNNModel
+    from pruners.anatomy import encoder_shape
+    from pruners.structured_mask import StructuredMask
+
+    torch.manual_seed(1)
+    model = MTDNNModel(AutoModel.from_config(tiny_config(family, 120)), {"rte": load_task_defs()["rte"]}).eval()
+    anatomy = family_of(family).anatomy
+    shape = encoder_shape(model.encoder, anatomy)
+    heads, ffn = (torch.rand(shape.layers, shape.heads) > 0.5).float(), (torch.rand(shape.layers, shape.intermediate) > 0.5).float()
+    heads[1] = 0
+    ids = torch.randint(5, 120, (3, 12))
+    triple = (ids, torch.zeros_like(ids), torch.ones_like(ids))
+    mask = StructuredMask(model.encoder, head=heads, ffn=ffn, anatomy=anatomy)
+    with torch.no_grad():
+        masked = model(*triple, task="rte").logits
+        if family_of(family).pruned is not None:
+            smaller = MTDNNModel(structured.export_pruned_encoder(model.encoder, heads, ffn), {})
+            smaller.heads = model.heads
+            mask.remove()
+            result = smaller.eval()(*triple, task="rte").logits
+            assert structured.count_parameters(smaller.encoder) < structured.count_parameters(model.encoder), family
+        else:
+            mask.fold_into_weights()
+            mask.remove()
+            result = model(*triple, task="rte").logits
+    assert (masked - result).abs().max() < 1e-5, f"{family}: {(masked - result).abs().max()}"
+
+
+def test_unsupported_family_is_one_line(tmp_path, capsys, canonical_dir):
+    """A model_type outside the registry: one line naming it and the supported families."""
+    import train
+    from transformers import AlbertConfig, AlbertModel
+
+    AlbertModel(AlbertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                             intermediate_size=48, embedding_size=16)).save_pretrained(tmp_path / "albert")
+    capsys.readouterr()                  # the progress bar of that save is not the command's output
+    fail(train.main, train_args(canonical_dir, tmp_path / "albert", tmp_path / "out"), capsys,
+         "'albert' is not a supported encoder family", "bert, roberta, electra, distilbert, deberta-v2")
