@@ -1,4 +1,5 @@
 """The evaluate and predict commands on a tiny saved model, against the toolkit's own predictions."""
+import dataclasses
 import io
 import json
 import os
@@ -42,6 +43,23 @@ def own(model, canonical_dir, dataset):
     task = load_task_defs()[dataset.split("_")[0]]
     data = load_canonical(os.path.join(canonical_dir, f"{dataset}.json"), dataset, task)
     return predict(model, data, 16, torch.device("cpu"))
+
+
+def test_predict_batches_by_length_and_answers_in_the_dataset_order(saved_model, canonical_dir):
+    """Batches are formed from rows sorted by length; each result comes back at its row's position, equal to
+    what the row gives alone (no padding at all)."""
+    model, _ = saved_model
+    task = load_task_defs()["rte"]
+    data = load_canonical(os.path.join(canonical_dir, "rte_dev.json"), "rte_dev", task)
+    lengths = [len(e["token_id"]) for e in data.examples]
+    assert len(set(lengths)) > 3, "the rows differ in length (else the test proves little)"
+    batched = predict(model, data, 16, torch.device("cpu"))
+    assert batched["uids"] == [e["uid"] for e in data.examples], "results in the dataset's order"
+    for index in (0, 1, len(data.examples) // 2, len(data.examples) - 1):
+        alone = predict(model, dataclasses.replace(data, examples=[data.examples[index]]), 1, torch.device("cpu"))
+        assert torch.allclose(torch.tensor(batched["scores"][index]), torch.tensor(alone["scores"][0]), atol=1e-5), \
+            f"row {index}: its scores in a length-sorted batch equal its scores alone"
+        assert batched["predictions"][index] == alone["predictions"][0], f"row {index}: same prediction"
 
 
 def test_evaluate_matches_the_toolkits_scores(saved_model, canonical_dir, tmp_path, capsys):

@@ -57,6 +57,16 @@ def test_end_to_end_writes_scores_model_and_logs(baseline, canonical_dir):
     assert json.load(open(baseline / "dev_metrics.json"))["rte"] == scores["metrics"], "final metrics file"
 
 
+@pytest.mark.parametrize("every_eval", [False, True], ids=["final-only", "every-evaluation"])
+def test_test_splits_are_predicted_with_the_final_model_unless_asked(base_args, tmp_path, every_eval):
+    extra = ["--epochs", "2"] + (["--eval_test_during_training"] if every_eval else [])
+    assert run_main(train.main, base_args(tmp_path, *extra)) == 0, "a two-epoch run"
+    assert os.path.exists(tmp_path / "rte_dev_scores_epoch_000.json"), "dev splits are scored at every evaluation"
+    assert os.path.exists(tmp_path / "rte_test_scores_epoch_001.json"), "the final model's test predictions"
+    assert os.path.exists(tmp_path / "rte_test_scores_epoch_000.json") == every_eval, \
+        "test splits at earlier evaluations only with --eval_test_during_training"
+
+
 def test_saved_model_loads_with_auto_classes_and_as_init_checkpoint(baseline, base_args, tmp_path):
     from transformers import AutoModel
 

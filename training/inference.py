@@ -9,12 +9,14 @@ from data_utils.files import write_json_atomic, write_output_file  # noqa: F401 
 from data_utils.metrics import calc_metrics
 
 
-@torch.no_grad()
 def predict(model, dataset: TaskDataset, batch_size: int, device, dist_info=None) -> dict:
-    """Run the model over a dataset in order; metrics only when it has labels.
+    """Run the model over a dataset; metrics only when it has labels. Results come back in the dataset's
+    order.
 
-    Under torchrun each rank predicts every world_size-th example and the
-    results are gathered back into dataset order, so every example is
+    Batches are formed from the examples sorted by length (longest first), so a batch pads to the length
+    of rows like its own rather than to the longest row of a random slice; every result is written back
+    to its example's position. Runs in inference mode. Under torchrun each rank predicts every
+    world_size-th example and the results are gathered back into dataset order, so every example is
     predicted exactly once.
     """
     from data_utils.distributed import DistInfo, all_gather_objects
@@ -24,20 +26,22 @@ def predict(model, dataset: TaskDataset, batch_size: int, device, dist_info=None
     model.eval()
     task = dataset.task
     examples = dataset.examples[dist_info.rank::dist_info.world_size]
-    predictions, scores, golds, uids = [], [], [], []
-    for start in range(0, len(examples), batch_size):
-        batch = collate(examples[start:start + batch_size], task)
-        logits = model(batch["input_ids"].to(device), batch["token_type_ids"].to(device),
-                       batch["attention_mask"].to(device), task=task.name).logits.float().cpu()
-        if task.is_regression:
-            values = logits.view(-1)
-            predictions += values.tolist()
-            scores += values.tolist()
-        else:
-            predictions += logits.argmax(dim=-1).tolist()
-            scores += torch.softmax(logits, dim=-1).tolist()
-        golds += batch["labels"].tolist()
-        uids += batch["uids"]
+    order = sorted(range(len(examples)), key=lambda i: -example_length(examples[i]))
+    predictions, scores, golds, uids = ([None] * len(examples) for _ in range(4))
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            positions = order[start:start + batch_size]
+            batch = collate([examples[i] for i in positions], task)
+            logits = model(batch["input_ids"].to(device), batch["token_type_ids"].to(device),
+                           batch["attention_mask"].to(device), task=task.name).logits.float().cpu()
+            if task.is_regression:
+                batch_predictions = batch_scores = logits.view(-1).tolist()
+            else:
+                batch_predictions = logits.argmax(dim=-1).tolist()
+                batch_scores = torch.softmax(logits, dim=-1).tolist()
+            for row, position in enumerate(positions):
+                predictions[position], scores[position] = batch_predictions[row], batch_scores[row]
+                golds[position], uids[position] = batch["labels"][row].item(), batch["uids"][row]
     model.train(was_training)
     if dist_info.enabled:
         parts = all_gather_objects(dist_info, (predictions, scores, golds, uids))
@@ -49,6 +53,11 @@ def predict(model, dataset: TaskDataset, batch_size: int, device, dist_info=None
         predictions, scores, golds, uids = merged
     metrics = calc_metrics(task.metric_meta, predictions, golds) if dataset.has_labels else {}
     return {"metrics": metrics, "predictions": predictions, "uids": uids, "scores": scores}
+
+
+def example_length(example) -> int:
+    """The number of tokens of a canonical example (what its row pads to)."""
+    return len(example["token_id"])
 
 
 # Evaluation tags whose number is zero-padded in file names, so that a directory listing sorts them in order

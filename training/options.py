@@ -19,7 +19,7 @@ from training.optim import OPTIMIZERS, WARMUP_SCHEDULES
 # Flags of the core groups that decide what a run trains, restored from the checkpoint by --resume (the
 # methods declare their own: methods.add_method_arguments), except those that change only how or what is
 # evaluated, or where it runs.
-NOT_TRAINING = ("test_datasets", "batch_size_eval", "device")
+NOT_TRAINING = ("test_datasets", "batch_size_eval", "eval_test_during_training", "device")
 
 
 def training_flags(parser: argparse.ArgumentParser) -> tuple:
@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("optimisation")
     g.add_argument("--batch_size", type=int, default=8, help="training batch size (per process)")
     g.add_argument("--batch_size_eval", type=int, default=8, help="evaluation batch size")
+    g.add_argument("--eval_test_during_training", action="store_true",
+                   help="predict the test splits at every evaluation (default: only with the final model, at the "
+                        "last update; dev splits are scored at every evaluation either way)")
     g.add_argument("--optimizer", default="adamax", choices=OPTIMIZERS, help="optimizer (default: adamax)")
     g.add_argument("--learning_rate", type=float, default=5e-5, help="peak learning rate")
     g.add_argument("--epochs", type=int, default=5, help="training epochs")

@@ -1,6 +1,8 @@
 """What a run leaves behind: evaluations, best_model/ and model/, reports, rank checksums.
 
-    evaluate(run, state, tag)            dev (and test) scores of every --test_datasets entry, one line of
+    evaluate(run, state, tag)            dev scores of every --test_datasets entry (and test predictions at
+                                         the last update, or at every evaluation with
+                                         --eval_test_during_training), one line of
                                          metrics.jsonl, the dev metrics and Sparsity/* in TensorBoard
     record_evaluation(run, state, m)     remember them; best_model/ when the main metric improves
                                          once every method has reached its target
@@ -35,7 +37,8 @@ BEST_FILE = "best_metrics.json"
 
 
 def evaluate(run, state, tag: str) -> dict:
-    """Score every dev and test split; returns {dataset: dev metrics}."""
+    """Score every dev split, and predict the test splits when the run is at its last update (or at every
+    evaluation with --eval_test_during_training); returns {dataset: dev metrics}."""
     args, dev_metrics = run.args, {}
     for dev, test in run.eval_sets:
         result = predict(run.model, dev, args.batch_size_eval, run.device, run.dist_info)
@@ -47,7 +50,7 @@ def evaluate(run, state, tag: str) -> dict:
             if run.writer is not None:
                 for metric, value in result["metrics"].items():
                     run.writer.add_scalar(f"dev/{name}/{metric}", value, state.global_step)
-        if test is not None:
+        if test is not None and (args.eval_test_during_training or state.global_step >= run.total_steps):
             result = predict(run.model, test, args.batch_size_eval, run.device, run.dist_info)
             if run.dist_info.is_main:
                 write_scores(args.output_dir, test, "test", tag, result)
