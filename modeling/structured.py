@@ -2,9 +2,10 @@
 
 BERT is described below; RoBERTa and ELECTRA share its layout and get the same export as
 PrunedRobertaConfig/PrunedRobertaModel ("pruned-roberta") and PrunedElectraConfig/PrunedElectraModel
-("pruned-electra"), in the same two files; a family names its pruned classes in modeling.families
-(`Family.pruned`), and a family without them (DistilBERT, DeBERTa so far) has no structured export: the
-masked model (with its pruned units folded into the weights as zeros) is what it keeps.
+("pruned-electra"); DistilBERT ("pruned-distilbert") and DeBERTa-v2/v3 ("pruned-deberta-v2") resize their
+own projections; all in the same two files. A family names its pruned classes in modeling.families
+(`Family.pruned`); a family without them has no structured export: the masked model (with its pruned units
+folded into the weights as zeros) is what it keeps.
 
 Heads whose indicator is 0 are removed (their rows of query/key/value and columns
 of attention.output.dense), and so are FFN neurons whose indicator is 0 (rows of
@@ -138,6 +139,10 @@ def pruned_classes(encoder: nn.Module):
     if is_pruned_export(config):
         raise UserError(f"the {type(encoder).__name__} encoder is already a structured export; export the masked "
                         "model it came from")
+    if getattr(config, "relative_attention", False) and not getattr(config, "share_att_key", True):
+        raise UserError(f"model type {family.model_type!r} with share_att_key false has relative-position "
+                        "projections of its own per head, which the structured export does not slice yet; its masked "
+                        "model, with the pruned units as zeros in the weights, is the result")
     if family.pruned is None:
         with_export = ", ".join(model_type.removeprefix("pruned-") for model_type in PRUNED)
         raise UserError(f"model type {family.model_type!r} has no structured export yet (families with one: "

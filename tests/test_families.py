@@ -2,8 +2,8 @@
 family built from its config, with a tokenizer trained here on the sample's text (the `tokenizers` library: BPE
 for RoBERTa, Unigram for DeBERTa-v3, WordPiece for the others) saved beside it as a transformers fast tokenizer,
 run through prepro -> train (PLATON; GPP with DFD from the PLATON run as teacher) -> structured export ->
-AutoModelForSequenceClassification / pipeline equality -> int8 compression; the structured export (or, for a
-family without one, the folded weights) equals the masked model; an unsupported family is one line of error."""
+AutoModelForSequenceClassification / pipeline equality -> int8 compression; the structured export equals the
+masked model for every family; an unsupported family is one line of error."""
 import glob
 import json
 import os
@@ -188,21 +188,18 @@ def test_train_platon_gpp_dfd_export_and_int8(family_model, tmp_path):
                                            "--prepruning_finetune_epochs", "1", "--prune_epochs", "1",
                                            "--target_sparsity", "0.5", "--do_distill", "--teacher_model_path",
                                            str(platon / "model"))) == 0, f"{family}: GPP with DFD"
-    if family_of(family).pruned is not None:
-        export = json.loads((gpp / "model_pruned" / "structured_export.json").read_text())
-        assert export["max_abs_difference"] < 1e-5, f"{family}: export equals the masked model: {export}"
-        assert export["encoder_layer_parameters_after"] < 0.6 * export["encoder_layer_parameters_before"], \
-            f"{family}: half the heads and neurons are gone: {export}"
-        alone = tmp_path / "alone"             # the hf copy with its modeling code, away from the repository
-        shutil.copytree(gpp / "model_pruned" / "hf" / "rte", alone)
-        smaller = load_model(str(gpp / "model_pruned"), task_defs)
-        remote = AutoModelForSequenceClassification.from_pretrained(str(alone), trust_remote_code=True).eval()
-        with torch.no_grad():
-            difference = (smaller(*triple, task="rte").logits
-                          - remote(**family_of(family).encoder_inputs(*triple)).logits).abs().max()
-        assert difference == 0, f"{family}: the export's hf/rte (trust_remote_code) gives its logits: {difference}"
-    else:
-        assert not (gpp / "model_pruned").exists(), f"{family}: no structured export yet, and none half-written"
+    export = json.loads((gpp / "model_pruned" / "structured_export.json").read_text())
+    assert export["max_abs_difference"] < 1e-5, f"{family}: export equals the masked model: {export}"
+    assert export["encoder_layer_parameters_after"] < 0.6 * export["encoder_layer_parameters_before"], \
+        f"{family}: half the heads and neurons are gone: {export}"
+    alone = tmp_path / "alone"             # the hf copy with its modeling code, away from the repository
+    shutil.copytree(gpp / "model_pruned" / "hf" / "rte", alone)
+    smaller = load_model(str(gpp / "model_pruned"), task_defs)
+    remote = AutoModelForSequenceClassification.from_pretrained(str(alone), trust_remote_code=True).eval()
+    with torch.no_grad():
+        difference = (smaller(*triple, task="rte").logits
+                      - remote(**family_of(family).encoder_inputs(*triple)).logits).abs().max()
+    assert difference == 0, f"{family}: the export's hf/rte (trust_remote_code) gives its logits: {difference}"
 
     out = tmp_path / "int8"
     compress.compress_model(str(gpp / "model"), str(out), task_defs, quantize="int8", tolerance=1.0)
@@ -215,7 +212,8 @@ def test_train_platon_gpp_dfd_export_and_int8(family_model, tmp_path):
 
 @pytest.mark.parametrize("family", FAMILY_NAMES)
 def test_structured_export_equals_masked_model(family):
-    """Random indicators (a whole layer's heads removed): the export, or the folded weights, equal the mask."""
+    """Random indicators (a whole layer's heads removed): the smaller export and the weights with the pruned units
+    folded in as zeros both compute what the masked model computes."""
     from transformers import AutoModel
 
     from data_utils.task_def import load_task_defs
@@ -236,17 +234,16 @@ def test_structured_export_equals_masked_model(family):
     mask = StructuredMask(model.encoder, head=heads, ffn=ffn, anatomy=anatomy)
     with torch.no_grad():
         masked = model(*triple, task="rte").logits
-        if family_of(family).pruned is not None:
-            smaller = MTDNNModel(structured.export_pruned_encoder(model.encoder, heads, ffn), {})
-            smaller.heads = model.heads
-            mask.remove()
-            result = smaller.eval()(*triple, task="rte").logits
-            assert structured.count_parameters(smaller.encoder) < structured.count_parameters(model.encoder), family
-        else:
-            mask.fold_into_weights()
-            mask.remove()
-            result = model(*triple, task="rte").logits
-    assert (masked - result).abs().max() < 1e-5, f"{family}: {(masked - result).abs().max()}"
+        smaller = MTDNNModel(structured.export_pruned_encoder(model.encoder, heads, ffn), {})
+        smaller.heads = model.heads
+        exported = smaller.eval()(*triple, task="rte").logits
+        mask.fold_into_weights()
+        mask.remove()
+        folded = model(*triple, task="rte").logits
+    assert structured.count_parameters(smaller.encoder) < structured.count_parameters(model.encoder), \
+        f"{family}: the export is physically smaller"
+    assert (masked - exported).abs().max() < 1e-5, f"{family}: export vs mask {(masked - exported).abs().max()}"
+    assert (masked - folded).abs().max() < 1e-5, f"{family}: folded vs mask {(masked - folded).abs().max()}"
 
 
 def test_unsupported_family_is_one_line(tmp_path, capsys, canonical_dir):

@@ -4,8 +4,10 @@ relative position projections with key_proj/query_proj: pruning a head removes i
 output and FFN as BERT's; no pooler.
 
 The toolkit's task head is DebertaV2ForSequenceClassification's own: its ContextPooler (dense and
-config.pooler_hidden_act on the [CLS] state: pooler.dense), dropout, classifier."""
-from modeling.families.base import Family
+config.pooler_hidden_act on the [CLS] state: pooler.dense), dropout, classifier. The structured export
+(pruned-deberta-v2) needs share_att_key (every v3 checkpoint), so that the relative-position projections
+are the kept heads' key_proj/query_proj rows."""
+from modeling.families.base import Family, PrunedClasses
 from pruners.anatomy import Anatomy
 
 ATTENTION = ("attention.self.query_proj", "attention.self.key_proj", "attention.self.value_proj")
@@ -14,4 +16,6 @@ ANATOMY = Anatomy("deberta-v2", head_row_projections=ATTENTION,
 
 FAMILY = Family("deberta-v2", ANATOMY, "DebertaV2ForSequenceClassification", "deberta",
                 head_activation_key="pooler_hidden_act", head_dense_key="pooler.dense", head_proj_key="classifier",
-                classifier_dropout_keys=("cls_dropout", "pooler_dropout"))
+                classifier_dropout_keys=("cls_dropout", "pooler_dropout"),
+                pruned=PrunedClasses("pruned-deberta-v2", "PrunedDebertaV2Config", "PrunedDebertaV2Model",
+                                     "PrunedDebertaV2ForSequenceClassification"))

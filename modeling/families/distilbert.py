@@ -3,7 +3,7 @@ ffn.lin1/ffn.lin2; no token types (its model takes input_ids and attention_mask 
 
 The toolkit's task head is DistilBertForSequenceClassification's own: pre_classifier, ReLU, dropout, classifier
 on the [CLS] state."""
-from modeling.families.base import Family
+from modeling.families.base import Family, PrunedClasses
 from pruners.anatomy import Anatomy
 
 ATTENTION = ("attention.q_lin", "attention.k_lin", "attention.v_lin")
@@ -15,4 +15,6 @@ ANATOMY = Anatomy("distilbert", layers="transformer.layer", head_row_projections
 FAMILY = Family("distilbert", ANATOMY, "DistilBertForSequenceClassification", "distilbert",
                 head_activation="relu", head_dense_key="pre_classifier", head_proj_key="classifier",
                 classifier_dropout_keys=("seq_classif_dropout",), input_names=("input_ids", "attention_mask"),
-                dropout_keys=("dropout", "attention_dropout"))
+                dropout_keys=("dropout", "attention_dropout"),
+                pruned=PrunedClasses("pruned-distilbert", "PrunedDistilBertConfig", "PrunedDistilBertModel",
+                                     "PrunedDistilBertForSequenceClassification"))
