@@ -1,8 +1,15 @@
-"""MT-DNN's Adamax and the other optimizers, checked against steps computed by hand."""
+"""MT-DNN's Adamax and the other optimizers, checked against steps computed by hand; the fused steps
+(training.fused_optim: numba, torch._foreach_*) checked bit for bit against the per-tensor loop."""
+import io
+
 import pytest
 import torch
 
-from training.optim import BertAdam, MTDNNAdamax, build_optimizer, build_schedule, parameter_groups
+from methods.base import LRPhase
+from pruners.kernels import numba_available
+from training import optim
+from training.optim import (BertAdam, MTDNNAdamax, PhasedLR, PhaseSchedule, build_optimizer, build_schedule,
+                            parameter_groups)
 
 LR, WD, EPS = 0.1, 0.01, 1e-6
 
@@ -183,3 +190,207 @@ def test_state_dict_round_trip_continues_bitwise():
 def test_unknown_optimizer_is_refused():
     with pytest.raises(ValueError, match="unknown optimizer 'lamb'"):
         build_optimizer("lamb", [], LR, WD)
+
+
+# ---- the fused steps against the loop, bit for bit
+
+needs_numba = pytest.mark.skipif(not numba_available(), reason="numba is not installed")
+FUSED = [pytest.param("numba", torch.float32, marks=needs_numba), pytest.param("numba", torch.float64, marks=needs_numba),
+         ("foreach", torch.float32)]
+STEPS, SPLIT = 6, 3
+# (name, shape): both parameter groups (decay on weights, none on biases/LayerNorm), a vocabulary-sized table
+# whose gradient is mostly zero rows, sizes that leave a tail after torch's vectorised loop, a transposed
+# (non-contiguous) weight that the numba path leaves to the loop, one parameter that never has a gradient and
+# one that has one only every other update.
+SHAPES = [("embeddings.word_embeddings.weight", (300, 16)), ("layer.0.dense.weight", (16, 16)),
+          ("layer.0.dense.bias", (16,)), ("layer.0.LayerNorm.weight", (16,)), ("layer.0.LayerNorm.bias", (16,)),
+          ("classifier.weight", (3, 16)), ("pooler.dense.weight", (7, 5)), ("never.weight", (4,)),
+          ("sometimes.weight", (33,))]
+
+
+def named_parameters(dtype):
+    generator = torch.Generator().manual_seed(7)
+    named = [(name, torch.nn.Parameter(torch.randn(shape, generator=generator, dtype=torch.float64).to(dtype)))
+             for name, shape in SHAPES]
+    named[5] = (named[5][0], torch.nn.Parameter(named[5][1].detach().t().contiguous().t()))   # non-contiguous
+    return named
+
+
+def gradients(named, step: int):
+    """The gradients of update `step` (a private generator: the same for every implementation)."""
+    generator = torch.Generator().manual_seed(100 + step)
+    for index, (name, param) in enumerate(named):
+        grad = torch.randn(param.shape, generator=generator, dtype=torch.float64).to(param.dtype) * (0.5 + index)
+        if name.startswith("embeddings"):
+            grad[torch.arange(param.shape[0]) % 7 != step % 7] = 0.0       # most rows: no token in the batch
+        param.grad = None if name == "never.weight" or (name == "sometimes.weight" and step % 2) else \
+            grad.t().contiguous().t() if not param.is_contiguous() else grad
+
+
+def new_run(named, impl: str, clip: float):
+    """build_optimizer's adamax and a two-phase LR schedule (warmup, then a phase that restarts the optimizer)."""
+    optimizer = build_optimizer("adamax", named, 1e-2, 0.01, max_grad_norm=clip, impl=impl)
+    phases = PhaseSchedule(STEPS, [LRPhase("training", 1, 1e-2, 0.4, "warmup_linear"),
+                                   LRPhase("retraining", 5, 5e-3, 0.0, "warmup_linear")])
+    return optimizer, PhasedLR(optimizer, phases)
+
+
+def snapshot(named, optimizer) -> list:
+    """Every weight, gradient and state entry, in the order of the parameters."""
+    return [(name, key, tensor.clone()) for name, param in named
+            for key, tensor in (("weight", param.detach()), ("grad", param.grad),
+                                *sorted(optimizer.state[param].items()))
+            if tensor is not None]
+
+
+def run(impl: str, dtype, clip: float, *, resume_as: str = None) -> list:
+    """Snapshots after each of STEPS updates; with `resume_as`, the optimizer and schedule are saved (through
+    torch.save, as a checkpoint holds them) after SPLIT updates and loaded into new ones of that impl."""
+    named = named_parameters(dtype)
+    optimizer, schedule = new_run(named, impl, clip)
+    snapshots = []
+    for step in range(STEPS):
+        if resume_as is not None and step == SPLIT:
+            buffer = io.BytesIO()
+            torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, buffer)
+            buffer.seek(0)
+            saved = torch.load(buffer, weights_only=True)
+            named = [(name, torch.nn.Parameter(param.detach().clone())) for name, param in named]
+            optimizer, schedule = new_run(named, resume_as, clip)
+            optimizer.load_state_dict(saved["optimizer"])
+            schedule.load_state_dict(saved["schedule"])
+        gradients(named, step)
+        optimizer.step()
+        schedule.step()
+        snapshots.append(snapshot(named, optimizer))
+    return snapshots
+
+
+def assert_same_bits(expected: list, got: list, what: str) -> None:
+    for step, (want, have) in enumerate(zip(expected, got), start=1):
+        assert [entry[:2] for entry in want] == [entry[:2] for entry in have], \
+            f"{what}: after update {step} the state holds other entries than the loop's"
+        for name, key, tensor in want:
+            other = next(t for n, k, t in have if (n, k) == (name, key))
+            assert tensor.dtype == other.dtype and tensor.shape == other.shape and torch.equal(tensor, other), \
+                f"{what}: {name} {key} differs from the loop's after update {step} " \
+                f"(max |diff| {(tensor.double() - other.double()).abs().max().item():.3g})"
+    assert len(expected) == len(got) == STEPS, f"{what}: {STEPS} updates expected"
+
+
+@pytest.mark.parametrize("kind,dtype", FUSED)
+@pytest.mark.parametrize("clip", [0.0, 0.8])
+def test_fused_step_gives_the_loops_bits(kind, dtype, clip):
+    optimizer, _ = new_run(named_parameters(dtype), kind, clip)
+    assert optimizer.impl == "fused" and optimizer.kernels == {("cpu", dtype): kind}, \
+        f"impl={kind!r} must run the {kind} kernels (got {optimizer.impl_note!r})"
+    assert_same_bits(run("loop", dtype, clip), run(kind, dtype, clip), f"{kind} {dtype} clip {clip}")
+
+
+@needs_numba
+def test_the_equality_is_not_vacuous_the_multiply_add_order_shows():
+    loop = run("loop", torch.float32, 0.8)
+    original = optim._CHECKED.copy()
+    try:            # the kernel with a * b + c rounded twice where torch fuses it: the comparison must catch it
+        optim._CHECKED[(MTDNNAdamax, "numba", "cpu", torch.float32)] = False
+        unfused = run("numba", torch.float32, 0.8)
+    finally:
+        optim._CHECKED.clear()
+        optim._CHECKED.update(original)
+    with pytest.raises(AssertionError, match="differs from the loop's"):
+        assert_same_bits(loop, unfused, "numba without fma")
+
+
+def test_clipping_rescales_the_gradient_in_place_in_every_implementation():
+    for impl in ("loop", "foreach", *(["numba"] if numba_available() else [])):
+        param = torch.nn.Parameter(torch.zeros(2))
+        optimizer = build_optimizer("adamax", [("w", param)], LR, 0.0, max_grad_norm=1.0, impl=impl)
+        param.grad = torch.tensor([3.0, 4.0])
+        optimizer.step()
+        assert torch.allclose(param.grad, torch.tensor([0.6, 0.8])), \
+            f"{impl}: the clipped gradient must be left in .grad (PLATON reads it after the step)"
+
+
+@pytest.mark.parametrize("kind", ["foreach", pytest.param("numba", marks=needs_numba)])
+def test_nonfinite_gradients_propagate_as_in_the_loop(kind):
+    results = []
+    for impl in ("loop", kind):
+        param = torch.nn.Parameter(torch.tensor([1.0, -0.0, 2.0, 3.0, 0.5] * 4))
+        optimizer = MTDNNAdamax([param], lr=LR, weight_decay=WD, impl=impl)
+        for grad in ([float("nan"), 0.0, float("inf"), -1.0, 0.25] * 4, [0.0, 0.0, 1.0, float("-inf"), 0.0] * 4):
+            param.grad = torch.tensor(grad)
+            optimizer.step()
+        state = optimizer.state[param]
+        results.append([param.detach().clone(), state["exp_avg"].clone(), state["exp_inf"].clone()])
+    for name, want, have in zip(("weight", "exp_avg", "exp_inf"), *results):
+        # NaN where the loop has NaN; every other entry to the bit, the sign of zeros included. A NaN's own bits
+        # are not compared: torch's loop gives 0x7fc00000 or 0xffffffff for the same torch.maximum depending on
+        # where the entry falls in its vectorised blocks (a tensor of 16 entries gets one, of 17 the other).
+        finite = ~want.isnan()
+        assert torch.equal(want.isnan(), have.isnan()) and torch.equal(want[finite], have[finite]) \
+            and torch.equal(want[finite].signbit(), have[finite].signbit()), \
+            f"{kind}: {name} with NaN/inf gradients differs from the loop's"
+
+
+@pytest.mark.parametrize("before,after", [("loop", "numba"), ("numba", "loop"), ("loop", "foreach"),
+                                          ("foreach", "loop")])
+def test_a_state_saved_by_one_implementation_resumes_bitwise_in_the_other(before, after):
+    if "numba" in (before, after) and not numba_available():
+        pytest.skip("numba is not installed")
+    assert_same_bits(run("loop", torch.float32, 0.8), run(before, torch.float32, 0.8, resume_as=after),
+                     f"saved by {before}, resumed by {after}")
+
+
+def test_fused_state_dict_has_the_loops_format():
+    named_loop, named_fused = named_parameters(torch.float32), named_parameters(torch.float32)
+    states = []
+    for named, impl in ((named_loop, "loop"), (named_fused, "auto")):
+        optimizer, _ = new_run(named, impl, 0.8)
+        gradients(named, 0)
+        optimizer.step()
+        states.append(optimizer.state_dict())
+    loop_state, fused_state = states
+    assert fused_state["param_groups"] == loop_state["param_groups"], "param_groups must be saved as the loop's"
+    assert sorted(fused_state["state"]) == sorted(loop_state["state"]), \
+        "the same parameters have state (none for a parameter without a gradient)"
+    for index, entries in loop_state["state"].items():
+        assert sorted(entries) == ["exp_avg", "exp_inf", "step"], "per-parameter exp_avg, exp_inf and step"
+        for key, tensor in entries.items():
+            other = fused_state["state"][index][key]
+            assert (other.dtype, other.shape, other.device) == (tensor.dtype, tensor.shape, tensor.device) \
+                and torch.equal(other, tensor), f"parameter {index} {key}: saved as the loop saves it"
+
+
+def test_auto_says_which_step_runs():
+    param = torch.nn.Parameter(torch.zeros(3))
+    adamax = build_optimizer("adamax", [("w", param)], LR, WD)
+    if numba_available():
+        assert adamax.impl == "fused" and "numba on cpu float32" in optim.optimizer_description(adamax), \
+            f"auto must pick numba on CPU when numba is installed: {optim.optimizer_description(adamax)}"
+    else:
+        assert adamax.impl == "loop" and "numba is not installed" in adamax.impl_note, adamax.impl_note
+    adam = build_optimizer("adam", [("w", param)], LR, WD)
+    assert adam.impl == "loop" and "BertAdam has no numba kernel" in adam.impl_note or not numba_available(), \
+        f"adam on CPU stays on the loop (torch's sqrt is not IEEE's): {adam.impl_note}"
+    assert build_optimizer("adamax", [("w", param)], LR, WD, impl="loop").impl == "loop", "impl='loop' is the loop"
+    with pytest.raises(ValueError, match="no numba kernel"):
+        build_optimizer("adam", [("w", param)], LR, WD, impl="numba")
+    with pytest.raises(ValueError, match="unknown optimizer implementation 'fast'"):
+        build_optimizer("adamax", [("w", param)], LR, WD, impl="fast")
+
+
+@pytest.mark.parametrize("kind", ["foreach", pytest.param("numba", marks=needs_numba)])
+def test_only_what_the_kernels_cannot_take_goes_through_the_loop(kind, monkeypatch):
+    looped = []
+    original = MTDNNAdamax.update_one
+    monkeypatch.setattr(MTDNNAdamax, "update_one", lambda self, param, group: (looped.append(param),
+                                                                               original(self, param, group)))
+    named = named_parameters(torch.float32)
+    optimizer, _ = new_run(named, kind, 0.8)
+    looped.clear()                  # the check against the loop at construction ran the loop on its probe
+    gradients(named, 0)
+    optimizer.step()
+    names = {id(param): name for name, param in named}
+    expected = ["classifier.weight"] if kind == "numba" else []
+    assert [names[id(param)] for param in looped] == expected, \
+        f"{kind}: only a non-contiguous tensor (numba) may take the loop's path, not {looped}"

@@ -36,8 +36,10 @@ from typing import List, Sequence
 import torch
 
 from methods.base import LRPhase
+from pruners.kernels import numba_available
 
 OPTIMIZERS = ("adamax", "adam", "adamw", "sgd")
+OPTIMIZER_IMPLS = ("auto", "loop", "numba", "foreach")      # how adamax and adam run their step: choose_kernels
 WARMUP_SCHEDULES = ("warmup_linear", "warmup_constant", "warmup_cosine")
 # MT-DNN's list: a parameter whose name contains any of these is never decayed.
 NO_DECAY = ("bias", "gamma", "beta", "LayerNorm.weight", "LayerNorm.bias")
@@ -83,12 +85,18 @@ class _BertStyle(torch.optim.Optimizer):
     correction, decoupled decay. Subclasses say how the second moment and the step are formed."""
 
     def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0,
-                 max_grad_norm: float = 0.0):
+                 max_grad_norm: float = 0.0, impl: str = "loop"):
         if lr < 0 or eps < 0 or weight_decay < 0 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"{type(self).__name__}: lr, eps and weight_decay must be >= 0 and betas in [0, 1) "
                              f"(got lr={lr}, eps={eps}, weight_decay={weight_decay}, betas={betas})")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       max_grad_norm=max_grad_norm))
+        # How step() runs (not part of the state_dict, whose format stays the loop's): see choose_kernels.
+        self.impl, self.kernels, self.contract, self.impl_note = "loop", {}, {}, "loop (per-tensor torch ops)"
+        if impl != "loop":
+            kinds = {(param.device.type, param.dtype) for group in self.param_groups for param in group["params"]}
+            self.kernels, self.contract, self.impl_note = choose_kernels(type(self), impl, kinds)
+            self.impl = "fused" if self.kernels else "loop"
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -97,32 +105,193 @@ class _BertStyle(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                if param.grad.is_sparse:
-                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-                clip_per_tensor_(param, group["max_grad_norm"])
-                grad = param.grad
-                state = self.state[param]
-                if not state:
-                    state["step"] = torch.zeros((), dtype=torch.float32)
-                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                    state[self.second_moment] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                state["step"] += 1
-                exp_avg = state["exp_avg"]
-                exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-                update = self.direction(exp_avg, state[self.second_moment], grad, beta2, group["eps"])
-                if group["weight_decay"] > 0:
-                    update.add_(param, alpha=group["weight_decay"])
-                param.add_(update, alpha=-group["lr"])
+            live = [param for param in group["params"] if param.grad is not None]
+            if any(param.grad.is_sparse for param in live):
+                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+            if self.impl == "loop":
+                for param in live:
+                    self.update_one(param, group)
+            else:
+                self._fused_group(group, live)
         return loss
+
+    def _state_of(self, param) -> dict:
+        """The parameter's state, created as a new optimizer has it at its first update."""
+        state = self.state[param]
+        if not state:
+            state["step"] = torch.zeros((), dtype=torch.float32)
+            state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            state[self.second_moment] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        return state
+
+    def update_one(self, param, group) -> None:
+        """The loop's update of one parameter tensor (the reference the fused kernels are checked against)."""
+        beta1, beta2 = group["betas"]
+        clip_per_tensor_(param, group["max_grad_norm"])
+        grad = param.grad
+        state = self._state_of(param)
+        state["step"] += 1
+        exp_avg = state["exp_avg"]
+        exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+        update = self.direction(exp_avg, state[self.second_moment], grad, beta2, group["eps"])
+        if group["weight_decay"] > 0:
+            update.add_(param, alpha=group["weight_decay"])
+        param.add_(update, alpha=-group["lr"])
+
+    def _fused_group(self, group, live) -> None:
+        """The group's update with the fused kernels: numba for contiguous CPU float tensors, torch._foreach_*
+        per device and dtype for the others when this optimizer was checked with them, the loop for the rest."""
+        buckets = {}
+        for param in live:
+            kind = self.kernels.get((param.device.type, param.dtype), "loop")
+            if kind == "numba" and not self._numba_fits(param):
+                kind = "loop"
+            if kind == "loop":
+                self.update_one(param, group)
+            else:
+                buckets.setdefault((kind, param.device, param.dtype), []).append(param)
+        for (kind, device, dtype), params in buckets.items():
+            states = [self._state_of(param) for param in params]
+            torch._foreach_add_([state["step"] for state in states], 1)
+            grads = [param.grad for param in params]
+            scales = None
+            if group["max_grad_norm"] > 0:
+                scales = fused_optim.clip_coefficients(grads, group["max_grad_norm"])
+                scales = scales.tolist() if kind == "numba" else list(scales.unbind())
+            beta1, beta2 = group["betas"]
+            settings = dict(beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
+                            lr=group["lr"])
+            moments = ([state["exp_avg"] for state in states], [state[self.second_moment] for state in states])
+            if kind == "numba":
+                fused_optim.numba_adamax_update(params, grads, *moments, scales,
+                                                contract=self.contract[(device.type, dtype)], **settings)
+            else:
+                fused_optim.foreach_update(self.second_moment, params, grads, *moments, scales, **settings)
+
+    def _numba_fits(self, param) -> bool:
+        """The numba kernel works on the memory of the weight, its gradient and both moments as flat arrays:
+        contiguous, of one dtype (moments loaded from a checkpoint included)."""
+        state = self._state_of(param)
+        tensors = (param, param.grad, state["exp_avg"], state[self.second_moment])
+        return all(tensor.dtype == param.dtype and tensor.is_contiguous() for tensor in tensors)
+
+
+_CHECKED = {}      # (optimizer class, kernel, device type, dtype) -> the `contract` that matched the loop, or None
+
+
+def kernel_matches_loop(cls, kind: str, device_type: str, dtype: torch.dtype):
+    """Whether `kind`'s kernels ("numba", "foreach") give the loop's bits on this device and torch build: the
+    `contract` setting that does (numba: with the multiply-add fused, then without; foreach: True), or None.
+
+    Checked once per process on a probe that covers what a run does: two groups (weight decay and none),
+    per-tensor clipping that bites and one that does not, a gradient of zeros, a parameter without one,
+    tensors whose sizes leave a tail after the vectorised part of torch's loops, the learning rate changed
+    between steps; weights, gradients and both moments compared bit for bit after each of three steps."""
+    key = (cls, kind, device_type, dtype)
+    if key not in _CHECKED:
+        candidates = (True, False) if kind == "numba" else (True,)
+        _CHECKED[key] = next((contract for contract in candidates
+                              if _probe_equal(cls, kind, contract, device_type, dtype)), None)
+    return _CHECKED[key]
+
+
+def _probe_equal(cls, kind: str, contract: bool, device_type: str, dtype: torch.dtype) -> bool:
+    generator = torch.Generator().manual_seed(23)         # a private generator: training's RNG stays put
+    shapes = [(1,), (37,), (33, 65), (1000,), (5, 3), (17,)]
+
+    def draw(shape, scale=1.0):
+        return (torch.randn(shape, generator=generator, dtype=torch.float64) * scale).to(dtype).to(device_type)
+
+    weights = [draw(shape) for shape in shapes]
+    grads = [[draw(shape, scale) for shape, scale in zip(shapes, (3.0, 0.01, 0.1, 1.0, 0.0, 1.0))]
+             for _ in range(3)]
+    runs = []
+    for fused in (False, True):
+        params = [torch.nn.Parameter(weight.clone()) for weight in weights]
+        optimizer = cls([{"params": params[:3], "weight_decay": 0.01},
+                         {"params": params[3:], "weight_decay": 0.0, "max_grad_norm": 0.0}],
+                        lr=1e-3, max_grad_norm=0.5)
+        if fused:
+            optimizer.impl, optimizer.kernels = "fused", {(device_type, dtype): kind}
+            optimizer.contract = {(device_type, dtype): contract}
+        snapshots = []
+        for step, step_grads in enumerate(grads):
+            for group in optimizer.param_groups:
+                group["lr"] = 1e-3 / (step + 1)
+            for index, (param, grad) in enumerate(zip(params, step_grads)):
+                param.grad = None if index == 5 and step == 1 else grad.clone()
+            optimizer.step()
+            snapshots.append([tensor.clone() for param in params
+                              for tensor in (param.detach(), param.grad, *optimizer.state[param].values())
+                              if tensor is not None])
+        runs.append(snapshots)
+    return all(len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b)) for a, b in zip(*runs))
+
+
+def choose_kernels(cls, impl: str, kinds) -> tuple:
+    """(kernels, contracts, note) for an optimizer of class `cls` over parameters of `kinds` ({(device type,
+    dtype)}) asked to run `impl`:
+
+      auto     numba on CPU (when numba is installed and the class has a kernel: Adamax), torch._foreach_*
+               elsewhere, each only where the check against the loop (kernel_matches_loop) passes; the loop
+               for the rest
+      numba    numba on CPU, torch._foreach_* elsewhere; ValueError when numba or the class's kernel is
+               missing or a check fails
+      foreach  torch._foreach_* everywhere (also on CPU, where it is slower than numba); ValueError when the
+               check fails
+
+    `kernels` maps (device type, dtype) to "numba" or "foreach", `contracts` to kernel_matches_loop's answer
+    (how the numba kernel forms a * b + c); `note` says what was chosen and why (the
+    start-up log's line)."""
+    if impl not in OPTIMIZER_IMPLS:
+        raise ValueError(f"unknown optimizer implementation {impl!r} (known: {', '.join(OPTIMIZER_IMPLS)})")
+    have_numba = numba_available()
+    if impl == "numba" and not have_numba:
+        raise ValueError("the numba optimizer kernels need the numba package: pip install numba, "
+                         "or use auto or loop")
+    kernels, contracts, notes = {}, {}, []
+    for device_type, dtype in sorted(kinds, key=str):
+        where = f"{device_type} {str(dtype).replace('torch.', '')}"
+        kind = "numba" if device_type == "cpu" and impl != "foreach" else "foreach"
+        if kind == "numba":
+            missing = ("numba is not installed" if not have_numba
+                       else f"{cls.__name__} has no numba kernel" if not cls.has_numba_kernel
+                       else f"the numba kernel takes float32 and float64, not {where}"
+                       if dtype not in (torch.float32, torch.float64) else None)
+            if missing and impl == "numba":
+                raise ValueError(f"{missing}; use auto or loop")
+            if missing:
+                notes.append(f"loop on {where} ({missing})")
+                continue
+        _load_fused_kernels()
+        matched = kernel_matches_loop(cls, kind, device_type, dtype)
+        if matched is None:
+            if impl != "auto":
+                raise ValueError(f"the {kind} optimizer kernels do not reproduce the loop's step bit for bit on "
+                                 f"{where} with this torch build; use auto or loop")
+            notes.append(f"loop on {where} ({kind} kernels differ from the loop on this torch build)")
+            continue
+        kernels[(device_type, dtype)], contracts[(device_type, dtype)] = kind, matched
+        notes.append(f"{kind} on {where}")
+    fused = bool(kernels)
+    note = ("fused, checked bit-identical to the loop: " if fused else "") + "; ".join(notes)
+    return kernels, contracts, note or "loop (no parameters)"
+
+
+fused_optim = None          # training.fused_optim, imported when first wanted (numba compiles its kernels)
+
+
+def _load_fused_kernels() -> None:
+    global fused_optim
+    if fused_optim is None:
+        from training import fused_optim as module
+        fused_optim = module
 
 
 class MTDNNAdamax(_BertStyle):
     """MT-DNN's Adamax (the PLATON default): u <- max(b2 * u, |g| + eps), step m / (u + eps)."""
     second_moment = "exp_inf"
+    has_numba_kernel = True
 
     @staticmethod
     def direction(exp_avg, exp_inf, grad, beta2, eps):
@@ -133,6 +302,7 @@ class MTDNNAdamax(_BertStyle):
 class BertAdam(_BertStyle):
     """BERT's Adam (MT-DNN's `adam`): u <- b2 * u + (1 - b2) * g^2, step m / (sqrt(u) + eps)."""
     second_moment = "exp_avg_sq"
+    has_numba_kernel = False        # torch's CPU sqrt is not IEEE's (see training.fused_optim): the loop on CPU
 
     @staticmethod
     def direction(exp_avg, exp_avg_sq, grad, beta2, eps):
@@ -166,21 +336,28 @@ class SGD(_PerTensorClip, torch.optim.SGD):
 
 
 def build_optimizer(name: str, named_parameters, learning_rate: float, weight_decay: float, *,
-                    max_grad_norm: float = 0.0) -> torch.optim.Optimizer:
+                    max_grad_norm: float = 0.0, impl: str = "auto") -> torch.optim.Optimizer:
     """The optimizer `name` over MT-DNN's parameter groups (decay on weights only).
 
     `max_grad_norm` > 0 clips each parameter tensor's gradient to that L2 norm inside the step
-    (MT-DNN's --grad_clipping); global clipping over all parameters is the loop's job."""
+    (MT-DNN's --grad_clipping); global clipping over all parameters is the loop's job. `impl` says how
+    adamax and adam run their step (choose_kernels; the others are torch's own): the same bits either way,
+    and `optimizer_description(optimizer)` says which ran."""
     groups = parameter_groups(named_parameters, weight_decay)
     if name == "adamax":
-        return MTDNNAdamax(groups, lr=learning_rate, max_grad_norm=max_grad_norm)
+        return MTDNNAdamax(groups, lr=learning_rate, max_grad_norm=max_grad_norm, impl=impl)
     if name == "adam":
-        return BertAdam(groups, lr=learning_rate, max_grad_norm=max_grad_norm)
+        return BertAdam(groups, lr=learning_rate, max_grad_norm=max_grad_norm, impl=impl)
     if name == "adamw":
         return AdamW(groups, lr=learning_rate, max_grad_norm=max_grad_norm)
     if name == "sgd":
         return SGD(groups, lr=learning_rate, momentum=0.9, max_grad_norm=max_grad_norm)
     raise ValueError(f"unknown optimizer {name!r} (known: {', '.join(OPTIMIZERS)})")
+
+
+def optimizer_description(optimizer) -> str:
+    """One line for the start-up log: the optimizer and how its step runs."""
+    return f"{type(optimizer).__name__}, step: {getattr(optimizer, 'impl_note', 'torch')}"
 
 
 class PhaseSchedule:
