@@ -144,8 +144,9 @@ def _transformers_quiet():
 
 # Weights an encoder may lack without being another model: some checkpoints are saved without the pooler.
 OPTIONAL_WEIGHTS = ("pooler.",)
-# Weights of the encoder itself (its other weights, e.g. a pretraining head's cls.*, are not its business).
-ENCODER_WEIGHTS = ("embeddings.", "encoder.", "pooler.")
+# Weights of the encoder itself (its other weights, e.g. a pretraining head's cls.*, are not its business):
+# BERT's, RoBERTa's and DeBERTa's embeddings/encoder/pooler, ELECTRA's embeddings_project, DistilBERT's transformer.
+ENCODER_WEIGHTS = ("embeddings.", "encoder.", "pooler.", "embeddings_project.", "transformer.")
 
 
 def refuse_unfit_weights(mismatched, missing, unexpected, config, source: str, config_name: str = "config.json"):

@@ -117,7 +117,10 @@ def session(graph, threads: int = 1):
 
 
 def run_session(graph_session, inputs: dict) -> np.ndarray:
-    feed = {name: inputs[name].to(torch.int64).cpu().numpy() for name in INPUT_NAMES}
+    """The logits of a graph on the toolkit's inputs, fed the ones it takes (a family without token types, such
+    as DistilBERT, leaves token_type_ids out of its graph)."""
+    taken = {node.name for node in graph_session.get_inputs()}
+    feed = {name: inputs[name].to(torch.int64).cpu().numpy() for name in INPUT_NAMES if name in taken}
     return graph_session.run(["logits"], feed)[0]
 
 

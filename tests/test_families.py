@@ -256,3 +256,38 @@ def test_unsupported_family_is_one_line(tmp_path, capsys, canonical_dir):
     capsys.readouterr()                  # the progress bar of that save is not the command's output
     fail(train.main, train_args(canonical_dir, tmp_path / "albert", tmp_path / "out"), capsys,
          "'albert' is not a supported encoder family", "bert, roberta, electra, distilbert, deberta-v2")
+
+
+def test_evaluate_predict_and_onnx_runtime_agree(family_model, tmp_path, capsys):
+    """A saved model of the family: mt_dnn.evaluate through torch and through its ONNX export give the same
+    metrics, and mt_dnn.predict labels raw text with the family's tokenizer."""
+    from data_utils.task_def import load_task_defs
+    from modeling.model import MTDNNModel, load_encoder, save_model
+    from modeling.pretrained import load_tokenizer
+    from mt_dnn import compress, onnx_export
+    from mt_dnn import evaluate as evaluate_cli
+    from mt_dnn import predict as predict_cli
+
+    family, model_dir, canonical = family_model
+    tasks = load_task_defs()
+    torch.manual_seed(2)
+    model = MTDNNModel(load_encoder(model_dir), {"rte": tasks["rte"], "sst": tasks["sst"]}).eval()
+    tokenizer = load_tokenizer(model_dir)
+    saved, exported = str(tmp_path / "saved"), str(tmp_path / "onnx")
+    save_model(model, tokenizer, saved)
+    onnx_export.export_model(model, tokenizer, exported, ["rte", "sst"], compress.check_inputs(model, tokenizer))
+    metrics = {}
+    for name, directory, engine in (("torch", saved, "torch"), ("onnx", exported, "onnxruntime")):
+        out = tmp_path / f"eval-{name}"
+        code = run_main(evaluate_cli.main, ["--model", directory, "--data_dir", canonical, "--datasets", "rte,sst",
+                                            "--output_dir", str(out), "--engine", engine])
+        assert code == 0, f"{family}: evaluate through {engine}: {capsys.readouterr().err[-400:]}"
+        metrics[name] = json.loads((out / "evaluation_dev.json").read_text())["metrics"]
+    assert metrics["onnx"] == metrics["torch"], f"{family}: ONNX Runtime scores what torch scores: {metrics}"
+    source, table = tmp_path / "lines.txt", tmp_path / "labels.tsv"
+    source.write_text("a gripping film\nflat and dull\n", encoding="utf-8")
+    code = run_main(predict_cli.main, ["--model", saved, "--task", "sst", "--input", str(source),
+                                       "--output", str(table)])
+    assert code == 0, f"{family}: predict: {capsys.readouterr().err[-400:]}"
+    rows = [line.split("\t") for line in table.read_text().splitlines()[1:]]
+    assert len(rows) == 2 and all(row[1] in tasks["sst"].labels for row in rows), f"{family}: predict rows {rows}"
