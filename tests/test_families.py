@@ -151,8 +151,9 @@ def test_prepro_encodes_pairs_as_the_family_tokenizer_does(family_model):
 
 
 def test_train_platon_gpp_dfd_export_and_int8(family_model, tmp_path):
-    """PLATON run -> its hf/rte equals the toolkit; GPP+DFD from it -> the structured export equals the masked
-    model and loads from a directory without the repository; int8 compression reloads within tolerance."""
+    """PLATON run -> its hf/rte equals the toolkit; movement pruning; GPP+DFD+KD from the PLATON model -> the
+    structured export equals the masked model and loads from a directory without the repository; int8 compression
+    reloads within tolerance."""
     import train
     from transformers import AutoModelForSequenceClassification, pipeline
 
@@ -183,11 +184,21 @@ def test_train_platon_gpp_dfd_export_and_int8(family_model, tmp_path):
     classify = pipeline("text-classification", model=str(platon / "model" / "hf" / "rte"))
     assert classify("A cat sat.", top_k=None)[0]["label"] in task_defs["rte"].labels, f"{family}: pipeline labels"
 
+    movement = tmp_path / "movement"
+    assert run_main(train.main, train_args(canonical, model_dir, movement, "--pruner", "movement", "--epochs", "1",
+                                           "--final_threshold", "0.5", "--warmup_steps", "2", "--initial_warmup",
+                                           "0", "--final_warmup", "1", "--deltaT", "1")) == 0, f"{family}: movement"
+    rows = json.loads((movement / "sparsity_report.json").read_text())["rows"]
+    weights = {row["name"]: row["remaining_ratio"] for row in rows if row["name"].endswith(".weight")}
+    assert len(weights) == 12 and all(ratio == pytest.approx(0.5, abs=0.02) for ratio in weights.values()), \
+        f"{family}: movement keeps half of each of the family's 6 matrices a layer: {weights}"
+
     gpp = tmp_path / "gpp"
     assert run_main(train.main, train_args(canonical, model_dir, gpp, "--pruner", "gpp", "--epochs", "3",
                                            "--prepruning_finetune_epochs", "1", "--prune_epochs", "1",
                                            "--target_sparsity", "0.5", "--do_distill", "--teacher_model_path",
-                                           str(platon / "model"))) == 0, f"{family}: GPP with DFD"
+                                           str(platon / "model"), "--logit_distill")) == 0, \
+        f"{family}: GPP with DFD and logit distillation"
     export = json.loads((gpp / "model_pruned" / "structured_export.json").read_text())
     assert export["max_abs_difference"] < 1e-5, f"{family}: export equals the masked model: {export}"
     assert export["encoder_layer_parameters_after"] < 0.6 * export["encoder_layer_parameters_before"], \
