@@ -302,3 +302,36 @@ def test_evaluate_predict_and_onnx_runtime_agree(family_model, tmp_path, capsys)
     assert code == 0, f"{family}: predict: {capsys.readouterr().err[-400:]}"
     rows = [line.split("\t") for line in table.read_text().splitlines()[1:]]
     assert len(rows) == 2 and all(row[1] in tasks["sst"].labels for row in rows), f"{family}: predict rows {rows}"
+
+
+def test_export_refusals_and_anatomy_errors(tmp_path, capsys):
+    """mt_dnn.export refuses, before writing, a DeBERTa whose relative-position projections are its own
+    (share_att_key false); the pruner library names the anatomy it looked for, and refuses a non-Anatomy."""
+    from transformers import AutoModel, DistilBertConfig
+
+    from data_utils.task_def import load_task_defs
+    from modeling.families import family_of
+    from modeling.model import MTDNNModel, save_model
+    from mt_dnn import export as export_cli
+    from pruners.anatomy import BERT, encoder_shape, find_encoder
+    from pruners.structured_mask import StructuredMask
+
+    config = tiny_config("deberta-v2", 120)
+    config.share_att_key = False
+    model = MTDNNModel(AutoModel.from_config(config), {"rte": load_task_defs()["rte"]})
+    anatomy = family_of(config).anatomy
+    shape = encoder_shape(model.encoder, anatomy)
+    checkpoint = tmp_path / "model"
+    save_model(model, None, str(checkpoint))
+    StructuredMask(model.encoder, head=torch.ones(shape.layers, shape.heads), anatomy=anatomy).save(str(checkpoint))
+    capsys.readouterr()
+    fail(export_cli.main, ["--checkpoint", checkpoint, "--output_dir", tmp_path / "out"], capsys,
+         f"--checkpoint {checkpoint}: model type 'deberta-v2' with share_att_key false")
+    assert not (tmp_path / "out").exists(), "nothing is written before the refusal"
+
+    distilbert = AutoModel.from_config(DistilBertConfig(vocab_size=50, dim=32, n_layers=1, n_heads=4, hidden_dim=48))
+    with pytest.raises(ValueError, match=r"no BERT-family encoder of the bert layout \(with \.encoder\.layer\[i\]"):
+        find_encoder(distilbert, BERT)
+    with pytest.raises(TypeError, match="anatomy must be a pruners.anatomy.Anatomy, not a str"):
+        StructuredMask(distilbert, head=torch.ones(1, 4), anatomy="distilbert")
+    assert find_encoder(distilbert, family_of("distilbert").anatomy) is distilbert, "found with its own anatomy"
