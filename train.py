@@ -25,6 +25,7 @@ from training.checkpoint import latest_checkpoint, load_checkpoint
 from data_utils.distributed import broadcast_flag, init_distributed
 from training.options import build_parser, validate
 from training.outputs import evaluate, finish_run, record_evaluation
+from training.precision import Precision
 from training.run_dir import RunDirectory
 from training.run_state import (LoopState, Run, find_resume_checkpoint, first_phase_multiplier, new_optimizer,
                                 reconcile_config, restore_training_state, save_training_state, stop_after_signal)
@@ -49,12 +50,15 @@ def clip_global_gradient_norm(model, max_norm: float, extra=()) -> None:
         torch.nn.utils.clip_grad_norm_([p for p in (*model.parameters(), *extra) if p.grad is not None], max_norm)
 
 
-def forward_loss(model, dataset, indices, device, methods):
-    """The loss of one micro-batch: the task's loss, then each method's terms."""
+def forward_loss(model, dataset, indices, device, methods, precision):
+    """The loss of one micro-batch: the task's loss, then each method's terms (under --precision's autocast;
+    the loss itself in fp32)."""
     batch = collate([dataset.examples[i] for i in indices], dataset.task)
     inputs = tuple(batch[key].to(device) for key in ("input_ids", "token_type_ids", "attention_mask"))
-    out = model(*inputs, task=dataset.task.name, output_hidden_states=methods.needs_hidden_states)
-    return methods.loss(task_loss(out.logits, batch["labels"].to(device), dataset.task), inputs, out)
+    with precision.autocast():
+        out = model(*inputs, task=dataset.task.name, output_hidden_states=methods.needs_hidden_states)
+        loss = methods.loss(task_loss(out.logits.float(), batch["labels"].to(device), dataset.task), inputs, out)
+    return loss.float()
 
 
 def refuse_nonfinite_loss(args, state, loss, dataset, batch_index) -> None:
@@ -115,17 +119,22 @@ def setup(args, owner):
 
     # ---- model, methods (pruning, distillation), optimizer and LR schedule
     core, tokenizer = build_model(args, train_sets, eval_sets, device)
+    precision = Precision(args.precision, device)
     methods = build_methods(MethodContext(args, core, total_steps, device, dist_info, logger,
-                                          lr_multiplier=first_phase_multiplier(args, total_steps)))
+                                          lr_multiplier=first_phase_multiplier(args, total_steps),
+                                          grad_scale=lambda: precision.current_scale))
     state = LoopState()
     optimizer, lr_schedule = new_optimizer(args, core, total_steps, methods)    # the methods' LR phases included
     run = Run(args, core, tokenizer, device, dist_info, methods, eval_sets, total_steps=total_steps,
+              precision=precision,
               check_batch=(check_rows.task.name, collate(check_rows.examples[:args.batch_size_eval], check_rows.task)))
     if resumed:       # checked against this run (its length, parameters, methods) before anything is written
         state, optimizer, lr_schedule = restore_training_state(run, resumed, resume_path, len(sampler))
     run = dataclasses.replace(run, writer=open_tensorboard(args, dist_info, resumed))
     write_run_config(args, dist_info, device, total_steps, len(sampler))
     log_summary(args, train_sets, eval_sets, dist_info, len(sampler), total_steps, core, device, methods)
+    if args.precision != "fp32":
+        logger.info("precision: %s", precision.describe(state))
     return run, sampler, train_sets, state, optimizer, lr_schedule
 
 
@@ -146,14 +155,15 @@ def train_loop(run: Run, owner, sampler, train_sets, state, optimizer, lr_schedu
             if batch_index % args.grad_accumulation_step == 0:
                 methods.start_update(state.global_step + 1)
             task_index, indices = batches[batch_index]
-            loss = forward_loss(model, train_sets[task_index], indices, device, methods)
+            loss = forward_loss(model, train_sets[task_index], indices, device, methods, run.precision)
             if broadcast_flag(dist_info, not bool(torch.isfinite(loss))):
                 refuse_nonfinite_loss(args, state, loss, train_sets[task_index], batch_index)
                 optimizer.zero_grad(set_to_none=True)
                 methods.skip_batch()
                 loss = None
             else:
-                (loss / args.grad_accumulation_step).backward()
+                scaled = loss * run.precision.scale(state) if run.precision.scaling else loss    # fp16: loss scaling
+                (scaled / args.grad_accumulation_step).backward()
                 methods.after_backward()
                 state.running_loss = loss.item() if state.running_loss is None \
                     else 0.95 * state.running_loss + 0.05 * loss.item()
@@ -162,8 +172,16 @@ def train_loop(run: Run, owner, sampler, train_sets, state, optimizer, lr_schedu
             if (batch_index + 1) % args.grad_accumulation_step != 0 and batch_index + 1 != len(batches):
                 continue
 
-            clip_global_gradient_norm(core, args.global_grad_clipping, methods.trainable_tensors())
-            optimizer.step()
+            finite = run.precision.unscale(state, [*core.parameters(), *methods.trainable_tensors()])
+            if finite:
+                clip_global_gradient_norm(core, args.global_grad_clipping, methods.trainable_tensors())
+                optimizer.step()
+            else:                                   # fp16 overflow: no step; the pruners see no gradients
+                logger.warning("warning: update %d skipped: fp16 gradients overflowed at loss scale %g",
+                               state.global_step + 1, run.precision.scale(state))
+                optimizer.zero_grad(set_to_none=True)
+                methods.skip_batch()
+            run.precision.update(state, finite)
             state.global_step += 1
             scalars = methods.after_update(state.global_step)
             lr_schedule.step()

@@ -82,6 +82,7 @@ class MethodContext:
     dist_info: Any
     logger: Any
     lr_multiplier: Any = None      # t -> the weights' learning-rate multiplier of update t (warm-up, decay)
+    grad_scale: Any = None         # () -> the factor the last backward's loss was scaled by (--precision fp16)
 
 
 class TrainingMethod:

@@ -106,7 +106,7 @@ class GPPPruning(TrainingMethod):
     def after_backward(self) -> None:
         if self.pruning:
             average_gradients(self.context.dist_info, self.pruner.indicators().values())
-            self.pruner.accumulate_gradients()
+            self.pruner.accumulate_gradients(self.context.grad_scale() if self.context.grad_scale else 1.0)
 
     def skip_batch(self) -> None:
         if self.pruner is not None:

@@ -26,18 +26,20 @@ def sst_canonical(tmp_path_factory):
     return out
 
 
-def test_bundled_model_learns_sst(sst_canonical, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_bundled_model_learns_sst(sst_canonical, tmp_path, precision):
     out = tmp_path / "run"
     args = ["--data_dir", sst_canonical, "--train_datasets", "sst", "--test_datasets", "sst", "--pruner", "none",
             "--epochs", "1", "--batch_size", "16", "--batch_size_eval", "128", "--max_seq_len", "32",
-            "--learning_rate", "3e-4", "--seed", "1", "--log_per_updates", "10", "--output_dir", str(out)]
+            "--learning_rate", "3e-4", "--seed", "1", "--log_per_updates", "10", "--output_dir", str(out),
+            "--precision", precision]
     assert run_main(train.main, args) == 0, "the learning run must finish"
     rows = sum(1 for _ in open(os.path.join(sst_canonical, "sst_dev.json")))
     labels = [json.loads(line)["label"] for line in open(os.path.join(sst_canonical, "sst_dev.json"))]
     majority = 100.0 * max(labels.count(0), labels.count(1)) / rows
     accuracy = json.load(open(out / "dev_metrics.json"))["sst"]["ACC"]
     assert accuracy >= SST_DEV_FLOOR, \
-        f"sst dev accuracy {accuracy:.1f} after one epoch (majority class {majority:.1f}, bag-of-words ~76): " \
+        f"{precision}: sst dev accuracy {accuracy:.1f} after one epoch (majority class {majority:.1f}, bag-of-words ~76): " \
         "the bundled model did not learn; check the optimizer and the learning rate"
     log = open(out / "log.log").read()
     losses = [float(line.split(" loss ")[1].split()[0]) for line in log.splitlines() if " loss " in line]

@@ -14,12 +14,12 @@ from data_utils.errors import ArgumentParser, UserError
 from data_utils.task_def import DEFAULT_TASK_DEF
 from methods import add_method_arguments, pruning_methods, validate_methods
 from modeling import pretrained
-from training.optim import OPTIMIZERS, WARMUP_SCHEDULES
+from training.optim import OPTIMIZER_IMPLS, OPTIMIZERS, WARMUP_SCHEDULES, check_optimizer_impl
 
 # Flags of the core groups that decide what a run trains, restored from the checkpoint by --resume (the
 # methods declare their own: methods.add_method_arguments), except those that change only how or what is
 # evaluated, or where it runs.
-NOT_TRAINING = ("test_datasets", "batch_size_eval", "eval_test_during_training", "device")
+NOT_TRAINING = ("test_datasets", "batch_size_eval", "eval_test_during_training", "device", "optimizer_impl")
 
 
 def training_flags(parser: argparse.ArgumentParser) -> tuple:
@@ -61,10 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("optimisation")
     g.add_argument("--batch_size", type=int, default=8, help="training batch size (per process)")
     g.add_argument("--batch_size_eval", type=int, default=8, help="evaluation batch size")
+    g.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="autocast the forward pass in bf16 or fp16 (fp16 with dynamic loss scaling); weights, "
+                        "optimizer and pruner state stay fp32")
     g.add_argument("--eval_test_during_training", action="store_true",
                    help="predict the test splits at every evaluation (default: only with the final model, at the "
                         "last update; dev splits are scored at every evaluation either way)")
     g.add_argument("--optimizer", default="adamax", choices=OPTIMIZERS, help="optimizer (default: adamax)")
+    g.add_argument("--optimizer_impl", default="auto", choices=OPTIMIZER_IMPLS,
+                   help="how adamax/adam run their step, bit for bit the same: auto (numba's fused loop on CPU for "
+                        "adamax, torch._foreach_* on GPU, each where a check at start-up matches the loop), loop "
+                        "(one tensor at a time), numba, foreach (default: auto; the log says which ran)")
     g.add_argument("--learning_rate", type=float, default=5e-5, help="peak learning rate")
     g.add_argument("--epochs", type=int, default=5, help="training epochs")
     g.add_argument("--warmup", type=float, default=0.1, help="fraction of the updates spent warming up the LR")
@@ -149,7 +156,21 @@ def validate(args) -> None:
     _check_paths(args)
     for flag in ("log_per_updates", "eval_per_updates", "save_per_updates", "keep_checkpoints"):
         _require(getattr(args, flag) >= 0, f"--{flag} {getattr(args, flag)} must be >= 0")
+    _check_optimizer_impl(args)
     validate_methods(args)
+
+
+def _check_optimizer_impl(args) -> None:
+    """--optimizer_impl numba/foreach where those kernels cannot run --optimizer, or would not give the loop's
+    bits on this machine (training.optim.choose_kernels, on CPU float32; a GPU is checked when the run starts)."""
+    if args.optimizer_impl in ("auto", "loop"):
+        return
+    _require(args.optimizer in ("adamax", "adam"), f"--optimizer_impl {args.optimizer_impl}: --optimizer "
+                                                   f"{args.optimizer} runs torch's own step; use --optimizer_impl auto")
+    try:
+        check_optimizer_impl(args.optimizer, args.optimizer_impl)
+    except ValueError as err:
+        raise UserError(f"--optimizer_impl {args.optimizer_impl}: {err}") from None
 
 
 def _blocking_file(path: str):

@@ -49,6 +49,7 @@ class Run:
     check_batch: tuple              # (task, collated rows) on which exports are checked
     total_steps: int
     writer: Optional[Any] = None    # TensorBoard SummaryWriter on the main process
+    precision: Optional[Any] = None   # training.precision.Precision (--precision)
     started_files: set = field(default_factory=set)   # append-only files this process began (metrics.jsonl)
 
 
@@ -61,6 +62,8 @@ class LoopState:
     running_loss: float | None = None
     best_metric: float | None = None
     last_metrics: dict = field(default_factory=dict)
+    loss_scale: float | None = None       # --precision fp16: the dynamic loss scale (training.precision)
+    loss_scale_good_updates: int = 0      # updates since it last changed
 
 
 # Fields of the loop state of checkpoints written before the phase schedule: the LR schedule restarted last.
@@ -74,8 +77,11 @@ def new_optimizer(args, model: torch.nn.Module, total_steps: int, methods):
     restarts the optimizer."""
     phases = PhaseSchedule(total_steps, [LRPhase("training", 1, args.learning_rate, args.warmup,
                                                  args.warmup_schedule), *methods.optimizer_phases()])
-    optimizer = build_optimizer(args.optimizer, model.named_parameters(), phases.lr(1), args.weight_decay,
-                                max_grad_norm=args.grad_clipping)
+    try:
+        optimizer = build_optimizer(args.optimizer, model.named_parameters(), phases.lr(1), args.weight_decay,
+                                    max_grad_norm=args.grad_clipping, impl=args.optimizer_impl)
+    except ValueError as err:       # --optimizer_impl foreach/numba whose check fails on the run's device
+        raise UserError(f"--optimizer_impl {args.optimizer_impl}: {err}") from None
     return optimizer, PhasedLR(optimizer, phases)
 
 
