@@ -394,3 +394,48 @@ def test_only_what_the_kernels_cannot_take_goes_through_the_loop(kind, monkeypat
     expected = ["classifier.weight"] if kind == "numba" else []
     assert [names[id(param)] for param in looped] == expected, \
         f"{kind}: only a non-contiguous tensor (numba) may take the loop's path, not {looped}"
+
+
+@pytest.mark.parametrize("impl", ["loop", "foreach", pytest.param("numba", marks=needs_numba)])
+@pytest.mark.parametrize("clip", [0.0, 0.8])
+def test_the_global_clip_folded_into_the_step_gives_clip_grad_norms_bits(impl, clip):
+    """optim.step_with_global_clip against train.py's clip_grad_norm_ over all gradients, then the loop's step;
+    `extra` is a tensor a method trains itself (movement's scores): clipped with the rest, not stepped."""
+    results = []
+    for folded in (False, True):
+        named = named_parameters(torch.float32)
+        model = torch.nn.Module()
+        for index, (_, param) in enumerate(named):
+            model.register_parameter(f"p{index}", param)
+        extra = torch.ones(5, requires_grad=True)
+        optimizer, schedule = new_run(named, impl if folded else "loop", clip)
+        snapshots = []
+        for step in range(STEPS):
+            gradients(named, step)
+            extra.grad = torch.full((5,), 3.0 + step)
+            if folded:
+                optim.step_with_global_clip(optimizer, model, 1.0, [extra])
+            else:
+                torch.nn.utils.clip_grad_norm_([p for p in (*model.parameters(), extra) if p.grad is not None], 1.0)
+                optimizer.step()
+            schedule.step()
+            snapshots.append(snapshot(named, optimizer) + [("extra", "grad", extra.grad.clone())])
+        results.append(snapshots)
+    assert_same_bits(*results, f"global clip folded into the {impl} step (per-tensor clip {clip})")
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--optimizer", "sgd", "--optimizer_impl", "numba"],
+     "--optimizer_impl numba: --optimizer sgd runs torch's own step; use --optimizer_impl auto"),
+    (["--optimizer", "adam", "--optimizer_impl", "numba"],
+     "--optimizer_impl numba: BertAdam has no numba kernel; use auto or loop"),
+    (["--optimizer_impl", "fast"], "argument --optimizer_impl: invalid choice: 'fast'"),
+])
+def test_train_refuses_an_optimizer_impl_it_cannot_run(tmp_path, capsys, extra, needle):
+    import train
+    from tests.test_errors import fail
+
+    if "numba" in extra and not numba_available():
+        needle = "--optimizer_impl numba: the numba optimizer kernels need the numba package: pip install numba"
+    fail(train.main, ["--train_datasets", "rte", "--output_dir", tmp_path / "run", *extra], capsys, needle)
+    assert not (tmp_path / "run").exists(), "refused before anything is written"

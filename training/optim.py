@@ -31,7 +31,7 @@ the phase it was in, restarting the optimizer where the schedule says.
 """
 import math
 from dataclasses import astuple
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 
@@ -80,6 +80,46 @@ def clip_per_tensor_(param: torch.Tensor, max_grad_norm: float) -> None:
         torch.nn.utils.clip_grad_norm_([param], max_grad_norm)
 
 
+def scale_gradients_(grads, scale: torch.Tensor) -> None:
+    """grads *= scale in place, per device and dtype, with the op clip_grad_norm_ applies its coefficient by."""
+    groups = {}
+    for grad in grads:
+        groups.setdefault((grad.device, grad.dtype), []).append(grad)
+    for (device, _), same in groups.items():
+        torch._foreach_mul_(same, scale.to(device))
+
+
+def global_clip_scale(grads, max_norm: float) -> torch.Tensor:
+    """clip_grad_norm_'s coefficient min(1, max_norm / (||all grads|| + 1e-6)), formed as it forms it."""
+    total = torch.nn.utils.get_total_norm(grads, 2.0)
+    return torch.clamp(max_norm / (total + 1e-6), max=1.0)
+
+
+def step_with_global_clip(optimizer, model: torch.nn.Module, max_norm: float, extra=()) -> None:
+    """train.py's update: clip the norm of all gradients together (the model's parameters and `extra`, tensors
+    a method trains itself) to `max_norm` (0: off), then optimizer.step(), bit for bit what
+    clip_grad_norm_(...) followed by step() gives. The fused Adamax takes the coefficient into its own pass
+    over the gradients instead of a separate multiply over all of them; `extra` and other optimizers' gradients
+    are scaled as clip_grad_norm_ scales them."""
+    tensors = [tensor for tensor in (*model.parameters(), *extra) if tensor.grad is not None]
+    if max_norm <= 0 or not tensors:
+        optimizer.step()
+        return
+    scale = global_clip_scale([tensor.grad for tensor in tensors], max_norm)
+    if not isinstance(optimizer, _BertStyle):
+        scale_gradients_([tensor.grad for tensor in tensors], scale)
+        optimizer.step()
+        return
+    clipped = {id(tensor) for tensor in tensors}
+    stepped = {id(param) for group in optimizer.param_groups for param in group["params"] if param.grad is not None}
+    if not stepped <= clipped:          # the step would scale a gradient the clip leaves alone
+        scale_gradients_([tensor.grad for tensor in tensors], scale)
+        optimizer.step()
+        return
+    scale_gradients_([tensor.grad for tensor in tensors if id(tensor) not in stepped], scale)
+    optimizer.step(grad_scale=scale)
+
+
 class _BertStyle(torch.optim.Optimizer):
     """Shared body of MT-DNN's Adamax and BERT's Adam: per-tensor clip, two moments, no bias
     correction, decoupled decay. Subclasses say how the second moment and the step are formed."""
@@ -99,7 +139,10 @@ class _BertStyle(torch.optim.Optimizer):
             self.impl = "fused" if self.kernels else "loop"
 
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure=None, grad_scale: Optional[torch.Tensor] = None):
+        """One update. `grad_scale` (a 0-d tensor: the global clip's coefficient, step_with_global_clip)
+        multiplies every gradient first, in place, as clip_grad_norm_ would have; the numba kernel does
+        it in its own pass when the group has no per-tensor clip (whose norms need the scaled gradients)."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -108,11 +151,14 @@ class _BertStyle(torch.optim.Optimizer):
             live = [param for param in group["params"] if param.grad is not None]
             if any(param.grad.is_sparse for param in live):
                 raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+            folded = grad_scale is not None and self.impl == "fused" and group["max_grad_norm"] <= 0
+            if grad_scale is not None and not folded:
+                scale_gradients_([param.grad for param in live], grad_scale)
             if self.impl == "loop":
                 for param in live:
                     self.update_one(param, group)
             else:
-                self._fused_group(group, live)
+                self._fused_group(group, live, grad_scale if folded else None)
         return loss
 
     def _state_of(self, param) -> dict:
@@ -138,15 +184,18 @@ class _BertStyle(torch.optim.Optimizer):
             update.add_(param, alpha=group["weight_decay"])
         param.add_(update, alpha=-group["lr"])
 
-    def _fused_group(self, group, live) -> None:
+    def _fused_group(self, group, live, grad_scale=None) -> None:
         """The group's update with the fused kernels: numba for contiguous CPU float tensors, torch._foreach_*
-        per device and dtype for the others when this optimizer was checked with them, the loop for the rest."""
+        per device and dtype for the others when this optimizer was checked with them, the loop for the rest.
+        `grad_scale`: the global clip's coefficient, not yet applied (only when the group has no per-tensor clip)."""
         buckets = {}
         for param in live:
             kind = self.kernels.get((param.device.type, param.dtype), "loop")
             if kind == "numba" and not self._numba_fits(param):
                 kind = "loop"
             if kind == "loop":
+                if grad_scale is not None:
+                    scale_gradients_([param.grad], grad_scale)
                 self.update_one(param, group)
             else:
                 buckets.setdefault((kind, param.device, param.dtype), []).append(param)
@@ -155,6 +204,10 @@ class _BertStyle(torch.optim.Optimizer):
             torch._foreach_add_([state["step"] for state in states], 1)
             grads = [param.grad for param in params]
             scales = None
+            if grad_scale is not None and kind == "numba":
+                scales = [grad_scale.item()] * len(params)          # g * scale inside the kernel's pass
+            elif grad_scale is not None:
+                scale_gradients_(grads, grad_scale)
             if group["max_grad_norm"] > 0:
                 scales = fused_optim.clip_coefficients(grads, group["max_grad_norm"])
                 scales = scales.tolist() if kind == "numba" else list(scales.unbind())
@@ -353,6 +406,11 @@ def build_optimizer(name: str, named_parameters, learning_rate: float, weight_de
     if name == "sgd":
         return SGD(groups, lr=learning_rate, momentum=0.9, max_grad_norm=max_grad_norm)
     raise ValueError(f"unknown optimizer {name!r} (known: {', '.join(OPTIMIZERS)})")
+
+
+def check_optimizer_impl(name: str, impl: str) -> None:
+    """ValueError (one sentence) when optimizer `name` cannot run its step as `impl` on CPU float32 parameters."""
+    choose_kernels({"adamax": MTDNNAdamax, "adam": BertAdam}[name], impl, {("cpu", torch.float32)})
 
 
 def optimizer_description(optimizer) -> str:
