@@ -124,7 +124,7 @@ def find_encoder(model: nn.Module, anatomy: Anatomy = BERT) -> nn.Module:
     whose `anatomy.layers` is a non-empty ModuleList of layers that have every module `anatomy` names)."""
     if not isinstance(anatomy, Anatomy):
         raise TypeError(f"anatomy must be a pruners.anatomy.Anatomy, not a {type(anatomy).__name__}")
-    require_module(model, f" holding a {anatomy.name}-family encoder")
+    require_module(model, " holding a BERT-family encoder")
     for module in model.modules():
         layers = _get(module, anatomy.layers)
         if isinstance(layers, nn.ModuleList) and len(layers) > 0 and \
