@@ -183,8 +183,10 @@ def _spied(key, predicate, what):
 
 def install_spies(monkeypatch) -> dict:
     """Record what reaches the code that uses each flag: the optimizer built, every clip_grad_norm_ call
-    (per-tensor: one tensor; global: all of them), the sampler's settings, the longest batch."""
+    (per-tensor: one tensor; global: all of them) and the fused optimizer step's per-tensor clip (its
+    coefficients, training.fused_optim), the sampler's settings, the longest batch."""
     import training.run_state as run_state
+    from training import fused_optim
 
     spy = {"optimizer": [], "clip_one": [], "clip_all": [], "sampler": [], "tokens": []}
     build = run_state.build_optimizer
@@ -201,6 +203,12 @@ def install_spies(monkeypatch) -> dict:
         spy["clip_one" if len(parameters) == 1 else "clip_all"].append(max_norm)
         return clip(parameters, max_norm, *args, **kwargs)
 
+    coefficients = fused_optim.clip_coefficients
+
+    def clip_coefficients(grads, max_grad_norm):
+        spy["clip_one"].append(max_grad_norm)
+        return coefficients(grads, max_grad_norm)
+
     sampler_class = train.MultiTaskBatchSampler
 
     def sampler(*args, **kwargs):
@@ -216,6 +224,7 @@ def install_spies(monkeypatch) -> dict:
 
     monkeypatch.setattr(run_state, "build_optimizer", build_optimizer)
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip_grad_norm_)
+    monkeypatch.setattr(fused_optim, "clip_coefficients", clip_coefficients)
     monkeypatch.setattr(train, "MultiTaskBatchSampler", sampler)
     monkeypatch.setattr(train, "collate", spy_collate)
     return spy
