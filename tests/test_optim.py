@@ -439,3 +439,36 @@ def test_train_refuses_an_optimizer_impl_it_cannot_run(tmp_path, capsys, extra, 
         needle = "--optimizer_impl numba: the numba optimizer kernels need the numba package: pip install numba"
     fail(train.main, ["--train_datasets", "rte", "--output_dir", tmp_path / "run", *extra], capsys, needle)
     assert not (tmp_path / "run").exists(), "refused before anything is written"
+
+
+def test_train_checkpoints_resume_bitwise_across_optimizer_impls(canonical_dir, tiny_model_dir, tmp_path):
+    """train.py end to end (PLATON, per-tensor and global clipping): a checkpoint written by the loop resumes in
+    the fused step and one written by the fused step resumes in the loop, both to the final weights of the
+    uninterrupted loop run (and the uninterrupted fused run ends there too)."""
+    import train
+    from tests.conftest import run_main
+    from tests.test_resume import final_state
+
+    def argv(output_dir, impl, *extra):
+        return ["--data_dir", canonical_dir, "--init_checkpoint", tiny_model_dir, "--train_datasets", "rte",
+                "--test_datasets", "rte", "--epochs", "2", "--batch_size", "8", "--max_seq_len", "64", "--learning_rate", "1e-3",
+                "--grad_clipping", "0.05", "--log_per_updates", "0", "--seed", "3", "--pruner", "platon",
+                "--initial_threshold", "1", "--final_threshold", "0.3", "--warmup_steps", "2", "--initial_warmup",
+                "1", "--final_warmup", "1", "--deltaT", "2", "--output_dir", str(output_dir),
+                "--optimizer_impl", impl, *extra]
+
+    finals = {}
+    for impl in ("loop", "auto"):
+        code = run_main(train.main, argv(tmp_path / impl, impl, "--save_per_updates", "2", "--keep_checkpoints", "0"))
+        assert code == 0, f"the uninterrupted {impl} run failed"
+        finals[impl] = final_state(tmp_path / impl)
+    for saved, resumed in (("loop", "auto"), ("auto", "loop")):
+        out = tmp_path / f"{saved}-then-{resumed}"
+        code = run_main(train.main, argv(out, resumed, "--model_ckpt", str(tmp_path / saved / "checkpoint-2")))
+        assert code == 0, f"resuming the {saved} checkpoint with --optimizer_impl {resumed} failed"
+        finals[out.name] = final_state(out)
+    expected = finals.pop("loop")
+    for run_name, state in finals.items():
+        assert sorted(state) == sorted(expected), f"{run_name}: other tensors than the loop run's"
+        for name, tensor in expected.items():
+            assert torch.equal(state[name], tensor), f"{run_name}: {name} differs from the uninterrupted loop run's"
