@@ -15,9 +15,9 @@ result is bit for bit the loop's because every operation is rounded the way the 
 - per-tensor clipping takes each tensor's coefficient from torch (its norm reduction's order is torch's own),
   computed with the ops clip_grad_norm_ uses, and multiplies the gradient by it inside the kernel.
 
-BERT's Adam has no numba kernel: torch's CPU sqrt is SLEEF's vectorised one, within 0.5 ulp but not correctly
-rounded (it differs from IEEE sqrt on about 20 % of float32 entries here), so no kernel with its own sqrt can
-give the loop's bits.
+BERT's Adam has no numba kernel: torch's vectorised CPU sqrt is not correctly rounded (here it is 1 ulp off IEEE
+sqrt on about 20 % of random float32 entries and 1.4 % of float64 ones), so no kernel with its own sqrt can give
+the loop's bits.
 
 Whether this torch build rounds that way is not assumed: training.optim checks the kernels against the loop on
 a probe before using them (`contract` picks the multiply-add form; a torch built without FMA fails the check

@@ -19,6 +19,13 @@ BERT's Adam (same shape, u <- b2 * u + (1 - b2) * g^2, update m / (sqrt(u) + eps
 `adamw` is torch's AdamW (bias-corrected, decay decoupled as w <- w - lr_t * wd * w).
 Only `sgd` keeps plain L2 decay.
 
+How Adamax and Adam run their step (`impl`, --optimizer_impl) changes no bit of the result: the per-tensor
+loop (`update_one`, the reference), or fused kernels (training.fused_optim: one numba pass per tensor on
+CPU, torch._foreach_* elsewhere), each used only where `kernel_matches_loop` found it gives the loop's bits
+on this machine. The state_dict is the loop's either way (per-parameter exp_avg, exp_inf or exp_avg_sq, step),
+so checkpoints move between them. `step_with_global_clip` is the global clip and the step together, the
+clip's multiply folded into the fused pass.
+
 The learning rate follows a `PhaseSchedule`: phases of the run, each from its
 first update on, at its own learning rate times `lr_multiplier` over the updates
 left in the run. train.py's first phase starts at update 1 (--learning_rate,
