@@ -23,6 +23,7 @@ from data_utils.task_def import load_task_defs
 from methods import MethodContext, build_methods
 from training.checkpoint import latest_checkpoint, load_checkpoint
 from data_utils.distributed import broadcast_flag, init_distributed
+from training.optim import optimizer_description
 from training.options import build_parser, validate
 from training.outputs import evaluate, finish_run, record_evaluation
 from training.precision import Precision
@@ -133,6 +134,7 @@ def setup(args, owner):
     run = dataclasses.replace(run, writer=open_tensorboard(args, dist_info, resumed))
     write_run_config(args, dist_info, device, total_steps, len(sampler))
     log_summary(args, train_sets, eval_sets, dist_info, len(sampler), total_steps, core, device, methods)
+    logger.info("optimizer step: %s", optimizer_description(optimizer))
     if args.precision != "fp32":
         logger.info("precision: %s", precision.describe(state))
     return run, sampler, train_sets, state, optimizer, lr_schedule

@@ -80,7 +80,6 @@ from modeling.model import (
     read_head_specs,
     with_saved_heads,
 )
-from mt_dnn.onnx_export import EMBEDDING_CHOICES     # fp32, fp16, int8: one set of names for both commands
 
 FORMAT = "mt-dnn-compressed"
 VERSION = 2                 # 2: the optional embedding storage ("embeddings"); version 1 is read as fp32 tables
@@ -88,6 +87,7 @@ READ_VERSIONS = (1, 2)
 WEIGHTS_FILE = "compressed.safetensors"
 MANIFEST_FILE = "compression.json"
 QUANTIZE_CHOICES = ("none", "int8")
+EMBEDDING_CHOICES = ("fp32", "fp16", "int8")     # embedding-table storage; mt_dnn.onnx_export takes the same names
 STORAGE_CHOICES = ("auto", "dense", "sparse")
 SEP = "::"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")

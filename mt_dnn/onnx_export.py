@@ -43,6 +43,9 @@ from torch import nn
 from data_utils.errors import ArgumentParser, UserError, run_cli
 from data_utils.files import claim_output_dir, refuse_writing_inputs, write_directory
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
+from mt_dnn.compress import (
+    EMBEDDING_CHOICES,  # one set of storage names for both commands
+)
 
 FORMAT = "mt-dnn-onnx"
 VERSION = 1
@@ -52,7 +55,6 @@ LABELS_FILE = "labels.json"
 OPSET = 17
 INPUT_NAMES = ("input_ids", "token_type_ids", "attention_mask")
 QUANTIZE_CHOICES = ("none", "int8")
-EMBEDDING_CHOICES = ("fp32", "fp16", "int8")
 
 
 def require_onnx(why: str = "ONNX export") -> None:
