@@ -77,11 +77,12 @@ def _canonical_row(raw: bytes, path: str, line_no: int, task: TaskDef) -> dict:
 
 
 def check_fits_model(datasets: list, config, init_checkpoint: str, flag: str = "--init_checkpoint",
-                     data_flag: str = "--data_dir") -> None:
+                     data_flag: str = "--data_dir", max_positions: int | None = None) -> None:
     """Refuse rows the encoder cannot embed (longer than its position table, ids outside its vocabularies),
     which would otherwise fail deep inside the forward pass. `flag` and `data_flag` name the model and the
-    data as the command's flags do."""
-    limits = {"positions": getattr(config, "max_position_embeddings", None),
+    data as the command's flags do; `max_positions` is the longest row the model takes when its family says
+    it is less than max_position_embeddings (RoBERTa's)."""
+    limits = {"positions": max_positions or getattr(config, "max_position_embeddings", None),
               "token ids": getattr(config, "vocab_size", None), "type ids": getattr(config, "type_vocab_size", None)}
     for dataset in datasets:
         found = {"positions": max(len(e["token_id"]) for e in dataset.examples),

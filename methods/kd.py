@@ -23,6 +23,7 @@ from data_utils.errors import UserError
 from data_utils.task_def import load_task_defs
 from methods.base import TrainingMethod
 from methods.dfd import check_teacher_directory, frozen
+from modeling.families import family_of
 from modeling.model import load_model
 
 
@@ -123,9 +124,9 @@ def load_logit_teacher(flag: str, path: str, student, args, device):
             raise UserError(f"{flag} {path}: teacher has {field}={getattr(theirs, field, None)} but the student has "
                             f"{getattr(ours, field, None)}; the teacher reads the student's token ids, so both need "
                             "the same tokenizer: fine-tune the teacher from a model with the student's vocabulary")
-    longest = min(args.max_seq_len, ours.max_position_embeddings)   # rows are cut to both
-    if theirs.max_position_embeddings < longest:
-        raise UserError(f"{flag} {path}: the teacher embeds at most {theirs.max_position_embeddings} positions but "
-                        f"the student's rows run to {longest}; pass --max_seq_len {theirs.max_position_embeddings} "
-                        "or less")
+    ours_longest, theirs_longest = family_of(ours).max_positions(ours), family_of(theirs).max_positions(theirs)
+    longest = min(args.max_seq_len, ours_longest)   # rows are cut to both
+    if theirs_longest < longest:
+        raise UserError(f"{flag} {path}: the teacher embeds at most {theirs_longest} positions but "
+                        f"the student's rows run to {longest}; pass --max_seq_len {theirs_longest} or less")
     return frozen(teacher, device)

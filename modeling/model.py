@@ -276,7 +276,9 @@ def check_batch(model: MTDNNModel, tokenizer, check_data: str | None = None) -> 
                             "(prepro's output) or leave the flag out")
         rows = load_canonical(check_data, os.path.basename(check_data), task)
         # both models see the same rows, so any tokenizer's will do, but they must fit the embedding tables
-        check_fits_model([rows], model.encoder.config, getattr(model.encoder.config, "_name_or_path", "") or "?",
+        config = model.encoder.config
+        check_fits_model([rows], config, getattr(config, "_name_or_path", "") or "?",
+                         max_positions=family_of(config).max_positions(config),
                          flag="the model", data_flag="--check_data")
         return name, collate(rows.examples[:32], task)
     examples = []

@@ -23,6 +23,7 @@ from data_utils.manifest import check_canonical_data
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs, resolve_dataset
 from mt_dnn import engines
 from modeling import pretrained
+from modeling.families import family_of
 from training.inference import (dataset_prefix, predict, score_file_name, submission_paths, write_glue_submission,
                               write_json_atomic, write_scores)
 
@@ -104,7 +105,8 @@ def main(argv=None) -> int:
     # least --max_seq_len tokens, when given); a folder without one is a warning on stdout, as train.py logs it
     check_canonical_data(args.data_dir, pretrained.load_tokenizer(args.model), args.max_seq_len or 0,
                          [d.name for d in datasets], warn=lambda message: print(f"warning: {message}"))
-    check_fits_model(datasets, model.encoder.config, args.model, flag="--model")
+    config = model.encoder.config
+    check_fits_model(datasets, config, args.model, flag="--model", max_positions=family_of(config).max_positions(config))
     for path in output_files(args.output_dir, datasets, args.split) if args.output_dir is not None else []:
         refuse_unwritable(path, "--output_dir", inside=True)       # before scoring: no file may fail at the end
     device = engines.device_for(args.engine, args.device)

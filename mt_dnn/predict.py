@@ -29,6 +29,7 @@ from data_utils.files import refuse_unwritable, refuse_writing_inputs, write_out
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs
 from mt_dnn import engines
 from modeling import pretrained
+from modeling.families import family_of
 from training.inference import predict
 
 
@@ -211,7 +212,7 @@ def main(argv=None) -> int:
     if not rows:
         raise UserError(f"--input {name}: no examples to label")
     tokenizer = pretrained.load_tokenizer(args.model)
-    limit = getattr(model.encoder.config, "max_position_embeddings", None) or args.max_seq_len
+    limit = family_of(model.encoder.config).max_positions(model.encoder.config) or args.max_seq_len
     examples = tokenize(tokenizer, rows, min(args.max_seq_len, limit), task)
     dataset = TaskDataset(name=f"{task.name}_test", task=task, path=name, examples=examples)  # unlabelled
     device = engines.device_for(args.engine, args.device)

@@ -335,3 +335,22 @@ def test_export_refusals_and_anatomy_errors(tmp_path, capsys):
     with pytest.raises(TypeError, match="anatomy must be a pruners.anatomy.Anatomy, not a str"):
         StructuredMask(distilbert, head=torch.ones(1, 4), anatomy="distilbert")
     assert find_encoder(distilbert, family_of("distilbert").anatomy) is distilbert, "found with its own anatomy"
+
+
+def test_roberta_rows_fit_the_positions_after_padding():
+    """RoBERTa's position ids start after pad_token_id: 130 positions take rows of 128 tokens, and a longer row
+    is refused in one line instead of an index error inside the embedding."""
+    from data_utils.batcher import TaskDataset, check_fits_model
+    from data_utils.errors import UserError
+    from data_utils.task_def import load_task_defs
+    from modeling.families import family_of
+
+    config = tiny_config("roberta", 120)
+    longest = family_of(config).max_positions(config)
+    assert longest == 128, f"130 positions less pad_token_id 1 + 1: {longest}"
+    assert family_of("bert").max_positions(tiny_config("bert", 120)) == 130, "BERT uses its whole table"
+    task = load_task_defs()["rte"]
+    row = {"uid": "0", "label": 0, "token_id": [0] * 129, "type_id": [0] * 129}
+    rows = TaskDataset(name="rte_dev", task=task, path="rte_dev.json", examples=[row])
+    with pytest.raises(UserError, match="rows of 129 tokens, but --init_checkpoint M embeds at most 128 positions"):
+        check_fits_model([rows], config, "M", max_positions=longest)

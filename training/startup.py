@@ -15,6 +15,7 @@ from data_utils.errors import UserError
 from data_utils.manifest import check_canonical_data
 from data_utils.task_def import resolve_dataset
 from modeling import pretrained
+from modeling.families import family_of
 from data_utils.files import write_json_atomic
 from modeling.model import MTDNNModel, load_encoder, load_heads
 from training.options import split_names
@@ -100,7 +101,8 @@ def build_model(args, train_sets, eval_sets, device):
     # prepro's manifest: the data was made with this tokenizer and at least --max_seq_len tokens
     check_canonical_data(args.data_dir, tokenizer, args.max_seq_len, [d.name for d in datasets],
                          warn=lambda message: logger.warning("warning: %s", message))
-    check_fits_model(datasets, encoder.config, args.init_checkpoint)
+    check_fits_model(datasets, encoder.config, args.init_checkpoint,
+                     max_positions=family_of(encoder.config).max_positions(encoder.config))
     model = MTDNNModel(encoder, {d.task.name: d.task for d in train_sets}, args.dropout_p)
     if os.path.isdir(args.init_checkpoint):
         loaded = load_heads(model, args.init_checkpoint)

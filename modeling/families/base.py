@@ -50,6 +50,15 @@ class Family:
     input_names: tuple = INPUT_NAMES
     dropout_keys: tuple = ("hidden_dropout_prob", "attention_probs_dropout_prob")
     pruned: PrunedClasses | None = None
+    positions_after_padding: bool = False       # RoBERTa: position ids start after pad_token_id
+
+    def max_positions(self, config) -> int | None:
+        """The longest row the model embeds: its position table, less RoBERTa's pad_token_id + 1 leading
+        entries (roberta-base's 514 positions take 512 tokens)."""
+        table = getattr(config, "max_position_embeddings", None)
+        if table and self.positions_after_padding:
+            return table - (getattr(config, "pad_token_id", None) or 0) - 1
+        return table
 
     def task_head_activation(self, config) -> str | None:
         """The activation of the task head's own dense layer (None: the head is dropout + linear only)."""
