@@ -354,3 +354,23 @@ def test_roberta_rows_fit_the_positions_after_padding():
     rows = TaskDataset(name="rte_dev", task=task, path="rte_dev.json", examples=[row])
     with pytest.raises(UserError, match="rows of 129 tokens, but --init_checkpoint M embeds at most 128 positions"):
         check_fits_model([rows], config, "M", max_positions=longest)
+
+
+def test_pruning_callback_prunes_the_family_in_a_trainer(tmp_path):
+    """PruningCallback in a stock transformers.Trainer on DistilBertForSequenceClassification (the layout furthest
+    from BERT's; a Trainer run takes 20 s, so one family), with its family's target substrings."""
+    family = "distilbert"
+    from transformers import AutoModelForSequenceClassification
+
+    from modeling.families import family_of
+    from pruners import PlatonPruner, sparsity_report
+    from pruners.trainer_callback import PruningCallback
+    from tests.test_trainer_callback import PLATON, TARGET, make_trainer
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(tiny_config(family, 100))
+    substrings = family_of(family).anatomy.prunable_substrings
+    make_trainer(tmp_path, [PruningCallback(PlatonPruner, target_substrings=substrings, **PLATON)], model).train()
+    report = sparsity_report(model, substrings)
+    assert report["overall"]["remaining_ratio"] == pytest.approx(TARGET, abs=0.01), f"{family}: {report['overall']}"
+    assert len(report["per_module_type"]) == 6, f"{family}: its six kinds of matrices: {report['per_module_type']}"
