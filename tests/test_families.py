@@ -8,6 +8,8 @@ import glob
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -17,6 +19,16 @@ from tests.test_errors import fail
 
 FAMILY_NAMES = ("bert", "roberta", "electra", "distilbert", "deberta-v2")
 TASKS = "rte,sst"
+# run in a fresh interpreter outside the repository: load DIR with its own modeling code, save the logits
+REMOTE_LOAD = """import sys, torch
+if any(name.startswith(("modeling", "pruners")) for name in sys.modules) or __import__("importlib").util.find_spec("modeling"):
+    sys.exit("the toolkit is importable here")
+from transformers import AutoModelForSequenceClassification
+model = AutoModelForSequenceClassification.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+with torch.no_grad():
+    torch.save(model(**torch.load(sys.argv[2])).logits, sys.argv[3])
+print(type(model).__module__)
+"""
 SPECIALS = {"bpe": ["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
             "unigram": ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"],
             "wordpiece": ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]}
@@ -206,10 +218,15 @@ def test_train_platon_gpp_dfd_export_and_int8(family_model, tmp_path):
     alone = tmp_path / "alone"             # the hf copy with its modeling code, away from the repository
     shutil.copytree(gpp / "model_pruned" / "hf" / "rte", alone)
     smaller = load_model(str(gpp / "model_pruned"), task_defs)
-    remote = AutoModelForSequenceClassification.from_pretrained(str(alone), trust_remote_code=True).eval()
     with torch.no_grad():
-        difference = (smaller(*triple, task="rte").logits
-                      - remote(**family_of(family).encoder_inputs(*triple)).logits).abs().max()
+        expected = smaller(*triple, task="rte").logits
+    torch.save(family_of(family).encoder_inputs(*triple), tmp_path / "inputs.pt")
+    remote = subprocess.run(               # a fresh interpreter that cannot import the toolkit
+        [sys.executable, "-c", REMOTE_LOAD, str(alone), str(tmp_path / "inputs.pt"), str(tmp_path / "logits.pt")],
+        cwd=tmp_path, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, capture_output=True, text=True)
+    assert remote.returncode == 0, f"{family}: trust_remote_code load failed: {remote.stderr[-800:]}"
+    assert remote.stdout.startswith("transformers_modules."), f"{family}: the directory's own code: {remote.stdout}"
+    difference = (torch.load(tmp_path / "logits.pt") - expected).abs().max()
     assert difference == 0, f"{family}: the export's hf/rte (trust_remote_code) gives its logits: {difference}"
 
     out = tmp_path / "int8"
