@@ -173,6 +173,7 @@ def test_train_platon_gpp_dfd_export_and_int8(family_model, tmp_path):
     from modeling.families import family_of
     from modeling.model import load_model
     from mt_dnn import compress
+    from mt_dnn import export as export_cli
 
     family, model_dir, canonical = family_model
     platon = tmp_path / "platon"
@@ -228,6 +229,13 @@ def test_train_platon_gpp_dfd_export_and_int8(family_model, tmp_path):
     assert remote.stdout.startswith("transformers_modules."), f"{family}: the directory's own code: {remote.stdout}"
     difference = (torch.load(tmp_path / "logits.pt") - expected).abs().max()
     assert difference == 0, f"{family}: the export's hf/rte (trust_remote_code) gives its logits: {difference}"
+
+    exported = tmp_path / "exported"       # the export command on the saved masked model gives the same export
+    assert run_main(export_cli.main, ["--checkpoint", str(gpp / "model"), "--output_dir", str(exported)]) == 0, \
+        f"{family}: mt_dnn.export"
+    again = json.loads((exported / "structured_export.json").read_text())
+    assert again["layer_heads"] == export["layer_heads"] and again["max_abs_difference"] < 1e-5, \
+        f"{family}: mt_dnn.export {again} vs the run's {export}"
 
     out = tmp_path / "int8"
     compress.compress_model(str(gpp / "model"), str(out), task_defs, quantize="int8", tolerance=1.0)
