@@ -11,7 +11,8 @@
                                  task: its graph, label names, task type, and the checks' differences
     config.json, tokenizer files the encoder's config and tokenizer, as in --model
     <task>/model.onnx            the task's graph: inputs input_ids, token_type_ids, attention_mask (int64,
-                                 batch x sequence, both axes dynamic), output logits (batch x n_class)
+                                 batch x sequence, both axes dynamic; the family's inputs: DistilBERT's graph
+                                 has no token_type_ids), output logits (batch x n_class)
     <task>/labels.json           the task's label names, in the order of the logits
 
 Each fp32 graph is run in ONNX Runtime on a check batch (`--check_data`, a canonical JSON file, else
@@ -204,7 +205,8 @@ def export_model(model, tokenizer, output_dir: str, tasks: list, inputs: dict, *
 
     model = model.eval()
     manifest = {"format": FORMAT, "version": VERSION, "source": source, "quantize": quantize,
-                "embeddings": embeddings, "opset": OPSET, "inputs": list(INPUT_NAMES), "torch": torch.__version__,
+                "embeddings": embeddings, "opset": OPSET, "inputs": list(model.family.input_names),
+                "torch": torch.__version__,
                 "onnxruntime": onnxruntime.__version__, "tasks": {}}
     graphs = {}
     for task in tasks:
