@@ -68,23 +68,26 @@ def classification_class(encoder) -> str | None:
     return family.pruned.classification_class if pruned else family.classification_class
 
 
-def stock_state(encoder, head) -> tuple[dict, dict]:
-    """(encoder tensors, head tensors) of the family's stock sequence-classification model computing
-    `head` on `encoder` (modeling.families.base: how each family's head maps)."""
+def _pooler_in_head(family) -> bool:
+    """Whether the stock head's dense layer is the encoder's pooler (RoBERTa): the stock model has no pooler."""
+    return family.uses_pooler and family.head_dense_key is not None
+
+
+def stock_encoder_state(encoder) -> dict:
+    """The encoder's tensors as the family's stock sequence-classification model names them ("bert.", ...)."""
     family = family_of(encoder.config)
-    encoder_state = {k: v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()}
-    head_state = {}
-    dense = head.dense
-    if family.uses_pooler and family.head_dense_key is not None:
-        dense = encoder.pooler.dense                   # RoBERTa's classifier.dense is the encoder's pooler
-        encoder_state = {k: v for k, v in encoder_state.items() if not k.startswith("pooler.")}
-    if dense is not None:
-        head_state.update({f"{family.head_dense_key}.weight": dense.weight, f"{family.head_dense_key}.bias": dense.bias})
-    head_state.update({f"{family.head_proj_key}.weight": head.proj.weight,
-                       f"{family.head_proj_key}.bias": head.proj.bias})
-    prefix = family.key_prefix
-    return ({f"{prefix}.{k}": v for k, v in encoder_state.items()},
-            {k: v.detach().contiguous().cpu() for k, v in head_state.items()})
+    return {f"{family.key_prefix}.{k}": v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()
+            if not (_pooler_in_head(family) and k.startswith("pooler."))}
+
+
+def stock_head_state(encoder, head) -> dict:
+    """The task head's tensors as the family's stock head names them (modeling.families.base: how each family's
+    head maps; RoBERTa's classifier.dense is the encoder's pooler.dense)."""
+    family = family_of(encoder.config)
+    dense = encoder.pooler.dense if _pooler_in_head(family) else head.dense
+    layers = ([(family.head_dense_key, dense)] if dense is not None else []) + [(family.head_proj_key, head.proj)]
+    return {f"{key}.{kind}": getattr(layer, kind).detach().contiguous().cpu()
+            for key, layer in layers for kind in ("weight", "bias")}
 
 
 def write_task_models(encoder, heads, task_defs: dict, tokenizer, directory: str) -> list:
@@ -100,7 +103,7 @@ def write_task_models(encoder, heads, task_defs: dict, tokenizer, directory: str
     family = family_of(encoder.config)
     root = os.path.join(directory, HF_DIR)
     os.makedirs(root, exist_ok=True)
-    encoder_state = stock_state(encoder, next(iter(heads.values())))[0] if heads else {}
+    encoder_state = stock_encoder_state(encoder)
     encoder_bytes = sum(v.numel() * v.element_size() for v in encoder_state.values())
     shared_shard = None
     written = []
@@ -131,7 +134,7 @@ def write_task_models(encoder, heads, task_defs: dict, tokenizer, directory: str
                 os.link(shared_shard, shard)       # the same bytes: one copy on disk for all tasks
             except OSError:
                 shutil.copyfile(shared_shard, shard)
-        classifier = stock_state(encoder, head)[1]
+        classifier = stock_head_state(encoder, head)
         save_file(classifier, os.path.join(task_dir, CLASSIFIER_SHARD), metadata={"format": "pt"})
         weight_map = {key: ENCODER_SHARD for key in encoder_state}
         weight_map.update({key: CLASSIFIER_SHARD for key in classifier})
