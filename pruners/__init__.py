@@ -36,7 +36,9 @@ statistics update: PLATON's in torch and in numba, platon_loops), movement (hard
 their own API), schedule (the cubic
 schedule and the settings' validation), threshold (the exact global threshold), layout (flat
 buffers and slabs), kernels (the rule-agnostic passes, counting and masking, in torch and numba:
-numba_loops; how a rule's variant is picked), anatomy (BERT's layout), report (sparsity report), gpp.
+numba_loops; how a rule's variant is picked), anatomy (an encoder's layout: `Anatomy`, BERT's by
+default; another family's is given as `target_substrings=anatomy.prunable_substrings` to the unstructured
+pruners and `anatomy=` to GPPPruner and StructuredMask), report (sparsity report), gpp.
 
 Example, a plain Hugging Face training loop::
 
