@@ -33,8 +33,8 @@ sys.path.insert(0, ROOT)
 
 UNSTRUCTURED = ("magnitude", "platon", "movement", "soft_movement")
 KD = "+kd"          # the suffix of a run distilled from the dense model's logits
-PRIORITY = ("movement", "platon+kd", "soft_movement", "soft_movement+kd", "platon", "movement+kd", "gpp", "gpp+dfd",
-            "gpp+kd", "magnitude", "magnitude+kd")
+PRIORITY = ("movement", "platon+kd", "soft_movement", "soft_movement+kd", "platon", "movement+kd", "gpp+kd", "gpp",
+            "magnitude", "magnitude+kd", "gpp+dfd")
 
 
 def run_train(out_dir: str, common: list, extra: list, threads: int = 0) -> None:
@@ -133,10 +133,9 @@ def build_runs(args, canonical: str) -> list:
             out = os.path.join(args.out, f"seed{seed}", method.replace("+", "_").replace(" ", "_"))
             later.append(((method, 0.5, seed, out), seeded, gpp + extra))
     # the variants in order of what the table needs most, each over all seeds before the next
-    # (the first two seeds of everything before the third seed of anything)
-    first_seeds = args.seeds[:2]
-    later.sort(key=lambda job: (job[0][2] not in first_seeds,
-                                PRIORITY.index(job[0][0]) if job[0][0] in PRIORITY else len(PRIORITY), job[0][2]))
+    # (one seed of every variant before a second seed of any: a time budget cut short leaves a whole table)
+    later.sort(key=lambda job: (args.seeds.index(job[0][2]),
+                                PRIORITY.index(job[0][0]) if job[0][0] in PRIORITY else len(PRIORITY)))
     if args.no_train:
         return [job[0] for job in dense_runs + later if os.path.exists(os.path.join(job[0][3], "dev_metrics.json"))]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
