@@ -399,3 +399,25 @@ def test_pruning_callback_prunes_the_family_in_a_trainer(tmp_path):
     report = sparsity_report(model, substrings)
     assert report["overall"]["remaining_ratio"] == pytest.approx(TARGET, abs=0.01), f"{family}: {report['overall']}"
     assert len(report["per_module_type"]) == 6, f"{family}: its six kinds of matrices: {report['per_module_type']}"
+
+
+@pytest.mark.parametrize("family_model", ["deberta-v2"], indirect=True)
+def test_torchrun_gpp_ranks_agree(family_model, tmp_path):
+    """torchrun, 2 CPU processes, GPP on DeBERTa-v3's layout (its own task heads, relative attention): both ranks
+    end with the same weights and indicators, and the export is written once."""
+    from tests.conftest import ROOT
+
+    family, model_dir, canonical = family_model
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               os.path.join(ROOT, "train.py"), *train_args(canonical, model_dir, out, "--batch_size", "4", "--pruner",
+                                                             "gpp", "--prepruning_finetune_epochs", "0",
+                                                             "--prune_epochs", "1", "--target_sparsity", "0.5")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1"))
+    assert result.returncode == 0, f"{family}: torchrun GPP failed: {result.stderr[-1500:]}"
+    checksums = json.loads((out / "rank_checksums.json").read_text())
+    assert len(checksums) == 2 and checksums[0] == checksums[1] and "gpp_indicators" in checksums[0], \
+        f"{family}: ranks agree on weights and indicators: {checksums}"
+    export = json.loads((out / "model_pruned" / "structured_export.json").read_text())
+    assert export["max_abs_difference"] < 1e-5, f"{family}: the export under torchrun equals the masked model"
