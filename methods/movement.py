@@ -136,6 +136,10 @@ class SoftMovementPruning(MovementPruning):
         scalars["Prune/lambda"] = self.pruner.regularization_weight
         return scalars
 
+    def target_description(self) -> str:
+        return (f"final tau {self.args.final_sigmoid_threshold} on sigmoid(score); the remaining ratio is what it "
+                f"reached: {self.pruner.remaining_ratios()['overall']:.4f} of the pruned matrices' weights")
+
     def describe(self) -> str:
         return (f"soft movement pruning: keep sigmoid(S) > tau, tau {self.args.initial_sigmoid_threshold} -> "
                 f"{self.args.final_sigmoid_threshold}, final lambda {self.args.final_lambda}; scores by AdamW at "

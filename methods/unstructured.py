@@ -103,8 +103,10 @@ class UnstructuredPruning(TrainingMethod):
 
         report = self.saved_report or sparsity_report(self.encoder, self.target_substrings)
         write_json_atomic(os.path.join(output_dir, REPORT_FILE), report)
-        self.context.logger.info("sparsity report (target remaining ratio %.4f):\n%s", self.args.final_threshold,
-                                 format_report(report))
+        self.context.logger.info("sparsity report (%s):\n%s", self.target_description(), format_report(report))
+
+    def target_description(self) -> str:
+        return f"target remaining ratio {self.args.final_threshold:.4f}"
 
     def describe(self) -> str:
         return f"target remaining ratio {self.args.final_threshold}; {self.pruner.kernel_name} kernels"

@@ -376,6 +376,8 @@ def test_soft_movement_run_reports_what_it_reached(canonical_dir, tiny_model_dir
         accumulator = EventAccumulator(path)
         accumulator.Reload()
         tags |= set(accumulator.Tags()["scalars"])
+    log = open(out / "log.log").read()
+    assert "the remaining ratio is what it reached: 0." in log, "the final report says what soft movement reached"
     for tag in ("Prune/remaining_ratio", "Prune/lambda", "train/loss_regularization", "Sparsity/overall"):
         assert tag in tags, f"TensorBoard has {tag}: {sorted(tags)[:20]}"
 
