@@ -85,12 +85,10 @@ def read_config(directory: str, flag: str = "--model"):
 
 def load_encoder(init_checkpoint: str, dropout_p: float | None = None, flag: str = "--init_checkpoint") -> nn.Module:
     """The encoder from a bundled name, HF directory, hub id, or MT-DNN `.pt` file (weights only)."""
-    from transformers import AutoConfig, AutoModel, BertConfig, BertModel
+    from transformers import AutoConfig, AutoModel
 
-    overrides = {} if dropout_p is None else {"hidden_dropout_prob": dropout_p,
-                                              "attention_probs_dropout_prob": dropout_p}    # BERT's (MT-DNN .pt)
     if pretrained.is_mtdnn_checkpoint(init_checkpoint):
-        return _load_mtdnn_pt(init_checkpoint, overrides, BertConfig, BertModel, flag)
+        return _load_mtdnn_pt(init_checkpoint, dropout_p, flag)
     source = pretrained.resolve(init_checkpoint)
     # safetensors only: a pytorch_model.bin is a pickle, and pickles from users are never opened
     if os.path.isdir(source) and not any(name.endswith(".safetensors") for name in os.listdir(source)):
@@ -172,7 +170,27 @@ def refuse_unfit_weights(mismatched, missing, unexpected, config, source: str, c
                     f"restore {config_name} saved with these weights, or give a model saved whole")
 
 
-def _load_mtdnn_pt(path: str, overrides: dict, config_cls, model_cls, flag: str) -> nn.Module:
+# MT-DNN's EncoderModelType numbers (its data_utils/task_def.py) of the families the toolkit has; a checkpoint
+# whose 'config' names neither a model_type nor an encoder_type is BERT's, like MT-DNN's released .pt files
+MTDNN_ENCODER_TYPES = {1: "bert", 2: "roberta", 7: "electra"}
+
+
+def _mtdnn_model_type(config: dict) -> str:
+    """The transformers model_type of an MT-DNN checkpoint's 'config' (its own key, else MT-DNN's encoder_type)."""
+    if isinstance(config.get("model_type"), str) and config["model_type"]:
+        return config["model_type"]
+    encoder_type = config.get("encoder_type", 1)
+    if isinstance(encoder_type, int) and not isinstance(encoder_type, bool):
+        return MTDNN_ENCODER_TYPES.get(encoder_type, f"MT-DNN encoder_type {encoder_type}")
+    return "bert"
+
+
+def _load_mtdnn_pt(path: str, dropout_p: float | None, flag: str) -> nn.Module:
+    """The encoder of an MT-DNN `.pt` checkpoint ({'state': ..., 'config': ...}, read weights-only): MT-DNN keeps
+    the encoder under 'bert.' whatever its family, and the 'config' entry holds the encoder's config keys (plus
+    MT-DNN's own options, ignored); the family comes from that config (modeling.families)."""
+    from transformers import AutoConfig, AutoModel
+
     if not os.path.isfile(path):
         raise UserError(f"{flag} {path}: file not found; check the path (MT-DNN checkpoints end in .pt)")
     try:
@@ -184,15 +202,25 @@ def _load_mtdnn_pt(path: str, overrides: dict, config_cls, model_cls, flag: str)
             not isinstance(checkpoint.get("config"), dict):
         raise UserError(f"{flag} {path}: not an MT-DNN checkpoint (expected keys 'state' and 'config', each a "
                         "mapping)")
-    known = set(config_cls().to_dict())
+    model_type = _mtdnn_model_type(checkpoint["config"])
+    family = family_of(model_type, f"{flag} {path}")         # an unsupported family stops here, in one line
+    config_cls = type(AutoConfig.for_model(family.model_type))
+    saved = checkpoint["config"]
+    # a config that names its model_type is a transformers config dict: all of it (DeBERTa keeps some settings only
+    # as extra keys); otherwise MT-DNN's options are mixed in, and only the keys the config class knows are taken
+    known = set(saved) if saved.get("model_type") == family.model_type else set(config_cls().to_dict())
+    known -= {"model_type", "architectures", "transformers_version", "encoder_type"}
+    overrides = {} if dropout_p is None else {key: dropout_p for key in family.dropout_keys}
     state = {k[len("bert."):]: v for k, v in checkpoint["state"].items()
              if isinstance(k, str) and k.startswith("bert.") and isinstance(v, torch.Tensor)}
     try:
-        config = config_cls(**{**{k: v for k, v in checkpoint["config"].items() if k in known}, **overrides})
-        encoder = model_cls(config)
-    except Exception as err:  # noqa: BLE001 - a config that cannot make a BERT encoder is the user's file
-        raise UserError(f"{flag} {path}: its 'config' cannot make a BERT encoder ({type(err).__name__}: "
-                        f"{' '.join(str(err).split())[:160]}); give an MT-DNN checkpoint saved whole") from None
+        config = config_cls(**{**{k: v for k, v in saved.items() if k in known}, **overrides})
+        with _transformers_quiet():
+            encoder = AutoModel.from_config(config)
+    except Exception as err:  # noqa: BLE001 - a config that cannot make the encoder is the user's file
+        raise UserError(f"{flag} {path}: its 'config' cannot make a {family.model_type} encoder "
+                        f"({type(err).__name__}: {' '.join(str(err).split())[:160]}); give an MT-DNN checkpoint "
+                        "saved whole") from None
     own, source = encoder.state_dict(), f"{flag} {path}"
     mismatched = [(key, value.shape, own[key].shape) for key, value in state.items()
                   if key in own and value.shape != own[key].shape]

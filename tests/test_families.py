@@ -294,6 +294,41 @@ def test_unsupported_family_is_one_line(tmp_path, capsys, canonical_dir):
          "'albert' is not a supported encoder family", "bert, roberta, electra, distilbert, deberta-v2")
 
 
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_mtdnn_pt_checkpoint_of_each_family_loads(family, tmp_path):
+    """An MT-DNN `.pt` ({'state': 'bert.'-prefixed weights, 'config': the encoder's config plus MT-DNN's options})
+    loads as its family's encoder: by the config's model_type, or by MT-DNN's encoder_type without one."""
+    from transformers import AutoModel
+
+    from modeling.model import MTDNN_ENCODER_TYPES, load_encoder
+    torch.manual_seed(0)
+    source = AutoModel.from_config(tiny_config(family, 96))
+    state = {f"bert.{key}": value for key, value in source.state_dict().items()}
+    config = {**source.config.to_dict(), "encoder_type": 1, "learning_rate": 5e-5}     # MT-DNN's options ride along
+    by_type = {n: family for n, family in MTDNN_ENCODER_TYPES.items()}
+    variants = {"model_type": config}
+    if family in by_type.values():          # MT-DNN's older checkpoints: no model_type, only its encoder_type
+        variants["encoder_type"] = {**{k: v for k, v in config.items() if k != "model_type"},
+                                    "encoder_type": next(n for n, f in by_type.items() if f == family)}
+    for name, saved in variants.items():
+        torch.save({"state": state, "config": saved}, tmp_path / f"{name}.pt")
+        encoder = load_encoder(str(tmp_path / f"{name}.pt"), 0.25)
+        assert encoder.config.model_type == source.config.model_type, f"{family} by {name}: the family is kept"
+        for key, value in source.state_dict().items():
+            assert torch.equal(encoder.state_dict()[key], value), f"{family} by {name}: {key} is the file's"
+        dropout = {k: getattr(encoder.config, k) for k in __import__("modeling.families", fromlist=["family_of"])
+                   .family_of(family).dropout_keys}
+        assert set(dropout.values()) == {0.25}, f"{family} by {name}: the dropout flag sets {dropout}"
+
+
+def test_mtdnn_pt_checkpoint_of_an_unsupported_encoder_type_is_one_line(tmp_path, capsys, canonical_dir):
+    import train
+
+    torch.save({"state": {}, "config": {"encoder_type": 3, "hidden_size": 32}}, tmp_path / "xlnet.pt")
+    fail(train.main, train_args(canonical_dir, tmp_path / "xlnet.pt", tmp_path / "out"), capsys,
+         "'MT-DNN encoder_type 3' is not a supported encoder family", "bert, roberta, electra")
+
+
 def test_evaluate_predict_and_onnx_runtime_agree(family_model, tmp_path, capsys):
     """A saved model of the family: mt_dnn.evaluate through torch and through its ONNX export give the same
     metrics, and mt_dnn.predict labels raw text with the family's tokenizer."""
