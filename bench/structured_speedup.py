@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seq_len", type=int, default=128, help="tokens per sequence (default 128)")
     parser.add_argument("--head_fraction", type=float, default=0.5, help="fraction of heads removed per layer")
     parser.add_argument("--ffn_fraction", type=float, default=0.5, help="fraction of FFN neurons removed per layer")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up runs per model")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs per model")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per model (the median is reported)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the removed units and the inputs")
