@@ -31,8 +31,8 @@ Sizes: each ONNX graph timed (rte), and the weights of mt_dnn.compress's int8 co
 dense and the 10 %-kept model with the embedding tables in fp32, fp16 and int8 (--embeddings): the tables are
 turned back into fp32 at load, so these copies run as fast as torch int8 and are not timed apart.
 
-Dev metrics: the seed-1 runs of scripts/make_results.py (dense/model, platon_0.1/model, gpp/model_pruned)
-under --runs_dir, scored on rte, mrpc, sst, cola through each engine (mt_dnn.engines.load_engine), and through
+Dev metrics: the seed-1 runs of scripts/make_results.py (dense/model, platon_0.1/model, platon_0.1_kd/model,
+gpp/model_pruned, gpp_kd/model_pruned) under --runs_dir, scored on rte, mrpc, sst, cola through each engine (mt_dnn.engines.load_engine), and through
 their ONNX int8 exports and mt_dnn.compress int8 copies (fp32, fp16 and int8 embedding tables; written once
 into --work_dir, their sizes added to the size table). Without those runs the table says so. The section
 "Serving: engines, size and CPU latency" is written at the end of --results, after a marker line that
@@ -71,7 +71,10 @@ COMPRESSED = {"torch int8" + ("" if e == "fp32" else f", {e} embeddings"): ("int
 RUNS = [("dense", "dense", "model", ("torch", "onnxruntime", INT8, INT8_FP16_EMBEDDINGS, *COMPRESSED)),
         ("PLATON 10 %", "platon_0.1", "model", ("torch", "onnxruntime", "sparse", INT8, INT8_FP16_EMBEDDINGS,
                                                 *COMPRESSED)),
-        ("GPP 50 %", "gpp", "model_pruned", ("torch", "onnxruntime", INT8, INT8_FP16_EMBEDDINGS, *COMPRESSED))]
+        ("PLATON 10 % + KD", "platon_0.1_kd", "model", ("torch", "onnxruntime", "sparse", INT8, INT8_FP16_EMBEDDINGS,
+                                                        *COMPRESSED)),
+        ("GPP 50 %", "gpp", "model_pruned", ("torch", "onnxruntime", INT8, INT8_FP16_EMBEDDINGS, *COMPRESSED)),
+        ("GPP 50 % + KD", "gpp_kd", "model_pruned", ("torch", "onnxruntime", INT8, INT8_FP16_EMBEDDINGS, *COMPRESSED))]
 
 
 def build_parser():
