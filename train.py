@@ -31,7 +31,7 @@ from training.run_dir import RunDirectory
 from training.run_state import (LoopState, Run, find_resume_checkpoint, first_phase_multiplier, new_optimizer,
                                 reconcile_config, restore_training_state, save_training_state, stop_after_signal)
 from training.startup import (build_model, load_data, log_summary, open_tensorboard, pick_device, seed_everything,
-                            setup_output, wrap_distributed, write_run_config)
+                              set_threads, setup_output, wrap_distributed, write_run_config)
 
 logger = logging.getLogger("train")
 
@@ -106,6 +106,7 @@ def setup(args, owner):
         logger.warning("warning: %s", warning)
     seed_everything(args.seed)
     device = pick_device(args.device, dist_info)
+    logger.info(set_threads(args.num_threads))
 
     # ---- data
     train_sets, eval_sets = load_data(args, task_defs)

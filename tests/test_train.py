@@ -89,6 +89,24 @@ def test_same_seed_same_weights(baseline, base_args, tmp_path):
         assert torch.equal(tensor, weights(tmp_path)[name]), f"run is not deterministic at {name}"
 
 
+def test_same_platon_command_twice_gives_the_same_bits(base_args, tmp_path):
+    """Item 5 of the speed issue: two processes running the same short PLATON command (a new threshold at
+    every update, numba's parallel loops and torch's thread pool both in play) write the same weights."""
+    flags = ["--pruner", "platon", "--train_datasets", "rte", "--test_datasets", "rte", "--epochs", "2",
+             "--warmup_steps", "4", "--initial_warmup", "1", "--final_warmup", "1", "--deltaT", "1",
+             "--initial_threshold", "1", "--final_threshold", "0.3", "--num_threads", "2"]
+    runs = []
+    for name in ("first", "second"):
+        args = base_args(tmp_path / name, *flags)
+        done = cli(*args)
+        assert done.returncode == 0, f"PLATON run {name} failed: {done.stderr[-800:]}"
+        runs.append(weights(tmp_path / name))
+    log = open(tmp_path / "first" / "log.log").read()
+    assert "threads: torch 2" in log and "CPU kernels:" in log, "the log says the threads and CPU kernels a run used"
+    zeros = sum(int((t == 0).sum()) for name, t in runs[0].items() if "encoder.layer" in name)
+    assert zeros > 0, "the PLATON run pruned something (otherwise the check is weak)"
+    for name, tensor in runs[0].items():
+        assert torch.equal(tensor, runs[1][name]), f"same command, same thread count: {name} differs"
 
 
 def learning_rates(output_dir) -> list:
@@ -346,6 +364,7 @@ def cli(*args, cwd=ROOT):
     (["--batch_size", "0"], "--batch_size 0 must be a positive integer"),
     (["--learning_rate", "-1"], "--learning_rate -1.0 must be > 0"),
     (["--warmup", "1.5"], "--warmup 1.5 must be a fraction"),
+    (["--num_threads", "-1"], "--num_threads -1 must be >= 0"),
     (["--optimizer", "lamb"], "argument --optimizer: invalid choice: 'lamb'"),
     (["--device", "cuda"], "--device cuda: no CUDA device is visible") if not torch.cuda.is_available()
     else (["--epochs", "-1"], "--epochs -1 must be a positive integer"),

@@ -19,7 +19,8 @@ from training.optim import OPTIMIZER_IMPLS, OPTIMIZERS, WARMUP_SCHEDULES, check_
 # Flags of the core groups that decide what a run trains, restored from the checkpoint by --resume (the
 # methods declare their own: methods.add_method_arguments), except those that change only how or what is
 # evaluated, or where it runs.
-NOT_TRAINING = ("test_datasets", "batch_size_eval", "eval_test_during_training", "device", "optimizer_impl")
+NOT_TRAINING = ("test_datasets", "batch_size_eval", "eval_test_during_training", "device", "num_threads",
+                "optimizer_impl")
 
 
 def training_flags(parser: argparse.ArgumentParser) -> tuple:
@@ -88,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=2018, help="random seed (data order, dropout, heads)")
     g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="where to train: CUDA when present (auto), or forced")
+    g.add_argument("--num_threads", type=int, default=0,
+                   help="CPU threads of torch's intra-op pool and of numba's loops (the pruners'), set once at "
+                        "start-up (default 0: each library's default, one per core); a run is bit for bit "
+                        "repeatable for a given thread count")
 
     resumed += [action.dest for action in g._group_actions if action.dest not in NOT_TRAINING]
     g = p.add_argument_group("logging and output")
@@ -154,7 +159,7 @@ def validate(args) -> None:
     repeated = sorted({name for name in test_names if test_names.count(name) > 1})
     _require(not repeated, f"--test_datasets names {', '.join(repeated)} more than once; list each dataset once")
     _check_paths(args)
-    for flag in ("log_per_updates", "eval_per_updates", "save_per_updates", "keep_checkpoints"):
+    for flag in ("log_per_updates", "eval_per_updates", "save_per_updates", "keep_checkpoints", "num_threads"):
         _require(getattr(args, flag) >= 0, f"--{flag} {getattr(args, flag)} must be >= 0")
     _check_optimizer_impl(args)
     validate_methods(args)

@@ -54,6 +54,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def set_threads(threads: int) -> str:
+    """--num_threads: torch's intra-op threads and numba's (0 leaves each library's default). Returns what runs,
+    for the log."""
+    if threads:
+        torch.set_num_threads(threads)
+    numba_threads = "no numba"
+    try:
+        import numba
+    except ImportError:
+        pass
+    else:
+        if threads:
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        numba_threads = f"numba {numba.get_num_threads()}"
+    # The instruction set torch's kernels were dispatched for: float rounding (and so the bits of a run) can
+    # differ between hosts that differ here (README: "Same command, same result").
+    return f"threads: torch {torch.get_num_threads()}, {numba_threads}; CPU kernels: {torch.backends.cpu.get_cpu_capability()}"
+
+
 def pick_device(choice: str, dist_info=None) -> torch.device:
     """--device as a torch device; each process of a distributed CUDA run takes its local GPU."""
     if choice == "cuda" and not torch.cuda.is_available():
