@@ -146,6 +146,14 @@ def train_loop(run: Run, owner, sampler, train_sets, state, optimizer, lr_schedu
     args, core, methods, dist_info, device = run.args, run.model, run.methods, run.dist_info, run.device
     model = wrap_distributed(core, dist_info, device)
     started = time.perf_counter()
+    evaluating = 0.0                                  # seconds spent in evaluations, for the closing log line
+
+    def evaluation(tag: str) -> None:
+        nonlocal evaluating
+        began = time.perf_counter()
+        record_evaluation(run, state, evaluate(run, state, tag))
+        evaluating += time.perf_counter() - began
+
     model.train()
     optimizer.zero_grad(set_to_none=True)
     while state.epoch < args.epochs:
@@ -191,15 +199,18 @@ def train_loop(run: Run, owner, sampler, train_sets, state, optimizer, lr_schedu
             optimizer.zero_grad(set_to_none=True)
             log_update(run, state, loss, scalars, lr_schedule.get_last_lr()[0], progress, started)
             if args.eval_per_updates and state.global_step % args.eval_per_updates == 0:
-                record_evaluation(run, state, evaluate(run, state, f"updates_{state.global_step}"))
+                evaluation(f"updates_{state.global_step}")
             if args.save_per_updates and state.global_step % args.save_per_updates == 0:
                 save_training_state(run, state, optimizer, lr_schedule)
             stop = owner.pending_signal(dist_info)
             if stop is not None:                                  # SIGTERM/SIGINT: checkpoint, exit 143/130
                 stop_after_signal(run, state, optimizer, lr_schedule, *stop)
         progress.close()
-        record_evaluation(run, state, evaluate(run, state, f"epoch_{state.epoch}"))
+        evaluation(f"epoch_{state.epoch}")
         state.epoch, state.next_batch = state.epoch + 1, 0
+    total = time.perf_counter() - started
+    logger.info("loop: %.0fs, of which evaluation %.0fs (%.0f %%)", total, evaluating,
+                100 * evaluating / max(total, 1e-9))
     return state
 
 

@@ -61,16 +61,19 @@ def test_sparse_layer_equals_the_dense_masked_layer(out_features, in_features, d
         assert torch.equal(rows, want), "an output row without kept weights is exactly its bias"
 
 
-@pytest.mark.parametrize("batch,length", [(1, 100), (3, 50)])
+@pytest.mark.parametrize("batch,length", [(1, 100), (3, 50), (2, 200)])
 def test_batched_and_transposed_inputs(batch, length):
-    """(batch, seq, in) inputs, and the transposed view one SparseLinear hands on (one tile), through a GELU
-    into the next, give the dense result; the handed-on view is transposed and the last output has rows."""
+    """(batch, seq, in) inputs, and the transposed view one SparseLinear hands on (one tile per sequence of
+    up to 128 tokens), through a GELU into the next, give the dense result; the handed-on view is a
+    transposed one whose transpose needs no copy, and the last output has rows."""
     first, second = pruned_linear(48, 24, 0.2, seed=1), pruned_linear(20, 48, 0.3, seed=2)
     x = torch.randn(batch, length, 24, generator=torch.Generator().manual_seed(3))
     with torch.inference_mode():
         hidden = SparseLinear(first, transposed_out=True)(x)
         assert hidden.shape == (batch, length, 48), f"batched output shape {tuple(hidden.shape)}"
-        assert hidden.is_contiguous() == (batch * length > 128), "one tile is handed on as a transposed view"
+        assert hidden.is_contiguous() == (length > 128), "sequences of one tile are handed on as a transposed view"
+        assert length > 128 or hidden.transpose(1, 2).is_contiguous(), \
+            "the next layer reads the handed-on view without a copy"
         expected = F.linear(F.gelu(F.linear(x, first.weight, first.bias)), second.weight, second.bias)
         got = SparseLinear(second)(F.gelu(hidden))
     assert got.is_contiguous(), "a layer that is not transposed_out gives contiguous rows"
