@@ -11,6 +11,7 @@ RunDirectory that owns --output_dir. The methods join the loop through the hooks
 """
 import dataclasses
 import logging
+import math
 import time
 
 import torch
@@ -80,7 +81,7 @@ def log_update(run: Run, state, loss, scalars: dict, learning_rate: float, progr
         progress.set_postfix(loss=f"{state.running_loss:.4f}")
     if run.writer is not None:
         if loss is not None:      # the last micro-batch's loss, and its parts (task, each method's terms)
-            scalars = {"train/loss": loss.item(), **{f"train/loss_{part}": value
+            scalars = {"train/loss": loss.item(), **{f"train/loss_{part}": float(value)
                                                      for part, value in run.methods.loss_parts.items()}, **scalars}
         if t % max(1, args.log_per_updates) == 0:
             scalars = {**scalars, **run.methods.periodic_scalars()}
@@ -167,7 +168,8 @@ def train_loop(run: Run, owner, sampler, train_sets, state, optimizer, lr_schedu
                 methods.start_update(state.global_step + 1)
             task_index, indices = batches[batch_index]
             loss = forward_loss(model, train_sets[task_index], indices, device, methods, run.precision)
-            if broadcast_flag(dist_info, not bool(torch.isfinite(loss))):
+            value = loss.item()      # the one host sync of a micro-batch: the NaN check and the running loss
+            if broadcast_flag(dist_info, not math.isfinite(value)):
                 refuse_nonfinite_loss(args, state, loss, train_sets[task_index], batch_index)
                 optimizer.zero_grad(set_to_none=True)
                 methods.skip_batch()
@@ -176,8 +178,8 @@ def train_loop(run: Run, owner, sampler, train_sets, state, optimizer, lr_schedu
                 scaled = loss * run.precision.scale(state) if run.precision.scaling else loss    # fp16: loss scaling
                 (scaled / args.grad_accumulation_step).backward()
                 methods.after_backward()
-                state.running_loss = loss.item() if state.running_loss is None \
-                    else 0.95 * state.running_loss + 0.05 * loss.item()
+                state.running_loss = value if state.running_loss is None \
+                    else 0.95 * state.running_loss + 0.05 * value
             progress.update(1)
             state.next_batch = batch_index + 1
             if (batch_index + 1) % args.grad_accumulation_step != 0 and batch_index + 1 != len(batches):

@@ -18,8 +18,9 @@ counted (allocation; numba compiles or loads its kernels when the optimizer is b
 Printed per encoder, pruning setting and arm: the mean seconds of forward + backward, clip, optimizer step
 and pruner step, the whole update as a multiple of forward + backward, the shares of the update of the
 optimizer, the clip and the pruner, and the loop/fused ratio of the optimizer step. PLATON at ΔT 10 masks
-at one update in ten: use at least 20 counted rounds for its mean. Not measured here: evaluation
-(training.inference) and the data loader.
+at one update in ten: use at least 20 counted rounds for its mean. Not measured here: the data loader, and
+evaluation, whose share of a real run train.py logs at the end of its loop ("loop: <seconds>, of which
+evaluation <seconds> (<share>)").
 
 Figures hold only on a quiet machine: on a CPU shared with other work, both arms slow down and the ratios
 move (record `os.getloadavg()`, printed at the start and the end). Threads: torch's default intra-op

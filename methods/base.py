@@ -91,7 +91,10 @@ class TrainingMethod:
     name = ""                 # its key in checkpoints and, for a pruning method, its --pruner choice
     kind = "pruning"          # "pruning" (one per run, chosen by --pruner) or "distillation"
     needs_hidden_states = False
-    loss_parts: Dict[str, float] = {}      # what `loss` added, by part, at its last call (if it names them)
+    # what `loss` added, by part, at its last call (if it names them): 0-d tensors, detached, so that
+    # nothing waits for the device until TensorBoard reads them (one host sync per logged update, none per
+    # micro-batch)
+    loss_parts: Dict[str, Any] = {}
 
     parameter_flags: Dict[str, str] = {}
     not_resumed: tuple = ()
@@ -170,7 +173,7 @@ class MethodStack:
     def __init__(self, methods: List[TrainingMethod]):
         self.methods = list(methods)
         self.needs_hidden_states = any(method.needs_hidden_states for method in self.methods)
-        self.loss_parts: Dict[str, float] = {}
+        self.loss_parts: Dict[str, Any] = {}
 
     def optimizer_phases(self) -> list:
         """Every method's phases, in order of their first updates (stable: registry order at the same one)."""
@@ -183,13 +186,13 @@ class MethodStack:
 
     def loss(self, loss, inputs, output):
         """The loss with every method's terms; `loss_parts` then holds the task loss and each part."""
-        self.loss_parts = {"task": loss.item()}
+        self.loss_parts = {"task": loss.detach()}
         for method in self.methods:
             before = loss
             method.loss_parts = {}
             loss = method.loss(loss, inputs, output)
             if loss is not before:
-                self.loss_parts.update(method.loss_parts or {method.name: loss.item() - before.item()})
+                self.loss_parts.update(method.loss_parts or {method.name: (loss - before).detach()})
         return loss
 
     def after_backward(self) -> None:

@@ -71,7 +71,7 @@ class DFDDistillation(TrainingMethod):
         task = flooded(loss, self.args.flooding_b)
         distillation = self.args.dfd_weight * dfd_loss(teacher_hidden, output.hidden_states, self.args.window_size,
                                                        self.args.dfd_fusion)
-        self.loss_parts = {"flooding": task.item() - loss.item(), "distillation": distillation.item()}
+        self.loss_parts = {"flooding": (task - loss).detach(), "distillation": distillation.detach()}
         return task + distillation
 
     def describe(self) -> str:

@@ -100,7 +100,7 @@ class GPPPruning(TrainingMethod):
         if not self.pruning:
             return loss
         penalty = self.pruner.indicator_loss()
-        self.loss_parts = {"indicator_penalty": penalty.item()}
+        self.loss_parts = {"indicator_penalty": penalty.detach()}
         return loss + penalty
 
     def after_backward(self) -> None:

@@ -94,7 +94,7 @@ class KDDistillation(TrainingMethod):
         total, kd = kd_loss(output.logits, teacher_logits, loss, alpha, self.args.kd_temperature,
                             self.regression[output.task])
         # the parts add up to the total: the task loss (the stack's), the KD term, the task loss's share taken
-        self.loss_parts = {"kd": alpha * kd.item(), "kd_task_scaling": -alpha * loss.item()}
+        self.loss_parts = {"kd": alpha * kd.detach(), "kd_task_scaling": -alpha * loss.detach()}
         return total
 
     def describe(self) -> str:

@@ -128,7 +128,7 @@ class SoftMovementPruning(MovementPruning):
 
     def loss(self, loss, inputs, output):
         penalty = self.pruner.regularization()
-        self.loss_parts = {"regularization": penalty.item()}
+        self.loss_parts = {"regularization": penalty.detach()}
         return loss + penalty
 
     def after_update(self, t: int) -> dict:
