@@ -23,7 +23,8 @@ GPP 50 % variant is each of them with half the heads and FFN neurons of every la
 The dense engines run every remaining ratio at the same speed (their kernels multiply the zeros), so they
 are timed once per model, on the unpruned one; the sparse engine is timed at each ratio. For every model,
 shape (batch x tokens) and thread count, each round times every variant once (1 x 128: --reps calls in a
-row) in an order rotated round by round; a ratio is the median over rounds of the reference's time in that
+row) in an order rotated round by round, each variant in a process of its own (so that no engine's thread pool
+competes with another's; --in_process keeps them all in this one); a ratio is the median over rounds of the reference's time in that
 round over the variant's (a machine slowed down for a while slows the whole round). References: dense
 torch fp32 and dense ORT fp32 of the same model.
 
@@ -60,6 +61,7 @@ MAKE_RUNS = ("python scripts/make_results.py --tasks rte,mrpc,sst,cola --seeds 1
 TASKS = ("rte", "mrpc", "sst", "cola")
 MAIN_METRIC = {"rte": "ACC", "mrpc": "F1", "sst": "ACC", "cola": "MCC"}
 RATIOS = (0.5, 0.2, 0.1)              # pruned variants; 1.0 is the dense model
+PAUSE = 0.05      # seconds between two timed variants: the thread pools of the one before stop spinning
 MODELS = ("minilm", "bert-base")
 # dev metrics of the real runs: (label, run, model directory inside it, engines it is served through)
 INT8 = "onnxruntime int8"
@@ -95,6 +97,9 @@ def build_parser():
     parser.add_argument("--reuse_timings", action="store_true",
                         help="take the timings and sizes of WORK_DIR/serving.json (an earlier run) and only score the "
                              "real runs' dev metrics")
+    parser.add_argument("--in_process", action="store_true",
+                        help="time every variant in this process (quicker to start; the engines' thread pools then "
+                             "compete) instead of one process per variant")
     parser.add_argument("--no_write", action="store_true", help="print the section, do not write --results")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return parser
@@ -188,8 +193,8 @@ def with_head(encoder):
     return MTDNNModel(encoder, {"rte": load_task_defs()["rte"]}).eval()
 
 
-def onnx_session(model, path: str, quantize: str, threads: int, embeddings: str = "fp32"):
-    """An ONNX Runtime session of `model`'s rte graph, exported (once) to `path` by mt_dnn.onnx_export."""
+def export_onnx(model, path: str, quantize: str, embeddings: str = "fp32") -> int:
+    """Export `model`'s rte graph (once) to `path` with mt_dnn.onnx_export; the graph's size in bytes."""
     from mt_dnn import onnx_export
     from mt_dnn.compress import check_inputs as check_batch
     from modeling.pretrained import bundled_model_path, load_tokenizer
@@ -198,8 +203,13 @@ def onnx_session(model, path: str, quantize: str, threads: int, embeddings: str 
         tokenizer = load_tokenizer(bundled_model_path())
         onnx_export.export_model(model, tokenizer, path, ["rte"], check_batch(model, tokenizer), quantize=quantize,
                                  embeddings=embeddings, existing="move_aside" if os.path.isdir(path) else "replace")
-    graph = os.path.join(path, "rte", onnx_export.GRAPH_FILE)
-    return onnx_export.session(graph, threads), os.path.getsize(graph)
+    return os.path.getsize(os.path.join(path, "rte", onnx_export.GRAPH_FILE))
+
+
+def onnx_graph(path: str) -> str:
+    from mt_dnn import onnx_export
+
+    return os.path.join(path, "rte", onnx_export.GRAPH_FILE)
 
 
 def compressed_size(model, path: str, embeddings: str) -> int:
@@ -249,74 +259,166 @@ def deepsparse_importable() -> bool:
     return True
 
 
-def build_variants(name: str, threads: int, work_dir: str, sizes: dict) -> dict:
-    """{label: callable(ids, types, mask, task)} of every variant of one model at `threads` threads."""
-    from mt_dnn.compress import quantize_int8
-    from mt_dnn.engines import set_threads
-    from mt_dnn.sparse_linear import sparsify
+def variant_labels() -> list:
+    """Every timed variant of a model, in the table's order."""
+    labels = ["torch fp32 dense", "torch int8 dense"]
+    labels += [f"ORT {precision} {label}" for label in ("dense", "GPP 50 %") for precision in ("fp32", "int8")]
+    labels += ["torch fp32 GPP 50 %", "torch int8 GPP 50 %"] + [f"sparse fp32 {ratio:.0%}" for ratio in RATIOS]
+    if deepsparse_importable():
+        labels += [f"DeepSparse fp32 {ratio:.0%}" for ratio in RATIOS]
+    return labels
 
-    set_threads(threads)
+
+def ort_folder(name: str, label: str) -> str:
+    """The onnx_export directory (inside --work_dir) of an ORT variant's label."""
+    _, precision, model = label.split(" ", 2)
+    return f"{name}_{'dense' if model == 'dense' else 'gpp'}_{'none' if precision == 'fp32' else 'int8'}"
+
+
+def prepare(name: str, work_dir: str, sizes: dict) -> None:
+    """Write, once, what the variants of model `name` load (the ONNX exports), and record the file sizes."""
+    from mt_dnn.compress import quantize_int8
+
     dense = with_head(base_encoder(name))
     gpp = with_head(half_structure(dense.encoder))
     gpp.heads = dense.heads
-    variants = {"torch fp32 dense": dense, "torch int8 dense": quantize_int8(dense)}
-    for label, model, folder in (("dense", dense, "dense"), ("GPP 50 %", gpp, "gpp")):
-        for quantize, precision in (("none", "fp32"), ("int8", "int8")):
-            session, size = onnx_session(model, os.path.join(work_dir, f"{name}_{folder}_{quantize}"), quantize,
-                                         threads)
-            variants[f"ORT {precision} {label}"] = Session(session)
-            sizes[f"{name} ORT {precision} {label}"] = size
-    session, size = onnx_session(dense, os.path.join(work_dir, f"{name}_dense_int8_fp16emb"), "int8", threads,
-                                 embeddings="fp16")
-    sizes[f"{name} ORT int8 dense, fp16 embeddings"] = size
-    variants["torch fp32 GPP 50 %"] = gpp
-    variants["torch int8 GPP 50 %"] = quantize_int8(gpp)
+    for label in variant_labels():
+        if label.startswith("ORT"):
+            model = dense if label.endswith("dense") else gpp
+            sizes[f"{name} {label}"] = export_onnx(model, os.path.join(work_dir, ort_folder(name, label)),
+                                                   "none" if " fp32 " in label else "int8")
+    sizes[f"{name} ORT int8 dense, fp16 embeddings"] = export_onnx(
+        dense, os.path.join(work_dir, f"{name}_dense_int8_fp16emb"), "int8", embeddings="fp16")
+    int8 = quantize_int8(dense)
     for embeddings in EMBEDDINGS:
         sizes[f"{name} compressed int8 dense, {embeddings} embeddings"] = compressed_size(
-            variants["torch int8 dense"], os.path.join(work_dir, f"{name}_compressed_dense_int8_{embeddings}"),
-            embeddings)
-    for ratio in RATIOS:
-        pruned = with_head(keep_largest(dense.encoder, ratio))
-        pruned.heads = dense.heads
-        if ratio == min(RATIOS):        # PLATON's kind of 10 %: int8 zeros stored as a bitmask
-            int8 = quantize_int8(pruned)
-            for embeddings in EMBEDDINGS:
-                sizes[f"{name} compressed int8 {ratio:.0%} kept, {embeddings} embeddings"] = compressed_size(
-                    int8, os.path.join(work_dir, f"{name}_compressed_keep{ratio}_int8_{embeddings}"), embeddings)
-            del int8
-        choices = sparsify(pruned.encoder)
-        switched = sum(choice.sparse for choice in choices)
-        print(f"{name} {ratio:.0%} at {threads} thread(s): sparse kernel in {switched} of {len(choices)} layers",
-              flush=True)
-        variants[f"sparse fp32 {ratio:.0%}"] = pruned
-        if deepsparse_importable():
-            path = os.path.join(work_dir, f"{name}_keep{ratio}")
-            onnx_session(pruned, path, "none", threads)
-            variants[f"DeepSparse fp32 {ratio:.0%}"] = DeepSparse(os.path.join(path, "rte", "model.onnx"), threads)
-    return variants
+            int8, os.path.join(work_dir, f"{name}_compressed_dense_int8_{embeddings}"), embeddings)
+    ratio = min(RATIOS)                 # PLATON's kind of 10 %: int8 zeros stored as a bitmask
+    pruned = with_head(keep_largest(dense.encoder, ratio))
+    pruned.heads = dense.heads
+    int8 = quantize_int8(pruned)
+    for embeddings in EMBEDDINGS:
+        sizes[f"{name} compressed int8 {ratio:.0%} kept, {embeddings} embeddings"] = compressed_size(
+            int8, os.path.join(work_dir, f"{name}_compressed_keep{ratio}_int8_{embeddings}"), embeddings)
+    if deepsparse_importable():
+        for ratio in RATIOS:
+            pruned = with_head(keep_largest(dense.encoder, ratio))
+            pruned.heads = dense.heads
+            export_onnx(pruned, os.path.join(work_dir, f"{name}_keep{ratio}"), "none")
 
 
-def time_group(variants: dict, batch: int, length: int, rounds: int, reps: int) -> dict:
-    """{label: (median ms per call, median ratio against torch fp32 dense, against ORT fp32 dense)}."""
+def build_variant(name: str, label: str, threads: int, work_dir: str, dense=None):
+    """The callable(ids, types, mask, task) of one variant of model `name` (its exports written by `prepare`),
+    at `threads` threads; `dense`, when given, is the model's dense MTDNNModel to derive it from."""
+    from mt_dnn.compress import quantize_int8
+    from mt_dnn.engines import set_threads
+    from mt_dnn.onnx_export import session
+    from mt_dnn.sparse_linear import sparsify
+
+    set_threads(threads)
+    if label.startswith("ORT"):
+        return Session(session(onnx_graph(os.path.join(work_dir, ort_folder(name, label))), threads))
+    dense = dense if dense is not None else with_head(base_encoder(name))
+    if label.endswith("GPP 50 %"):
+        gpp = with_head(half_structure(dense.encoder))
+        gpp.heads = dense.heads
+        return gpp if label.startswith("torch fp32") else quantize_int8(gpp)
+    if label.endswith("dense"):
+        return dense if label.startswith("torch fp32") else quantize_int8(dense)
+    ratio = float(label.rsplit(" ", 1)[1].rstrip("%")) / 100
+    if label.startswith("DeepSparse"):
+        return DeepSparse(onnx_graph(os.path.join(work_dir, f"{name}_keep{ratio}")), threads)
+    pruned = with_head(keep_largest(dense.encoder, ratio))
+    pruned.heads = dense.heads
+    choices = sparsify(pruned.encoder)
+    print(f"{name} {ratio:.0%} at {threads} thread(s): sparse kernel in {sum(c.sparse for c in choices)} of "
+          f"{len(choices)} layers", flush=True)
+    return pruned
+
+
+def bench_inputs(batch: int, length: int) -> tuple:
     generator = torch.Generator().manual_seed(batch * 1000 + length)
     ids = torch.randint(1000, 20000, (batch, length), generator=generator)
-    inputs = (ids, torch.zeros_like(ids), torch.ones_like(ids))
-    names = list(variants)
-    seconds = {name: [] for name in names}
+    return ids, torch.zeros_like(ids), torch.ones_like(ids)
+
+
+def seconds_per_call(variant, inputs: tuple, reps: int) -> float:
     with torch.inference_mode():
-        for name in names:                          # warm-up
-            variants[name](*inputs, task="rte")
-        for round_index in range(rounds):
-            shift = round_index % len(names)
-            for name in names[shift:] + names[:shift]:
-                start = time.perf_counter()
-                for _ in range(reps):
-                    variants[name](*inputs, task="rte")
-                seconds[name].append((time.perf_counter() - start) / reps)
+        start = time.perf_counter()
+        for _ in range(reps):
+            variant(*inputs, task="rte")
+        return (time.perf_counter() - start) / reps
+
+
+def worker(connection, name: str, label: str, threads: int, work_dir: str) -> None:
+    """One variant in a process of its own: build it, then answer (batch, length, reps) with seconds per call
+    until told None."""
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    logging.getLogger("mt_dnn.sparse_linear").setLevel(logging.WARNING)
+    variant = build_variant(name, label, threads, work_dir)
+    connection.send("ready")
+    inputs = {}
+    while (request := connection.recv()) is not None:
+        batch, length, reps = request
+        inputs.setdefault((batch, length), bench_inputs(batch, length))
+        connection.send(seconds_per_call(variant, inputs[batch, length], reps))
+
+
+class Workers:
+    """One process per variant (so that no engine's thread pool competes with another's), each answering the
+    timing calls one at a time. Started one after the other: the sparse engine times its layers at load."""
+
+    def __init__(self, name: str, threads: int, work_dir: str):
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.connections, self.processes = {}, []
+        try:
+            for label in variant_labels():
+                mine, theirs = context.Pipe()
+                process = context.Process(target=worker, args=(theirs, name, label, threads, work_dir), daemon=True)
+                process.start()
+                self.processes.append(process)
+                self.connections[label] = mine
+                if mine.recv() != "ready":
+                    raise RuntimeError(f"the {label} worker did not start")
+        except BaseException:
+            self.close()
+            raise
+
+    def __call__(self, label: str, batch: int, length: int, reps: int) -> float:
+        self.connections[label].send((batch, length, reps))
+        return self.connections[label].recv()
+
+    def close(self) -> None:
+        for connection in self.connections.values():
+            try:
+                connection.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        for process in self.processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+
+
+def time_group(call, labels: list, batch: int, length: int, rounds: int, reps: int) -> dict:
+    """{label: (median ms per call, median ratio against torch fp32 dense, against ORT fp32 dense)};
+    `call(label, batch, length, reps)` times one variant and answers seconds per call."""
+    seconds = {label: [] for label in labels}
+    for label in labels:                            # warm-up
+        call(label, batch, length, 1)
+    for round_index in range(rounds):
+        shift = round_index % len(labels)
+        for label in labels[shift:] + labels[:shift]:
+            time.sleep(PAUSE)
+            seconds[label].append(call(label, batch, length, reps))
     torch_ref, ort_ref = seconds["torch fp32 dense"], seconds["ORT fp32 dense"]
-    return {name: (1000 * statistics.median(values),
-                   statistics.median(r / v for r, v in zip(torch_ref, values)),
-                   statistics.median(r / v for r, v in zip(ort_ref, values))) for name, values in seconds.items()}
+    return {label: (1000 * statistics.median(values),
+                    statistics.median(r / v for r, v in zip(torch_ref, values)),
+                    statistics.median(r / v for r, v in zip(ort_ref, values))) for label, values in seconds.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -396,16 +498,35 @@ def main(argv=None) -> int:
         timings, sizes, command = earlier["timings"], earlier["sizes"], earlier["command"]
         chosen["models"] = []
     for name in chosen["models"]:
+        prepare(name, args.work_dir, sizes)
         for threads in chosen["threads"]:
-            variants = build_variants(name, threads, args.work_dir, sizes)
-            for batch, length in chosen["shapes"]:
-                reps = args.reps if batch == 1 else 1
-                timed = time_group(variants, batch, length, args.rounds, reps)
-                for variant, (ms, over_torch, over_ort) in timed.items():
-                    timings.append({"model": name, "threads": threads, "shape": f"{batch}x{length}",
-                                    "variant": variant, "ms": ms, "over_torch": over_torch, "over_ort": over_ort})
-                print(f"{name} {batch}x{length} at {threads} thread(s): " + ", ".join(
-                    f"{v} {ms:.1f} ms ({a:.2f}x torch, {b:.2f}x ORT)" for v, (ms, a, b) in timed.items()), flush=True)
+            if args.in_process:
+                dense = with_head(base_encoder(name))
+                variants = {label: build_variant(name, label, threads, args.work_dir, dense)
+                            for label in variant_labels()}
+                inputs = {}
+
+                def call(label, batch, length, reps):
+                    inputs.setdefault((batch, length), bench_inputs(batch, length))
+                    return seconds_per_call(variants[label], inputs[batch, length], reps)
+                close = None
+            else:
+                call = Workers(name, threads, args.work_dir)
+                close = call.close
+            try:
+                for batch, length in chosen["shapes"]:
+                    reps = args.reps if batch == 1 else 1
+                    timed = time_group(call, variant_labels(), batch, length, args.rounds, reps)
+                    for variant, (ms, over_torch, over_ort) in timed.items():
+                        timings.append({"model": name, "threads": threads, "shape": f"{batch}x{length}",
+                                        "variant": variant, "ms": ms, "over_torch": over_torch,
+                                        "over_ort": over_ort})
+                    print(f"{name} {batch}x{length} at {threads} thread(s): " + ", ".join(
+                        f"{v} {ms:.1f} ms ({a:.2f}x torch, {b:.2f}x ORT)" for v, (ms, a, b) in timed.items()),
+                        flush=True)
+            finally:
+                if close:
+                    close()
     runs = available_runs(args)
     dev = dev_metrics(args, args.work_dir, runs, sizes) if runs else None
     missing = [run for _, run, _, _ in RUNS if run not in {entry[1] for entry in runs}]
@@ -413,7 +534,7 @@ def main(argv=None) -> int:
                f"onnxruntime {__import__('onnxruntime').__version__}")
     command = command or "python bench/serving.py" + "".join(
         f" --{flag} {getattr(args, flag)}" for flag in ("models", "shapes", "threads", "rounds", "reps")
-        if getattr(args, flag) != build_parser().get_default(flag))
+        if getattr(args, flag) != build_parser().get_default(flag)) + (" --in_process" if args.in_process else "")
     summary = {"command": command, "machine": machine, "timings": timings, "sizes": sizes, "dev": dev,
                "missing_runs": missing,
                "runs_dir": args.runs_dir, "seconds": time.perf_counter() - started}
@@ -446,7 +567,8 @@ def render(summary: dict) -> str:
     lines = [MARKER, "", "## Serving: engines, size and CPU latency", "",
              f"Generated by `{summary['command']}` on {summary['machine']} (the milliseconds move "
              "when the machine does other work; the ratios are medians over rounds of per-round ratios, every variant timed "
-             "once per round in a rotated order). Each cell: milliseconds per call, then the speed-up over dense "
+             "once per round in a rotated order, " + ("all in one process" if "--in_process" in summary["command"]
+                                                      else "each in a process of its own") + "). Each cell: milliseconds per call, then the speed-up over dense "
              "torch fp32 / over dense ONNX Runtime fp32 of the same model, shape and thread count. Models: the "
              "bundled MiniLM (6 layers, 384 wide) and a random bert-base-shaped encoder (12 layers, 768 wide), "
              "each layer matrix cut to its largest-magnitude 50/20/10 % (PLATON's kind of zeros; speed does not "
