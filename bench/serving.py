@@ -356,6 +356,7 @@ def worker(connection, name: str, label: str, threads: int, work_dir: str) -> No
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
     logging.getLogger("mt_dnn.sparse_linear").setLevel(logging.WARNING)
     variant = build_variant(name, label, threads, work_dir)
     connection.send("ready")
