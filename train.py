@@ -24,10 +24,10 @@ from data_utils.task_def import load_task_defs
 from methods import MethodContext, build_methods
 from training.checkpoint import latest_checkpoint, load_checkpoint
 from data_utils.distributed import broadcast_flag, init_distributed
-from training.optim import optimizer_description
+from training.optim import optimizer_description, step_with_global_clip
 from training.options import build_parser, validate
 from training.outputs import evaluate, finish_run, record_evaluation
-from training.precision import Precision
+from training.precision import Precision, resolve_precision
 from training.run_dir import RunDirectory
 from training.run_state import (LoopState, Run, find_resume_checkpoint, first_phase_multiplier, new_optimizer,
                                 reconcile_config, restore_training_state, save_training_state, stop_after_signal)
@@ -42,14 +42,6 @@ def task_loss(logits, labels, task):
     if task.loss == "MseCriterion":
         return torch.nn.functional.mse_loss(logits.view(-1), labels)
     return torch.nn.functional.cross_entropy(logits, labels)
-
-
-def clip_global_gradient_norm(model, max_norm: float, extra=()) -> None:
-    """MT-DNN's --global_grad_clipping, over all parameters together and the tensors the methods train
-    themselves (`extra`: movement's scores), before optimizer.step() (the per-tensor --grad_clipping happens
-    inside the optimizer's step, as in MT-DNN)."""
-    if max_norm > 0:
-        torch.nn.utils.clip_grad_norm_([p for p in (*model.parameters(), *extra) if p.grad is not None], max_norm)
 
 
 def forward_loss(model, dataset, indices, device, methods, precision):
@@ -122,6 +114,8 @@ def setup(args, owner):
 
     # ---- model, methods (pruning, distillation), optimizer and LR schedule
     core, tokenizer = build_model(args, train_sets, eval_sets, device)
+    requested = args.precision
+    args.precision = resolve_precision(args.precision, device)      # config.json and a resume get what runs
     precision = Precision(args.precision, device)
     methods = build_methods(MethodContext(args, core, total_steps, device, dist_info, logger,
                                           lr_multiplier=first_phase_multiplier(args, total_steps),
@@ -137,8 +131,9 @@ def setup(args, owner):
     write_run_config(args, dist_info, device, total_steps, len(sampler))
     log_summary(args, train_sets, eval_sets, dist_info, len(sampler), total_steps, core, device, methods)
     logger.info("optimizer step: %s", optimizer_description(optimizer))
-    if args.precision != "fp32":
-        logger.info("precision: %s", precision.describe(state))
+    if args.precision != "fp32" or requested != args.precision:
+        logger.info("precision: %s%s", precision.describe(state),
+                    f" (--precision {requested})" if requested != args.precision else "")
     return run, sampler, train_sets, state, optimizer, lr_schedule
 
 
@@ -187,8 +182,10 @@ def train_loop(run: Run, owner, sampler, train_sets, state, optimizer, lr_schedu
 
             finite = run.precision.unscale(state, [*core.parameters(), *methods.trainable_tensors()])
             if finite:
-                clip_global_gradient_norm(core, args.global_grad_clipping, methods.trainable_tensors())
-                optimizer.step()
+                # MT-DNN's --global_grad_clipping over all gradients (and the tensors the methods train
+                # themselves: movement's scores), then the step; the fused Adamax applies the coefficient in
+                # its own pass over the gradients, bit for bit what clip_grad_norm_ then step() gives
+                step_with_global_clip(optimizer, core, args.global_grad_clipping, methods.trainable_tensors())
             else:                                   # fp16 overflow: no step; the pruners see no gradients
                 logger.warning("warning: update %d skipped: fp16 gradients overflowed at loss scale %g",
                                state.global_step + 1, run.precision.scale(state))

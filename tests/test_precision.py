@@ -85,3 +85,23 @@ def test_a_bad_precision_is_refused(canonical_dir, tiny_model_dir, tmp_path, cap
     code = run_main(train.main, args_for(canonical_dir, tiny_model_dir, tmp_path / "x", "--precision", "fp8"))
     err = capsys.readouterr().err
     assert code == 2 and "--precision" in err and "fp8" in err, err
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_arithmetic(canonical_dir, tiny_model_dir, tmp_path,
+                                                                       monkeypatch, capsys, native):
+    """--precision auto asks the CPU (AVX-512 BF16 or AMX, torch's own checks) and records what ran in
+    config.json, so that a resume on another CPU repeats it."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert precision_module.resolve_precision("auto", torch.device("cpu")) == ("bf16" if native else "fp32"), \
+        "auto follows the CPU's bf16 support"
+    assert precision_module.resolve_precision("fp16", torch.device("cpu")) == "fp16", "an explicit choice stays"
+    out = tmp_path / "auto"
+    assert run_main(train.main, args_for(canonical_dir, tiny_model_dir, out, "--precision", "auto", "--pruner", "none",
+                                         "--epochs", "1")) == 0, f"an auto run: {capsys.readouterr().err}"
+    expected = "bf16" if native else "fp32"
+    assert json.load(open(out / "config.json"))["precision"] == expected, "config.json records what ran"
+    log = open(out / "log.log").read()
+    assert f"precision: {'bf16 autocast' if native else 'fp32'}" in log and "(--precision auto)" in log, \
+        "the start-up log says what auto chose"

@@ -62,9 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("optimisation")
     g.add_argument("--batch_size", type=int, default=8, help="training batch size (per process)")
     g.add_argument("--batch_size_eval", type=int, default=8, help="evaluation batch size")
-    g.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+    g.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16", "auto"),
                    help="autocast the forward pass in bf16 or fp16 (fp16 with dynamic loss scaling); weights, "
-                        "optimizer and pruner state stay fp32")
+                        "optimizer and pruner state stay fp32. auto: bf16 where the device has bf16 arithmetic "
+                        "(a CPU with AVX-512 BF16 or AMX, a CUDA GPU with bf16), fp32 elsewhere; config.json "
+                        "records what ran")
     g.add_argument("--eval_test_during_training", action="store_true",
                    help="predict the test splits at every evaluation (default: only with the final model, at the "
                         "last update; dev splits are scored at every evaluation either way)")

@@ -4,6 +4,9 @@
     bf16   the forward pass and the loss under torch.autocast(bfloat16); weights, gradients, the
            optimizer's state and the pruners' statistics stay fp32 (autocast casts per operation, the
            parameters are never converted)
+    auto   bf16 where the device multiplies bf16 natively (a CPU with AVX-512 BF16 or AMX, a CUDA GPU that
+           supports bf16), fp32 elsewhere (an AVX2-only CPU emulates bf16 and would run slower); resolved at
+           start-up (resolve_precision) and recorded in config.json as what ran, so a resume repeats it
     fp16   the same in float16, with dynamic loss scaling: the loss is multiplied by a scale before
            backward; before clipping, every gradient (the model's and the tensors a method trains itself,
            movement's scores) is divided by it and checked. An update whose gradients overflowed is
@@ -19,8 +22,26 @@ import contextlib
 import torch
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+CHOICES = (*PRECISIONS, "auto")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 INITIAL_SCALE, BACKOFF, GROWTH, GROWTH_INTERVAL = 2.0 ** 16, 0.5, 2.0, 2000
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` multiplies bf16 matrices in hardware (not by emulation)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        return any(check() for check in checks if check is not None)
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """--precision as it runs: `auto` becomes bf16 where native_bf16(device), fp32 elsewhere."""
+    if precision != "auto":
+        return precision
+    return "bf16" if native_bf16(device) else "fp32"
 
 
 class Precision:
