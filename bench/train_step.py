@@ -11,7 +11,8 @@ with the per-tensor loop (`impl="loop"`, the step before the fused kernels) and 
 (`--fused auto`: numba on CPU). The arms alternate update by update (ABAB..., the order swapped every round)
 so that whatever else the machine does falls on both alike. Each update is what train.py does: forward and
 backward on one batch of random token ids (batch_size x max_seq_len), the global gradient clip
-(--global_grad_clipping, clip_grad_norm_ over all parameters), the optimizer step (with the per-tensor
+(--global_grad_clipping: the loop arm calls clip_grad_norm_ over all parameters; the fused arm forms its
+coefficient and the fused step multiplies by it in its own pass, as train.py does), the optimizer step (with the per-tensor
 clip inside when --grad_clipping > 0), the pruner's step, zero_grad. The first --warmup_rounds rounds are not
 counted (allocation; numba compiles or loads its kernels when the optimizer is built, outside the rounds).
 
@@ -38,7 +39,7 @@ import torch  # noqa: E402
 
 from modeling.pretrained import BUNDLED_MODEL, bundled_model_path  # noqa: E402
 from pruners import CubicSchedule, PlatonPruner  # noqa: E402
-from training.optim import build_optimizer, optimizer_description  # noqa: E402
+from training.optim import build_optimizer, global_clip_scale, optimizer_description  # noqa: E402
 
 MODELS = ("minilm", "bert-base")
 PRUNING = {"dense": None, "platon-dT10": 10, "platon-dT1": 1}
@@ -91,11 +92,16 @@ class Arm:
         marks = [time.perf_counter()]
         self.model(input_ids=ids, labels=labels).loss.backward()
         marks.append(time.perf_counter())
-        if self.args.global_grad_clipping > 0:         # train.py's clip_global_gradient_norm
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        scale = None
+        if self.args.global_grad_clipping > 0 and self.optimizer.impl == "fused":
+            # train.py's optim.step_with_global_clip: the coefficient here, its multiply inside the fused step
+            scale = global_clip_scale(grads, self.args.global_grad_clipping)
+        elif self.args.global_grad_clipping > 0:      # the loop arm: clip_grad_norm_ then step(), as before
             torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.grad is not None],
                                            self.args.global_grad_clipping)
         marks.append(time.perf_counter())
-        self.optimizer.step()
+        self.optimizer.step(grad_scale=scale)
         marks.append(time.perf_counter())
         self.updates += 1
         if self.pruner is not None:

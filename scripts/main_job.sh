@@ -3,12 +3,12 @@
 # install, write the built-in GLUE sample, preprocess it with the bundled
 # model's tokenizer, fine-tune the bundled model densely on three sample
 # tasks, prune the same run with PLATON, and print dev metrics side by side.
-# About 14.5 minutes on an idle 2-core CPU (measured on a fresh clone: 0.70 s per dense update and
-# 0.76 s per PLATON update, evaluations included; a machine busy with other work is several times
-# slower): the sample at half its default size (1,250 training rows per task), three dense epochs,
-# six PLATON epochs, 1,080 updates in all,
-# MT-DNN's Adamax at peak lr 5e-4, --precision auto (bf16 autocast on a CPU with AVX-512 BF16 or AMX,
-# fp32 elsewhere). Outputs go to log/main_job/. EPOCHS (dense; PLATON runs three more), TASKS,
+# About 11 minutes on an idle 2-core CPU with bf16 arithmetic (measured on a fresh clone: 0.60 s per
+# dense update and 0.55 s per PLATON update in bf16, evaluations included; 14 to 16 minutes in fp32; a
+# machine busy with other work is several times slower): the sample at half its default size (1,250
+# training rows per task), three dense epochs, six PLATON epochs, 1,080 updates in all, MT-DNN's
+# Adamax at peak lr 5e-4, --precision auto (bf16 autocast on a CPU with AVX-512 BF16 or AMX, fp32
+# elsewhere). Outputs go to log/main_job/. EPOCHS (dense; PLATON runs three more), TASKS,
 # LEARNING_RATE, PRECISION (fp32|bf16|auto) and GLUE_SAMPLE_SCALE override.
 set -e
 root=$(cd "$(dirname "$0")/.." && pwd)

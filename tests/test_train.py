@@ -201,10 +201,12 @@ def _spied(key, predicate, what):
 
 def install_spies(monkeypatch) -> dict:
     """Record what reaches the code that uses each flag: the optimizer built, every clip_grad_norm_ call
-    (per-tensor: one tensor; global: all of them) and the fused optimizer step's per-tensor clip (its
-    coefficients, training.fused_optim), the sampler's settings, the longest batch."""
+    (per-tensor: one tensor; global: all of them), the fused optimizer step's per-tensor clip (its
+    coefficients, training.fused_optim), the global clip's coefficient as train.py forms it
+    (training.optim.global_clip_scale, folded into the fused step), the sampler's settings, the longest
+    batch."""
     import training.run_state as run_state
-    from training import fused_optim
+    from training import fused_optim, optim
 
     spy = {"optimizer": [], "clip_one": [], "clip_all": [], "sampler": [], "tokens": []}
     build = run_state.build_optimizer
@@ -227,6 +229,12 @@ def install_spies(monkeypatch) -> dict:
         spy["clip_one"].append(max_grad_norm)
         return coefficients(grads, max_grad_norm)
 
+    global_scale = optim.global_clip_scale
+
+    def global_clip_scale(grads, max_norm):
+        spy["clip_all"].append(max_norm)
+        return global_scale(grads, max_norm)
+
     sampler_class = train.MultiTaskBatchSampler
 
     def sampler(*args, **kwargs):
@@ -243,6 +251,7 @@ def install_spies(monkeypatch) -> dict:
     monkeypatch.setattr(run_state, "build_optimizer", build_optimizer)
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip_grad_norm_)
     monkeypatch.setattr(fused_optim, "clip_coefficients", clip_coefficients)
+    monkeypatch.setattr(optim, "global_clip_scale", global_clip_scale)
     monkeypatch.setattr(train, "MultiTaskBatchSampler", sampler)
     monkeypatch.setattr(train, "collate", spy_collate)
     return spy
