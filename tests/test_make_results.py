@@ -1,0 +1,63 @@
+"""scripts/make_results.py: which runs it trains (--methods, --precision) and its bad-input answer."""
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("make_results", os.path.join(ROOT, "scripts", "make_results.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def planned_runs(tmp_path, monkeypatch, methods, precision="bf16"):
+    """build_runs with train.py replaced by a recorder: [(out_dir, command arguments)] in training order."""
+    module = load_script()
+    canonical = tmp_path / "canonical"
+    canonical.mkdir()
+    for task in ("rte", "sst"):
+        (canonical / f"{task}_train.json").write_text('{"uid": 0}\n' * 40)
+    calls = []
+    monkeypatch.setattr(module, "run_train", lambda out, common, extra, threads: calls.append((out, common + extra)))
+    args = argparse.Namespace(tasks="rte,sst", seeds=[1, 2], ratios=[0.1], epochs=2, batch_size=16,
+                              learning_rate=5e-4, max_seq_len=64, final_lambda=400.0, soft_score_lrs=[],
+                              signed_dfd_seeds=[], no_train=False, jobs=1, out=str(tmp_path / "runs"),
+                              precision=precision, methods=methods)
+    module.build_runs(args, str(canonical))
+    return calls
+
+
+def test_methods_trains_the_dense_runs_then_only_the_variants_asked_for(tmp_path, monkeypatch):
+    calls = planned_runs(tmp_path, monkeypatch, ["platon+kd", "movement"])
+    names = [os.path.relpath(out, tmp_path / "runs") for out, _ in calls]
+    assert names == [os.path.join("seed1", "dense"), os.path.join("seed2", "dense"),
+                     os.path.join("seed1", "movement_0.1"), os.path.join("seed1", "platon_0.1_kd"),
+                     os.path.join("seed2", "movement_0.1"), os.path.join("seed2", "platon_0.1_kd")], \
+        f"dense runs first, then the two variants seed by seed in the table's priority order: {names}"
+    for _, command in calls:
+        assert command[command.index("--precision") + 1] == "bf16", f"--precision reaches train.py: {command}"
+    kd = calls[3][1]
+    assert kd[kd.index("--kd_teacher") + 1] == os.path.join(str(tmp_path / "runs"), "seed1", "dense", "model"), \
+        f"platon+kd distils from its own seed's dense model: {kd}"
+
+
+def test_no_methods_trains_every_variant(tmp_path, monkeypatch):
+    calls = planned_runs(tmp_path, monkeypatch, [], precision="fp32")
+    names = {os.path.basename(out) for out, _ in calls}
+    assert {"dense", "magnitude_0.1", "platon_0.1_kd", "movement_0.1_kd", "soft_movement", "gpp", "gpp_dfd",
+            "gpp_kd"} <= names, f"without --methods the whole table is planned: {sorted(names)}"
+    assert len(calls) == 2 * 12, f"12 runs a seed (dense, 8 unstructured, 3 GPP): {len(calls)}"
+
+
+def test_unknown_method_is_a_one_line_error():
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_results.py"), "--methods",
+                             "platon+kd,platonn"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 2, f"exit status 2 for a bad --methods: {result.returncode} {result.stderr}"
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--methods" in lines[0] and "'platonn'" in lines[0] and "platon+kd" in lines[0], \
+        f"one line naming the flag, the bad value and the choices: {result.stderr!r}"
