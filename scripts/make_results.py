@@ -1,7 +1,7 @@
 """Regenerate docs/RESULTS.md and its plot on the built-in sample with the bundled model.
 
     python scripts/make_results.py [--tasks rte,mrpc,sst,cola] [--seeds 1,2,3] [--ratios 0.1]
-                                   [--scale 0.3] [--epochs 4] [--batch_size 16] [--learning_rate 5e-4]
+                                   [--scale 0.3] [--epochs 4] [--batch_size 16] [--learning_rate 2.5e-4]
                                    [--precision auto] [--methods platon+kd,...] [--jobs 2] [--out DIR]
                                    [--results docs/RESULTS.md] [--plot docs/results.png]
 
@@ -329,7 +329,9 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=4, help="epochs of every run")
     parser.add_argument("--batch_size", type=int, default=16,
                         help="training batch size of every run (16: 752 updates a run at the default scale and epochs)")
-    parser.add_argument("--learning_rate", type=float, default=5e-4, help="peak learning rate of every run")
+    parser.add_argument("--learning_rate", type=float, default=2.5e-4,
+                        help="peak learning rate of every run (2.5e-4 at batch 16: at 5e-4 a dense run of seed 2 "
+                             "left rte and mrpc at the majority class)")
     parser.add_argument("--max_seq_len", type=int, default=64, help="token limit (the sample's rows are shorter)")
     parser.add_argument("--scale", type=float, default=0.3,
                         help="size of the generated sample relative to its default (0.3: 750 train rows per task)")
