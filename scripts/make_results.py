@@ -18,7 +18,8 @@ then writes docs/RESULTS.md (mean and sample standard deviation over the seeds o
 dev metric, achieved sparsity, parameter counts, the measured CPU inference speed-up of
 the GPP exports, and whether the published orderings hold) and an accuracy-versus-
 remaining-ratio plot. Existing run directories are reused (delete --out to start afresh);
---jobs N trains N runs at a time, one thread each (the dense runs first: the others need them).
+--jobs N trains N runs at a time, one thread each (the dense runs first; every other run waits
+only for its own seed's dense run, so no core idles while the last dense run trains).
 Needs matplotlib (`pip install matplotlib`) for the plot.
 """
 import argparse
@@ -147,8 +148,16 @@ def build_runs(args, canonical: str) -> list:
     if args.no_train:
         return [job[0] for job in dense_runs + later if os.path.exists(os.path.join(job[0][3], "dev_metrics.json"))]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for stage in (dense_runs, later):
-            list(pool.map(lambda job: run_train(job[0][3], job[1], job[2], threads), stage))
+        # the dense runs are queued first and wait for nothing, so a run waiting for its seed's teacher
+        # never waits for a run behind it; the others start as soon as their own seed's teacher is done
+        teachers = {seed: pool.submit(run_train, out, common, extra, threads)
+                    for (_, _, seed, out), common, extra in dense_runs}
+
+        def after_teacher(job):
+            teachers[job[0][2]].result()        # re-raises the teacher's failure: nothing to distil from
+            run_train(job[0][3], job[1], job[2], threads)
+        for future in [*teachers.values(), *[pool.submit(after_teacher, job) for job in later]]:
+            future.result()
     return [job[0] for job in dense_runs + later]
 
 

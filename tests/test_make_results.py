@@ -15,18 +15,20 @@ def load_script():
     return module
 
 
-def planned_runs(tmp_path, monkeypatch, methods, precision="bf16"):
-    """build_runs with train.py replaced by a recorder: [(out_dir, command arguments)] in training order."""
+def planned_runs(tmp_path, monkeypatch, methods, precision="bf16", seeds=(1, 2), jobs=1, train=None):
+    """build_runs with train.py replaced by a recorder (or `train`): [(out_dir, command arguments)] in
+    training order."""
     module = load_script()
     canonical = tmp_path / "canonical"
     canonical.mkdir()
     for task in ("rte", "sst"):
         (canonical / f"{task}_train.json").write_text('{"uid": 0}\n' * 40)
     calls = []
-    monkeypatch.setattr(module, "run_train", lambda out, common, extra, threads: calls.append((out, common + extra)))
-    args = argparse.Namespace(tasks="rte,sst", seeds=[1, 2], ratios=[0.1], epochs=2, batch_size=16,
+    monkeypatch.setattr(module, "run_train", train or (lambda out, common, extra, threads:
+                                                       calls.append((out, common + extra))))
+    args = argparse.Namespace(tasks="rte,sst", seeds=list(seeds), ratios=[0.1], epochs=2, batch_size=16,
                               learning_rate=5e-4, max_seq_len=64, final_lambda=400.0, soft_score_lrs=[],
-                              signed_dfd_seeds=[], no_train=False, jobs=1, out=str(tmp_path / "runs"),
+                              signed_dfd_seeds=[], no_train=False, jobs=jobs, out=str(tmp_path / "runs"),
                               precision=precision, methods=methods)
     module.build_runs(args, str(canonical))
     return calls
@@ -61,3 +63,26 @@ def test_unknown_method_is_a_one_line_error():
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--methods" in lines[0] and "'platonn'" in lines[0] and "platon+kd" in lines[0], \
         f"one line naming the flag, the bad value and the choices: {result.stderr!r}"
+
+
+def test_runs_wait_only_for_their_own_seeds_dense_run(tmp_path, monkeypatch):
+    import threading
+    import time
+    events, lock = [], threading.Lock()
+
+    def train(out, common, extra, threads):
+        name = os.path.relpath(out, tmp_path / "runs")
+        with lock:
+            events.append(("start", name))
+        time.sleep(0.3 if name == os.path.join("seed3", "dense") else 0.02)
+        with lock:
+            events.append(("end", name))
+    planned_runs(tmp_path, monkeypatch, ["platon+kd"], seeds=(1, 2, 3), jobs=2, train=train)
+    order = list(events)
+    seed3_dense_end = order.index(("end", os.path.join("seed3", "dense")))
+    first_variant = order.index(("start", os.path.join("seed1", "platon_0.1_kd")))
+    assert first_variant < seed3_dense_end, f"seed 1's variant trains beside seed 3's dense run: {order}"
+    for seed in (1, 2, 3):
+        assert order.index(("end", os.path.join(f"seed{seed}", "dense"))) < \
+            order.index(("start", os.path.join(f"seed{seed}", "platon_0.1_kd"))), \
+            f"seed {seed}'s distilled run starts after its teacher is written: {order}"
