@@ -2,7 +2,8 @@
 
     python scripts/make_results.py [--tasks rte,mrpc,sst,cola] [--seeds 1,2,3] [--ratios 0.1]
                                    [--scale 0.3] [--epochs 4] [--batch_size 32] [--learning_rate 5e-4]
-                                   [--precision fp32] [--methods platon+kd,...] [--jobs 2] [--out DIR]
+                                   [--precision fp32] [--methods platon+kd,...] [--kd_lrs 1e-3]
+                                   [--soft_score_lrs 0.1] [--jobs 2] [--out DIR]
                                    [--results docs/RESULTS.md] [--plot docs/results.png]
 
 For every seed, multi-task on the same sample tasks:
@@ -10,7 +11,8 @@ For every seed, multi-task on the same sample tasks:
 - magnitude, PLATON and movement pruning to each remaining ratio of --ratios (the first third of
   the run as warm-up, a cubic ramp, the last third at the final ratio; deltaT 10), and soft
   movement over the same warm-ups (its remaining ratio is an outcome);
-- each of those again with logit distillation from the dense model of the same seed (+kd);
+- each of those again with logit distillation from the dense model of the same seed (+kd), and
+  (--kd_lrs) PLATON+KD at other peak learning rates than its teacher's;
 - GPP removing 50 % of the attention heads and FFN neurons, alone, with DFD and with logit
   distillation from the same dense model (pruning from the first update over all epochs but the
   last, then retraining, as GPP-DFD's recipes do);
@@ -25,6 +27,7 @@ Needs matplotlib (`pip install matplotlib`) for the plot.
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -125,6 +128,14 @@ def build_runs(args, canonical: str) -> list:
                     if method == "soft_movement":
                         extra += ["--final_lambda", f"{args.final_lambda:g}"]
                     later.append(((method + suffix, ratio, seed, out), seeded, extra + distil))
+        for lr in args.kd_lrs:      # the distilled PLATON at other peak lrs (its teacher stays at --learning_rate)
+            ratio = min(args.ratios)
+            out = os.path.join(args.out, f"seed{seed}", f"platon_{ratio:g}_kd_lr{lr:g}")
+            at_lr = [f"{lr:g}" if previous == "--learning_rate" else value
+                     for previous, value in zip(["", *seeded], seeded)]
+            later.append(((f"platon+kd lr{lr:g}", ratio, seed, out), at_lr,
+                          ["--pruner", "platon", *schedule, "--initial_threshold", "1", "--final_threshold",
+                           f"{ratio:g}", "--beta1", "0.85", "--beta2", "0.95", *kd]))
         for lr in args.soft_score_lrs:      # soft movement at other score learning rates (what its reach needs)
             out = os.path.join(args.out, f"seed{seed}", f"soft_movement_lr{lr:g}")
             later.append(((f"soft_movement@{lr:g}", None, seed, out), seeded,
@@ -143,8 +154,9 @@ def build_runs(args, canonical: str) -> list:
         later = [job for job in later if job[0][0] in args.methods]
     # the variants in order of what the table needs most, each over all seeds before the next
     # (one seed of every variant before a second seed of any: a time budget cut short leaves a whole table)
-    later.sort(key=lambda job: (args.seeds.index(job[0][2]),
-                                PRIORITY.index(job[0][0]) if job[0][0] in PRIORITY else len(PRIORITY)))
+    # (an lr variant right after its method: the sort is stable)
+    later.sort(key=lambda job: (args.seeds.index(job[0][2]), PRIORITY.index(job[0][0].split(" lr")[0])
+                                if job[0][0].split(" lr")[0] in PRIORITY else len(PRIORITY)))
     if args.no_train:
         return [job[0] for job in dense_runs + later if os.path.exists(os.path.join(job[0][3], "dev_metrics.json"))]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
@@ -159,6 +171,11 @@ def build_runs(args, canonical: str) -> list:
         for future in [*teachers.values(), *[pool.submit(after_teacher, job) for job in later]]:
             future.result()
     return [job[0] for job in dense_runs + later]
+
+
+def base_method(method: str) -> str:
+    """The pruner of a table entry: 'platon+kd lr0.001' and 'soft_movement@0.1' -> 'platon', 'soft_movement'."""
+    return method.split(" lr")[0].split("@")[0].removesuffix(KD)
 
 
 def batches_per_epoch(canonical: str, args) -> int:
@@ -246,12 +263,16 @@ def orderings(table: dict, main_metrics: list, ratios: list) -> list:
         base = method[:-len(KD)]
         verdict((method, ratio), (base, ratio), f"logit distillation helps {base}" +
                 (f" at {100 * ratio:g} %" if ratio is not None else ""))
+    for key in sorted((k for k in table if " lr" in k[0]), key=str):
+        at_lr = key[0].split(" lr")[1]
+        verdict(key, (key[0].split(" lr")[0], key[1]), f"{key[0].split(' lr')[0]} at lr {at_lr} ≥ at the table's lr "
+                f"({100 * key[1]:g} %; the teacher at the table's lr)")
     verdict(("gpp+dfd", 0.5), ("gpp", 0.5), "GPP with DFD ≥ GPP alone at 50 %")
     verdict(("gpp+dfd signed", 0.5), ("gpp", 0.5), "GPP with DFD (published signed fusion) ≥ GPP alone at 50 %")
 
     dense = average(("dense", None))[0]
     if ratios and min(ratios) <= 0.1:
-        candidates = [k for k in table if k[0].endswith(KD) and k[1] == min(ratios)]
+        candidates = [k for k in table if KD in k[0] and k[1] == min(ratios)]
         if candidates:
             best = max(candidates, key=lambda k: average(k)[0])
             kept = average(best)[0] / dense
@@ -311,6 +332,10 @@ def plot(table: dict, main_metrics: list, path: str, title: str) -> None:
                     axis.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points],
                                   color=styles[method][0], marker=styles[method][1], capsize=3, linestyle=line,
                                   label=method + suffix)
+        for key in sorted((k for k in table if " lr" in k[0]), key=str):      # PLATON+KD at another lr
+            mean, spread = stats(table[key], task_metric)
+            axis.errorbar([key[1] * 1.06], [mean], yerr=[spread], color="tab:pink", marker="*", capsize=3,
+                          linestyle="none", label=f"{key[0].split(' lr')[0]} (lr {key[0].split(' lr')[1]})")
         for offset, method in ((-0.04, "gpp"), (0.0, "gpp+dfd"), (0.04, "gpp+kd"), (0.08, "gpp+dfd signed")):
             if (method, 0.5) in table:
                 mean, spread = stats(table[(method, 0.5)], task_metric)
@@ -348,6 +373,10 @@ def main() -> int:
                         help="seeds that also run GPP-DFD with the published signed fusion weights (--dfd_fusion "
                              "signed; default: none, to save time)")
     parser.add_argument("--final_lambda", type=float, default=400.0, help="soft movement's final lambda")
+    parser.add_argument("--kd_lrs", default="",
+                        help="also run PLATON with logit distillation at the lowest --ratios at these peak learning "
+                             "rates (comma-separated; its teacher stays at --learning_rate: 1e-3 is what the 10 %% "
+                             "target needed at batch 32)")
     parser.add_argument("--soft_score_lrs", default="",
                         help="also run soft movement at these score learning rates (comma-separated; the published "
                              "1e-2 moves a score about 2 in 384 updates, short of the 2.2 that sigmoid(S) > 0.1 needs)")
@@ -373,6 +402,7 @@ def main() -> int:
     args.ratios = [float(r) for r in args.ratios.split(",") if r.strip()]
     args.signed_dfd_seeds = [int(s) for s in args.signed_dfd_seeds.split(",") if s.strip()]
     args.soft_score_lrs = [float(r) for r in args.soft_score_lrs.split(",") if r.strip()]
+    args.kd_lrs = [float(r) for r in args.kd_lrs.split(",") if r.strip()]
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if args.precision == "auto":
         import torch
@@ -380,7 +410,7 @@ def main() -> int:
         from training.precision import resolve_precision
         args.precision = resolve_precision("auto", torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     known = {m + suffix for m in UNSTRUCTURED for suffix in ("", KD)} | set(PRIORITY) | {"gpp+dfd signed"} | \
-        {f"soft_movement@{lr:g}" for lr in args.soft_score_lrs}
+        {f"soft_movement@{lr:g}" for lr in args.soft_score_lrs} | {f"platon+kd lr{lr:g}" for lr in args.kd_lrs}
     unknown = [m for m in args.methods if m not in known]
     if unknown:
         print(f"make_results.py: --methods: unknown variant {unknown[0]!r}; choose from {', '.join(sorted(known))}",
@@ -422,7 +452,10 @@ def main() -> int:
                 f"--batch_size {args.batch_size} --learning_rate {args.learning_rate:g} "
                 f"--final_lambda {args.final_lambda:g}" +
                 ("" if args.precision == "fp32" else f" --precision {args.precision}") +
-                (f" --methods {','.join(args.methods)}" if args.methods else "") + "`")
+                (f" --kd_lrs {','.join(f'{lr:g}' for lr in args.kd_lrs)}" if args.kd_lrs else "") +
+                (f" --soft_score_lrs {','.join(f'{lr:g}' for lr in args.soft_score_lrs)}"
+                 if args.soft_score_lrs else "") +
+                (f" --methods {shlex.quote(','.join(args.methods))}" if args.methods else "") + "`")
     lines = [
         "# Results on the built-in sample", "",
         f"Regenerate with {settings} (needs matplotlib). Tasks {args.tasks} of the built-in sample at "
@@ -444,7 +477,9 @@ def main() -> int:
         "(query/key/value, attention output, FFN; PLATON and magnitude prune their biases too, movement does not). "
         f"Soft movement ramps its threshold on sigmoid(score) from 0 to 0.1 over the same warm-ups with final "
         f"lambda {args.final_lambda:g}; its remaining ratio is what it reached. +kd: logit distillation from the "
-        "same seed's dense run (KL at temperature 2, alpha 0.5). GPP: 50 % of the attention heads and FFN neurons, "
+        "same seed's dense run (KL at temperature 2, alpha 0.5)" +
+        (f"; platon {min(args.ratios):g}+kd (lr X): the same at peak lr X, its teacher still trained at {args.learning_rate:g}"
+         if args.kd_lrs else "") + ". GPP: 50 % of the attention heads and FFN neurons, "
         "pruned from the first update over all epochs but the last, then retrained; DFD distils from the same "
         "seed's dense run at the published weight 1 (window 3, flooding 0.01), with the default magnitude fusion "
         "weights (gpp+dfd)" + (f" and, for seed(s) {', '.join(map(str, args.signed_dfd_seeds))}, with the published "
@@ -457,6 +492,7 @@ def main() -> int:
         "|---|---|---|---|" + "---|" * (len(task_metrics) + 1)]
     order = [("dense", None)] + [(m + suffix, r) for suffix in ("", KD) for m in UNSTRUCTURED
                                  for r in ([None] if m == "soft_movement" else args.ratios)] + \
+        [(f"platon+kd lr{lr:g}", min(args.ratios)) for lr in args.kd_lrs] + \
         [(f"soft_movement@{lr:g}", None) for lr in args.soft_score_lrs] + \
         [("gpp", 0.5), ("gpp+dfd", 0.5), ("gpp+kd", 0.5), ("gpp+dfd signed", 0.5)]
     order = [key for key in order if key in table]
@@ -468,7 +504,7 @@ def main() -> int:
         method, ratio = key
         first = entry["dirs"][0]
         speedup = "1.00x"
-        if method.removesuffix(KD).split("@")[0] in UNSTRUCTURED:
+        if base_method(method) in UNSTRUCTURED:
             remaining = f"{100 * reached_ratio(entry):.1f} % of pruned matrices"
             from safetensors.torch import load_file
             weights = load_file(os.path.join(first, "model", "model.safetensors")).values()
@@ -502,6 +538,8 @@ def main() -> int:
             label = method.replace("gpp", "gpp 0.5", 1)
         if "@" in method:
             label = f"{method.split('@')[0]} (score lr {method.split('@')[1]})"
+        if " lr" in method:
+            label = f"{base_method(method)} {ratio:g}{KD} (lr {method.split(' lr')[1]})"
         lines.append(f"| {label} | {remaining} | {params} | {speedup} | " + " | ".join(cells) + " |")
     lines += ["", "## The published orderings on this sample", "",
               "Checked on the average over tasks of each task's main metric "

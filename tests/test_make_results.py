@@ -15,7 +15,7 @@ def load_script():
     return module
 
 
-def planned_runs(tmp_path, monkeypatch, methods, precision="bf16", seeds=(1, 2), jobs=1, train=None):
+def planned_runs(tmp_path, monkeypatch, methods, precision="bf16", seeds=(1, 2), jobs=1, train=None, kd_lrs=()):
     """build_runs with train.py replaced by a recorder (or `train`): [(out_dir, command arguments)] in
     training order."""
     module = load_script()
@@ -29,7 +29,7 @@ def planned_runs(tmp_path, monkeypatch, methods, precision="bf16", seeds=(1, 2),
     args = argparse.Namespace(tasks="rte,sst", seeds=list(seeds), ratios=[0.1], epochs=2, batch_size=16,
                               learning_rate=5e-4, max_seq_len=64, final_lambda=400.0, soft_score_lrs=[],
                               signed_dfd_seeds=[], no_train=False, jobs=jobs, out=str(tmp_path / "runs"),
-                              precision=precision, methods=methods)
+                              precision=precision, methods=methods, kd_lrs=list(kd_lrs))
     module.build_runs(args, str(canonical))
     return calls
 
@@ -54,6 +54,21 @@ def test_no_methods_trains_every_variant(tmp_path, monkeypatch):
     assert {"dense", "magnitude_0.1", "platon_0.1_kd", "movement_0.1_kd", "soft_movement", "gpp", "gpp_dfd",
             "gpp_kd"} <= names, f"without --methods the whole table is planned: {sorted(names)}"
     assert len(calls) == 2 * 12, f"12 runs a seed (dense, 8 unstructured, 3 GPP): {len(calls)}"
+
+
+def test_kd_lrs_trains_platon_kd_at_another_lr_with_the_same_teacher(tmp_path, monkeypatch):
+    calls = planned_runs(tmp_path, monkeypatch, ["platon+kd", "platon+kd lr0.001"], seeds=(1,), kd_lrs=[1e-3])
+    names = [os.path.basename(out) for out, _ in calls]
+    assert names == ["dense", "platon_0.1_kd", "platon_0.1_kd_lr0.001"], \
+        f"the lr variant right after platon+kd, in a directory of its own: {names}"
+    table_lr, other_lr = calls[1][1], calls[2][1]
+    assert other_lr.count("--learning_rate") == 1 and other_lr[other_lr.index("--learning_rate") + 1] == "0.001", \
+        f"the variant trains at its own peak lr, given once: {other_lr}"
+    assert table_lr[table_lr.index("--learning_rate") + 1] == "0.0005", f"platon+kd keeps the table's lr: {table_lr}"
+    assert other_lr[other_lr.index("--kd_teacher") + 1] == table_lr[table_lr.index("--kd_teacher") + 1], \
+        f"both distil from the same dense run (trained at the table's lr): {other_lr}"
+    assert [a for a in other_lr if a != "0.001"] == [a for a in table_lr if a != "0.0005"], \
+        f"nothing else differs between the two runs: {table_lr} vs {other_lr}"
 
 
 def test_unknown_method_is_a_one_line_error():
