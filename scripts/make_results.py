@@ -3,7 +3,7 @@
     python scripts/make_results.py [--tasks rte,mrpc,sst,cola] [--seeds 1,2,3] [--ratios 0.1]
                                    [--scale 0.3] [--epochs 4] [--batch_size 32] [--learning_rate 5e-4]
                                    [--precision fp32] [--methods platon+kd,...] [--kd_lrs 1e-3]
-                                   [--soft_score_lrs 0.1] [--jobs 2] [--out DIR]
+                                   [--soft_score_lrs 0.1] [--longer_epochs 12] [--jobs 2] [--out DIR]
                                    [--results docs/RESULTS.md] [--plot docs/results.png]
 
 For every seed, multi-task on the same sample tasks:
@@ -12,13 +12,15 @@ For every seed, multi-task on the same sample tasks:
   the run as warm-up, a cubic ramp, the last third at the final ratio; deltaT 10), and soft
   movement over the same warm-ups (its remaining ratio is an outcome);
 - each of those again with logit distillation from the dense model of the same seed (+kd), and
-  (--kd_lrs) PLATON+KD at other peak learning rates than its teacher's;
+  (--kd_lrs) PLATON+KD at other peak learning rates than its teacher's, (--longer_epochs) movement
+  and magnitude with more epochs;
 - GPP removing 50 % of the attention heads and FFN neurons, alone, with DFD and with logit
   distillation from the same dense model (pruning from the first update over all epochs but the
   last, then retraining, as GPP-DFD's recipes do);
 then writes docs/RESULTS.md (mean and sample standard deviation over the seeds of each
 dev metric, achieved sparsity, parameter counts, the measured CPU inference speed-up of
-the GPP exports, and whether the published orderings hold) and an accuracy-versus-
+the GPP exports, whether the published orderings hold, and how much the unstructured runs'
+masks agree across seeds) and an accuracy-versus-
 remaining-ratio plot. Existing run directories are reused (delete --out to start afresh);
 --jobs N trains N runs at a time, one thread each (the dense runs first; every other run waits
 only for its own seed's dense run, so no core idles while the last dense run trains).
@@ -38,6 +40,7 @@ sys.path.insert(0, ROOT)
 
 UNSTRUCTURED = ("magnitude", "platon", "movement", "soft_movement")
 KD = "+kd"          # the suffix of a run distilled from the dense model's logits
+LONGER = ("movement", "magnitude")      # the methods --longer_epochs trains again with more epochs
 PRIORITY = ("movement", "platon+kd", "soft_movement", "soft_movement+kd", "platon", "movement+kd", "gpp+kd", "gpp",
             "magnitude", "magnitude+kd", "gpp+dfd")
 
@@ -136,6 +139,17 @@ def build_runs(args, canonical: str) -> list:
             later.append(((f"platon+kd lr{lr:g}", ratio, seed, out), at_lr,
                           ["--pruner", "platon", *schedule, "--initial_threshold", "1", "--final_threshold",
                            f"{ratio:g}", "--beta1", "0.85", "--beta2", "0.95", *kd]))
+        for epochs in args.longer_epochs:       # movement and magnitude with more updates (the scores' signal)
+            ratio = min(args.ratios)
+            longer = [str(epochs) if previous == "--epochs" else value
+                      for previous, value in zip(["", *seeded], seeded)]
+            steps = epochs * batches_per_epoch(canonical, args)
+            for method in LONGER:
+                out = os.path.join(args.out, f"seed{seed}", f"{method}_{ratio:g}_e{epochs}")
+                later.append(((f"{method} e{epochs}", ratio, seed, out), longer,
+                              ["--pruner", method, "--warmup_steps", str(steps // 3), "--initial_warmup", "1",
+                               "--final_warmup", "1", "--deltaT", "10", "--initial_threshold", "1",
+                               "--final_threshold", f"{ratio:g}"]))
         for lr in args.soft_score_lrs:      # soft movement at other score learning rates (what its reach needs)
             out = os.path.join(args.out, f"seed{seed}", f"soft_movement_lr{lr:g}")
             later.append(((f"soft_movement@{lr:g}", None, seed, out), seeded,
@@ -174,8 +188,9 @@ def build_runs(args, canonical: str) -> list:
 
 
 def base_method(method: str) -> str:
-    """The pruner of a table entry: 'platon+kd lr0.001' and 'soft_movement@0.1' -> 'platon', 'soft_movement'."""
-    return method.split(" lr")[0].split("@")[0].removesuffix(KD)
+    """The pruner of a table entry: 'platon+kd lr0.001', 'soft_movement@0.1' and 'movement e12' -> 'platon',
+    'soft_movement', 'movement'."""
+    return method.split(" ")[0].split("@")[0].removesuffix(KD)
 
 
 def batches_per_epoch(canonical: str, args) -> int:
@@ -267,6 +282,13 @@ def orderings(table: dict, main_metrics: list, ratios: list) -> list:
         at_lr = key[0].split(" lr")[1]
         verdict(key, (key[0].split(" lr")[0], key[1]), f"{key[0].split(' lr')[0]} at lr {at_lr} ≥ at the table's lr "
                 f"({100 * key[1]:g} %; the teacher at the table's lr)")
+    for key in sorted((k for k in table if k[0].startswith("movement e")), key=str):
+        epochs = key[0].split(" e")[1]
+        verdict(key, (f"magnitude e{epochs}", key[1]), f"movement ≥ magnitude at {100 * key[1]:g} % remaining, both "
+                f"with {epochs} epochs (Sanh et al.)")
+    for key in sorted((k for k in table if k[0].split(" e")[0] in LONGER and " e" in k[0]), key=str):
+        verdict(key, (key[0].split(" e")[0], key[1]), f"{key[0].split(' e')[0]} with {key[0].split(' e')[1]} epochs "
+                f"≥ with the table's ({100 * key[1]:g} %)")
     verdict(("gpp+dfd", 0.5), ("gpp", 0.5), "GPP with DFD ≥ GPP alone at 50 %")
     verdict(("gpp+dfd signed", 0.5), ("gpp", 0.5), "GPP with DFD (published signed fusion) ≥ GPP alone at 50 %")
 
@@ -292,6 +314,61 @@ def reached_ratio(entry: dict) -> float:
     """The mean remaining ratio the runs of a table entry reached (their sparsity reports)."""
     return statistics.fmean(read_json(os.path.join(d, "sparsity_report.json"))["overall"]["remaining_ratio"]
                             for d in entry["dirs"])
+
+
+def kept_sets(run_dir: str) -> dict:
+    """{matrix name: boolean tensor of its kept (non-zero) entries} for the pruned weight matrices of a run's
+    saved model (the `.weight` rows of its sparsity report)."""
+    from safetensors import safe_open
+
+    names = [row["name"] for row in read_json(os.path.join(run_dir, "sparsity_report.json"))["rows"]
+             if row["name"].endswith(".weight")]
+    with safe_open(os.path.join(run_dir, "model", "model.safetensors"), "pt") as weights:
+        return {name: weights.get_tensor(name) != 0 for name in names}
+
+
+def mask_agreement(dirs: list) -> tuple:
+    """How much the masks of two seeds' runs agree, as (overlap, chance), means over the pairs of runs:
+    overlap = kept by both / the mean number kept, over all pruned matrices together; chance = what two
+    independent random masks of the same per-matrix sizes give (2·a·b / (n·(a + b)), summed over matrices the
+    same way). A ranking with no signal beyond the mini-batches' noise gives masks at chance."""
+    masks = [kept_sets(d) for d in dirs]
+    overlaps, chances = [], []
+    for i in range(len(masks)):
+        for j in range(i + 1, len(masks)):
+            both = kept = expected = 0.0
+            for name, first in masks[i].items():
+                second = masks[j][name]
+                a, b, n = float(first.sum()), float(second.sum()), first.numel()
+                both += float((first & second).sum())
+                kept += (a + b) / 2
+                expected += a * b / n
+            overlaps.append(both / kept if kept else 0.0)
+            chances.append(expected / kept if kept else 0.0)
+    return statistics.fmean(overlaps), statistics.fmean(chances)
+
+
+def agreement_lines(table: dict, order: list) -> list:
+    """The section on whether the unstructured runs' masks agree across seeds (needs two seeds or more)."""
+    rows = []
+    for key in order:
+        entry = table[key]
+        if base_method(key[0]) not in UNSTRUCTURED or len(entry["dirs"]) < 2:
+            continue
+        overlap, chance = mask_agreement(entry["dirs"])
+        label = key[0] if key[1] is None else f"{key[0]} {key[1]:g}"
+        rows.append(f"| {label} | {100 * reached_ratio(entry):.1f} % | {100 * overlap:.1f} % | {100 * chance:.1f} % "
+                    f"| {overlap / chance if chance else float('inf'):.1f}x |")
+    if not rows:
+        return []
+    return ["", "## Do the masks agree across seeds?", "",
+            "The seeds share the pretrained weights but not the task heads' initialisation or the batch order. "
+            "Overlap: of the weights a run keeps, the share another seed's run of the same row keeps too (mean over "
+            "the pairs of seeds, all pruned matrices together); chance: the same for two independent random masks "
+            "with the same number kept per matrix. A mask near chance was chosen by a ranking that carried no "
+            "signal beyond the mini-batches' noise, whatever its method.", "",
+            "| run | encoder weights remaining | overlap between seeds | chance | overlap / chance |",
+            "|---|---|---|---|---|", *rows]
 
 
 def plot(table: dict, main_metrics: list, path: str, title: str) -> None:
@@ -336,6 +413,11 @@ def plot(table: dict, main_metrics: list, path: str, title: str) -> None:
             mean, spread = stats(table[key], task_metric)
             axis.errorbar([key[1] * 1.06], [mean], yerr=[spread], color="tab:pink", marker="*", capsize=3,
                           linestyle="none", label=f"{key[0].split(' lr')[0]} (lr {key[0].split(' lr')[1]})")
+        for key in sorted((k for k in table if k[0].split(" e")[0] in LONGER and " e" in k[0]), key=str):
+            method, epochs = key[0].split(" e")        # with more epochs: hollow, beside the ratio
+            mean, spread = stats(table[key], task_metric)
+            axis.errorbar([key[1] * 0.94], [mean], yerr=[spread], color=styles[method][0], marker=styles[method][1],
+                          mfc="white", capsize=3, linestyle="none", label=f"{method} ({epochs} epochs)")
         for offset, method in ((-0.04, "gpp"), (0.0, "gpp+dfd"), (0.04, "gpp+kd"), (0.08, "gpp+dfd signed")):
             if (method, 0.5) in table:
                 mean, spread = stats(table[(method, 0.5)], task_metric)
@@ -377,6 +459,10 @@ def main() -> int:
                         help="also run PLATON with logit distillation at the lowest --ratios at these peak learning "
                              "rates (comma-separated; its teacher stays at --learning_rate: 1e-3 is what the 10 %% "
                              "target needed at batch 32)")
+    parser.add_argument("--longer_epochs", default="",
+                        help="also run movement and magnitude (without distillation) at the lowest --ratios with these "
+                             "numbers of epochs (comma-separated; the same thirds of warm-up, ramp and final ratio): "
+                             "how movement's learned scores fare with more updates, against magnitude given the same")
     parser.add_argument("--soft_score_lrs", default="",
                         help="also run soft movement at these score learning rates (comma-separated; the published "
                              "1e-2 moves a score about 2 in 384 updates, short of the 2.2 that sigmoid(S) > 0.1 needs)")
@@ -403,6 +489,14 @@ def main() -> int:
     args.signed_dfd_seeds = [int(s) for s in args.signed_dfd_seeds.split(",") if s.strip()]
     args.soft_score_lrs = [float(r) for r in args.soft_score_lrs.split(",") if r.strip()]
     args.kd_lrs = [float(r) for r in args.kd_lrs.split(",") if r.strip()]
+    try:
+        args.longer_epochs = [int(e) for e in args.longer_epochs.split(",") if e.strip()]
+        if any(e < 1 for e in args.longer_epochs):
+            raise ValueError
+    except ValueError:
+        print(f"make_results.py: --longer_epochs: {args.longer_epochs!r} is not a comma-separated list of "
+              "whole numbers ≥ 1; give e.g. --longer_epochs 12", file=sys.stderr)
+        return 2
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if args.precision == "auto":
         import torch
@@ -410,7 +504,8 @@ def main() -> int:
         from training.precision import resolve_precision
         args.precision = resolve_precision("auto", torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     known = {m + suffix for m in UNSTRUCTURED for suffix in ("", KD)} | set(PRIORITY) | {"gpp+dfd signed"} | \
-        {f"soft_movement@{lr:g}" for lr in args.soft_score_lrs} | {f"platon+kd lr{lr:g}" for lr in args.kd_lrs}
+        {f"soft_movement@{lr:g}" for lr in args.soft_score_lrs} | {f"platon+kd lr{lr:g}" for lr in args.kd_lrs} | \
+        {f"{m} e{e}" for m in LONGER for e in args.longer_epochs}
     unknown = [m for m in args.methods if m not in known]
     if unknown:
         print(f"make_results.py: --methods: unknown variant {unknown[0]!r}; choose from {', '.join(sorted(known))}",
@@ -453,6 +548,7 @@ def main() -> int:
                 f"--final_lambda {args.final_lambda:g}" +
                 ("" if args.precision == "fp32" else f" --precision {args.precision}") +
                 (f" --kd_lrs {','.join(f'{lr:g}' for lr in args.kd_lrs)}" if args.kd_lrs else "") +
+                (f" --longer_epochs {','.join(map(str, args.longer_epochs))}" if args.longer_epochs else "") +
                 (f" --soft_score_lrs {','.join(f'{lr:g}' for lr in args.soft_score_lrs)}"
                  if args.soft_score_lrs else "") +
                 (f" --methods {shlex.quote(','.join(args.methods))}" if args.methods else "") + "`")
@@ -479,7 +575,10 @@ def main() -> int:
         f"lambda {args.final_lambda:g}; its remaining ratio is what it reached. +kd: logit distillation from the "
         "same seed's dense run (KL at temperature 2, alpha 0.5)" +
         (f"; platon {min(args.ratios):g}+kd (lr X): the same at peak lr X, its teacher still trained at {args.learning_rate:g}"
-         if args.kd_lrs else "") + ". GPP: 50 % of the attention heads and FFN neurons, "
+         if args.kd_lrs else "") +
+        (f"; movement/magnitude {min(args.ratios):g} (N epochs): the same with N epochs instead of {args.epochs}, "
+         "the same thirds of warm-up, ramp and final ratio" if args.longer_epochs else "") +
+        ". GPP: 50 % of the attention heads and FFN neurons, "
         "pruned from the first update over all epochs but the last, then retrained; DFD distils from the same "
         "seed's dense run at the published weight 1 (window 3, flooding 0.01), with the default magnitude fusion "
         "weights (gpp+dfd)" + (f" and, for seed(s) {', '.join(map(str, args.signed_dfd_seeds))}, with the published "
@@ -493,6 +592,7 @@ def main() -> int:
     order = [("dense", None)] + [(m + suffix, r) for suffix in ("", KD) for m in UNSTRUCTURED
                                  for r in ([None] if m == "soft_movement" else args.ratios)] + \
         [(f"platon+kd lr{lr:g}", min(args.ratios)) for lr in args.kd_lrs] + \
+        [(f"{m} e{e}", min(args.ratios)) for e in args.longer_epochs for m in LONGER] + \
         [(f"soft_movement@{lr:g}", None) for lr in args.soft_score_lrs] + \
         [("gpp", 0.5), ("gpp+dfd", 0.5), ("gpp+kd", 0.5), ("gpp+dfd signed", 0.5)]
     order = [key for key in order if key in table]
@@ -540,11 +640,14 @@ def main() -> int:
             label = f"{method.split('@')[0]} (score lr {method.split('@')[1]})"
         if " lr" in method:
             label = f"{base_method(method)} {ratio:g}{KD} (lr {method.split(' lr')[1]})"
+        if method.split(" e")[0] in LONGER and " e" in method:
+            label = f"{method.split(' e')[0]} {ratio:g} ({method.split(' e')[1]} epochs)"
         lines.append(f"| {label} | {remaining} | {params} | {speedup} | " + " | ".join(cells) + " |")
     lines += ["", "## The published orderings on this sample", "",
               "Checked on the average over tasks of each task's main metric "
               f"({', '.join(f'{t} {m}' for t, m in main_metrics)}), means over the seeds:", "",
-              *orderings(table, main_metrics, args.ratios)]
+              *orderings(table, main_metrics, args.ratios),
+              *agreement_lines(table, order)]
     os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)
     # --- the serving section: bench/serving.py writes it after its marker line; kept as it is here ---
     serving = ""

@@ -15,7 +15,8 @@ def load_script():
     return module
 
 
-def planned_runs(tmp_path, monkeypatch, methods, precision="bf16", seeds=(1, 2), jobs=1, train=None, kd_lrs=()):
+def planned_runs(tmp_path, monkeypatch, methods, precision="bf16", seeds=(1, 2), jobs=1, train=None, kd_lrs=(),
+                 longer_epochs=()):
     """build_runs with train.py replaced by a recorder (or `train`): [(out_dir, command arguments)] in
     training order."""
     module = load_script()
@@ -29,7 +30,8 @@ def planned_runs(tmp_path, monkeypatch, methods, precision="bf16", seeds=(1, 2),
     args = argparse.Namespace(tasks="rte,sst", seeds=list(seeds), ratios=[0.1], epochs=2, batch_size=16,
                               learning_rate=5e-4, max_seq_len=64, final_lambda=400.0, soft_score_lrs=[],
                               signed_dfd_seeds=[], no_train=False, jobs=jobs, out=str(tmp_path / "runs"),
-                              precision=precision, methods=methods, kd_lrs=list(kd_lrs))
+                              precision=precision, methods=methods, kd_lrs=list(kd_lrs),
+                              longer_epochs=list(longer_epochs))
     module.build_runs(args, str(canonical))
     return calls
 
@@ -71,6 +73,33 @@ def test_kd_lrs_trains_platon_kd_at_another_lr_with_the_same_teacher(tmp_path, m
         f"nothing else differs between the two runs: {table_lr} vs {other_lr}"
 
 
+def test_longer_epochs_trains_movement_and_magnitude_longer_with_the_same_thirds(tmp_path, monkeypatch):
+    calls = planned_runs(tmp_path, monkeypatch, ["movement", "movement e6", "magnitude e6"], seeds=(1,),
+                         longer_epochs=[6])
+    names = [os.path.basename(out) for out, _ in calls]
+    assert names == ["dense", "movement_0.1", "movement_0.1_e6", "magnitude_0.1_e6"], \
+        f"the longer runs in directories of their own, after the table's: {names}"
+    assert calls[3][1][calls[3][1].index("--pruner") + 1] == "magnitude", f"magnitude's longer run: {calls[3][1]}"
+    table_run, longer = calls[1][1], calls[2][1]
+    assert longer.count("--epochs") == 1 and longer[longer.index("--epochs") + 1] == "6", \
+        f"the longer run trains its own number of epochs, given once: {longer}"
+    # 40 rows a task at batch 16: 3 batches a task, 6 an epoch; 2 epochs = 12 updates, 6 epochs = 36
+    assert table_run[table_run.index("--warmup_steps") + 1] == "4" and longer[longer.index("--warmup_steps") + 1] == "12", \
+        f"the lr warm-up is a third of each run's updates: {table_run} / {longer}"
+    strip = {"--epochs", "--warmup_steps"}
+    same = [[a for i, a in enumerate(c) if a not in strip and (i == 0 or c[i - 1] not in strip)] for c in (table_run, longer)]
+    assert same[0] == same[1], f"nothing else differs between the two movement runs: {table_run} vs {longer}"
+
+
+def test_bad_longer_epochs_is_a_one_line_error():
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_results.py"), "--longer_epochs",
+                             "12,x"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 2, f"exit status 2 for a bad --longer_epochs: {result.returncode} {result.stderr}"
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--longer_epochs" in lines[0] and "'12,x'" in lines[0], \
+        f"one line naming the flag and the bad value: {result.stderr!r}"
+
+
 def test_unknown_method_is_a_one_line_error():
     result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_results.py"), "--methods",
                              "platon+kd,platonn"], capture_output=True, text=True, cwd=ROOT, timeout=120)
@@ -101,3 +130,51 @@ def test_runs_wait_only_for_their_own_seeds_dense_run(tmp_path, monkeypatch):
         assert order.index(("end", os.path.join(f"seed{seed}", "dense"))) < \
             order.index(("start", os.path.join(f"seed{seed}", "platon_0.1_kd"))), \
             f"seed {seed}'s distilled run starts after its teacher is written: {order}"
+
+
+def fake_pruned_run(directory, masks):
+    """A run directory with what mask_agreement reads: a sparsity report and a saved model whose zeros are
+    the complement of `masks` ({name: boolean tensor}); an unpruned LayerNorm beside them."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+    (directory / "model").mkdir(parents=True)
+    weights = {name: torch.where(mask, torch.rand(mask.shape) + 0.5, torch.zeros(mask.shape))
+               for name, mask in masks.items()}
+    weights["encoder.layer.0.attention.output.LayerNorm.weight"] = torch.ones(8)
+    save_file(weights, str(directory / "model" / "model.safetensors"))
+    rows = [{"name": name, "remaining_ratio": float(mask.float().mean())} for name, mask in masks.items()]
+    rows.append({"name": "encoder.layer.0.attention.self.query.bias", "remaining_ratio": 1.0})
+    (directory / "sparsity_report.json").write_text(json.dumps({"rows": rows}))
+    return str(directory)
+
+
+def test_mask_agreement_is_one_for_equal_masks_and_near_chance_for_independent_ones(tmp_path):
+    import torch
+    module = load_script()
+    generator = torch.Generator().manual_seed(0)
+    names = ("encoder.layer.0.attention.self.query.weight", "encoder.layer.0.intermediate.dense.weight")
+    shapes = ((64, 64), (256, 64))
+
+    def random_masks(ratio):
+        return {name: torch.rand(shape, generator=generator) < ratio for name, shape in zip(names, shapes)}
+    same = random_masks(0.1)
+    equal = [fake_pruned_run(tmp_path / f"equal{i}", same) for i in range(3)]
+    overlap, chance = module.mask_agreement(equal)
+    assert abs(overlap - 1.0) < 1e-9, f"identical masks overlap fully: {overlap}"
+    assert abs(chance - 0.1) < 0.01, f"chance is about the kept fraction for masks of 10 %: {chance}"
+    independent = [fake_pruned_run(tmp_path / f"random{i}", random_masks(0.2)) for i in range(2)]
+    overlap, chance = module.mask_agreement(independent)
+    assert abs(chance - 0.2) < 0.01, f"chance for two 20 % masks: {chance}"
+    assert abs(overlap - chance) < 0.02, f"independent random masks overlap at chance: {overlap} vs {chance}"
+    # a 50 % mask against the same mask at 10 %: all of the smaller one is in the larger one
+    big = random_masks(0.5)
+    small = {name: mask & (torch.rand(mask.shape, generator=generator) < 0.2) for name, mask in big.items()}
+    nested = [fake_pruned_run(tmp_path / "big", big), fake_pruned_run(tmp_path / "small", small)]
+    overlap, chance = module.mask_agreement(nested)
+    kept_big = sum(float(m.sum()) for m in big.values())
+    kept_small = sum(float(m.sum()) for m in small.values())
+    assert abs(overlap - kept_small / ((kept_big + kept_small) / 2)) < 1e-9, \
+        f"overlap = kept by both / the mean number kept: {overlap}"
+    assert chance < overlap, f"nested masks agree more than chance: {overlap} vs {chance}"
