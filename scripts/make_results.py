@@ -303,7 +303,7 @@ def orderings(table: dict, main_metrics: list, ratios: list) -> list:
                          f"{dense:.2f}): {'met' if kept >= 0.9 else 'NOT met'} (90 % asked).")
     if ("majority class", None) in table:
         floor = main_metric_average(table[("majority class", None)], main_metrics)[0]
-        stuck = [f"{k[0]} {k[1]:g}" if k[1] is not None else k[0] for k in table
+        stuck = [row_label(*k) for k in table
                  if k[0] not in ("majority class",) and average(k)[0] <= floor + 1.0]
         lines.append("- Runs at the majority class (task average within 1 point of it): " +
                      (", ".join(stuck) if stuck else "none") + ".")
@@ -314,6 +314,22 @@ def reached_ratio(entry: dict) -> float:
     """The mean remaining ratio the runs of a table entry reached (their sparsity reports)."""
     return statistics.fmean(read_json(os.path.join(d, "sparsity_report.json"))["overall"]["remaining_ratio"]
                             for d in entry["dirs"])
+
+
+def row_label(method: str, ratio) -> str:
+    """How the tables name an entry: 'platon 0.1+kd', 'platon 0.1+kd (lr 0.001)', 'movement 0.1 (12 epochs)',
+    'soft_movement (score lr 0.1)', 'gpp 0.5+dfd', ..."""
+    if method.startswith("gpp"):
+        return method.replace("gpp", "gpp 0.5", 1)
+    if "@" in method:
+        return f"{method.split('@')[0]} (score lr {method.split('@')[1]})"
+    if " lr" in method:
+        return f"{base_method(method)} {ratio:g}{KD} (lr {method.split(' lr')[1]})"
+    if method.split(" e")[0] in LONGER and " e" in method:
+        return f"{method.split(' e')[0]} {ratio:g} ({method.split(' e')[1]} epochs)"
+    if ratio is None:
+        return method
+    return f"{method.removesuffix(KD)} {ratio:g}{KD if method.endswith(KD) else ''}"
 
 
 def kept_sets(run_dir: str) -> dict:
@@ -356,9 +372,8 @@ def agreement_lines(table: dict, order: list) -> list:
         if base_method(key[0]) not in UNSTRUCTURED or len(entry["dirs"]) < 2:
             continue
         overlap, chance = mask_agreement(entry["dirs"])
-        label = key[0] if key[1] is None else f"{key[0]} {key[1]:g}"
-        rows.append(f"| {label} | {100 * reached_ratio(entry):.1f} % | {100 * overlap:.1f} % | {100 * chance:.1f} % "
-                    f"| {overlap / chance if chance else float('inf'):.1f}x |")
+        rows.append(f"| {row_label(*key)} | {100 * reached_ratio(entry):.1f} % | {100 * overlap:.1f} % "
+                    f"| {100 * chance:.1f} % | {overlap / chance if chance else float('inf'):.1f}x |")
     if not rows:
         return []
     return ["", "## Do the masks agree across seeds?", "",
@@ -632,16 +647,7 @@ def main() -> int:
         else:       # one seed: no spread to show
             cells = [f"{entry['values'][tm][0]:.2f} (1 seed)" for tm in task_metrics]
             cells.append(f"{main_metric_average(entry, main_metrics)[0]:.2f} (1 seed)")
-        label = method if ratio is None or method.startswith("gpp") else \
-            f"{method.removesuffix(KD)} {ratio:g}{KD if method.endswith(KD) else ''}"
-        if method.startswith("gpp"):
-            label = method.replace("gpp", "gpp 0.5", 1)
-        if "@" in method:
-            label = f"{method.split('@')[0]} (score lr {method.split('@')[1]})"
-        if " lr" in method:
-            label = f"{base_method(method)} {ratio:g}{KD} (lr {method.split(' lr')[1]})"
-        if method.split(" e")[0] in LONGER and " e" in method:
-            label = f"{method.split(' e')[0]} {ratio:g} ({method.split(' e')[1]} epochs)"
+        label = row_label(method, ratio)
         lines.append(f"| {label} | {remaining} | {params} | {speedup} | " + " | ".join(cells) + " |")
     lines += ["", "## The published orderings on this sample", "",
               "Checked on the average over tasks of each task's main metric "

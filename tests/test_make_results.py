@@ -84,10 +84,11 @@ def test_longer_epochs_trains_movement_and_magnitude_longer_with_the_same_thirds
     assert longer.count("--epochs") == 1 and longer[longer.index("--epochs") + 1] == "6", \
         f"the longer run trains its own number of epochs, given once: {longer}"
     # 40 rows a task at batch 16: 3 batches a task, 6 an epoch; 2 epochs = 12 updates, 6 epochs = 36
-    assert table_run[table_run.index("--warmup_steps") + 1] == "4" and longer[longer.index("--warmup_steps") + 1] == "12", \
-        f"the lr warm-up is a third of each run's updates: {table_run} / {longer}"
+    warmups = [c[c.index("--warmup_steps") + 1] for c in (table_run, longer)]
+    assert warmups == ["4", "12"], f"the pruning schedule's unit is a third of each run's updates: {warmups}"
     strip = {"--epochs", "--warmup_steps"}
-    same = [[a for i, a in enumerate(c) if a not in strip and (i == 0 or c[i - 1] not in strip)] for c in (table_run, longer)]
+    same = [[a for i, a in enumerate(c) if a not in strip and (i == 0 or c[i - 1] not in strip)]
+            for c in (table_run, longer)]
     assert same[0] == same[1], f"nothing else differs between the two movement runs: {table_run} vs {longer}"
 
 
@@ -146,7 +147,8 @@ def fake_pruned_run(directory, masks):
     save_file(weights, str(directory / "model" / "model.safetensors"))
     rows = [{"name": name, "remaining_ratio": float(mask.float().mean())} for name, mask in masks.items()]
     rows.append({"name": "encoder.layer.0.attention.self.query.bias", "remaining_ratio": 1.0})
-    (directory / "sparsity_report.json").write_text(json.dumps({"rows": rows}))
+    kept = sum(float(mask.sum()) for mask in masks.values()) / sum(mask.numel() for mask in masks.values())
+    (directory / "sparsity_report.json").write_text(json.dumps({"rows": rows, "overall": {"remaining_ratio": kept}}))
     return str(directory)
 
 
@@ -178,3 +180,20 @@ def test_mask_agreement_is_one_for_equal_masks_and_near_chance_for_independent_o
     assert abs(overlap - kept_small / ((kept_big + kept_small) / 2)) < 1e-9, \
         f"overlap = kept by both / the mean number kept: {overlap}"
     assert chance < overlap, f"nested masks agree more than chance: {overlap} vs {chance}"
+
+
+def test_agreement_section_has_a_row_per_unstructured_entry_with_two_seeds(tmp_path):
+    import torch
+    module = load_script()
+    generator = torch.Generator().manual_seed(1)
+    masks = {"encoder.layer.0.attention.self.query.weight": torch.rand(32, 32, generator=generator) < 0.1}
+    twice = [fake_pruned_run(tmp_path / f"m{i}", masks) for i in range(2)]
+    table = {("movement e12", 0.1): {"dirs": twice}, ("platon+kd lr0.001", 0.1): {"dirs": twice},
+             ("magnitude", 0.1): {"dirs": twice[:1]}, ("dense", None): {"dirs": twice}, ("gpp", 0.5): {"dirs": twice}}
+    lines = module.agreement_lines(table, list(table))
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| run")]
+    assert [row.split(" | ")[0] for row in rows] == ["| movement 0.1 (12 epochs)", "| platon 0.1+kd (lr 0.001)"], \
+        f"one row per unstructured entry with two seeds or more, named as in the main table: {rows}"
+    assert all("| 100.0 % |" in row for row in rows), f"equal masks overlap fully: {rows}"
+    assert module.agreement_lines({("magnitude", 0.1): {"dirs": twice[:1]}}, [("magnitude", 0.1)]) == [], \
+        "no section when no entry has two seeds"
