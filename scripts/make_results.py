@@ -369,8 +369,8 @@ def agreement_lines(table: dict, order: list) -> list:
     rows = []
     for key in order:
         entry = table[key]
-        if base_method(key[0]) not in UNSTRUCTURED or len(entry["dirs"]) < 2:
-            continue
+        if base_method(key[0]) not in UNSTRUCTURED or len(entry["dirs"]) < 2 or reached_ratio(entry) > 0.999:
+            continue        # (a run that pruned nothing agrees with every other trivially)
         overlap, chance = mask_agreement(entry["dirs"])
         rows.append(f"| {row_label(*key)} | {100 * reached_ratio(entry):.1f} % | {100 * overlap:.1f} % "
                     f"| {100 * chance:.1f} % | {overlap / chance if chance else float('inf'):.1f}x |")
@@ -428,6 +428,11 @@ def plot(table: dict, main_metrics: list, path: str, title: str) -> None:
             mean, spread = stats(table[key], task_metric)
             axis.errorbar([key[1] * 1.06], [mean], yerr=[spread], color="tab:pink", marker="*", capsize=3,
                           linestyle="none", label=f"{key[0].split(' lr')[0]} (lr {key[0].split(' lr')[1]})")
+        for key in sorted((k for k in table if "@" in k[0]), key=str):      # soft movement at another score lr
+            mean, spread = stats(table[key], task_metric)
+            axis.errorbar([reached_ratio(table[key])], [mean], yerr=[spread], color=styles["soft_movement"][0],
+                          marker=styles["soft_movement"][1], mfc="white", capsize=3, linestyle="none",
+                          label=f"soft_movement (score lr {key[0].split('@')[1]})")
         for key in sorted((k for k in table if k[0].split(" e")[0] in LONGER and " e" in k[0]), key=str):
             method, epochs = key[0].split(" e")        # with more epochs: hollow, beside the ratio
             mean, spread = stats(table[key], task_metric)
@@ -445,7 +450,13 @@ def plot(table: dict, main_metrics: list, path: str, title: str) -> None:
         axis.grid(alpha=0.3)
     for axis in axes[::columns]:
         axis.set_ylabel("dev metric (mean ± sd over seeds)")
-    axes[len(panels) - 1].legend(fontsize=7, loc="lower right")
+    handles, labels = axes[len(panels) - 1].get_legend_handles_labels()
+    if len(panels) < len(axes):         # the legend in the spare panel, clear of the points
+        axes[len(panels)].set_visible(True)
+        axes[len(panels)].axis("off")
+        axes[len(panels)].legend(handles, labels, fontsize=7, loc="center", ncol=2)
+    else:
+        axes[len(panels) - 1].legend(fontsize=7, loc="lower right")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
