@@ -12,8 +12,8 @@ For every seed, multi-task on the same sample tasks:
   the run as warm-up, a cubic ramp, the last third at the final ratio; deltaT 10), and soft
   movement over the same warm-ups (its remaining ratio is an outcome);
 - each of those again with logit distillation from the dense model of the same seed (+kd), and
-  (--kd_lrs) PLATON+KD at other peak learning rates than its teacher's, (--longer_epochs) movement
-  and magnitude with more epochs;
+  (--kd_lrs) PLATON+KD at other peak learning rates than its teacher's, (--longer_epochs) dense,
+  magnitude, movement, movement+KD and PLATON+KD with more epochs (the same teachers);
 - GPP removing 50 % of the attention heads and FFN neurons, alone, with DFD and with logit
   distillation from the same dense model (pruning from the first update over all epochs but the
   last, then retraining, as GPP-DFD's recipes do);
@@ -40,7 +40,8 @@ sys.path.insert(0, ROOT)
 
 UNSTRUCTURED = ("magnitude", "platon", "movement", "soft_movement")
 KD = "+kd"          # the suffix of a run distilled from the dense model's logits
-LONGER = ("movement", "magnitude")      # the methods --longer_epochs trains again with more epochs
+# what --longer_epochs trains again with more epochs (the same teacher: the table's dense run of the seed)
+LONGER = ("platon+kd", "movement+kd", "dense", "movement", "magnitude")      # (in the order they train)
 PRIORITY = ("movement", "platon+kd", "soft_movement", "soft_movement+kd", "platon", "movement+kd", "gpp+kd", "gpp",
             "magnitude", "magnitude+kd", "gpp+dfd")
 
@@ -139,17 +140,22 @@ def build_runs(args, canonical: str) -> list:
             later.append(((f"platon+kd lr{lr:g}", ratio, seed, out), at_lr,
                           ["--pruner", "platon", *schedule, "--initial_threshold", "1", "--final_threshold",
                            f"{ratio:g}", "--beta1", "0.85", "--beta2", "0.95", *kd]))
-        for epochs in args.longer_epochs:       # movement and magnitude with more updates (the scores' signal)
+        for epochs in args.longer_epochs:       # more updates: movement's scores, the 10 % target, a dense reference
             ratio = min(args.ratios)
             longer = [str(epochs) if previous == "--epochs" else value
                       for previous, value in zip(["", *seeded], seeded)]
             steps = epochs * batches_per_epoch(canonical, args)
             for method in LONGER:
-                out = os.path.join(args.out, f"seed{seed}", f"{method}_{ratio:g}_e{epochs}")
-                later.append(((f"{method} e{epochs}", ratio, seed, out), longer,
-                              ["--pruner", method, "--warmup_steps", str(steps // 3), "--initial_warmup", "1",
-                               "--final_warmup", "1", "--deltaT", "10", "--initial_threshold", "1",
-                               "--final_threshold", f"{ratio:g}"]))
+                base = method.removesuffix(KD)
+                out = os.path.join(args.out, f"seed{seed}",
+                                   f"dense_e{epochs}" if base == "dense" else
+                                   f"{base}_{ratio:g}{'_kd' if method.endswith(KD) else ''}_e{epochs}")
+                extra = ["--pruner", "none"] if base == "dense" else \
+                    ["--pruner", base, "--warmup_steps", str(steps // 3), "--initial_warmup", "1", "--final_warmup",
+                     "1", "--deltaT", "10", "--initial_threshold", "1", "--final_threshold", f"{ratio:g}"] + \
+                    (["--beta1", "0.85", "--beta2", "0.95"] if base == "platon" else []) + \
+                    (kd if method.endswith(KD) else [])
+                later.append(((f"{method} e{epochs}", None if base == "dense" else ratio, seed, out), longer, extra))
         for lr in args.soft_score_lrs:      # soft movement at other score learning rates (what its reach needs)
             out = os.path.join(args.out, f"seed{seed}", f"soft_movement_lr{lr:g}")
             later.append(((f"soft_movement@{lr:g}", None, seed, out), seeded,
@@ -185,6 +191,11 @@ def build_runs(args, canonical: str) -> list:
         for future in [*teachers.values(), *[pool.submit(after_teacher, job) for job in later]]:
             future.result()
     return [job[0] for job in dense_runs + later]
+
+
+def is_longer(method: str) -> bool:
+    """Whether a table entry is a --longer_epochs one ('movement e12', 'platon+kd e12', 'dense e12')."""
+    return " e" in method and method.split(" e")[0] in LONGER
 
 
 def base_method(method: str) -> str:
@@ -286,21 +297,39 @@ def orderings(table: dict, main_metrics: list, ratios: list) -> list:
         epochs = key[0].split(" e")[1]
         verdict(key, (f"magnitude e{epochs}", key[1]), f"movement ≥ magnitude at {100 * key[1]:g} % remaining, both "
                 f"with {epochs} epochs (Sanh et al.)")
-    for key in sorted((k for k in table if k[0].split(" e")[0] in LONGER and " e" in k[0]), key=str):
-        verdict(key, (key[0].split(" e")[0], key[1]), f"{key[0].split(' e')[0]} with {key[0].split(' e')[1]} epochs "
-                f"≥ with the table's ({100 * key[1]:g} %)")
+    for key in sorted((k for k in table if k[0].startswith(f"movement{KD} e")), key=str):
+        epochs = key[0].split(" e")[1]
+        verdict(key, (f"movement e{epochs}", key[1]), f"logit distillation helps movement at {100 * key[1]:g} %, both "
+                f"with {epochs} epochs")
+    for key in sorted((k for k in table if is_longer(k[0])), key=str):
+        name, epochs = key[0].split(" e")
+        verdict(key, (name, key[1]), f"{name} with {epochs} epochs ≥ with the table's" +
+                (f" ({100 * key[1]:g} %)" if key[1] is not None else ""))
     verdict(("gpp+dfd", 0.5), ("gpp", 0.5), "GPP with DFD ≥ GPP alone at 50 %")
     verdict(("gpp+dfd signed", 0.5), ("gpp", 0.5), "GPP with DFD (published signed fusion) ≥ GPP alone at 50 %")
 
     dense = average(("dense", None))[0]
     if ratios and min(ratios) <= 0.1:
-        candidates = [k for k in table if KD in k[0] and k[1] == min(ratios)]
+        candidates = [k for k in table if KD in k[0] and k[1] == min(ratios) and not is_longer(k[0])]
         if candidates:
             best = max(candidates, key=lambda k: average(k)[0])
             kept = average(best)[0] / dense
             lines.append(f"- Target: the best distilled unstructured run at {100 * min(ratios):g} % remaining "
                          f"({best[0]}) keeps {100 * kept:.1f} % of the dense task average ({average(best)[0]:.2f} of "
                          f"{dense:.2f}): {'met' if kept >= 0.9 else 'NOT met'} (90 % asked).")
+        for epochs in sorted({int(k[0].split(" e")[1]) for k in table if is_longer(k[0]) and KD in k[0]}):
+            longer = [k for k in table if is_longer(k[0]) and KD in k[0] and k[0].endswith(f" e{epochs}")
+                      and k[1] == min(ratios)]
+            if not longer:
+                continue
+            best = max(longer, key=lambda k: average(k)[0])
+            line = (f"- The same with {epochs} epochs (the pruned runs only; their teachers are the table's dense "
+                    f"runs): {best[0]} keeps {100 * average(best)[0] / dense:.1f} % of the dense task average")
+            if (f"dense e{epochs}", None) in table:
+                longer_dense = average((f"dense e{epochs}", None))[0]
+                line += (f", {100 * average(best)[0] / longer_dense:.1f} % of a dense run also trained {epochs} epochs "
+                         f"({longer_dense:.2f})")
+            lines.append(line + ".")
     if ("majority class", None) in table:
         floor = main_metric_average(table[("majority class", None)], main_metrics)[0]
         stuck = [row_label(*k) for k in table
@@ -325,8 +354,11 @@ def row_label(method: str, ratio) -> str:
         return f"{method.split('@')[0]} (score lr {method.split('@')[1]})"
     if " lr" in method:
         return f"{base_method(method)} {ratio:g}{KD} (lr {method.split(' lr')[1]})"
-    if method.split(" e")[0] in LONGER and " e" in method:
-        return f"{method.split(' e')[0]} {ratio:g} ({method.split(' e')[1]} epochs)"
+    if is_longer(method):
+        name, epochs = method.split(" e")
+        if ratio is None:
+            return f"{name} ({epochs} epochs)"
+        return f"{name.removesuffix(KD)} {ratio:g}{KD if name.endswith(KD) else ''} ({epochs} epochs)"
     if ratio is None:
         return method
     return f"{method.removesuffix(KD)} {ratio:g}{KD if method.endswith(KD) else ''}"
@@ -400,7 +432,7 @@ def plot(table: dict, main_metrics: list, path: str, title: str) -> None:
     for spare in axes[len(panels):]:
         spare.set_visible(False)
     dense = table[("dense", None)]
-    styles = {"magnitude": ("tab:blue", "o"), "platon": ("tab:red", "s"), "movement": ("tab:orange", "D"),
+    styles = {"dense": ("0.3", "D"), "magnitude": ("tab:blue", "o"), "platon": ("tab:red", "s"), "movement": ("tab:orange", "D"),
               "soft_movement": ("tab:olive", "P"), "gpp": ("tab:green", "^"), "gpp+dfd": ("tab:purple", "v"),
               "gpp+kd": ("tab:cyan", "<"), "gpp+dfd signed": ("tab:brown", "x")}
 
@@ -434,11 +466,13 @@ def plot(table: dict, main_metrics: list, path: str, title: str) -> None:
             axis.errorbar([reached_ratio(table[key])], [mean], yerr=[spread], color=styles["soft_movement"][0],
                           marker=styles["soft_movement"][1], mfc="white", capsize=3, linestyle="none",
                           label=f"soft_movement (score lr {key[0].split('@')[1]})")
-        for key in sorted((k for k in table if k[0].split(" e")[0] in LONGER and " e" in k[0]), key=str):
+        for key in sorted((k for k in table if is_longer(k[0])), key=str):
             method, epochs = key[0].split(" e")        # with more epochs: hollow, beside the ratio
             mean, spread = stats(table[key], task_metric)
-            axis.errorbar([key[1] * 0.94], [mean], yerr=[spread], color=styles[method][0], marker=styles[method][1],
-                          mfc="white", capsize=3, linestyle="none", label=f"{method} ({epochs} epochs)")
+            color, marker = styles[base_method(method)]
+            axis.errorbar([(key[1] or 1.0) * (0.88 if method.endswith(KD) else 0.94)], [mean], yerr=[spread],
+                          color=color, marker=marker, mfc="white", capsize=3, linestyle="none",
+                          label=f"{method} ({epochs} epochs)")
         for offset, method in ((-0.04, "gpp"), (0.0, "gpp+dfd"), (0.04, "gpp+kd"), (0.08, "gpp+dfd signed")):
             if (method, 0.5) in table:
                 mean, spread = stats(table[(method, 0.5)], task_metric)
@@ -487,9 +521,11 @@ def main() -> int:
                              "rates (comma-separated; its teacher stays at --learning_rate: 1e-3 is what the 10 %% "
                              "target needed at batch 32)")
     parser.add_argument("--longer_epochs", default="",
-                        help="also run movement and magnitude (without distillation) at the lowest --ratios with these "
-                             "numbers of epochs (comma-separated; the same thirds of warm-up, ramp and final ratio): "
-                             "how movement's learned scores fare with more updates, against magnitude given the same")
+                        help="also run dense, magnitude, movement, movement+kd and PLATON+kd (the pruned ones at the "
+                             "lowest --ratios) with these numbers of epochs (comma-separated; the same thirds of "
+                             "warm-up, ramp and final ratio; the same teachers, the table's dense runs): how "
+                             "movement's learned scores and the 10 %% target fare with more updates, against magnitude "
+                             "and a dense run given the same")
     parser.add_argument("--soft_score_lrs", default="",
                         help="also run soft movement at these score learning rates (comma-separated; the published "
                              "1e-2 moves a score about 2 in 384 updates, short of the 2.2 that sigmoid(S) > 0.1 needs)")
@@ -605,8 +641,9 @@ def main() -> int:
         (f"; platon {min(args.ratios):g}+kd (lr X): the same at peak lr X, its teacher still trained at "
          f"{args.learning_rate:g}"
          if args.kd_lrs else "") +
-        (f"; movement/magnitude {min(args.ratios):g} (N epochs): the same with N epochs instead of {args.epochs}, "
-         "the same thirds of warm-up, ramp and final ratio" if args.longer_epochs else "") +
+        (f"; (N epochs): the same run with N epochs instead of {args.epochs}, the same thirds of warm-up, ramp and "
+         "final ratio, the same teacher (the dense run of the table, trained "
+         f"{args.epochs} epochs)" if args.longer_epochs else "") +
         ". GPP: 50 % of the attention heads and FFN neurons, "
         "pruned from the first update over all epochs but the last, then retrained; DFD distils from the same "
         "seed's dense run at the published weight 1 (window 3, flooding 0.01), with the default magnitude fusion "
@@ -621,7 +658,8 @@ def main() -> int:
     order = [("dense", None)] + [(m + suffix, r) for suffix in ("", KD) for m in UNSTRUCTURED
                                  for r in ([None] if m == "soft_movement" else args.ratios)] + \
         [(f"platon+kd lr{lr:g}", min(args.ratios)) for lr in args.kd_lrs] + \
-        [(f"{m} e{e}", min(args.ratios)) for e in args.longer_epochs for m in LONGER] + \
+        [(f"{m} e{e}", None if m == "dense" else min(args.ratios)) for e in args.longer_epochs
+         for m in ("dense", "magnitude", "movement", "movement+kd", "platon+kd")] + \
         [(f"soft_movement@{lr:g}", None) for lr in args.soft_score_lrs] + \
         [("gpp", 0.5), ("gpp+dfd", 0.5), ("gpp+kd", 0.5), ("gpp+dfd signed", 0.5)]
     order = [key for key in order if key in table]
@@ -646,7 +684,7 @@ def main() -> int:
             remaining = f"{heads:.0f} heads, {ffn:.0f} FFN neurons (mean)"
             params = f"{exports[0]['parameters_before']:,} -> {exports[0]['parameters_after']:,}"
             speedup = f"{inference_speedup(os.path.join(dense_dir, 'model'), os.path.join(first, 'model_pruned')):.2f}x"
-        elif method == "dense":
+        elif base_method(method) == "dense":
             from safetensors.torch import load_file
             total = sum(w.numel() for w in load_file(os.path.join(first, "model", "model.safetensors")).values())
             remaining, params = "100 %", f"{total:,}"

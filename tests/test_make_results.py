@@ -92,6 +92,55 @@ def test_longer_epochs_trains_movement_and_magnitude_longer_with_the_same_thirds
     assert same[0] == same[1], f"nothing else differs between the two movement runs: {table_run} vs {longer}"
 
 
+def test_longer_epochs_also_trains_dense_and_the_distilled_runs_with_the_tables_teacher(tmp_path, monkeypatch):
+    variants = ["platon+kd", "dense e6", "movement+kd e6", "platon+kd e6"]
+    calls = planned_runs(tmp_path, monkeypatch, variants, seeds=(1,), longer_epochs=[6])
+    names = [os.path.basename(out) for out, _ in calls]
+    assert names == ["dense", "platon_0.1_kd", "platon_0.1_kd_e6", "movement_0.1_kd_e6", "dense_e6"], \
+        f"the longer runs after the table's, PLATON+KD first, each in a directory of its own: {names}"
+    table_kd, platon_kd, movement_kd, dense = (c for _, c in calls[1:])
+    teacher = os.path.join(str(tmp_path / "runs"), "seed1", "dense", "model")
+    for command in (platon_kd, movement_kd):
+        assert command[command.index("--kd_teacher") + 1] == teacher, \
+            f"the longer distilled runs distil from the table's dense run of their seed: {command}"
+        assert command[command.index("--epochs") + 1] == "6" and command.count("--epochs") == 1, \
+            f"6 epochs, given once: {command}"
+    strip = {"--epochs", "--warmup_steps"}
+    same = [[a for i, a in enumerate(c) if a not in strip and (i == 0 or c[i - 1] not in strip)]
+            for c in (table_kd, platon_kd)]
+    assert same[0] == same[1], f"PLATON+KD with 6 epochs differs from the table's only in its length: {same}"
+    assert movement_kd[movement_kd.index("--pruner") + 1] == "movement", f"movement+kd's pruner: {movement_kd}"
+    assert dense[dense.index("--pruner") + 1] == "none" and "--kd_teacher" not in dense and \
+        dense[dense.index("--epochs") + 1] == "6", f"the longer dense run: no pruner, no teacher, 6 epochs: {dense}"
+
+
+def test_longer_rows_are_named_and_kept_out_of_the_tables_target(tmp_path):
+    module = load_script()
+    assert module.row_label("dense e12", None) == "dense (12 epochs)", module.row_label("dense e12", None)
+    assert module.row_label("platon+kd e12", 0.1) == "platon 0.1+kd (12 epochs)", \
+        module.row_label("platon+kd e12", 0.1)
+    assert module.row_label("movement e12", 0.1) == "movement 0.1 (12 epochs)", module.row_label("movement e12", 0.1)
+    main_metrics = [("rte", "ACC")]
+
+    def entry(*values):
+        return {"values": {("rte", "ACC"): list(values)}, "dirs": [None] * len(values)}
+    table = {("dense", None): entry(80.0, 80.0), ("platon+kd", 0.1): entry(70.0, 70.0),
+             ("platon+kd e12", 0.1): entry(76.0, 76.0), ("dense e12", None): entry(84.0, 84.0),
+             ("movement e12", 0.1): entry(60.0, 60.0), ("movement+kd e12", 0.1): entry(50.0, 50.0),
+             ("magnitude e12", 0.1): entry(55.0, 55.0)}
+    lines = module.orderings(table, main_metrics, [0.1])
+    target = [line for line in lines if line.startswith("- Target")]
+    assert len(target) == 1 and "(platon+kd)" in target[0] and "87.5 %" in target[0] and "NOT met" in target[0], \
+        f"the target is judged on the table's own regime, not on the longer runs: {target}"
+    longer = [line for line in lines if "with 12 epochs (the pruned runs only" in line]
+    assert len(longer) == 1 and "platon+kd e12 keeps 95.0 %" in longer[0] and "90.5 % of a dense run" in longer[0], \
+        f"the longer distilled run against the table's dense and the longer dense: {longer}"
+    helps = [line for line in lines if line.startswith("- logit distillation helps movement at 10 %, both with 12")]
+    assert len(helps) == 1 and "does NOT hold" in helps[0], f"movement+kd against movement, both longer: {lines}"
+    assert any(line.startswith("- dense with 12 epochs ≥ with the table's: holds") for line in lines), \
+        f"the longer dense run against the table's: {lines}"
+
+
 def test_bad_longer_epochs_is_a_one_line_error():
     result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_results.py"), "--longer_epochs",
                              "12,x"], capture_output=True, text=True, cwd=ROOT, timeout=120)

@@ -164,6 +164,43 @@ def test_updates_match_a_hand_computation(soft):
     assert all(bool((w != 0).all()) for w in weights), "training never zeroes W itself (the mask is separate)"
 
 
+def train_with_score_lr(score_learning_rate: float, soft: bool):
+    """Eight updates of the toolkit alone; returns [(masks, scores, weights)] after each."""
+    torch.manual_seed(1)
+    x, target = torch.randn(16, 5), torch.randint(0, 2, (16,))
+    model = TwoLayers()
+    pruner = SoftMovementPruner(model, SCHEDULE, final_sigmoid_threshold=0.45, final_lambda=0.0,
+                                score_learning_rate=score_learning_rate) if soft else \
+        MovementPruner(model, SCHEDULE, score_learning_rate=score_learning_rate)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.2)
+    history = []
+    for t in range(1, SCHEDULE.total_steps + 1):
+        nn.functional.cross_entropy(model(x), target).backward()
+        optimizer.step()
+        pruner.step(t, LR_SCALES[t - 1])
+        optimizer.zero_grad()
+        history.append(([pruner.mask(i).clone() for i in range(2)], [s.detach().clone() for s in pruner.scores],
+                        [model.intermediate.dense.weight.detach().clone(), model.output.dense.weight.detach().clone()]))
+    return history
+
+
+def test_hard_movement_does_not_depend_on_the_score_learning_rate():
+    """Scores start at 0 and Adam's step is proportional to the lr, so at 4x the lr every score is 4x (exactly: a
+    power of two), the top-k ranking, the masks and the weights the same: the score lr cannot change hard movement
+    (docs and README say so); soft movement's fixed threshold on sigmoid(S) does depend on it."""
+    base, faster = train_with_score_lr(0.05, soft=False), train_with_score_lr(0.2, soft=False)
+    for t, ((masks, scores, weights), (masks4, scores4, weights4)) in enumerate(zip(base, faster), start=1):
+        for index in range(2):
+            assert torch.equal(masks[index], masks4[index]), f"update {t}, matrix {index}: masks differ at 4x score lr"
+            assert torch.equal(scores[index] * 4, scores4[index]), \
+                f"update {t}, matrix {index}: the scores at 4x the lr are not exactly 4x"
+            assert torch.equal(weights[index], weights4[index]), f"update {t}, matrix {index}: the weights differ"
+    assert (base[-1][0][0] == 0).any(), "the runs pruned something (else equal masks prove little)"
+    soft, soft4 = train_with_score_lr(0.05, soft=True), train_with_score_lr(0.2, soft=True)
+    assert any(not torch.equal(a, b) for (m, _, _), (m4, _, _) in zip(soft, soft4) for a, b in zip(m, m4)), \
+        "soft movement's masks change with the score lr (its threshold is on sigmoid(S), not a rank)"
+
+
 def test_straight_through_gradient_reaches_pruned_scores():
     model = TwoLayers()
     pruner = MovementPruner(model, SCHEDULE, score_learning_rate=0.05)
