@@ -467,12 +467,13 @@ def plot(table: dict, main_metrics: list, path: str, title: str) -> None:
                           marker=styles["soft_movement"][1], mfc="white", capsize=3, linestyle="none",
                           label=f"soft_movement (score lr {key[0].split('@')[1]})")
         for key in sorted((k for k in table if is_longer(k[0])), key=str):
-            method, epochs = key[0].split(" e")        # with more epochs: hollow, beside the ratio
+            method, epochs = key[0].split(" e")        # with more epochs: hollow (half-filled: +kd), beside the ratio
             mean, spread = stats(table[key], task_metric)
             color, marker = styles[base_method(method)]
+            fill = dict(fillstyle="left", mfcalt="white") if method.endswith(KD) else dict(mfc="white")
             axis.errorbar([(key[1] or 1.0) * (0.88 if method.endswith(KD) else 0.94)], [mean], yerr=[spread],
-                          color=color, marker=marker, mfc="white", capsize=3, linestyle="none",
-                          label=f"{method} ({epochs} epochs)")
+                          color=color, marker=marker, capsize=3, linestyle="none", label=f"{method} ({epochs} epochs)",
+                          **fill)
         for offset, method in ((-0.04, "gpp"), (0.0, "gpp+dfd"), (0.04, "gpp+kd"), (0.08, "gpp+dfd signed")):
             if (method, 0.5) in table:
                 mean, spread = stats(table[(method, 0.5)], task_metric)
