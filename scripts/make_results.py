@@ -255,17 +255,27 @@ def orderings(table: dict, main_metrics: list, ratios: list) -> list:
     """The published orderings, checked on the means: PLATON >= magnitude and movement >= magnitude at 20 %
     and 10 % (Zhang et al.; Sanh et al.), soft movement >= movement (Sanh et al.), logit distillation helps
     every method, DFD helps GPP; then the issue's target (the best distilled unstructured run at 10 % keeps
-    90 % of the dense average) and which runs ended at the majority class."""
+    90 % of the dense average) and which runs ended at the majority class. An ordering between two rows that
+    both ended at the majority class (task average within 1 point of it) gets no verdict."""
     lines = []
 
     def average(key):
         return mean_spread(main_metric_average(table[key], main_metrics))
+
+    majority = ("majority class", None)
+    floor = main_metric_average(table[majority], main_metrics)[0] if majority in table else None
+
+    def at_majority(key):
+        """Whether an entry's task average is within 1 point of the majority class's."""
+        return floor is not None and average(key)[0] <= floor + 1.0
 
     def verdict(better, worse, label):
         if better not in table or worse not in table:
             return
         a, b = average(better), average(worse)
         holds = "holds" if a[0] >= b[0] else "does NOT hold"
+        if at_majority(better) and at_majority(worse):
+            holds = "no verdict: both at the majority class"
         per_task = ", ".join(
             f"{t} {statistics.fmean(table[better]['values'][(t, m)]):.1f} vs "
             f"{statistics.fmean(table[worse]['values'][(t, m)]):.1f}" for t, m in main_metrics)
@@ -330,10 +340,8 @@ def orderings(table: dict, main_metrics: list, ratios: list) -> list:
                 line += (f", {100 * average(best)[0] / longer_dense:.1f} % of a dense run also trained {epochs} epochs "
                          f"({longer_dense:.2f})")
             lines.append(line + ".")
-    if ("majority class", None) in table:
-        floor = main_metric_average(table[("majority class", None)], main_metrics)[0]
-        stuck = [row_label(*k) for k in table
-                 if k[0] not in ("majority class",) and average(k)[0] <= floor + 1.0]
+    if floor is not None:
+        stuck = [row_label(*k) for k in table if k != majority and at_majority(k)]
         lines.append("- Runs at the majority class (task average within 1 point of it): " +
                      (", ".join(stuck) if stuck else "none") + ".")
     return lines

@@ -141,6 +141,26 @@ def test_longer_rows_are_named_and_kept_out_of_the_tables_target(tmp_path):
         f"the longer dense run against the table's: {lines}"
 
 
+def test_an_ordering_between_two_majority_class_rows_gives_no_verdict():
+    module = load_script()
+    main_metrics = [("rte", "ACC")]
+
+    def entry(*values):
+        return {"values": {("rte", "ACC"): list(values)}, "dirs": [None] * len(values)}
+    table = {("dense", None): entry(80.0, 82.0), ("movement", 0.5): entry(50.0, 50.2),
+             ("movement+kd", 0.5): entry(50.4, 50.4), ("platon", 0.5): entry(70.0, 72.0),
+             ("platon+kd", 0.5): entry(50.5, 50.5), ("majority class", None): entry(50.0)}
+    lines = module.orderings(table, main_metrics, [0.5])
+    movement = [line for line in lines if line.startswith("- logit distillation helps movement")]
+    assert len(movement) == 1 and "no verdict: both at the majority class" in movement[0], \
+        f"50.4 against 50.1 with the majority class at 50 is no ordering: {movement}"
+    platon = [line for line in lines if line.startswith("- logit distillation helps platon")]
+    assert len(platon) == 1 and "does NOT hold" in platon[0], f"one row off the majority class is judged: {platon}"
+    stuck = [line for line in lines if line.startswith("- Runs at the majority class")]
+    assert stuck == ["- Runs at the majority class (task average within 1 point of it): movement 0.5, "
+                     "movement 0.5+kd, platon 0.5+kd."], f"the rows at the majority class: {stuck}"
+
+
 def test_bad_longer_epochs_is_a_one_line_error():
     result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_results.py"), "--longer_epochs",
                              "12,x"], capture_output=True, text=True, cwd=ROOT, timeout=120)
