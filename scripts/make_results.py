@@ -13,7 +13,8 @@ For every seed, multi-task on the same sample tasks:
   movement over the same warm-ups (its remaining ratio is an outcome);
 - each of those again with logit distillation from the dense model of the same seed (+kd), and
   (--kd_lrs) PLATON+KD at other peak learning rates than its teacher's, (--longer_epochs) dense,
-  magnitude, movement, movement+KD and PLATON+KD with more epochs (the same teachers);
+  magnitude, movement, movement+KD and PLATON+KD with more epochs (the same teachers; movement ± KD at
+  every ratio, the others at the lowest);
 - GPP removing 50 % of the attention heads and FFN neurons, alone, with DFD and with logit
   distillation from the same dense model (pruning from the first update over all epochs but the
   last, then retraining, as GPP-DFD's recipes do);
@@ -42,6 +43,7 @@ UNSTRUCTURED = ("magnitude", "platon", "movement", "soft_movement")
 KD = "+kd"          # the suffix of a run distilled from the dense model's logits
 # what --longer_epochs trains again with more epochs (the same teacher: the table's dense run of the seed)
 LONGER = ("platon+kd", "movement+kd", "dense", "movement", "magnitude")      # (in the order they train)
+LONGER_AT_EVERY_RATIO = ("movement", "movement+kd")     # the rest at the lowest ratio only
 PRIORITY = ("movement", "platon+kd", "soft_movement", "soft_movement+kd", "platon", "movement+kd", "gpp+kd", "gpp",
             "magnitude", "magnitude+kd", "gpp+dfd")
 
@@ -141,21 +143,24 @@ def build_runs(args, canonical: str) -> list:
                           ["--pruner", "platon", *schedule, "--initial_threshold", "1", "--final_threshold",
                            f"{ratio:g}", "--beta1", "0.85", "--beta2", "0.95", *kd]))
         for epochs in args.longer_epochs:       # more updates: movement's scores, the 10 % target, a dense reference
-            ratio = min(args.ratios)
             longer = [str(epochs) if previous == "--epochs" else value
                       for previous, value in zip(["", *seeded], seeded)]
             steps = epochs * batches_per_epoch(canonical, args)
             for method in LONGER:
                 base = method.removesuffix(KD)
-                out = os.path.join(args.out, f"seed{seed}",
-                                   f"dense_e{epochs}" if base == "dense" else
-                                   f"{base}_{ratio:g}{'_kd' if method.endswith(KD) else ''}_e{epochs}")
-                extra = ["--pruner", "none"] if base == "dense" else \
-                    ["--pruner", base, "--warmup_steps", str(steps // 3), "--initial_warmup", "1", "--final_warmup",
-                     "1", "--deltaT", "10", "--initial_threshold", "1", "--final_threshold", f"{ratio:g}"] + \
-                    (["--beta1", "0.85", "--beta2", "0.95"] if base == "platon" else []) + \
-                    (kd if method.endswith(KD) else [])
-                later.append(((f"{method} e{epochs}", None if base == "dense" else ratio, seed, out), longer, extra))
+                if base == "dense":
+                    later.append(((f"{method} e{epochs}", None, seed, os.path.join(args.out, f"seed{seed}",
+                                                                               f"dense_e{epochs}")),
+                                  longer, ["--pruner", "none"]))
+                    continue
+                for ratio in longer_ratios(method, args.ratios):
+                    out = os.path.join(args.out, f"seed{seed}",
+                                       f"{base}_{ratio:g}{'_kd' if method.endswith(KD) else ''}_e{epochs}")
+                    extra = ["--pruner", base, "--warmup_steps", str(steps // 3), "--initial_warmup", "1",
+                             "--final_warmup", "1", "--deltaT", "10", "--initial_threshold", "1", "--final_threshold",
+                             f"{ratio:g}"] + (["--beta1", "0.85", "--beta2", "0.95"] if base == "platon" else []) + \
+                        (kd if method.endswith(KD) else [])
+                    later.append(((f"{method} e{epochs}", ratio, seed, out), longer, extra))
         for lr in args.soft_score_lrs:      # soft movement at other score learning rates (what its reach needs)
             out = os.path.join(args.out, f"seed{seed}", f"soft_movement_lr{lr:g}")
             later.append(((f"soft_movement@{lr:g}", None, seed, out), seeded,
@@ -191,6 +196,12 @@ def build_runs(args, canonical: str) -> list:
         for future in [*teachers.values(), *[pool.submit(after_teacher, job) for job in later]]:
             future.result()
     return [job[0] for job in dense_runs + later]
+
+
+def longer_ratios(method: str, ratios: list) -> list:
+    """The remaining ratios --longer_epochs trains `method` at: movement (± KD), the rows that end at the majority
+    class in the table's regime, at every one; the others at the lowest."""
+    return sorted(ratios) if method in LONGER_AT_EVERY_RATIO else [min(ratios)]
 
 
 def is_longer(method: str) -> bool:
@@ -530,8 +541,8 @@ def main() -> int:
                              "rates (comma-separated; its teacher stays at --learning_rate: 1e-3 is what the 10 %% "
                              "target needed at batch 32)")
     parser.add_argument("--longer_epochs", default="",
-                        help="also run dense, magnitude, movement, movement+kd and PLATON+kd (the pruned ones at the "
-                             "lowest --ratios) with these numbers of epochs (comma-separated; the same thirds of "
+                        help="also run dense, magnitude, movement, movement+kd and PLATON+kd (movement ± kd at every "
+                             "--ratios, the others at the lowest) with these numbers of epochs (comma-separated; the same thirds of "
                              "warm-up, ramp and final ratio; the same teachers, the table's dense runs): how "
                              "movement's learned scores and the 10 %% target fare with more updates, against magnitude "
                              "and a dense run given the same")
@@ -667,8 +678,9 @@ def main() -> int:
     order = [("dense", None)] + [(m + suffix, r) for suffix in ("", KD) for m in UNSTRUCTURED
                                  for r in ([None] if m == "soft_movement" else args.ratios)] + \
         [(f"platon+kd lr{lr:g}", min(args.ratios)) for lr in args.kd_lrs] + \
-        [(f"{m} e{e}", None if m == "dense" else min(args.ratios)) for e in args.longer_epochs
-         for m in ("dense", "magnitude", "movement", "movement+kd", "platon+kd")] + \
+        [(f"{m} e{e}", r) for e in args.longer_epochs for m in ("dense", "magnitude", "movement", "movement+kd",
+                                                                "platon+kd")
+         for r in ([None] if m == "dense" else longer_ratios(m, args.ratios))] + \
         [(f"soft_movement@{lr:g}", None) for lr in args.soft_score_lrs] + \
         [("gpp", 0.5), ("gpp+dfd", 0.5), ("gpp+kd", 0.5), ("gpp+dfd signed", 0.5)]
     order = [key for key in order if key in table]

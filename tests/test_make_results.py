@@ -114,6 +114,27 @@ def test_longer_epochs_also_trains_dense_and_the_distilled_runs_with_the_tables_
         dense[dense.index("--epochs") + 1] == "6", f"the longer dense run: no pruner, no teacher, 6 epochs: {dense}"
 
 
+def test_longer_epochs_trains_movement_at_every_ratio_and_the_others_at_the_lowest(tmp_path, monkeypatch):
+    module = load_script()
+    assert module.longer_ratios("movement+kd", [0.5, 0.1]) == [0.1, 0.5], "movement ± kd at every ratio"
+    assert module.longer_ratios("platon+kd", [0.5, 0.1]) == [0.1], "the others at the lowest ratio"
+    calls = []
+    monkeypatch.setattr(module, "run_train", lambda out, common, extra, threads: calls.append((out, common + extra)))
+    canonical = tmp_path / "canonical"
+    canonical.mkdir()
+    (canonical / "rte_train.json").write_text('{"uid": 0}\n' * 40)
+    args = argparse.Namespace(tasks="rte", seeds=[1], ratios=[0.1, 0.5], epochs=2, batch_size=16, learning_rate=5e-4,
+                              max_seq_len=64, final_lambda=400.0, soft_score_lrs=[], signed_dfd_seeds=[],
+                              no_train=False, jobs=1, out=str(tmp_path / "runs"), precision="fp32", methods=[],
+                              kd_lrs=[], longer_epochs=[6])
+    module.build_runs(args, str(canonical))
+    longer = sorted(os.path.basename(out) for out, _ in calls if out.endswith("_e6"))
+    assert longer == ["dense_e6", "magnitude_0.1_e6", "movement_0.1_e6", "movement_0.1_kd_e6", "movement_0.5_e6",
+                      "movement_0.5_kd_e6", "platon_0.1_kd_e6"], f"the longer runs planned: {longer}"
+    half = next(command for out, command in calls if out.endswith("movement_0.5_e6"))
+    assert half[half.index("--final_threshold") + 1] == "0.5", f"movement 0.5 with 6 epochs prunes to 0.5: {half}"
+
+
 def test_longer_rows_are_named_and_kept_out_of_the_tables_target(tmp_path):
     module = load_script()
     assert module.row_label("dense e12", None) == "dense (12 epochs)", module.row_label("dense e12", None)
