@@ -101,6 +101,20 @@ def mean_spread(values: list) -> tuple:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def pruner_flags(method: str, ratio, updates: int, final_lambda: float) -> list:
+    """train.py's flags of an unstructured run over `updates` updates: the first third dense, a cubic ramp, the
+    last third at `ratio` (None for soft movement, whose ratio is an outcome)."""
+    flags = ["--pruner", method, "--warmup_steps", str(updates // 3), "--initial_warmup", "1", "--final_warmup", "1",
+             "--deltaT", "10"]
+    if ratio is not None:
+        flags += ["--initial_threshold", "1", "--final_threshold", f"{ratio:g}"]
+    if method == "platon":
+        flags += ["--beta1", "0.85", "--beta2", "0.95"]
+    if method == "soft_movement":
+        flags += ["--final_lambda", f"{final_lambda:g}"]
+    return flags
+
+
 def build_runs(args, canonical: str) -> list:
     """Train (or reuse) every run, --jobs at a time (each seed's dense run first: the others distil from
     it); returns [(method, ratio_or_None, seed, run_dir)] in a fixed order."""
@@ -117,8 +131,6 @@ def build_runs(args, canonical: str) -> list:
         dense = os.path.join(args.out, f"seed{seed}", "dense")
         dense_runs.append((("dense", None, seed, dense), seeded, ["--pruner", "none"]))
         total = args.epochs * batches_per_epoch(canonical, args)
-        schedule = ["--warmup_steps", str(total // 3), "--initial_warmup", "1", "--final_warmup", "1",
-                    "--deltaT", "10"]
         kd = ["--kd_teacher", os.path.join(dense, "model")]
         for distil in ([], kd):
             suffix = KD if distil else ""
@@ -126,13 +138,7 @@ def build_runs(args, canonical: str) -> list:
                 for ratio in ([None] if method == "soft_movement" else args.ratios):
                     name = method if ratio is None else f"{method}_{ratio:g}"
                     out = os.path.join(args.out, f"seed{seed}", name + suffix.replace("+", "_"))
-                    extra = ["--pruner", method, *schedule]
-                    if ratio is not None:
-                        extra += ["--initial_threshold", "1", "--final_threshold", f"{ratio:g}"]
-                    if method == "platon":
-                        extra += ["--beta1", "0.85", "--beta2", "0.95"]
-                    if method == "soft_movement":
-                        extra += ["--final_lambda", f"{args.final_lambda:g}"]
+                    extra = pruner_flags(method, ratio, total, args.final_lambda)
                     later.append(((method + suffix, ratio, seed, out), seeded, extra + distil))
         for lr in args.kd_lrs:      # the distilled PLATON at other peak lrs (its teacher stays at --learning_rate)
             ratio = min(args.ratios)
@@ -140,8 +146,7 @@ def build_runs(args, canonical: str) -> list:
             at_lr = [f"{lr:g}" if previous == "--learning_rate" else value
                      for previous, value in zip(["", *seeded], seeded)]
             later.append(((f"platon+kd lr{lr:g}", ratio, seed, out), at_lr,
-                          ["--pruner", "platon", *schedule, "--initial_threshold", "1", "--final_threshold",
-                           f"{ratio:g}", "--beta1", "0.85", "--beta2", "0.95", *kd]))
+                          pruner_flags("platon", ratio, total, args.final_lambda) + kd))
         for epochs in args.longer_epochs:       # more updates: movement's scores, the 10 % target, a dense reference
             longer = [str(epochs) if previous == "--epochs" else value
                       for previous, value in zip(["", *seeded], seeded)]
@@ -156,15 +161,12 @@ def build_runs(args, canonical: str) -> list:
                 for ratio in longer_ratios(method, args.ratios):
                     out = os.path.join(args.out, f"seed{seed}",
                                        f"{base}_{ratio:g}{'_kd' if method.endswith(KD) else ''}_e{epochs}")
-                    extra = ["--pruner", base, "--warmup_steps", str(steps // 3), "--initial_warmup", "1",
-                             "--final_warmup", "1", "--deltaT", "10", "--initial_threshold", "1", "--final_threshold",
-                             f"{ratio:g}"] + (["--beta1", "0.85", "--beta2", "0.95"] if base == "platon" else []) + \
-                        (kd if method.endswith(KD) else [])
+                    extra = pruner_flags(base, ratio, steps, args.final_lambda) + (kd if method.endswith(KD) else [])
                     later.append(((f"{method} e{epochs}", ratio, seed, out), longer, extra))
         for lr in args.soft_score_lrs:      # soft movement at other score learning rates (what its reach needs)
             out = os.path.join(args.out, f"seed{seed}", f"soft_movement_lr{lr:g}")
             later.append(((f"soft_movement@{lr:g}", None, seed, out), seeded,
-                          ["--pruner", "soft_movement", *schedule, "--final_lambda", f"{args.final_lambda:g}",
+                          [*pruner_flags("soft_movement", None, total, args.final_lambda),
                            "--mask_scores_learning_rate", f"{lr:g}"]))
         gpp = ["--pruner", "gpp", "--target_sparsity", "0.5", "--pruning_type", "structured_heads+structured_mlp",
                "--prepruning_finetune_epochs", "0", "--prune_epochs", str(max(1, args.epochs - 1))]
@@ -451,7 +453,8 @@ def plot(table: dict, main_metrics: list, path: str, title: str) -> None:
     for spare in axes[len(panels):]:
         spare.set_visible(False)
     dense = table[("dense", None)]
-    styles = {"dense": ("0.3", "D"), "magnitude": ("tab:blue", "o"), "platon": ("tab:red", "s"), "movement": ("tab:orange", "D"),
+    styles = {"dense": ("0.3", "D"), "magnitude": ("tab:blue", "o"), "platon": ("tab:red", "s"),
+              "movement": ("tab:orange", "D"),
               "soft_movement": ("tab:olive", "P"), "gpp": ("tab:green", "^"), "gpp+dfd": ("tab:purple", "v"),
               "gpp+kd": ("tab:cyan", "<"), "gpp+dfd signed": ("tab:brown", "x")}
 
@@ -542,8 +545,8 @@ def main() -> int:
                              "target needed at batch 32)")
     parser.add_argument("--longer_epochs", default="",
                         help="also run dense, magnitude, movement, movement+kd and PLATON+kd (movement ± kd at every "
-                             "--ratios, the others at the lowest) with these numbers of epochs (comma-separated; the same thirds of "
-                             "warm-up, ramp and final ratio; the same teachers, the table's dense runs): how "
+                             "--ratios, the others at the lowest) with these numbers of epochs (comma-separated; the "
+                             "same thirds of warm-up, ramp and final ratio; the same teachers, the table's dense runs): how "
                              "movement's learned scores and the 10 %% target fare with more updates, against magnitude "
                              "and a dense run given the same")
     parser.add_argument("--soft_score_lrs", default="",
