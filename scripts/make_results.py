@@ -546,7 +546,8 @@ def main() -> int:
     parser.add_argument("--longer_epochs", default="",
                         help="also run dense, magnitude, movement, movement+kd and PLATON+kd (movement ± kd at every "
                              "--ratios, the others at the lowest) with these numbers of epochs (comma-separated; the "
-                             "same thirds of warm-up, ramp and final ratio; the same teachers, the table's dense runs): how "
+                             "same thirds of warm-up, ramp and final ratio; the same teachers, the table's dense "
+                             "runs): how "
                              "movement's learned scores and the 10 %% target fare with more updates, against magnitude "
                              "and a dense run given the same")
     parser.add_argument("--soft_score_lrs", default="",
