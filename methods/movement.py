@@ -19,7 +19,10 @@ method wires it into train.py's loop:
   model/, best_model/ and hf/<task>/ hold the zeros and give exactly the evaluated
   outputs wherever they are loaded; the live weights are restored afterwards (a
   pruned weight can come back);
-- the reports count the masks: sparsity_report.json, Sparsity/* and Prune/remaining_ratio.
+- the reports count the masks: sparsity_report.json, Sparsity/* and Prune/remaining_ratio;
+  how they move, at every update: Prune/mask_changed (the share of the pruned matrices'
+  weights whose mask changed) and Prune/mask_returned (of those, the ones that came back),
+  and their means per phase in sparsity_report.json's "mask_flips" and the final log.
 """
 import math
 
@@ -73,7 +76,9 @@ class MovementPruning(UnstructuredPruning):
     def after_update(self, t: int) -> dict:
         scale = self.context.lr_multiplier(t) if self.context.lr_multiplier is not None else 1.0
         value, threshold = self.pruner.step(t, scale)
-        scalars = {"Prune/ratio": value}
+        weights = self.pruner.total_weights
+        scalars = {"Prune/ratio": value, "Prune/mask_changed": self.pruner.last_flips["changed"] / weights,
+                   "Prune/mask_returned": self.pruner.last_flips["returned"] / weights}
         if threshold is not None:
             scalars["Prune/threshold"] = threshold
         return scalars
@@ -87,6 +92,17 @@ class MovementPruning(UnstructuredPruning):
 
     def saving(self):
         return self.pruner.masks_applied()
+
+    def report_extras(self) -> dict:
+        return {"mask_flips": self.pruner.flip_summary()}
+
+    def final_report(self, output_dir: str) -> None:
+        super().final_report(output_dir)
+        summary = self.pruner.flip_summary()
+        self.context.logger.info("mask changes per update (share of the %s pruned weights; of which came back): %s",
+                                 f"{summary['weights']:,}", "; ".join(
+                                     f"{phase} {row['changed_per_update']:.3%} ({row['returned_per_update']:.3%}) over "
+                                     f"{row['updates']} updates" for phase, row in summary.items() if phase != "weights"))
 
     def describe(self) -> str:
         ranking = (f"one threshold over all matrices, recomputed every {self.args.global_topk_frequency} updates"

@@ -94,14 +94,18 @@ class UnstructuredPruning(TrainingMethod):
         the final one is reused by final_report, which comes right after the final model's save)."""
         from pruners.report import sparsity_report
 
-        self.saved_report = sparsity_report(self.encoder, self.target_substrings)
+        self.saved_report = {**sparsity_report(self.encoder, self.target_substrings), **self.report_extras()}
         write_json_atomic(os.path.join(directory, REPORT_FILE), self.saved_report)
+
+    def report_extras(self) -> dict:
+        """What the method adds to sparsity_report.json beyond the weights' counts (movement: its masks' moves)."""
+        return {}
 
     def final_report(self, output_dir: str) -> None:
         """The final model's report, also at the top of the output directory, and printed."""
         from pruners.report import format_report, sparsity_report
 
-        report = self.saved_report or sparsity_report(self.encoder, self.target_substrings)
+        report = self.saved_report or {**sparsity_report(self.encoder, self.target_substrings), **self.report_extras()}
         write_json_atomic(os.path.join(output_dir, REPORT_FILE), report)
         self.context.logger.info("sparsity report (%s):\n%s", self.target_description(), format_report(report))
 

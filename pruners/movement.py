@@ -31,6 +31,12 @@ ratio (or τ) of the schedule at t for the next forward passes: the forward pass
 the schedule at t − 1, as the published code does. Clip the scores' gradients with the weights'
 (`score_parameters()`), as the published global clipping does.
 
+`step()` also counts how the masks move: the entries whose mask differs between the forward passes of update
+t and those of update t + 1 ("changed"), and of those the ones that came back, masked before and kept now
+("returned"); `last_flips` holds update t's counts, `mask_flips` their totals per phase of the schedule
+(warmup, cubic, final, the phase of t) with the number of updates, `flip_summary()` their shares of the
+selected weights. A ranking that carries no signal shows as many changes per update at a constant ratio.
+
 The zeros become permanent only in what is saved for use: inside `with pruner.masks_applied():` the
 weights are W ⊙ M (save the model there), restored afterwards; `finalize()` applies the masks for good
 and detaches the pruner (the model then computes with plain weights). `remaining_ratios()` gives the
@@ -40,6 +46,7 @@ State dict (JSON plus tensors, no pickle, as pruners.base):
 
     {"format": 1, "method": "movement" | "soft_movement", "last_step": int | None, "adam_steps": int,
      "global_threshold": float | None, "parameter_names": [...], "hyperparameters": {...},
+     "mask_flips": {phase: {"updates": int, "changed": int, "returned": int}} (absent in older states: zeros),
      "tensors": {"mask_scores/<name>": S, "exp_avg/<name>": m, "exp_avg_sq/<name>": v}}
 """
 import contextlib
@@ -62,6 +69,8 @@ STATE_FORMAT = 1
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 MIN_KEPT_FRACTION = 0.005          # the threshold binarizer keeps at least int(0.005·n) + 1 entries
+PHASES = ("warmup", "cubic", "final")
+FLIP_COUNTS = ("updates", "changed", "returned")
 
 
 class StraightThroughMask(torch.autograd.Function):
@@ -139,6 +148,9 @@ class MovementPruner:
         self.global_threshold: Optional[float] = None
         self.value = self._scheduled(0)           # the ratio (or τ) the next forward passes use
         self._cache: Dict[int, Tuple[tuple, torch.Tensor]] = {}
+        self.total_weights = sum(s.numel() for s in self.scores)
+        self.mask_flips = {phase: dict.fromkeys(FLIP_COUNTS, 0) for phase in PHASES}
+        self.last_flips = {"changed": 0, "returned": 0}
         for index, module in enumerate(self.modules):
             module.forward = types.MethodType(_masked_forward(self, index), module)
         self.attached = True
@@ -192,13 +204,38 @@ class MovementPruner:
                              f"per optimizer update, in order (expected t = {expected})")
         if not 0 <= lr_scale < math.inf:
             raise ValueError(f"lr_scale must be a finite number ≥ 0, got {lr_scale!r}")
+        before = [self.mask(index) for index in range(len(self.scores))]      # what update t computed with
         if any(s.grad is not None for s in self.scores):
             self._adam_step(self.score_learning_rate * lr_scale)
         self.last_step = global_step
         self.value = self._scheduled(global_step)
         if self.global_topk and (self.global_threshold is None or global_step % self.global_topk_frequency == 0):
             self.global_threshold = self._global_threshold()
+        self._count_flips(global_step, before)
         return self.value, self.global_threshold
+
+    def _count_flips(self, global_step: int, before: List[torch.Tensor]) -> None:
+        changed = returned = 0
+        for index, old in enumerate(before):
+            new = self.mask(index)                  # the next forward passes' mask (cached for them)
+            if new is not old:
+                changed += int((new != old).sum())
+                returned += int((new > old).sum())
+        self.last_flips = {"changed": changed, "returned": returned}
+        totals = self.mask_flips[self.schedule.phase(global_step)]
+        totals["updates"] += 1
+        totals["changed"] += changed
+        totals["returned"] += returned
+
+    def flip_summary(self) -> dict:
+        """Per phase: the updates and the mean share of the selected weights whose mask changed (and came
+        back) per update; "weights" the number of selected weights."""
+        summary = {"weights": self.total_weights}
+        for phase, totals in self.mask_flips.items():
+            per_update = self.total_weights * max(totals["updates"], 1)
+            summary[phase] = {"updates": totals["updates"], "changed_per_update": totals["changed"] / per_update,
+                              "returned_per_update": totals["returned"] / per_update}
+        return summary
 
     @torch.no_grad()
     def _adam_step(self, lr: float) -> None:
@@ -275,7 +312,7 @@ class MovementPruner:
         return {"format": STATE_FORMAT, "method": self.method, "last_step": self.last_step,
                 "adam_steps": self.adam_steps, "global_threshold": self.global_threshold,
                 "parameter_names": list(self.names), "hyperparameters": json.loads(json.dumps(self.hyperparameters())),
-                "tensors": tensors}
+                "mask_flips": json.loads(json.dumps(self.mask_flips)), "tensors": tensors}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a state of the same method, matrices and settings (checked before anything changes)."""
@@ -305,6 +342,13 @@ class MovementPruner:
         threshold = state.get("global_threshold")
         if threshold is not None and not isinstance(threshold, (int, float)):
             raise ValueError(f"the pruner state's global_threshold {threshold!r} is not a number")
+        flips = state.get("mask_flips", {phase: dict.fromkeys(FLIP_COUNTS, 0) for phase in PHASES})
+        if not (isinstance(flips, dict) and set(flips) == set(PHASES)
+                and all(isinstance(flips[p], dict) and set(flips[p]) == set(FLIP_COUNTS)
+                        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in flips[p].values())
+                        for p in PHASES)):
+            raise ValueError(f"the pruner state's mask_flips is not {{phase: {{{', '.join(FLIP_COUNTS)}: count}}}} "
+                             f"for the phases {', '.join(PHASES)}")
         with torch.no_grad():
             for name, s, m, v in zip(self.names, self.scores, self.exp_avg, self.exp_avg_sq):
                 s.copy_(tensors[f"mask_scores/{name}"])
@@ -312,6 +356,7 @@ class MovementPruner:
                 v.copy_(tensors[f"exp_avg_sq/{name}"])
         self.last_step, self.adam_steps = last, steps
         self.global_threshold = None if threshold is None else float(threshold)
+        self.mask_flips = {phase: dict(flips[phase]) for phase in PHASES}
         self.value = self._scheduled(last or 0)
         self._cache.clear()
 

@@ -4,6 +4,7 @@ import glob
 import json
 import math
 import os
+import re
 
 import pytest
 import torch
@@ -164,6 +165,42 @@ def test_updates_match_a_hand_computation(soft):
     assert all(bool((w != 0).all()) for w in weights), "training never zeroes W itself (the mask is separate)"
 
 
+def by_hand_phase(t, total=8, warmup=2, final=2):
+    return "warmup" if t <= warmup else ("final" if t > total - final else "cubic")
+
+
+@pytest.mark.parametrize("soft", [False, True], ids=["movement", "soft_movement"])
+def test_mask_flips_match_a_hand_count(soft):
+    """What the pruner counts of its masks' moves: changed and returned entries between the masks of
+    consecutive updates, by phase, counted here from the hand-computed masks."""
+    pruner, _, steps = run_both(soft)
+    last_scores = steps[-1]["scores"][1]
+    if soft:
+        after_last = [by_hand_threshold(s, by_hand_schedule(8, 0.0, 0.45)) for s in last_scores]
+    else:
+        after_last = [by_hand_top_k(s, by_hand_schedule(8, 1.0, 0.3)) for s in last_scores]
+    sequence = [step["masks"][1] for step in steps] + [after_last]
+    want = {phase: {"updates": 0, "changed": 0, "returned": 0} for phase in ("warmup", "cubic", "final")}
+    for t in range(1, 9):
+        counts = want[by_hand_phase(t)]
+        changed = sum(int((new != old).sum()) for old, new in zip(sequence[t - 1], sequence[t]))
+        returned = sum(int((new > old).sum()) for old, new in zip(sequence[t - 1], sequence[t]))
+        counts["updates"] += 1
+        counts["changed"] += changed
+        counts["returned"] += returned
+    assert pruner.mask_flips == want, f"the pruner's counts {pruner.mask_flips} vs by hand {want}"
+    assert pruner.last_flips == {"changed": changed, "returned": returned}, "last_flips: update 8's counts"
+    assert want["cubic"]["changed"] > 0, "the ramp changed some masks (else the test proves little)"
+    if not soft:
+        assert want["final"]["changed"] == 2 * want["final"]["returned"], \
+            "at a constant ratio the top-k swaps: as many return as leave"
+    weights = sum(s.numel() for s in last_scores)
+    summary = pruner.flip_summary()
+    assert summary["weights"] == weights, f"flip_summary counts the selected weights: {summary}"
+    assert summary["cubic"]["changed_per_update"] == pytest.approx(want["cubic"]["changed"] / (weights * 4)), \
+        f"the ramp's mean share per update: {summary}"
+
+
 def train_with_score_lr(score_learning_rate: float, soft: bool):
     """Eight updates of the toolkit alone; returns [(masks, scores, weights)] after each."""
     torch.manual_seed(1)
@@ -322,6 +359,15 @@ def test_state_round_trip_continues_identically():
     train(second, resumed, range(5, 9))
     for a, b in zip(pruner.scores, resumed.scores):
         assert torch.equal(a, b), "scores continue identically after a state round trip"
+    assert resumed.mask_flips == pruner.mask_flips, "the counts of mask changes continue too"
+    older = {**state, "mask_flips": None}
+    with pytest.raises(ValueError, match="mask_flips"):
+        MovementPruner(TwoLayers(), SCHEDULE).load_state_dict(older)
+    del older["mask_flips"]
+    before_counts = MovementPruner(TwoLayers(), SCHEDULE)
+    before_counts.load_state_dict(older)
+    assert before_counts.last_step == 4 and before_counts.mask_flips["cubic"]["updates"] == 0, \
+        "a state saved before the counts existed loads with counts from zero"
     assert torch.equal(straight.output.dense.weight, second.output.dense.weight), "weights too"
     with pytest.raises(ValueError, match="soft_movement"):
         SoftMovementPruner(TwoLayers(), SCHEDULE).load_state_dict(state)
@@ -395,6 +441,24 @@ def test_movement_run_saves_the_zeros_and_the_evaluated_outputs(canonical_dir, t
     assert "movement pruning to remaining ratio 0.2" in log, "the start-up summary names the method"
     events = glob.glob(str(out / "**" / "events.out.tfevents*"), recursive=True)
     assert events, "TensorBoard was written"
+    assert scalar_tags(out) >= {"Prune/mask_changed", "Prune/mask_returned"}, "TensorBoard has the masks' moves"
+    flips = report["mask_flips"]
+    total_updates = sum(flips[phase]["updates"] for phase in ("warmup", "cubic", "final"))
+    assert total_updates == int(re.search(r"; (\d+) updates", log).group(1)), \
+        f"every update's mask changes are counted, by phase: {flips}"
+    assert flips["warmup"]["changed_per_update"] == 0 and flips["cubic"]["changed_per_update"] > 0, \
+        f"the dense warm-up changes no mask, the ramp does: {flips}"
+    assert "mask changes per update" in log, "the final log gives the masks' moves"
+
+
+def scalar_tags(out) -> set:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    tags = set()
+    for path in glob.glob(str(out / "**" / "events.out.tfevents*"), recursive=True):
+        accumulator = EventAccumulator(path)
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"])
+    return tags
 
 
 def test_soft_movement_run_reports_what_it_reached(canonical_dir, tiny_model_dir, tmp_path):
@@ -407,12 +471,7 @@ def test_soft_movement_run_reports_what_it_reached(canonical_dir, tiny_model_dir
     assert overall < 0.95, f"soft movement pruned something with a strong penalty: {overall:.3f} remaining"
     assert all(row["numel"] - row["zeros"] >= int(0.005 * row["numel"]) + 1 for row in weight_rows(report)), \
         "every matrix keeps at least 0.5 %"
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    tags = set()
-    for path in glob.glob(str(out / "**" / "events.out.tfevents*"), recursive=True):
-        accumulator = EventAccumulator(path)
-        accumulator.Reload()
-        tags |= set(accumulator.Tags()["scalars"])
+    tags = scalar_tags(out)
     log = open(out / "log.log").read()
     assert "the remaining ratio is what it reached: 0." in log, "the final report says what soft movement reached"
     for tag in ("Prune/remaining_ratio", "Prune/lambda", "train/loss_regularization", "Sparsity/overall"):
