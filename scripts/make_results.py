@@ -521,6 +521,12 @@ def plot(table: dict, main_metrics: list, path: str, title: str) -> None:
     plt.close(fig)
 
 
+def plot_link(results: str, plot_path: str) -> str:
+    """The plot's address as the results file links it: relative to the file's folder, '/' separated."""
+    folder = os.path.dirname(os.path.abspath(results))
+    return os.path.relpath(os.path.abspath(plot_path), folder).replace(os.sep, "/")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", default="rte,mrpc,sst,cola", help="sample tasks, trained together")
@@ -675,7 +681,7 @@ def main() -> int:
                                "signed ones (gpp+dfd signed, `--dfd_fusion signed`)" if args.signed_dfd_seeds else "") +
         ". Speed-up: CPU forward pass of the exported model against the dense one, batch 32 x 128, timed "
         f"alternately, median ratio of 7 rounds, seed {args.seeds[0]}'s export.", "",
-        "![dev metric against the remaining ratio](results.png)", "",
+        f"![dev metric against the remaining ratio]({plot_link(args.results, args.plot)})", "",
         "| run | encoder weights remaining | encoder parameters | inference speed-up | " +
         " | ".join(f"{t} {m}" for t, m in task_metrics) + " | average of main metrics |",
         "|---|---|---|---|" + "---|" * (len(task_metrics) + 1)]
@@ -741,8 +747,10 @@ def main() -> int:
         if marker in previous:
             serving = "\n" + previous[previous.index(marker):]
     # --- end of the serving section ---
-    with open(args.results, "w", encoding="utf-8") as handle:
+    partial = args.results + ".partial"          # written whole, then put in place: never a half-written table
+    with open(partial, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n" + serving)
+    os.replace(partial, args.results)
     plot(table, main_metrics, args.plot,
          f"bundled MiniLM on the sample ({args.tasks}), mean ± sd over {len(args.seeds)} seeds")
     print("\n".join(lines))

@@ -287,3 +287,15 @@ def test_agreement_section_has_a_row_per_unstructured_entry_with_two_seeds(tmp_p
     assert all("| 100.0 % |" in row for row in rows), f"equal masks overlap fully: {rows}"
     assert module.agreement_lines({("magnitude", 0.1): {"dirs": twice[:1]}}, [("magnitude", 0.1)]) == [], \
         "no section when no entry has two seeds"
+
+
+def test_the_plot_is_linked_relative_to_the_results_file(tmp_path):
+    module = load_script()
+    docs = tmp_path / "docs"
+    assert module.plot_link(str(docs / "RESULTS.md"), str(docs / "results.png")) == "results.png", \
+        "a plot beside the file is linked by its name"
+    assert module.plot_link(str(docs / "RESULTS_384_updates.md"), str(docs / "results_384_updates.png")) == \
+        "results_384_updates.png", "another name is linked by that name, not by the default's"
+    assert module.plot_link(str(tmp_path / "r.md"), str(docs / "p.png")) == "docs/p.png", \
+        "a plot in another folder is linked by its path from the file's folder, '/'-separated"
+
