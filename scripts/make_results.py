@@ -747,10 +747,12 @@ def main() -> int:
         if marker in previous:
             serving = "\n" + previous[previous.index(marker):]
     # --- end of the serving section ---
-    partial = args.results + ".partial"          # written whole, then put in place: never a half-written table
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n" + serving)
-    os.replace(partial, args.results)
+    from pruners.files import replace_file      # written whole, then put in place: never a half-written table
+
+    def write_table(path: str) -> None:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n" + serving)
+    replace_file(args.results, write_table)
     plot(table, main_metrics, args.plot,
          f"bundled MiniLM on the sample ({args.tasks}), mean ± sd over {len(args.seeds)} seeds")
     print("\n".join(lines))
