@@ -7,6 +7,7 @@
                              initial_warmup=1, final_warmup=3, deltaT=10)
     callback = PruningCallback(PlatonPruner, schedule=schedule, beta1=0.85, beta2=0.95)
     trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[callback])
+    callback.add_to(trainer)             # optional: first among the callbacks, so reporters get its scalars
     trainer.train()                      # or trainer.train(resume_from_checkpoint=True)
     callback.pruner                      # the pruner of the last train() call (sparsity_report(model) etc.)
 
@@ -54,9 +55,23 @@ Movement pruning (pruners.MovementPruner, SoftMovementPruner) trains its scores 
 on_optimizer_step the callback clips their gradients to `max_grad_norm` (their own norm: the
 Trainer has already clipped the model's) and steps them at the pruner's score learning rate times
 the Trainer's current learning-rate multiplier (the optimizer's first group's lr / args.learning_rate).
+Soft movement's L1 penalty λ·mean(sigmoid(S)) is not part of the loss the Trainer computes, so the
+callback adds its gradient to the scores' there, before their clipping, once per update: what train.py
+gets from adding penalty / accumulation steps to every micro-batch's loss.
 The Trainer's checkpoints hold the unmasked weights (a masked weight can come back), the pruner
 state the scores and their Adam moments; at on_train_end the masks go into the weights for good
 (`finalize()`), so `trainer.save_model()` after `train()` writes the zeros.
+
+Logging: every Trainer training log (the ones with "loss", every `logging_steps`) gets the pruner's
+scalars of the last update: `prune/ratio` (the scheduled remaining ratio; soft movement: τ),
+`prune/threshold` (PLATON's and magnitude's score threshold, global top-k movement's), for movement
+`prune/remaining_ratio` (from the masks), `prune/mask_changed` and `prune/mask_returned` (the share
+of the selected weights whose mask changed, and came back, per update: means since the previous
+log), for soft movement `prune/regularization` (the penalty) and `prune/lambda`. They go into
+`trainer.state.log_history` (and trainer_state.json) whatever the callback's place; the reporters
+(TensorBoard as `train/prune/...`, W&B, the printer) see them only when the callback comes before
+them: the Trainer puts the callbacks given to it after its reporters, `callback.add_to(trainer)`
+moves it first.
 
 Not covered: hyperparameter search (`Trainer.hyperparameter_search` writes its checkpoints under
 `output_dir/run-<trial>/`; on_save refuses when the checkpoint directory is not where it looks),
@@ -77,6 +92,7 @@ from pruners.schedule import CubicSchedule
 STATE_JSON = "pruner_state.json"
 STATE_TENSORS = "pruner_state.safetensors"
 CALLBACK_FORMAT = 1
+AVERAGED = ("prune/mask_changed", "prune/mask_returned")      # logged as means over the updates since the last log
 
 
 class PruningCallback(TrainerCallback):
@@ -97,6 +113,8 @@ class PruningCallback(TrainerCallback):
         self.pruner_kwargs = pruner_kwargs
         self.resume_from_checkpoint = None if resume_from_checkpoint is None else os.fspath(resume_from_checkpoint)
         self.pruner = None                  # built at train begin
+        self._latest: dict = {}             # scalars for the next log (_record, on_log)
+        self._sums: dict = {}
         self.resumed_from: Optional[str] = None     # the checkpoint directory whose pruner state was loaded
 
     # ---- Trainer events
@@ -120,6 +138,7 @@ class PruningCallback(TrainerCallback):
             raise ValueError(f"pruner_factory={self.pruner_factory!r} returned {type(pruner).__name__}, which has no "
                              f"{', '.join(missing)}: it must return a pruner shaped like pruners.base.UnstructuredPruner")
         self.pruner, self.resumed_from = pruner, None
+        self._latest, self._sums = {}, {}
         if state.global_step > 0:
             directory = self.resume_from_checkpoint or os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
             saved = read_pruner_state(directory, state.global_step)
@@ -138,14 +157,76 @@ class PruningCallback(TrainerCallback):
                              "its state does not belong to this run (resume_from_checkpoint)")
         scores = getattr(self.pruner, "score_parameters", None)
         if scores is None:
-            self.pruner.step(t)
+            stepped = self.pruner.step(t)
+            value, threshold = stepped if isinstance(stepped, tuple) and len(stepped) == 2 else (None, None)
+            self._record({"prune/ratio": value, "prune/threshold": threshold})
             return
         # movement: the scores are the pruner's own to train; the Trainer clipped only the model's gradients
+        penalty = self._add_regularization_gradient()
         if args.max_grad_norm and args.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_([s for s in scores() if s.grad is not None], args.max_grad_norm)
         optimizer = kwargs.get("optimizer")
         lr = optimizer.param_groups[0]["lr"] if optimizer is not None else args.learning_rate
-        self.pruner.step(t, lr / args.learning_rate if args.learning_rate else 1.0)
+        value, threshold = self.pruner.step(t, lr / args.learning_rate if args.learning_rate else 1.0)
+        weights = self.pruner.total_weights
+        self._record({"prune/ratio": value, "prune/threshold": threshold,
+                      "prune/mask_changed": self.pruner.last_flips["changed"] / weights,
+                      "prune/mask_returned": self.pruner.last_flips["returned"] / weights,
+                      "prune/regularization": penalty,
+                      "prune/lambda": getattr(self.pruner, "regularization_weight", None) if penalty is not None
+                      else None})
+
+    def _add_regularization_gradient(self) -> Optional[float]:
+        """Soft movement's L1 penalty λ·mean(sigmoid(S)): the Trainer computes the loss, so its gradient is
+        added to the scores' here, once per update (train.py adds penalty/accumulation to each micro-batch's
+        loss: the same sum). Returns the penalty's value, None for a pruner without one."""
+        regularization = getattr(self.pruner, "regularization", None)
+        with torch.enable_grad():
+            penalty = regularization() if regularization is not None else None
+            if penalty is None:
+                return None
+            scores = self.pruner.score_parameters()
+            gradients = torch.autograd.grad(penalty, scores)
+        for score, gradient in zip(scores, gradients):
+            score.grad = gradient if score.grad is None else score.grad + gradient
+        return float(penalty.detach())
+
+    def _record(self, scalars: dict) -> None:
+        """Keep update t's scalars for the Trainer's next log: the latest value of each, the mean over the
+        updates since that log for the mask-change shares."""
+        for key, value in scalars.items():
+            if value is None:
+                continue
+            if key in AVERAGED:
+                total, count = self._sums.get(key, (0.0, 0))
+                self._sums[key] = (total + float(value), count + 1)
+            else:
+                self._latest[key] = float(value)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        """Adds the pruner's scalars (module docstring) to the Trainer's training logs (those with "loss") and
+        to the matching `state.log_history` entry."""
+        if self.pruner is None or logs is None or "loss" not in logs or not (self._latest or self._sums):
+            return
+        extra = dict(self._latest)
+        extra.update({key: total / count for key, (total, count) in self._sums.items()})
+        if callable(getattr(self.pruner, "remaining_ratios", None)) and getattr(self.pruner, "attached", False):
+            extra["prune/remaining_ratio"] = self.pruner.remaining_ratios()["overall"]      # from the masks
+        self._sums = {}
+        logs.update(extra)
+        entry = state.log_history[-1] if state.log_history else None
+        if isinstance(entry, dict) and entry.get("step") == state.global_step and "loss" in entry:
+            entry.update(extra)
+
+    def add_to(self, trainer) -> "PruningCallback":
+        """Put this callback first among `trainer`'s callbacks (adding it if absent), so that the scalars its
+        on_log adds reach the reporters (TensorBoard, W&B, the progress printer), which the Trainer places
+        before the callbacks given to it. Returns the callback."""
+        callbacks = trainer.callback_handler.callbacks
+        if self in callbacks:
+            callbacks.remove(self)
+        callbacks.insert(0, self)
+        return self
 
     def on_train_end(self, args, state, control, **kwargs):
         finalize = getattr(self.pruner, "finalize", None)

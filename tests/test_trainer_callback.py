@@ -18,7 +18,7 @@ from tests.conftest import tiny_bert_config
 
 import transformers  # noqa: E402,F401 - the Trainer needs accelerate, which requirement.txt lists
 
-from pruners import MagnitudePruner, MovementPruner, PlatonPruner, sparsity_report  # noqa: E402
+from pruners import MagnitudePruner, MovementPruner, PlatonPruner, SoftMovementPruner, sparsity_report  # noqa: E402
 from pruners.trainer_callback import STATE_JSON, STATE_TENSORS, PruningCallback  # noqa: E402
 
 MAX_STEPS = 24
@@ -50,12 +50,12 @@ def tiny_model(seed=0):
     return transformers.BertForSequenceClassification(tiny_bert_config(vocab_size=100, num_labels=2))
 
 
-def make_trainer(output_dir, callbacks, model=None, accumulation=1, max_grad_norm=1.0):
-    args = transformers.TrainingArguments(
-        output_dir=str(output_dir), use_cpu=True, report_to=[], max_steps=MAX_STEPS, save_strategy="steps",
-        save_steps=SAVE_STEPS, per_device_train_batch_size=4, gradient_accumulation_steps=accumulation,
-        learning_rate=1e-3, seed=0, logging_steps=100, disable_tqdm=True, dataloader_num_workers=0,
-        max_grad_norm=max_grad_norm)
+def make_trainer(output_dir, callbacks, model=None, accumulation=1, max_grad_norm=1.0, **arguments):
+    settings = dict(output_dir=str(output_dir), use_cpu=True, report_to=[], max_steps=MAX_STEPS,
+                    save_strategy="steps", save_steps=SAVE_STEPS, per_device_train_batch_size=4,
+                    gradient_accumulation_steps=accumulation, learning_rate=1e-3, seed=0, logging_steps=100,
+                    disable_tqdm=True, dataloader_num_workers=0, max_grad_norm=max_grad_norm)
+    args = transformers.TrainingArguments(**{**settings, **arguments})
     return transformers.Trainer(model=model if model is not None else tiny_model(), args=args,
                                 train_dataset=RandomTokens(), callbacks=callbacks)
 
@@ -261,3 +261,117 @@ def test_refuses_a_state_of_other_settings_and_bad_arguments(tmp_path):
         PruningCallback("PlatonPruner")
     with pytest.raises(ValueError, match="pruner_factory"):
         make_trainer(tmp_path / "bad", [PruningCallback(lambda model, total_steps: object())]).train()
+
+
+# ---- soft movement's penalty and the logged scalars
+SOFT = dict(SCHEDULE, final_sigmoid_threshold=0.5, score_learning_rate=0.1)   # scores far enough in 24 updates
+
+
+class ScoreSpy(transformers.TrainerCallback):
+    """Placed before the PruningCallback: at each update, the scores, their (task) gradients and τ before
+    the callback adds the penalty's gradient and steps them."""
+
+    def __init__(self, callback, seen):
+        self.callback, self.seen = callback, seen
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        pruner = self.callback.pruner
+        self.seen.append({"scores": [s.detach().clone() for s in pruner.scores], "tau": pruner.value,
+                          "grads": [None if s.grad is None else s.grad.clone() for s in pruner.scores]})
+
+
+def recording_soft_factory(stepped):
+    """A SoftMovementPruner whose Adam step records the gradients it steps with."""
+
+    class Recording(SoftMovementPruner):
+        def _adam_step(self, lr):
+            stepped.append([s.grad.clone() for s in self.scores])
+            return super()._adam_step(lr)
+
+    return Recording
+
+
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_soft_movement_adds_the_gradient_of_its_penalty_once_per_update(tmp_path, accumulation):
+    seen, stepped = [], []
+    final_lambda = 50.0
+    callback = PruningCallback(recording_soft_factory(stepped), final_lambda=final_lambda, **SOFT)
+    trainer = make_trainer(tmp_path / "soft", [ScoreSpy(callback, seen), callback], accumulation=accumulation,
+                           max_grad_norm=0.0)       # no clipping: the gradients compare as they are
+    trainer.train()
+    assert len(seen) == len(stepped) == MAX_STEPS, f"{len(seen)} spied and {len(stepped)} Adam steps, not {MAX_STEPS}"
+    for t, (before, got) in enumerate(zip(seen, stepped), start=1):
+        # by hand: λ = final_lambda · τ / final τ, penalty λ · mean over the L matrices of mean(sigmoid(S)),
+        # so ∂/∂S = λ / (L · n) · σ(S)(1 − σ(S))
+        lam = final_lambda * before["tau"] / SOFT["final_sigmoid_threshold"]
+        count = len(before["scores"])
+        for index, (scores, task, grad) in enumerate(zip(before["scores"], before["grads"], got)):
+            sigma = torch.sigmoid(scores)
+            expected = task + lam / (count * scores.numel()) * sigma * (1 - sigma)
+            torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-9, msg=lambda text: (
+                f"update {t}, matrix {index}: the scores' Adam step saw a gradient other than the task's plus the "
+                f"penalty's (λ {lam:.3g}): {text}"))
+    assert seen[-1]["tau"] > 0, "τ never left 0: the penalty's weight was 0 throughout and the test checked nothing"
+
+
+def test_soft_movement_penalty_prunes_more_in_the_trainer(tmp_path):
+    ratios = {}
+    for final_lambda in (0.0, 400.0):
+        callback = PruningCallback(SoftMovementPruner, final_lambda=final_lambda, **SOFT)
+        trainer = make_trainer(tmp_path / f"lambda{final_lambda:g}", [callback])
+        trainer.train()
+        weights = dict(trainer.model.named_parameters())
+        kept = sum(int((weights[name] != 0).sum()) for name in callback.pruner.parameter_names)
+        ratios[final_lambda] = kept / sum(weights[name].numel() for name in callback.pruner.parameter_names)
+    assert ratios[400.0] < ratios[0.0] - 0.2, \
+        f"remaining {ratios[400.0]:.3f} with final_lambda 400 against {ratios[0.0]:.3f} without the penalty: " \
+        "the L1 penalty must push scores below τ in the Trainer as in train.py"
+
+
+class LogSpy(transformers.TrainerCallback):
+    """Records the logs the callbacks after it are given."""
+
+    def __init__(self):
+        self.logs = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.logs.append(dict(logs))
+
+
+def test_the_pruners_scalars_reach_the_logs_and_tensorboard(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    spy, callback = LogSpy(), PruningCallback(MovementPruner, **SCHEDULE)
+    trainer = make_trainer(tmp_path / "logged", [spy, callback], logging_steps=4, report_to=["tensorboard"])
+    assert callback.add_to(trainer) is callback and trainer.callback_handler.callbacks[0] is callback, \
+        f"add_to must put the callback first: {[type(c).__name__ for c in trainer.callback_handler.callbacks]}"
+    trainer.train()
+    training = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert [entry["step"] for entry in training] == list(range(4, MAX_STEPS + 1, 4)), \
+        f"training logs at steps {[entry['step'] for entry in training]}"
+    for key in ("prune/ratio", "prune/remaining_ratio", "prune/mask_changed", "prune/mask_returned"):
+        assert all(key in entry for entry in training), f"{key} missing from the training logs: {training}"
+    assert training[0]["prune/remaining_ratio"] == 1.0 and training[-1]["prune/remaining_ratio"] == \
+        pytest.approx(TARGET, abs=0.01), f"remaining ratio logged {training[0]['prune/remaining_ratio']} at update 4 " \
+        f"(dense warm-up) and {training[-1]['prune/remaining_ratio']} at the end (target {TARGET})"
+    assert any(entry["prune/mask_changed"] > 0 for entry in training), "no mask change logged during the ramp"
+    assert all("prune/ratio" in logs for logs in spy.logs if "loss" in logs), \
+        "a callback after the PruningCallback got training logs without its scalars"
+    runs = list((tmp_path / "logged" / "runs").iterdir())       # the Trainer's TensorBoard directory
+    assert len(runs) == 1, f"expected one TensorBoard run under output_dir/runs, found {runs}"
+    events = EventAccumulator(str(runs[0]))
+    events.Reload()
+    steps = [event.step for event in events.Scalars("train/prune/remaining_ratio")]
+    assert steps == list(range(4, MAX_STEPS + 1, 4)), f"TensorBoard has train/prune/remaining_ratio at {steps}"
+
+
+def test_the_scalars_reach_log_history_without_add_to(tmp_path):
+    callback = PruningCallback(PlatonPruner, **PLATON)
+    trainer = make_trainer(tmp_path / "history", [callback], logging_steps=6)
+    trainer.train()
+    training = [entry for entry in trainer.state.log_history if "loss" in entry]
+    ratios = [entry.get("prune/ratio") for entry in training]
+    scheduled = [callback.pruner.schedule.remaining_ratio(t) for t in (6, 12, 18, 24)]
+    assert ratios == scheduled and ratios[-1] == pytest.approx(TARGET), \
+        f"PLATON's ratio in log_history at updates 6, 12, 18, 24: {ratios}, its schedule's {scheduled}"
+    assert "prune/threshold" in training[-1], f"no threshold logged at the end: {training[-1]}"
