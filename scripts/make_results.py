@@ -20,7 +20,8 @@ For every seed, multi-task on the same sample tasks:
   last, then retraining, as GPP-DFD's recipes do);
 then writes docs/RESULTS.md (mean and sample standard deviation over the seeds of each
 dev metric, achieved sparsity, parameter counts, the measured CPU inference speed-up of
-the GPP exports, whether the published orderings hold, and how much the unstructured runs'
+the GPP exports, whether the published orderings hold and whether each difference is outside
+the seeds' noise (Welch's t-test), and how much the unstructured runs'
 masks agree across seeds) and an accuracy-versus-
 remaining-ratio plot. Existing run directories are reused (delete --out to start afresh);
 --jobs N trains N runs at a time, one thread each (the dense runs first; every other run waits
@@ -29,6 +30,7 @@ Needs matplotlib (`pip install matplotlib`) for the plot.
 """
 import argparse
 import json
+import math
 import os
 import shlex
 import statistics
@@ -99,6 +101,39 @@ def inference_speedup(dense_dir: str, pruned_dir: str, rounds: int = 7) -> float
 def mean_spread(values: list) -> tuple:
     """(mean, sample standard deviation; 0 for a single value)."""
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def welch(first: list, second: list):
+    """Welch's t-test of first's mean against second's: (t, degrees of freedom, two-sided p), None when either
+    side has a single value (no spread to compare with)."""
+    if len(first) < 2 or len(second) < 2:
+        return None
+    return welch_from_summaries(*mean_spread(first), len(first), *mean_spread(second), len(second))
+
+
+def welch_from_summaries(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b: int) -> tuple:
+    """Welch's t, its Welch-Satterthwaite degrees of freedom and the two-sided p from means, sample standard
+    deviations and counts (identical values on both sides: t ±inf and p 0 when the means differ, 0 and 1
+    when they do not)."""
+    from scipy import stats
+
+    var_a, var_b = sd_a ** 2 / n_a, sd_b ** 2 / n_b
+    if var_a + var_b == 0:
+        return (0.0, float(n_a + n_b - 2), 1.0) if mean_a == mean_b else \
+            (math.copysign(math.inf, mean_a - mean_b), float(n_a + n_b - 2), 0.0)
+    t = (mean_a - mean_b) / math.sqrt(var_a + var_b)
+    df = (var_a + var_b) ** 2 / (var_a ** 2 / (n_a - 1) + var_b ** 2 / (n_b - 1))
+    return t, df, float(2 * stats.t.sf(abs(t), df))
+
+
+def noise_clause(test) -> str:
+    """How a difference of means compares with the seeds' spread, for an ordering line."""
+    if test is None:
+        return " (one seed on a side: no test against the seeds' spread)"
+    t, df, p = test
+    where = "outside" if p < 0.05 else "within"
+    shown = f"p {p:.3f}" if p >= 0.001 else "p < 0.001"
+    return f"; {where} the seeds' noise: Welch's t {t:.2f} on {df:.1f} df, {shown}"
 
 
 def pruner_flags(method: str, ratio, updates: int, final_lambda: float) -> list:
@@ -287,13 +322,15 @@ def orderings(table: dict, main_metrics: list, ratios: list) -> list:
             return
         a, b = average(better), average(worse)
         holds = "holds" if a[0] >= b[0] else "does NOT hold"
+        noise = noise_clause(welch(main_metric_average(table[better], main_metrics),
+                                   main_metric_average(table[worse], main_metrics)))
         if at_majority(better) and at_majority(worse):
-            holds = "no verdict: both at the majority class"
+            holds, noise = "no verdict: both at the majority class", ""
         per_task = ", ".join(
             f"{t} {statistics.fmean(table[better]['values'][(t, m)]):.1f} vs "
             f"{statistics.fmean(table[worse]['values'][(t, m)]):.1f}" for t, m in main_metrics)
         lines.append(f"- {label}: {holds} on the task average ({a[0]:.2f} ± {a[1]:.2f} vs {b[0]:.2f} ± {b[1]:.2f}; "
-                     f"{per_task}).")
+                     f"{per_task}){noise}.")
 
     for ratio in ratios:
         if ratio <= 0.2:
@@ -734,7 +771,9 @@ def main() -> int:
         lines.append(f"| {label} | {remaining} | {params} | {speedup} | " + " | ".join(cells) + " |")
     lines += ["", "## The published orderings on this sample", "",
               "Checked on the average over tasks of each task's main metric "
-              f"({', '.join(f'{t} {m}' for t, m in main_metrics)}), means over the seeds:", "",
+              f"({', '.join(f'{t} {m}' for t, m in main_metrics)}), means over the seeds; each difference is "
+              "set against the seeds' spread by Welch's t-test on the per-seed averages (with 3 seeds a side, "
+              "only a large gap is outside the noise, p < 0.05):", "",
               *orderings(table, main_metrics, args.ratios),
               *agreement_lines(table, order)]
     os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)

@@ -299,3 +299,33 @@ def test_the_plot_is_linked_relative_to_the_results_file(tmp_path):
     assert module.plot_link(str(tmp_path / "r.md"), str(docs / "p.png")) == "docs/p.png", \
         "a plot in another folder is linked by its path from the file's folder, '/'-separated"
 
+
+
+def test_orderings_set_each_difference_against_the_seeds_spread():
+    module = load_script()
+    main_metrics = [("rte", "ACC")]
+
+    def entry(*values):
+        return {"values": {("rte", "ACC"): list(values)}, "dirs": [None] * len(values)}
+    table = {("dense", None): entry(84.0, 85.0, 83.0), ("platon", 0.1): entry(81.0, 82.0, 81.5),
+             ("platon+kd", 0.1): entry(80.0, 80.5, 81.4), ("magnitude", 0.1): entry(49.0, 50.0, 50.5),
+             ("soft_movement", None): entry(84.0, 86.0, 84.6), ("soft_movement+kd", None): entry(84.1, 85.9, 84.8)}
+    lines = module.orderings(table, main_metrics, [0.1])
+
+    def line(start):
+        found = [text for text in lines if text.startswith(start)]
+        assert len(found) == 1, f"one line starting {start!r}: {lines}"
+        return found[0]
+    # by hand: 81.5 ± 0.5 against 49.83 ± 0.76 (n 3 each): t = 31.67 / √(0.25/3 + 0.5833/3) = 60.08
+    platon = line("- PLATON ≥ magnitude at 10 %")
+    assert "holds" in platon and "outside the seeds' noise: Welch's t 60.08" in platon, platon
+    # 84.93 ± 0.93 against 84.87 ± 1.03: the same within noise, though "holds" on the means
+    soft = line("- logit distillation helps soft_movement")
+    assert "holds" in soft and "within the seeds' noise: Welch's t 0.08" in soft, soft
+    # 80.63 ± 0.71 against 81.5 ± 0.5: t −1.73, p about 0.17
+    kd = line("- logit distillation helps platon")
+    assert "does NOT hold" in kd and "within the seeds' noise: Welch's t -1.73" in kd, kd
+    t, df, p = module.welch([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])
+    assert abs(t + 3.674) < 1e-3 and abs(df - 4.0) < 1e-9 and abs(p - 0.02131) < 1e-4, \
+        f"Welch's t of (1, 2, 3) against (4, 5, 6): t −3.674 on 4 df, p 0.0213 (scipy.stats.ttest_ind), got {t, df, p}"
+    assert module.welch([1.0], [2.0, 3.0]) is None, "one value on a side: no test"
