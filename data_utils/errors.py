@@ -9,6 +9,7 @@ signal's number (130 for SIGINT, 143 for SIGTERM). `describe` gives the line
 and status of any exception, for a run's own log file (training.run_dir).
 """
 import argparse
+import os
 import sys
 
 
@@ -33,6 +34,21 @@ def describe(err: BaseException) -> tuple:
         return "error: interrupted", 130
     message = " ".join(str(err).split()) or type(err).__name__
     return f"internal error: {type(err).__name__}: {message} (rerun with --debug for the traceback)", 1
+
+
+MAX_THREADS_PER_CORE = 4      # a thread count above this many per CPU core is refused (check_thread_count)
+
+
+def check_thread_count(threads: int, flag: str) -> None:
+    """Refuse a CPU thread count below 0 or far above the machine's cores (torch, numba and ONNX Runtime
+    crash or fail to load with millions of threads) before anything is started, naming `flag`."""
+    cores = os.cpu_count() or 1
+    limit = max(MAX_THREADS_PER_CORE * cores, 64)
+    if threads < 0:
+        raise UserError(f"{flag} {threads} must be >= 0 (0: the libraries' defaults)")
+    if threads > limit:
+        raise UserError(f"{flag} {threads} is too many threads: this machine has {cores} CPU cores; give at most "
+                        f"{limit}, or 0 for the libraries' defaults")
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -30,6 +30,8 @@ def write_atomic(path: str, write, *, binary: bool = False):
     returns what `write` returns. On any failure the temporary file is removed, a previous `path`
     is left as it was, and the error propagates. The file gets the usual umask-honouring mode."""
     directory, name = os.path.split(path)
+    if not name:
+        raise UserError(f"cannot write a file named {path!r}: the output's file name is empty; name a file")
     tmp = os.path.join(directory, f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -141,7 +143,13 @@ def write_directory(directory: str, fill, *, existing: str = "replace", what: st
     reason)` gives its text when set)."""
     if existing not in ("replace", "move_aside"):
         raise ValueError(f"existing={existing!r}: use 'replace' or 'move_aside'")
+    if not directory:       # abspath('') is the working directory, which would be replaced
+        raise UserError(f"{flag} is empty; give a directory")
     directory = os.path.abspath(directory)
+    here = os.path.realpath(os.getcwd())
+    if placement(directory, here) in ("same", "contains"):
+        raise UserError(f"{flag} {directory} is the working directory or holds it; it would be replaced whole: "
+                        f"choose another {flag}")
     if os.path.lexists(directory) and (os.path.islink(directory) or not os.path.isdir(directory)):
         raise UserError(f"{flag} {directory}: a file or link is in the way; remove it or choose another {flag}")
     tmp = None
@@ -244,7 +252,11 @@ def claim_output_dir(directory: str, overwrite: bool, flag: str = "--output_dir"
     """How `write_directory` may treat an existing `directory` a command is about to write: "replace" when it
     is absent or empty, "move_aside" when it holds something and `overwrite` is set; otherwise refused
     (checked before any work is done)."""
-    if os.path.lexists(directory) and (os.path.islink(directory) or not os.path.isdir(directory)):
+    if not directory:
+        raise UserError(f"{flag} is empty; give a directory")
+    if os.path.islink(directory):
+        raise UserError(f"{flag} {directory} is a symbolic link; give the directory itself")
+    if os.path.lexists(directory) and not os.path.isdir(directory):
         raise UserError(f"{flag} {directory} is a file; give a directory")
     try:
         names = sorted(os.listdir(directory)) if os.path.isdir(directory) else []

@@ -305,3 +305,80 @@ def test_a_bad_task_definition_is_refused_before_the_output_dir_exists(canonical
     fail(train.main, train_args(canonical_dir, tiny_model_dir, out, "--task_def", task_def), capsys,
          f"{task_def}:1: task 'rte' is 3")
     assert not out.exists(), "a run refused for its task definition creates no output directory"
+
+
+# ---- the working directory, the run's own outputs and the checkpoint a run continues
+
+def test_an_empty_or_working_directory_output_is_never_replaced(tmp_path, monkeypatch):
+    from data_utils.errors import UserError
+    from data_utils.files import claim_output_dir, write_directory, write_output_file
+
+    sand = user_dir(tmp_path / "sand", "precious\n")
+    monkeypatch.chdir(sand)
+    before = snapshot(tmp_path)
+    written = []
+    for target in ("", ".", str(sand), str(tmp_path)):
+        with pytest.raises(UserError, match="--output_dir") as info:
+            write_directory(target, lambda tmp: written.append(tmp), existing="replace")
+        assert "empty" in str(info.value) or "working directory" in str(info.value), \
+            f"write_directory({target!r}) must say why it refuses: {info.value}"
+    with pytest.raises(UserError, match="--output_dir is empty"):
+        claim_output_dir("", overwrite=True)
+    with pytest.raises(UserError, match="file name is empty"):
+        write_output_file(str(sand) + os.sep, lambda handle: handle.write("x"))
+    assert not written and snapshot(tmp_path) == before, "a refused write touched the working directory"
+
+
+def test_train_refuses_inputs_where_it_writes_inside_its_output_dir(canonical_dir, tiny_model_dir, tmp_path,
+                                                                     capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("model", "checkpoint-3", "best_model"):
+        shutil.copytree(tiny_model_dir, out / name)
+    before = snapshot(out)
+    for name in ("model", "checkpoint-3", "best_model"):
+        fail(train.main, train_args(canonical_dir, out / name, out, "--overwrite_output_dir"), capsys,
+             f"--init_checkpoint {out / name} lies in {out / name}, which this run writes", "--output_dir")
+        assert snapshot(out) == before, f"--init_checkpoint {name}: the refused run changed {out}"
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--tensorboard", "--tensorboard_logdir", "model"], "--tensorboard_logdir {out}/model lies in {out}/model"),
+    (["--log_file", "dev_metrics.json"], "--log_file {out}/dev_metrics.json lies in {out}/dev_metrics.json"),
+    (["--log_file", ".lock"], "--log_file {out}/.lock lies in {out}/.lock"),
+    (["--log_file", "model"], "--log_file {out}/model lies in {out}/model"),
+    (["--log_file", "best_model/train.log"], "--log_file {out}/best_model/train.log lies in {out}/best_model"),
+    (["--log_file", "notes/config.json"], "a .json name is not a log file")],
+    ids=["tensorboard-in-model", "log-dev-metrics", "log-lock", "log-model", "log-in-best-model", "log-json"])
+def test_log_file_and_tensorboard_are_not_the_runs_own_outputs(canonical_dir, tiny_model_dir, tmp_path, capsys,
+                                                               extra, needle):
+    out = tmp_path / "run"
+    fail(train.main, train_args(canonical_dir, tiny_model_dir, out, *extra), capsys, needle.format(out=out))
+    assert not out.exists(), f"{extra}: refused at start-up, the run must leave no output directory"
+
+
+def test_num_threads_far_above_the_cores_is_refused_at_start(canonical_dir, tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    fail(train.main, train_args(canonical_dir, tiny_model_dir, out, "--num_threads", 100_000_000), capsys,
+         "--num_threads 100000000 is too many threads", f"{os.cpu_count()} CPU cores")
+    assert not out.exists(), "a refused --num_threads left an output directory (before: a segfault left four files)"
+
+
+def test_rotation_keeps_the_checkpoint_model_ckpt_continues(canonical_dir, tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_main(train.main, train_args(canonical_dir, tiny_model_dir, out, "--epochs", 2,
+                                           "--save_per_updates", 2, "--keep_checkpoints", 0)) == 0, \
+        capsys.readouterr().err
+    checkpoints = sorted((name for name in os.listdir(out) if name.startswith("checkpoint-")),
+                         key=lambda name: int(name.split("-")[1]))
+    assert len(checkpoints) >= 3, f"the first run should leave several checkpoints: {checkpoints}"
+    continued = out / checkpoints[-3]
+    before = snapshot(continued)
+    assert run_main(train.main, train_args(canonical_dir, tiny_model_dir, out, "--epochs", 2, "--save_per_updates", 2,
+                                           "--keep_checkpoints", 1, "--model_ckpt", continued)) == 0, \
+        capsys.readouterr().err
+    assert continued.is_dir() and snapshot(continued) == before, \
+        f"--keep_checkpoints 1 deleted or changed {continued}, the checkpoint --model_ckpt named: {os.listdir(out)}"
+    left = sorted(name for name in os.listdir(out) if name.startswith("checkpoint-"))
+    assert left == sorted([checkpoints[-3], checkpoints[-1]]), \
+        f"rotation keeps the newest and the continued checkpoint, nothing else: {left}"

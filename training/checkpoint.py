@@ -74,9 +74,11 @@ def unflatten(skeleton, tensors: dict):
     raise ValueError(f"unknown checkpoint entry with keys {sorted(skeleton)}")
 
 
-def save_checkpoint(output_dir: str, step: int, state: dict, keep: int = 0, run_id: str | None = None) -> str:
+def save_checkpoint(output_dir: str, step: int, state: dict, keep: int = 0, run_id: str | None = None,
+                    protect=()) -> str:
     """Write `state` as `output_dir/checkpoint-<step>/` atomically, marked with `run_id`; keep the newest
-    `keep` (0: all) of the checkpoints marked with the same `run_id` (other runs' are never deleted)."""
+    `keep` (0: all) of the checkpoints marked with the same `run_id` (other runs' are never deleted, nor the
+    checkpoints in `protect`: the one --model_ckpt names, a user's input)."""
     final = os.path.join(output_dir, f"checkpoint-{step}")
     tensors = {}
     skeleton = flatten(state, tensors)
@@ -97,8 +99,10 @@ def save_checkpoint(output_dir: str, step: int, state: dict, keep: int = 0, run_
     # checkpoint-<step> of this run's directory: the run owns it (a resumed run rewrites its own step)
     write_directory(final, fill, existing="replace", failure_hint=failure)
     if keep > 0:
+        kept = {os.path.realpath(path) for path in protect if path}
         for old in [path for path in list_checkpoints(output_dir) if checkpoint_run_id(path) == run_id][:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+            if os.path.realpath(old) not in kept:
+                shutil.rmtree(old, ignore_errors=True)
     return final
 
 

@@ -10,7 +10,7 @@ import argparse
 import math
 import os
 
-from data_utils.errors import ArgumentParser, UserError
+from data_utils.errors import ArgumentParser, UserError, check_thread_count
 from data_utils.task_def import DEFAULT_TASK_DEF
 from methods import add_method_arguments, pruning_methods, validate_methods
 from modeling import pretrained
@@ -163,6 +163,7 @@ def validate(args) -> None:
     _check_paths(args)
     for flag in ("log_per_updates", "eval_per_updates", "save_per_updates", "keep_checkpoints", "num_threads"):
         _require(getattr(args, flag) >= 0, f"--{flag} {getattr(args, flag)} must be >= 0")
+    check_thread_count(args.num_threads, "--num_threads")
     _check_optimizer_impl(args)
     validate_methods(args)
 

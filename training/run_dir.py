@@ -100,10 +100,47 @@ def written_paths(args) -> list:
     return written
 
 
+NOT_A_LOG = (".json", ".jsonl", ".safetensors", ".bin", ".pt", ".onnx", ".tsv", ".yml", ".yaml")
+
+
+def run_writes(name: str, args) -> bool:
+    """Whether the run may write, replace or move the entry `name` of its --output_dir: its outputs, checkpoints,
+    bookkeeping (config.json, run.json, the lock) and earlier runs' previous-<time>/ folders."""
+    return is_output(name) or name in (RUN_FILE, LOCK, *BOOKKEEPING_NAMES) or name.startswith("previous-")
+
+
 def refuse_writing_inputs(args) -> None:
     """Nothing the run reads is written to: the output directory, log file and TensorBoard directory each
-    lie outside every input (the --resume checkpoint lies in the run's own directory and is not one)."""
+    lie outside every input (the --resume checkpoint lies in the run's own directory and is not one), no
+    input lies where the run writes inside --output_dir (its model/, best_model/, checkpoint-N/, ...: the
+    checkpoint --model_ckpt continues is the one exception, and checkpoint rotation keeps it), and the log
+    file and TensorBoard directory are not among the run's other outputs."""
     files.refuse_writing_inputs(written_paths(args), [(flag, value) for flag, value, _ in input_paths(args)])
+    out = os.path.realpath(args.output_dir) if args.output_dir else None
+    if not out:
+        return
+    for flag, value, real in input_paths(args):
+        if flag == "--model_ckpt" or real == out or not inside(real, out):
+            continue
+        name = os.path.relpath(real, out).split(os.sep)[0]
+        if run_writes(name, args):
+            raise UserError(f"{flag} {value} lies in {os.path.join(args.output_dir, name)}, which this run writes "
+                            f"(or moves aside with --overwrite_output_dir); copy it out of --output_dir or choose "
+                            "another --output_dir")
+    for flag, path in written_paths(args)[1:]:
+        real = os.path.realpath(path)
+        if real == out and flag == "--log_file":
+            raise UserError(f"--log_file {path} is --output_dir itself; name a file (default: log.log)")
+        if real != out and inside(real, out):
+            name = os.path.relpath(real, out).split(os.sep)[0]
+            if run_writes(name, args):
+                raise UserError(f"{flag} {path} lies in {os.path.join(args.output_dir, name)}, one of the run's own "
+                                f"outputs, which it writes or replaces; choose another {flag} (default: "
+                                f"{'log.log' if flag == '--log_file' else 'tensorboard_logdir'})")
+    log = written_paths(args)[1][1]
+    if os.path.splitext(log)[1].lower() in NOT_A_LOG:
+        raise UserError(f"--log_file {log}: a {os.path.splitext(log)[1]} name is not a log file (log lines are "
+                        "appended to it); choose another --log_file, e.g. train.log")
 
 
 def _read_json(path: str):

@@ -163,7 +163,8 @@ def save_training_state(run: Run, state: LoopState, optimizer, lr_schedule) -> N
             "loop": asdict(state), "config": vars(run.args), "model": run.model.state_dict(),
             "optimizer": optimizer.state_dict(), "lr_schedule": lr_schedule.state_dict(),
             **run.methods.state_dict(), "rng": rng_states[0], "rng_per_rank": rng_states},
-            keep=run.args.keep_checkpoints, run_id=getattr(run.args, "run_id", None))
+            keep=run.args.keep_checkpoints, run_id=getattr(run.args, "run_id", None),
+            protect=[run.args.model_ckpt])       # a checkpoint the user named is never rotated away
     barrier(run.dist_info)
 
 
