@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from data_utils.errors import UserError
+from data_utils.files import why_not_a_file
 from data_utils.jsonio import json_type, parse_json_line
 from data_utils.task_def import TaskDef
 
@@ -37,7 +38,7 @@ class TaskDataset:
 def load_canonical(path: str, name: str, task: TaskDef, max_seq_len: int | None = None) -> TaskDataset:
     """Read a canonical JSON-lines file; truncate sequences longer than max_seq_len (keeping the last token)."""
     if not os.path.isfile(path):
-        raise UserError(f"{path}: file not found; run `sh experiments/glue/prepro.sh` "
+        raise UserError(f"{path}: {why_not_a_file(path)}; run `sh experiments/glue/prepro.sh` "
                         "for this model, or check --data_dir")
     examples, line_numbers = [], []
     try:

@@ -25,6 +25,15 @@ import uuid
 from data_utils.errors import UserError
 
 
+def why_not_a_file(path: str) -> str:
+    """Why `path`, which os.path.isfile refuses, cannot be read as a file: for a one-line error."""
+    if os.path.isdir(path):
+        return "is a directory, not a file"
+    if os.path.lexists(path):
+        return "is not a regular file (a FIFO, device or broken link)"
+    return "file not found"
+
+
 def write_atomic(path: str, write, *, binary: bool = False):
     """Call `write(handle)` on a new temporary file beside `path`, then rename it over `path`;
     returns what `write` returns. On any failure the temporary file is removed, a previous `path`

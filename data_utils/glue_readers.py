@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 
 from data_utils.errors import UserError
+from data_utils.files import why_not_a_file
 from data_utils.task_def import SplitDef, TaskDef
 
 
@@ -40,7 +41,7 @@ def read_split(task: TaskDef, split: SplitDef, data_dir: str, skip_malformed: bo
     the split's `skip_short_rows`) and `skipped_malformed` (with `skip_malformed`)."""
     path = os.path.join(data_dir, task.glue_dir, split.file)
     if not os.path.isfile(path):
-        raise UserError(f"{path}: file not found; run `sh download.sh --data_dir {data_dir}` "
+        raise UserError(f"{path}: {why_not_a_file(path)}; run `sh download.sh --data_dir {data_dir}` "
                         "or point --data_dir at the GLUE directory")
     try:
         with open(path, "rb") as handle:

