@@ -140,7 +140,8 @@ if [ -z "$FETCHER" ]; then
 fi
 fetch() {  # fetch URL FILE: download URL to FILE, fail on HTTP errors and stalls
     if [ "$FETCHER" = curl ]; then
-        curl -fsSL --connect-timeout "$TIMEOUT" --speed-limit 1024 --speed-time 60 -o "$2" "$1"
+        # curl's own complaint goes into the one line that reports the failure, not onto stderr
+        curl -fsSL --connect-timeout "$TIMEOUT" --speed-limit 1024 --speed-time 60 -o "$2" "$1" 2>"$TMP/fetch.err"
     else
         wget -q --connect-timeout="$TIMEOUT" --read-timeout=60 --tries=1 -O "$2" "$1"
     fi
@@ -230,7 +231,8 @@ for task in $TASKS; do
     echo "download.sh: fetching $task"
     FAILED_URL=
     if ! fetch_task "$task"; then
-        write_sample "could not get $task ($FAILED_URL failed; offline or blocked?): writing the built-in sample instead"
+        why=$(tr '\n' ' ' <"$TMP/fetch.err" 2>/dev/null | sed 's/ *$//' | cut -c1-160)
+        write_sample "could not get $task ($FAILED_URL failed${why:+: $why}; offline or blocked?): writing the built-in sample instead"
     fi
 done
 

@@ -112,6 +112,7 @@ def test_offline_falls_back_to_sample_without_partial_files(tmp_path):
     assert result.returncode == 0, f"offline run failed: {result.stderr}"
     assert "could not get CoLA" in result.stdout, f"no reason given for the fallback: {result.stdout}"
     assert "NOT real GLUE" in result.stdout, f"stdout does not say the data is the sample: {result.stdout}"
+    assert result.stderr == "", f"the fallback is not an error; curl's own complaint belongs in its line: {result.stderr!r}"
     assert leftovers(tmp_path) == [], f"temporary download folders left: {leftovers(tmp_path)}"
     assert sorted(os.listdir(tmp_path / "out")) == sorted(list(sd.TASKS) + [sd.MARKER_FILE]), \
         f"out holds {sorted(os.listdir(tmp_path / 'out'))}"
@@ -161,6 +162,9 @@ def test_one_missing_task_gives_the_sample_not_a_mix(tmp_path, fake_glue):
     assert result.returncode == 0, f"run failed: {result.stderr}"
     assert "could not get RTE" in result.stdout and "NOT real GLUE" in result.stdout, \
         f"fallback not reported: {result.stdout}"
+    fallback = next(line for line in result.stdout.splitlines() if "could not get RTE" in line)
+    assert "404" in fallback and result.stderr == "", \
+        f"curl's reason (HTTP 404) goes into the fallback line, not onto stderr: {fallback!r}, stderr {result.stderr!r}"
     out = tmp_path / "out"
     assert (out / sd.MARKER_FILE).exists(), "fallback did not write the sample"
     assert (out / "CoLA" / "train.tsv").read_text() != fake_task_files("CoLA")["train.tsv"], \
