@@ -19,7 +19,6 @@ installed, compiled when the pruner is built, outside the timed steps);
     python bench/pruner_overhead.py --kernels numba torch  # both kinds, about 10 minutes
     python bench/pruner_overhead.py --quick                # 4 layers, batch 4 × 64, under a minute
 """
-import argparse
 import os
 import statistics
 import sys
@@ -29,11 +28,17 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from data_utils.errors import ArgumentParser, UserError, check_thread_count, run_cli  # noqa: E402
 from pruners import CubicSchedule, PlatonPruner  # noqa: E402
+from pruners.schedule import PrunerSettingError  # noqa: E402
+
+# the schedule's settings as this script's flags (PrunerSettingError.with_names)
+FLAGS = {name: f"--{name}" for name in ("total_steps", "warmup_steps", "initial_warmup", "final_warmup", "deltaT",
+                                        "final_threshold", "kernels")}
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a 4-layer encoder, batch 4 x 64 (a smoke run)")
     parser.add_argument("--total_steps", type=int, default=20, help="updates per schedule (T)")
     parser.add_argument("--warmup_steps", type=int, default=2, help="warmup_steps of the schedule")
@@ -48,7 +53,29 @@ def parse_args(argv=None):
     parser.add_argument("--pruner_threads", type=int, default=0,
                         help="the pruner's num_threads (0: torch's default, as training); shows how much of its "
                              "time goes to threads waiting for each other on cores busy with other processes")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     return parser.parse_args(argv)
+
+
+def check_args(args) -> None:
+    """Refuse settings the schedule or the pruner cannot run with, naming the flag, before the model is built:
+    the threads and the seed, then the schedule's own checks (pruners.schedule.validate_schedule) for every
+    --deltaT."""
+    check_thread_count(args.pruner_threads, "--pruner_threads")
+    if not 0 <= args.seed < 2 ** 64:
+        raise UserError(f"--seed {args.seed} must be a whole number in [0, 2**64 - 1], e.g. 0")
+    for delta_t in args.deltaT:
+        try:
+            CubicSchedule(args.total_steps, initial_threshold=1.0, final_threshold=args.final_threshold,
+                          warmup_steps=args.warmup_steps, initial_warmup=args.initial_warmup,
+                          final_warmup=args.final_warmup, deltaT=delta_t)
+        except PrunerSettingError as err:
+            raise UserError(err.with_names(FLAGS)) from None
+    if "numba" in args.kernels:
+        from pruners import kernels
+        if not kernels.numba_available():
+            raise UserError("--kernels numba needs the numba package: pip install numba, or use --kernels auto or "
+                            "torch")
 
 
 def build(quick: bool):
@@ -108,6 +135,7 @@ def run(args, delta_t: int, kernels: str, model, initial_state, batch, seq, voca
 
 def main(argv=None):
     args = parse_args(argv)
+    check_args(args)
     torch.manual_seed(args.seed)
     model, batch, seq, vocab = build(args.quick)
     initial_state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
@@ -146,4 +174,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

@@ -16,7 +16,6 @@ neurons removed). Timings on a shared machine are noisy: compare the ratio, and
 rerun with more --runs when the load changes. --tiny shrinks the random encoders
 (2 layers, hidden 64) to check that the script runs, not to measure.
 """
-import argparse
 import os
 import statistics
 import sys
@@ -28,6 +27,7 @@ import torch  # noqa: E402
 from transformers import (AutoModel, BertConfig, DebertaV2Config, DistilBertConfig, ElectraConfig,  # noqa: E402
                           RobertaConfig)
 
+from data_utils.errors import ArgumentParser, UserError, check_thread_count, run_cli  # noqa: E402
 from modeling.families import family_of  # noqa: E402
 from modeling.structured import count_parameters, export_pruned_encoder, parameter_counts  # noqa: E402
 from pruners.anatomy import encoder_shape  # noqa: E402
@@ -51,6 +51,7 @@ CONFIGS = {
                                                      norm_rel_ebd="layer_norm", share_att_key=True),
 }
 MODELS = ("minilm", *CONFIGS)
+MAX_TOKENS = 512        # every encoder's position table (the bundled MiniLM's and the random ones')
 
 
 def build_dense(name: str, tiny: bool = False):
@@ -123,8 +124,28 @@ def bench(name: str, args) -> float:
     return ratio
 
 
+def check_args(args) -> None:
+    """Refuse flags the benchmark cannot run with, naming the flag, before any model is built."""
+    for flag in ("batch_size", "runs"):
+        value = getattr(args, flag)
+        if value < 1:
+            raise UserError(f"--{flag} {value} must be a whole number >= 1")
+    if not 1 <= args.seq_len <= MAX_TOKENS:
+        raise UserError(f"--seq_len {args.seq_len} must be in [1, {MAX_TOKENS}] (the encoders' positions), e.g. 128")
+    if args.warmup < 0:
+        raise UserError(f"--warmup {args.warmup} must be a whole number >= 0")
+    for flag in ("head_fraction", "ffn_fraction"):
+        value = getattr(args, flag)
+        if not 0 <= value <= 1:
+            raise UserError(f"--{flag} {value:g} must be a fraction in [0, 1] (the share removed in every layer), "
+                            "e.g. 0.5")
+    check_thread_count(args.threads, "--threads")
+    if not 0 <= args.seed < 2 ** 64:
+        raise UserError(f"--seed {args.seed} must be a whole number in [0, 2**64 - 1], e.g. 0")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="encoders to time")
     parser.add_argument("--batch_size", type=int, default=32, help="sequences per batch (default 32)")
     parser.add_argument("--seq_len", type=int, default=128, help="tokens per sequence (default 128)")
@@ -137,7 +158,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 warm-up and 3 timed runs")
     parser.add_argument("--tiny", action="store_true",
                         help="2-layer, hidden-64 random encoders: checks that the script runs, measures nothing")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     args = parser.parse_args(argv)
+    check_args(args)
     if args.quick:
         args.warmup, args.runs = 1, 3
     if args.threads:
@@ -149,4 +172,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

@@ -6,9 +6,8 @@
 Runs the same training steps (bundled model, Adamax, forward+backward+step)
 over the same multi-task batches twice, side by side, and prints examples per
 second for both and their ratio. Writes and preprocesses the built-in sample
-first when --data_dir has no canonical files.
+first when --data_dir is empty (or, left at its default, missing).
 """
-import argparse
 import os
 import sys
 import tempfile
@@ -19,10 +18,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from data_utils.batcher import MultiTaskBatchSampler, collate, load_canonical  # noqa: E402
+from data_utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
 from data_utils.task_def import load_task_defs  # noqa: E402
 from modeling.model import MTDNNModel, load_encoder  # noqa: E402
 from training.optim import build_optimizer  # noqa: E402
 from modeling.pretrained import BUNDLED_MODEL  # noqa: E402
+
+DEFAULT_DATA_DIR = os.path.join("data", "canonical_data", BUNDLED_MODEL)
+MAX_TOKENS = 512        # the bundled model's position table
+WARMUP_STEPS = 2        # untimed steps before the timed ones (allocators, kernels)
 
 
 def ensure_data(data_dir: str, max_seq_len: int) -> str:
@@ -37,22 +41,57 @@ def ensure_data(data_dir: str, max_seq_len: int) -> str:
     return out
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data_dir", default=os.path.join("data", "canonical_data", BUNDLED_MODEL),
-                        help="canonical JSON directory")
+def check_args(args, task_defs) -> list:
+    """Refuse flags the benchmark cannot run with, naming the flag, before any data is written or read; returns
+    --tasks as a list."""
+    for flag in ("batch_size", "steps"):
+        value = getattr(args, flag)
+        if value < 1:
+            raise UserError(f"--{flag} {value} must be a whole number >= 1")
+    if not 8 <= args.max_seq_len <= MAX_TOKENS:
+        raise UserError(f"--max_seq_len {args.max_seq_len} must be in [8, {MAX_TOKENS}] (the bundled model's "
+                        "positions), e.g. 128")
+    names = [name.strip() for name in args.tasks.split(",") if name.strip()]
+    if not names:
+        raise UserError(f"--tasks {args.tasks!r} is empty; name at least one of {', '.join(task_defs)}, "
+                        "e.g. --tasks rte,mrpc")
+    unknown = [name for name in names if name not in task_defs]
+    if unknown:
+        raise UserError(f"--tasks {args.tasks!r}: unknown task {unknown[0]!r}; choose from {', '.join(task_defs)}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UserError(f"--tasks {args.tasks!r} names {', '.join(repeated)} more than once; list each task once")
+    if os.path.isfile(args.data_dir):
+        raise UserError(f"--data_dir {args.data_dir} is a file, not a directory; give the directory of canonical "
+                        "JSON files written by prepro")
+    if args.data_dir != DEFAULT_DATA_DIR and not os.path.isdir(args.data_dir):
+        raise UserError(f"--data_dir {args.data_dir}: directory not found; give the directory of canonical JSON "
+                        "files written by prepro, or an empty one for the built-in sample")
+    return names
+
+
+def main(argv=None) -> int:
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data_dir", default=DEFAULT_DATA_DIR,
+                        help="canonical JSON directory (the built-in sample is written and used when it is empty)")
     parser.add_argument("--tasks", default="rte,mrpc,sst", help="training tasks")
     parser.add_argument("--batch_size", type=int, default=32, help="training batch size")
     parser.add_argument("--max_seq_len", type=int, default=128, help="the fixed padding length compared against")
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per variant")
-    args = parser.parse_args()
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
+    args = parser.parse_args(argv)
+    task_defs = load_task_defs()
+    names = check_args(args, task_defs)
 
     data_dir = ensure_data(args.data_dir, args.max_seq_len)
-    task_defs = load_task_defs()
-    names = args.tasks.split(",")
     sets = [load_canonical(os.path.join(data_dir, f"{n}_train.json"), f"{n}_train", task_defs[n], args.max_seq_len)
             for n in names]
-    batches = MultiTaskBatchSampler([len(s) for s in sets], args.batch_size, seed=1).epoch(0)[:args.steps + 2]
+    batches = MultiTaskBatchSampler([len(s) for s in sets], args.batch_size, seed=1).epoch(0)
+    batches = batches[:args.steps + WARMUP_STEPS]
+    if len(batches) <= WARMUP_STEPS:
+        raise UserError(f"--batch_size {args.batch_size} leaves only {len(batches)} batches in an epoch of --tasks "
+                        f"{args.tasks}, none of them timed (the first {WARMUP_STEPS} warm up); give a smaller "
+                        "--batch_size or more tasks")
     torch.manual_seed(0)
     model = MTDNNModel(load_encoder(BUNDLED_MODEL), {s.task.name: s.task for s in sets})
     optimizer = build_optimizer("adamax", model.named_parameters(), 1e-5, 0.01)
@@ -71,7 +110,7 @@ def main():
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            if step >= 2:          # the first two steps warm up allocators and kernels
+            if step >= WARMUP_STEPS:          # the first steps warm up allocators and kernels
                 elapsed += time.perf_counter() - start
                 examples += len(indices)
                 lengths.append(batch["input_ids"].shape[1])
@@ -79,12 +118,13 @@ def main():
 
     dynamic, dynamic_len = run(None)
     fixed, fixed_len = run(args.max_seq_len)
-    print(f"tasks {args.tasks}, batch {args.batch_size}, {args.steps} timed steps each, torch threads "
-          f"{torch.get_num_threads()}")
+    print(f"tasks {args.tasks}, batch {args.batch_size}, {len(batches) - WARMUP_STEPS} timed steps each, "
+          f"torch threads {torch.get_num_threads()}")
     print(f"per-batch padding      : {dynamic:8.1f} examples/s (mean padded length {dynamic_len:.1f})")
     print(f"pad to max_seq_len {args.max_seq_len:<4}: {fixed:8.1f} examples/s (mean padded length {fixed_len:.1f})")
     print(f"speed-up of per-batch padding: {dynamic / fixed:.2f}x")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -27,7 +27,7 @@ Figures hold only on a quiet machine: on a CPU shared with other work, both arms
 move (record `os.getloadavg()`, printed at the start and the end). Threads: torch's default intra-op
 threads (as train.py); the numba kernel runs on one thread.
 """
-import argparse
+import math
 import os
 import statistics
 import sys
@@ -37,17 +37,19 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
+from data_utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
 from modeling.pretrained import BUNDLED_MODEL, bundled_model_path  # noqa: E402
 from pruners import CubicSchedule, PlatonPruner  # noqa: E402
-from training.optim import build_optimizer, global_clip_scale, optimizer_description  # noqa: E402
+from training.optim import build_optimizer, check_optimizer_impl, global_clip_scale, optimizer_description  # noqa: E402
 
 MODELS = ("minilm", "bert-base")
 PRUNING = {"dense": None, "platon-dT10": 10, "platon-dT1": 1}
 PARTS = ("fwd+bwd", "clip", "optimizer", "pruner")
+MAX_TOKENS = 512        # both encoders' position tables
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="encoders to measure")
     parser.add_argument("--pruning", nargs="+", default=list(PRUNING), choices=list(PRUNING),
                         help="pruning settings to measure")
@@ -60,7 +62,32 @@ def parse_args(argv=None):
     parser.add_argument("--fused", default="auto", choices=("auto", "numba", "foreach"),
                         help="the fused arm's build_optimizer impl")
     parser.add_argument("--seed", type=int, default=0, help="random seed (weights of the random encoder, batches)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     return parser.parse_args(argv)
+
+
+def check_args(args) -> None:
+    """Refuse flags the benchmark cannot run with, naming the flag, before any model is built."""
+    for flag in ("batch_size", "rounds"):
+        value = getattr(args, flag)
+        if value < 1:
+            raise UserError(f"--{flag} {value} must be a whole number >= 1")
+    if args.warmup_rounds < 0:
+        raise UserError(f"--warmup_rounds {args.warmup_rounds} must be a whole number >= 0")
+    if not 1 <= args.max_seq_len <= MAX_TOKENS:
+        raise UserError(f"--max_seq_len {args.max_seq_len} must be in [1, {MAX_TOKENS}] (the encoders' positions), "
+                        "e.g. 128")
+    for flag in ("global_grad_clipping", "grad_clipping"):
+        value = getattr(args, flag)
+        if not (math.isfinite(value) and value >= 0):
+            raise UserError(f"--{flag} {value:g} must be >= 0 and finite (0 turns it off)")
+    if not 0 <= args.seed < 2 ** 64:
+        raise UserError(f"--seed {args.seed} must be a whole number in [0, 2**64 - 1], e.g. 0")
+    if args.fused != "auto":
+        try:
+            check_optimizer_impl("adamax", args.fused)
+        except ValueError as err:
+            raise UserError(f"--fused {args.fused}: {err}") from None
 
 
 def build_model(name: str) -> torch.nn.Module:
@@ -149,6 +176,7 @@ def report(rows) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
+    check_args(args)
     torch.manual_seed(args.seed)
     print(f"load average at the start: {os.getloadavg()} on {os.cpu_count()} CPUs; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; batch {args.batch_size} x {args.max_seq_len}; {args.rounds} counted "
@@ -165,7 +193,8 @@ def main(argv=None):
         del model
     print(f"\nload average at the end: {os.getloadavg()} (a loaded machine slows both arms; measure on a quiet one)")
     report(rows)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -18,8 +18,15 @@ read (one `error:` line on stderr), else 0.
 """
 import json
 import math
+import numbers
 import os
 import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from data_utils.errors import ArgumentParser, run_cli  # noqa: E402
 
 
 class RunProblem(Exception):
@@ -32,8 +39,15 @@ def read_json(path: str, what: str, hint: str = ""):
             return json.load(handle)
     except FileNotFoundError:
         raise RunProblem(f"incomplete: no {what}{hint}") from None
+    except RecursionError:      # json nested thousands deep: a damaged file, not a bug of this script
+        raise RunProblem(f"unreadable {what} (nested too deeply to be a run's file)") from None
     except (OSError, ValueError) as err:
         raise RunProblem(f"unreadable {what} ({type(err).__name__})") from None
+
+
+def is_count(value) -> bool:
+    """Whether `value` is a whole number >= 0 from a JSON file (a bool is not one)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
 
 
 def layer_matrix_parameters(hidden: int, head_size: int, heads: int, neurons: int) -> int:
@@ -53,10 +67,19 @@ def structured_remaining(run_dir: str) -> float:
     except (KeyError, TypeError):
         raise RunProblem("model/config.json lacks hidden_size, num_attention_heads, num_hidden_layers or "
                          "intermediate_size") from None
+    for key, value in (("hidden_size", hidden), ("num_attention_heads", heads), ("num_hidden_layers", layers),
+                       ("intermediate_size", neurons)):
+        if not (is_count(value) and value >= 1):
+            raise RunProblem(f"model/config.json's {key} {json.dumps(value)[:40]} is not a whole number >= 1")
+    if hidden % heads:
+        raise RunProblem(f"model/config.json's hidden_size {hidden} is not a multiple of its num_attention_heads "
+                         f"{heads}")
     export = os.path.join(run_dir, "model_pruned", "structured_export.json")
     indicators = os.path.join(run_dir, "model", "gpp_indicators.safetensors")
     if os.path.exists(export):
         report = read_json(export, "model_pruned/structured_export.json")
+        if not isinstance(report, dict):
+            raise RunProblem("model_pruned/structured_export.json is not a JSON object")
         kept_heads, kept_neurons = report.get("layer_heads"), report.get("layer_intermediate_sizes")
     elif os.path.exists(indicators):
         from safetensors.numpy import load_file
@@ -64,13 +87,21 @@ def structured_remaining(run_dir: str) -> float:
             z = load_file(indicators)
         except Exception as err:  # noqa: BLE001 - any corruption of the user's file
             raise RunProblem(f"unreadable model/gpp_indicators.safetensors ({type(err).__name__})") from None
-        kept_heads = (z["z_head"] != 0).sum(axis=1).tolist() if "z_head" in z else [heads] * layers
-        kept_neurons = (z["z_ffn"] != 0).sum(axis=1).tolist() if "z_ffn" in z else [neurons] * layers
+        try:
+            kept_heads = (z["z_head"] != 0).sum(axis=1).tolist() if "z_head" in z else [heads] * layers
+            kept_neurons = (z["z_ffn"] != 0).sum(axis=1).tolist() if "z_ffn" in z else [neurons] * layers
+        except (ValueError, IndexError):        # not (layers, units) tables
+            raise RunProblem("model/gpp_indicators.safetensors's z_head/z_ffn are not (layers, units) "
+                             "tables") from None
     else:
         raise RunProblem("incomplete: no model_pruned/structured_export.json or model/gpp_indicators.safetensors")
     if not (isinstance(kept_heads, list) and isinstance(kept_neurons, list) and len(kept_heads) == len(kept_neurons)
             == layers):
         raise RunProblem(f"the GPP export does not describe the {layers} layers of model/config.json")
+    if not all(is_count(h) and h <= heads for h in kept_heads) or \
+            not all(is_count(n) and n <= neurons for n in kept_neurons):
+        raise RunProblem(f"the GPP export's kept heads and FFN neurons per layer are not whole numbers within "
+                         f"model/config.json's {heads} heads and {neurons} neurons")
     head_size = hidden // heads
     dense = layers * layer_matrix_parameters(hidden, head_size, heads, neurons)
     kept = sum(layer_matrix_parameters(hidden, head_size, h, n) for h, n in zip(kept_heads, kept_neurons))
@@ -83,10 +114,13 @@ def remaining(run_dir: str) -> float:
     if os.path.exists(report):
         try:
             return float(read_json(report, "sparsity_report.json")["overall"]["remaining_ratio"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise RunProblem("sparsity_report.json lacks overall.remaining_ratio") from None
     config = os.path.join(run_dir, "config.json")
-    pruner = read_json(config, "config.json").get("pruner") if os.path.exists(config) else None
+    settings = read_json(config, "config.json") if os.path.exists(config) else {}
+    if not isinstance(settings, dict):
+        raise RunProblem("config.json is not a JSON object")
+    pruner = settings.get("pruner")
     if pruner == "gpp" or os.path.isdir(os.path.join(run_dir, "model_pruned")) or \
             os.path.exists(os.path.join(run_dir, "model", "gpp_indicators.safetensors")):
         return structured_remaining(run_dir)
@@ -98,7 +132,9 @@ def remaining(run_dir: str) -> float:
 def load(run_dir: str):
     """(dev metrics {dataset: {metric: value}}, remaining share) of one run; RunProblem says what is missing."""
     if not os.path.isdir(run_dir):
-        raise RunProblem("missing: no such directory")
+        if os.path.isfile(run_dir):
+            raise RunProblem("a file, not a run directory")
+        raise RunProblem("not a directory" if os.path.exists(run_dir) else "missing: no such directory")
     metrics = read_json(os.path.join(run_dir, "dev_metrics.json"), "dev_metrics.json", " (still running, or failed?)")
     if not isinstance(metrics, dict) or not all(isinstance(v, dict) for v in metrics.values()):
         raise RunProblem("dev_metrics.json is not {dataset: {metric: value}}")
@@ -108,7 +144,7 @@ def load(run_dir: str):
 def number(value) -> str:
     try:
         value = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return "n/a"
     return f"{value:.2f}" if math.isfinite(value) else str(value)
 
@@ -143,7 +179,16 @@ def table(run_dirs) -> tuple:
     return lines, problems
 
 
-def main(run_dirs) -> int:
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(description=__doc__.split("\n")[0],
+                            epilog="A run directory whose name starts with '-' goes after --.")
+    parser.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="an --output_dir of train.py")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
+    return parser
+
+
+def main(argv) -> int:
+    run_dirs = build_parser().parse_args(list(argv)).run_dirs
     if not run_dirs:
         print("error: give at least one run directory (usage: python scripts/compare_runs.py RUN_DIR [RUN_DIR ...])",
               file=sys.stderr)
@@ -151,11 +196,12 @@ def main(run_dirs) -> int:
     lines, problems = table(run_dirs)
     print("\n".join(lines))
     if problems:
-        print(f"error: {len(problems)} of {len(run_dirs)} runs could not be read: {'; '.join(problems)}",
+        print(f"error: {len(problems)} of {len(run_dirs)} runs could not be read: {'; '.join(problems)} "
+              "(each RUN_DIR must be an --output_dir of a finished train.py run)",
               file=sys.stderr)
         return 2
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    run_cli(main)

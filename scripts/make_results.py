@@ -28,7 +28,6 @@ remaining-ratio plot. Existing run directories are reused (delete --out to start
 only for its own seed's dense run, so no core idles while the last dense run trains).
 Needs matplotlib (`pip install matplotlib`) for the plot.
 """
-import argparse
 import json
 import math
 import os
@@ -40,6 +39,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from data_utils.errors import ArgumentParser, UserError  # noqa: E402
 
 UNSTRUCTURED = ("magnitude", "platon", "movement", "soft_movement")
 KD = "+kd"          # the suffix of a run distilled from the dense model's logits
@@ -564,8 +565,114 @@ def plot_link(results: str, plot_path: str) -> str:
     return os.path.relpath(os.path.abspath(plot_path), folder).replace(os.sep, "/")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+MAX_POSITIONS = 512     # the bundled model's position table: --max_seq_len at most this many tokens
+MAX_SCALE = 50          # download.sh's GLUE_SAMPLE_SCALE: a number in (0, 50]
+
+
+def parse_number_list(flag: str, value: str, parse, valid, what: str, example: str, required: bool = False) -> list:
+    """The comma-separated `value` of `flag`, each item parsed by `parse` (int or float) and checked by `valid`;
+    a UserError naming the flag and the bad item (`what` each item must be) otherwise, also for an empty list
+    when `required` and for an item given twice (two runs would share a directory)."""
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if required and not items:
+        raise UserError(f"{flag} {value!r} is empty; give at least one {what}, e.g. {flag} {example}")
+    parsed = []
+    for item in items:
+        try:
+            number = parse(item)
+        except ValueError:
+            number = None
+        if number is None or not valid(number):
+            raise UserError(f"{flag} {value!r}: {item!r} is not a {what}; give a comma-separated list of them, "
+                            f"e.g. {flag} {example}")
+        parsed.append(number)
+    shown = [f"{number:g}" if isinstance(number, float) else str(number) for number in parsed]
+    repeated = sorted({text for text in shown if shown.count(text) > 1})
+    if repeated:
+        raise UserError(f"{flag} {value!r} names {', '.join(repeated)} more than once; list each once")
+    return parsed
+
+
+def finite(low: float, low_included: bool = False):
+    """A test of a float: finite and above `low` (or at it when `low_included`)."""
+    return lambda x: math.isfinite(x) and (x >= low if low_included else x > low)
+
+
+def check_args(args) -> None:
+    """Parse the list flags into lists and refuse, with a UserError naming the flag, any value that would fail
+    later (often hours later, in a train.py run): checked before anything is downloaded or trained."""
+    from data_utils.task_def import load_task_defs
+
+    known_tasks = list(load_task_defs())
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if not tasks:
+        raise UserError(f"--tasks {args.tasks!r} is empty; name at least one of {', '.join(known_tasks)}, "
+                        "e.g. --tasks rte,mrpc")
+    if any(t not in known_tasks for t in tasks):
+        bad = next(t for t in tasks if t not in known_tasks)
+        raise UserError(f"--tasks {args.tasks!r}: unknown task {bad!r}; give a comma-separated list of "
+                        f"{', '.join(known_tasks)}, e.g. --tasks rte,mrpc")
+    repeated = sorted({t for t in tasks if tasks.count(t) > 1})
+    if repeated:
+        raise UserError(f"--tasks {args.tasks!r} names {', '.join(repeated)} more than once; list each task once")
+    args.tasks = ",".join(tasks)
+    seed = "whole number in [0, 2**64 - 1]"
+    is_seed = lambda n: 0 <= n < 2 ** 64  # noqa: E731
+    args.seeds = parse_number_list("--seeds", args.seeds, int, is_seed, seed, "1,2,3", required=True)
+    args.signed_dfd_seeds = parse_number_list("--signed_dfd_seeds", args.signed_dfd_seeds, int, is_seed, seed,
+                                              str(args.seeds[0]))
+    outside = [s for s in args.signed_dfd_seeds if s not in args.seeds]
+    if outside:
+        raise UserError(f"--signed_dfd_seeds: seed {outside[0]} is not one of --seeds "
+                        f"{','.join(map(str, args.seeds))}; give some of those")
+    args.ratios = parse_number_list("--ratios", args.ratios, float, lambda r: 0 < r <= 1,
+                                    "remaining ratio in (0, 1]", "0.5,0.1", required=True)
+    args.soft_score_lrs = parse_number_list("--soft_score_lrs", args.soft_score_lrs, float, finite(0),
+                                            "finite learning rate > 0", "0.1")
+    args.kd_lrs = parse_number_list("--kd_lrs", args.kd_lrs, float, finite(0), "finite learning rate > 0", "1e-3")
+    args.longer_epochs = parse_number_list("--longer_epochs", args.longer_epochs, int, lambda e: e >= 1,
+                                           "whole number ≥ 1", "12")
+    for flag in ("epochs", "batch_size", "jobs"):
+        value = getattr(args, flag)
+        if value < 1:
+            raise UserError(f"--{flag} {value} must be a whole number ≥ 1")
+    cores = os.cpu_count() or 1
+    if args.jobs > max(4 * cores, 64):
+        raise UserError(f"--jobs {args.jobs} is too many runs at a time for this machine's {cores} CPU cores; "
+                        f"give at most {max(4 * cores, 64)}")
+    if not 8 <= args.max_seq_len <= MAX_POSITIONS:
+        raise UserError(f"--max_seq_len {args.max_seq_len} must be in [8, {MAX_POSITIONS}] (the bundled model's "
+                        "positions), e.g. 64")
+    if not finite(0)(args.learning_rate):
+        raise UserError(f"--learning_rate {args.learning_rate:g} must be > 0 and finite, e.g. 5e-4")
+    if not (math.isfinite(args.scale) and 0 < args.scale <= MAX_SCALE):
+        raise UserError(f"--scale {args.scale:g} must be a number in (0, {MAX_SCALE}] (the sample's size against its "
+                        "default), e.g. 0.3")
+    if not finite(0, low_included=True)(args.final_lambda):
+        raise UserError(f"--final_lambda {args.final_lambda:g} must be ≥ 0 and finite (the published value is 400)")
+    for flag in ("data_dir", "out", "results", "plot"):
+        value = getattr(args, flag)
+        if value is not None and not value.strip():
+            raise UserError(f"--{flag} is empty; give a path or leave the flag out for its default")
+    for flag in ("data_dir", "out"):
+        value = getattr(args, flag)
+        if value is not None and os.path.exists(value) and not os.path.isdir(value):
+            raise UserError(f"--{flag} {value} is a file, not a directory; choose another --{flag}")
+    for flag in ("results", "plot"):
+        value = getattr(args, flag)
+        if os.path.isdir(value):
+            raise UserError(f"--{flag} {value} is a directory; give the file to write")
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    known = {m + suffix for m in UNSTRUCTURED for suffix in ("", KD)} | set(PRIORITY) | {"gpp+dfd signed"} | \
+        {f"soft_movement@{lr:g}" for lr in args.soft_score_lrs} | {f"platon+kd lr{lr:g}" for lr in args.kd_lrs} | \
+        {f"{m} e{e}" for m in LONGER for e in args.longer_epochs}
+    unknown = [m for m in args.methods if m not in known]
+    if unknown:
+        raise UserError(f"--methods: unknown variant {unknown[0]!r}; choose from {', '.join(sorted(known))}")
+
+
+def main(argv=None) -> int:
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", default="rte,mrpc,sst,cola", help="sample tasks, trained together")
     parser.add_argument("--seeds", default="1,2,3", help="comma-separated seeds; every run is repeated for each")
     parser.add_argument("--ratios", default="0.1", help="remaining ratios of the unstructured runs")
@@ -613,38 +720,22 @@ def main() -> int:
     parser.add_argument("--out", default=None, help="run directories (default log/results_<settings>)")
     parser.add_argument("--results", default=os.path.join("docs", "RESULTS.md"), help="markdown file to write")
     parser.add_argument("--plot", default=os.path.join("docs", "results.png"), help="PNG plot to write")
-    args = parser.parse_args()
-    args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    args.ratios = [float(r) for r in args.ratios.split(",") if r.strip()]
-    args.signed_dfd_seeds = [int(s) for s in args.signed_dfd_seeds.split(",") if s.strip()]
-    args.soft_score_lrs = [float(r) for r in args.soft_score_lrs.split(",") if r.strip()]
-    args.kd_lrs = [float(r) for r in args.kd_lrs.split(",") if r.strip()]
+    args = parser.parse_args(argv)
     try:
-        args.longer_epochs = [int(e) for e in args.longer_epochs.split(",") if e.strip()]
-        if any(e < 1 for e in args.longer_epochs):
-            raise ValueError
-    except ValueError:
-        print(f"make_results.py: --longer_epochs: {args.longer_epochs!r} is not a comma-separated list of "
-              "whole numbers ≥ 1; give e.g. --longer_epochs 12", file=sys.stderr)
+        check_args(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
-    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if args.precision == "auto":
         import torch
 
         from training.precision import resolve_precision
         args.precision = resolve_precision("auto", torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    known = {m + suffix for m in UNSTRUCTURED for suffix in ("", KD)} | set(PRIORITY) | {"gpp+dfd signed"} | \
-        {f"soft_movement@{lr:g}" for lr in args.soft_score_lrs} | {f"platon+kd lr{lr:g}" for lr in args.kd_lrs} | \
-        {f"{m} e{e}" for m in LONGER for e in args.longer_epochs}
-    unknown = [m for m in args.methods if m not in known]
-    if unknown:
-        print(f"make_results.py: --methods: unknown variant {unknown[0]!r}; choose from {', '.join(sorted(known))}",
-              file=sys.stderr)
-        return 2
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        sys.exit("make_results.py: the plot needs matplotlib; run `pip install matplotlib` first")
+        print("error: the plot (--plot) needs matplotlib; run `pip install matplotlib` first", file=sys.stderr)
+        return 2
 
     if args.out is None:
         args.out = os.path.join("log", f"results_{args.scale:g}x{args.epochs}_b{args.batch_size}"
