@@ -28,6 +28,7 @@ import re
 import sys
 
 from data_utils.errors import ArgumentParser, UserError, run_cli
+from data_utils.files import refuse_writing_inputs
 from training import options
 from modeling import pretrained
 from pruners.gpp import PRUNING_TYPES
@@ -193,6 +194,22 @@ def resume_args(value: str | None) -> list:
     return ["--model_ckpt", value]
 
 
+def refuse_writing_our_inputs(args) -> None:
+    """--output_dir may not be, lie inside, or contain an input this front end reads: the GLUE --data_dir
+    (prepro reads its task folders and writes DATA_DIR/canonical_data/), --model_name_or_path and
+    --teacher_model_path when they are local directories. Checked before prepro writes anything: a run
+    there would write into the input, and a rerun with --overwrite_output_dir move it into previous-<time>/."""
+    model = args.model_name_or_path
+    if model == pretrained.BUNDLED_MODEL and not os.path.exists(model):
+        try:
+            model = pretrained.bundled_model_path()
+        except UserError:       # not installed: train.py says so
+            pass
+    refuse_writing_inputs([("dir:--output_dir", args.output_dir)], [
+        ("--data_dir", args.data_dir), ("--model_name_or_path", model),
+        ("--teacher_model_path", args.teacher_model_path)])
+
+
 def ensure_canonical(args, train_argv: list) -> None:
     """Preprocess the task with the model's tokenizer; prepro's manifest skips files that are current and
     redoes stale ones (another --max_seq_length or tokenizer, changed TSVs)."""
@@ -206,6 +223,9 @@ def ensure_canonical(args, train_argv: list) -> None:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.output_dir.strip():
+        raise UserError("--output_dir is empty; give a directory")
+    refuse_writing_our_inputs(args)
     train_argv = to_train_args(args)
     if args.print_train_args:
         print(" ".join(train_argv))

@@ -180,8 +180,16 @@ def _encode(name: str, tensor: torch.Tensor, storage: str, out: dict) -> dict:
     return meta
 
 
+def stored_dtype(name: str, meta: dict) -> torch.dtype:
+    """The torch dtype a manifest entry names ("float32", "int8", ...); ValueError for anything else."""
+    dtype = getattr(torch, meta["dtype"], None) if isinstance(meta["dtype"], str) else None
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"dtype {meta['dtype']!r} of {name} is not a torch dtype such as 'float32'")
+    return dtype
+
+
 def _decode(name: str, meta: dict, tensors: dict) -> torch.Tensor:
-    dtype = getattr(torch, meta["dtype"])
+    dtype = stored_dtype(name, meta)
     if meta["encoding"] == "bitmask":
         return decode_bitmask(tensors[name + SEP + "mask"], tensors[name + SEP + "values"], meta["shape"], dtype)
     if meta["encoding"] != "dense":
@@ -407,6 +415,8 @@ def load_compressed(directory: str, task_defs: dict | None = None, flag: str = "
         if embeddings not in EMBEDDING_CHOICES:
             raise ValueError(f"embeddings {embeddings!r} is not one of {', '.join(EMBEDDING_CHOICES)}")
         entries = manifest["tensors"]
+        for name, meta in entries.items():
+            stored_dtype(name, meta)
         stored_as = {name: meta.get("embedding", "fp32") for name, meta in entries.items()}
         odd = sorted(name for name, kind in stored_as.items() if kind not in (embeddings, "fp32"))
         if odd:
@@ -553,9 +563,14 @@ def compress_model(model_dir: str, output_dir: str, task_defs: dict, *, quantize
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.output_dir.strip():
+        raise UserError("--output_dir is empty; give a directory")
     if not args.tolerance >= 0:
         raise UserError(f"--tolerance {args.tolerance} must be >= 0 (e.g. 0 or 1e-6)")
     transformers.utils.logging.disable_progress_bar()
+    if os.path.exists(args.model) and not os.path.isdir(args.model):
+        raise UserError(f"--model {args.model} is a file, not a directory; give the model directory written by "
+                        "train.py (model/, best_model/) or mt_dnn.export")
     if os.path.isdir(args.model) and is_compressed(args.model):
         raise UserError(f"--model {args.model} is already compressed; give the fp32 directory it was made from")
     task_defs = load_task_defs(args.task_def)

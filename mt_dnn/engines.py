@@ -24,7 +24,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from data_utils.errors import UserError
+from data_utils.errors import UserError, check_thread_count
 
 ENGINES = ("torch", "onnxruntime", "sparse")
 CHECK_TOLERANCE = 1e-4      # largest |ONNX Runtime - torch| logit of an in-memory export
@@ -41,9 +41,9 @@ def add_arguments(parser) -> None:
 
 
 def check_arguments(engine: str, threads: int, device: str) -> None:
-    """Refuse --threads below 0 and a CUDA --device for the CPU-only engines (before anything is loaded)."""
-    if threads < 0:
-        raise UserError(f"--threads {threads} must be >= 0 (0: the libraries' defaults)")
+    """Refuse --threads below 0 or far above the machine's cores (a crash in torch, numba or ONNX Runtime) and
+    a CUDA --device for the CPU-only engines (before anything is loaded)."""
+    check_thread_count(threads, "--threads")
     if engine != "torch" and device == "cuda":
         raise UserError(f"--engine {engine} runs on CPU; use --device cpu (or auto), or --engine torch for CUDA")
 
@@ -105,7 +105,7 @@ def _load_onnx_export(directory: str, task_defs: dict, threads: int, flag: str) 
         raise UserError(f"{flag} {directory}: graphs for tasks {unknown} are not in the task definition; pass the "
                         "--task_def the model was trained with")
     for task, entry in manifest["tasks"].items():
-        if entry.get("n_class") != task_defs[task].n_class:
+        if entry["n_class"] != task_defs[task].n_class:
             raise UserError(f"{flag} {directory}: the {task} graph has {entry.get('n_class')} outputs but the task "
                             f"definition says n_class {task_defs[task].n_class}; pass the --task_def the model was "
                             "trained with")
@@ -155,6 +155,9 @@ def load_engine(directory: str, task_defs: dict, engine: str = "torch", threads:
     report = report or (lambda line: None)
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise UserError(f"{flag} {directory} is a file, not a directory; give the model/ or best_model/ directory "
+                        "written by train.py (or an mt_dnn.export, compress or onnx_export directory)")
     set_threads(threads)
     onnx_dir = os.path.isdir(directory) and is_onnx_export(directory)
     if engine == "onnxruntime":

@@ -10,7 +10,9 @@ dataset of the tasks the model has heads for. The metrics are printed, one line 
 `--output_dir` each dataset's predictions and scores are written as train.py writes them (tag `eval`),
 test splits also in GLUE's submission layout, and all metrics in `evaluation_<split>.json`. Nothing is
 written into --model, --data_dir or --task_def, and every output is checked to be writable before
-anything is scored.
+anything is scored. A file of those names already in --output_dir (an earlier evaluation's, or a train.py
+run's `glue_submission/<Task>.tsv` when --output_dir is its run directory) is never replaced: it is moved,
+under its own relative name, into `previous-<time>/` inside --output_dir, and a line says so.
 """
 import os
 
@@ -18,7 +20,7 @@ import transformers
 
 from data_utils.batcher import check_fits_model, load_canonical
 from data_utils.errors import ArgumentParser, UserError, run_cli
-from data_utils.files import refuse_unwritable, refuse_writing_inputs
+from data_utils.files import previous_name, refuse_unwritable, refuse_writing_inputs
 from data_utils.manifest import check_canonical_data
 from data_utils.task_def import DEFAULT_TASK_DEF, load_task_defs, resolve_dataset
 from mt_dnn import engines
@@ -71,16 +73,46 @@ def dataset_names(args, model, task_defs) -> list:
     names = [name.strip() for name in args.datasets.split(",") if name.strip()]
     if not names:
         raise UserError(f"--datasets '{args.datasets}' names no dataset; e.g. --datasets rte,mrpc")
+    repeated = next((name for index, name in enumerate(names) if name in names[:index]), None)
+    if repeated is not None:
+        raise UserError(f"--datasets names {repeated} more than once; list each dataset once")
     return names
+
+
+def keep_earlier_outputs(output_dir: str, paths: list) -> list:
+    """Move each of `paths` (files in `output_dir` that this evaluation is about to write) that already exists
+    into `output_dir/previous-<time>/`, under its path relative to `output_dir`, so that nothing this
+    invocation did not write is replaced. Returns one line per file moved."""
+    earlier = [path for path in paths if os.path.lexists(path)]
+    if not earlier:
+        return []
+    aside = os.path.join(output_dir, previous_name(output_dir))
+    lines = []
+    for path in earlier:
+        target = os.path.join(aside, os.path.relpath(path, output_dir))
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.rename(path, target)
+        except OSError as err:
+            raise UserError(f"{path}: could not move the earlier file aside to {target} ({err.strerror or err}); "
+                            "nothing was written; choose another --output_dir") from None
+        lines.append(f"kept the earlier {path} in {target}")
+    return lines
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.output_dir is not None and not args.output_dir.strip():
+        raise UserError("--output_dir is empty; give a directory (or leave --output_dir out to only print the "
+                        "metrics)")
     engines.check_arguments(args.engine, args.threads, args.device)
     if args.batch_size < 1:
         raise UserError(f"--batch_size {args.batch_size} must be at least 1")
     if args.max_seq_len is not None and args.max_seq_len < 8:
         raise UserError(f"--max_seq_len {args.max_seq_len} is too small; use at least 8 (or leave it out)")
+    if os.path.exists(args.data_dir) and not os.path.isdir(args.data_dir):
+        raise UserError(f"--data_dir {args.data_dir} is a file, not a directory; give prepro's "
+                        "canonical_data/<model> directory")
     if not os.path.isdir(args.data_dir):
         raise UserError(f"--data_dir {args.data_dir}: directory not found; give prepro's canonical_data/<model> "
                         "directory")
@@ -113,19 +145,22 @@ def main(argv=None) -> int:
     model.to(device)
     summary = {"model": args.model, "engine": args.engine, "data_dir": args.data_dir, "split": args.split,
                "metrics": {}}
-    if args.output_dir is not None:
-        os.makedirs(args.output_dir, exist_ok=True)
+    results = []
     for dataset in datasets:
         result = predict(model, dataset, args.batch_size, device)
         name = dataset.name.rsplit("_", 1)[0]
         summary["metrics"][name] = result["metrics"]
         shown = " ".join(f"{k}={v:.2f}" for k, v in result["metrics"].items()) or "(unlabelled: predictions only)"
         print(f"{name} {args.split} ({len(dataset)} rows): {shown}")
-        if args.output_dir is not None:
+        results.append((dataset, result))
+    if args.output_dir is not None:     # written once everything is scored; earlier files of these names kept aside
+        os.makedirs(args.output_dir, exist_ok=True)
+        for line in keep_earlier_outputs(args.output_dir, output_files(args.output_dir, datasets, args.split)):
+            print(line)
+        for dataset, result in results:
             write_scores(args.output_dir, dataset, args.split, TAG, result)
             if args.split == "test":
                 write_glue_submission(args.output_dir, dataset, TAG, result)
-    if args.output_dir is not None:
         path = os.path.join(args.output_dir, f"evaluation_{args.split}.json")
         write_json_atomic(path, summary)
         print(f"wrote {path}")

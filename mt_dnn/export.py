@@ -55,6 +55,9 @@ def masked_model(checkpoint: str, task_def: str):
     """The dense model of a GPP run with its saved indicators applied (pruners.structured_mask), the
     StructuredMask doing it, and the task definitions."""
     indicators_path = os.path.join(checkpoint, INDICATOR_FILE)
+    if os.path.exists(checkpoint) and not os.path.isdir(checkpoint):
+        raise UserError(f"--checkpoint {checkpoint} is a file, not a directory; give the model/ or best_model/ "
+                        "directory of a train.py --pruner gpp run")
     if not os.path.isdir(checkpoint):
         raise UserError(f"--checkpoint {checkpoint}: directory not found; give the model/ or best_model/ "
                         "directory of a train.py --pruner gpp run")
@@ -81,20 +84,45 @@ def masked_model(checkpoint: str, task_def: str):
     return model.eval(), mask, task_defs
 
 
+def about_int8_copy(err: UserError, output_dir: str, int8_dir: str) -> UserError:
+    """A refusal of <output_dir>_int8, which refuse_writing_inputs and claim_output_dir word as
+    `--output_dir <output_dir>_int8 ...`, said of the --output_dir the user gave."""
+    text, shown = str(err), f"--output_dir {int8_dir}"
+    text = text[len(shown):] if text.startswith(shown) else f": {text}"
+    return UserError(f"--output_dir {output_dir}: its int8 copy {int8_dir} (--quantize int8){text}")
+
+
+def claim_int8_dir(output_dir: str, int8_dir: str, overwrite: bool) -> str:
+    """claim_output_dir for <output_dir>_int8: how write_directory may treat it; refused, naming --output_dir
+    and --overwrite_output_dir (the flags that choose it), when it is in the way."""
+    if os.path.lexists(int8_dir) and (os.path.islink(int8_dir) or not os.path.isdir(int8_dir)):
+        raise UserError(f"--output_dir {output_dir}: its int8 copy {int8_dir} (--quantize int8) is in the way: "
+                        "a file or link stands there; move it aside or choose another --output_dir")
+    try:
+        return claim_output_dir(int8_dir, overwrite)
+    except UserError as err:
+        raise about_int8_copy(err, output_dir, int8_dir) from None
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.output_dir.strip():
+        raise UserError("--output_dir is empty; give a directory")
     if not args.tolerance >= 0:
         raise UserError(f"--tolerance {args.tolerance} must be >= 0 (e.g. 1e-4)")
     transformers.utils.logging.disable_progress_bar()  # stderr is for one-line errors
     model, mask, task_defs = masked_model(args.checkpoint, args.task_def)
     # after the checkpoint is found valid, before any write: every output against every input
     int8_dir = args.output_dir.rstrip("/") + "_int8"
-    outputs = [("dir:--output_dir", args.output_dir)] + ([("dir:--quantize int8's", int8_dir)]
-                                                        if args.quantize == "int8" else [])
-    refuse_writing_inputs(outputs, [("--checkpoint", args.checkpoint), ("--task_def", args.task_def),
-                                    ("--check_data", args.check_data)])
+    inputs = [("--checkpoint", args.checkpoint), ("--task_def", args.task_def), ("--check_data", args.check_data)]
+    refuse_writing_inputs([("dir:--output_dir", args.output_dir)], inputs)
+    if args.quantize == "int8":
+        try:
+            refuse_writing_inputs([("dir:--output_dir", int8_dir)], inputs)
+        except UserError as err:
+            raise about_int8_copy(err, args.output_dir, int8_dir) from None
     existing = claim_output_dir(args.output_dir, args.overwrite_output_dir)
-    int8_existing = claim_output_dir(int8_dir, args.overwrite_output_dir, flag="--quantize int8's output") \
+    int8_existing = claim_int8_dir(args.output_dir, int8_dir, args.overwrite_output_dir) \
         if args.quantize == "int8" else None
     indicators = mask.indicators()
     tokenizer = pretrained.load_tokenizer(args.checkpoint)
@@ -115,8 +143,7 @@ def main(argv=None) -> int:
     if args.quantize == "int8":
         from mt_dnn.compress import compress_model
 
-        print(compress_model(args.output_dir, int8_dir, task_defs, quantize="int8", existing=int8_existing,
-                             flag="--quantize int8's output"))
+        print(compress_model(args.output_dir, int8_dir, task_defs, quantize="int8", existing=int8_existing))
     return 0
 
 

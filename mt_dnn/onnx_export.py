@@ -264,6 +264,10 @@ def read_manifest(directory: str, flag: str = "--model") -> dict:
         if not isinstance(entry, dict) or not os.path.isfile(graph):
             raise UserError(f"{flag} {directory}: the graph of task {task} named in {MANIFEST_FILE} is missing; "
                             "export the model again")
+        n_class = entry.get("n_class")
+        if type(n_class) is not int or n_class < 1:
+            raise UserError(f"{flag} {path}: task {task}'s n_class is {n_class!r}, not a whole number of outputs "
+                            f"(1 or more); {MANIFEST_FILE} is damaged: export the model again")
     return manifest
 
 
@@ -308,6 +312,8 @@ def chosen_tasks(spec: str | None, model) -> list:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.output_dir.strip():
+        raise UserError("--output_dir is empty; give a directory")
     if not args.tolerance >= 0:
         raise UserError(f"--tolerance {args.tolerance} must be >= 0 (e.g. 1e-4)")
     require_onnx()
@@ -316,6 +322,9 @@ def main(argv=None) -> int:
     from modeling.model import load_model
     from mt_dnn.compress import check_inputs, is_compressed
 
+    if os.path.exists(args.model) and not os.path.isdir(args.model):
+        raise UserError(f"--model {args.model} is a file, not a directory; give the model directory written by "
+                        "train.py (model/, best_model/) or mt_dnn.export")
     if os.path.isdir(args.model) and (is_compressed(args.model) or is_onnx_export(args.model)):
         raise UserError(f"--model {args.model} is a compressed or ONNX copy; give the fp32 directory it was made "
                         "from (train.py's model/ or mt_dnn.export's output)")

@@ -131,6 +131,9 @@ def read_tsv(lines: list, name: str, task, args) -> list:
         if len(columns) != want:
             raise UserError(f"--text_columns {args.text_columns}: {task.name} takes {want} text column"
                             f"{'s' if want > 1 else ''}, got {len(columns)}")
+        if len(columns) == 2 and columns[0] == columns[1]:
+            raise UserError(f"--text_columns {args.text_columns} names the same column twice; give two different "
+                            f"columns, the pair's first and second text")
     else:
         split = task.splits.get(args.layout)
         if split is None:
@@ -150,6 +153,9 @@ def read_tsv(lines: list, name: str, task, args) -> list:
             raise UserError(f"{name}:{line_no}: malformed row with {len(fields)} tab-separated columns, expected "
                             f"{expected} ({task.name} {'--text_columns' if n_columns is None else args.layout} "
                             "layout); fix the row or choose --layout/--text_columns")
+        if len(columns) == 2 and columns[0] % len(fields) == columns[1] % len(fields):     # e.g. 1,-2 of 3 columns
+            raise UserError(f"{name}:{line_no}: --text_columns {args.text_columns} name the same column of this "
+                            f"{len(fields)}-column row twice; give two different columns")
         uid = fields[uid_column] if uid_column is not None else str(len(rows))
         texts = [fields[c] for c in columns]
         rows.append((uid, texts[0], texts[1] if len(texts) > 1 else None))
@@ -182,6 +188,8 @@ def format_rows(task, result: dict) -> list:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.output.strip():
+        raise UserError("--output is empty; give a file, or - for stdout (the default)")
     engines.check_arguments(args.engine, args.threads, args.device)
     if args.batch_size < 1:
         raise UserError(f"--batch_size {args.batch_size} must be at least 1")

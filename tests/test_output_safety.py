@@ -98,7 +98,7 @@ def test_export_int8_sibling_output_is_checked_before_any_work(gpp_model_dir, tm
     int8 = user_dir(tmp_path / "exported_int8")
     before = snapshot(int8)
     fail(export.main, ["--checkpoint", gpp_model_dir, "--output_dir", out, "--quantize", "int8"], capsys,
-         f"--quantize int8's output {int8} exists", "--overwrite_output_dir")
+         f"--output_dir {out}: its int8 copy {int8} (--quantize int8) exists", "--overwrite_output_dir")
     assert snapshot(int8) == before, "the int8 sibling was changed"
     assert not out.exists(), "the export was written although its int8 sibling was refused"
 
