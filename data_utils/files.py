@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -119,9 +120,15 @@ def clean_stale_scratch(directory: str) -> list:
         except (PermissionError, OverflowError, ValueError):
             continue
         original = os.path.join(directory, match["name"])
+        kept = sorted(n for n in os.listdir(path) if n.startswith("previous-")) if name.endswith(".tmp") else []
         if name.endswith(".old") and not os.path.lexists(original):
             os.rename(path, original)
             done.append(f"put back {original}, set aside by a save that was killed before it finished")
+        elif kept and not os.path.lexists(original):
+            # a move_aside swap killed between its two renames: the original sits in the scratch's previous-*
+            os.rename(os.path.join(path, kept[-1]), original)
+            shutil.rmtree(path, ignore_errors=True)
+            done.append(f"put back {original}, moved aside by a save that was killed before it finished")
         else:
             shutil.rmtree(path, ignore_errors=True)
             done.append(f"removed {path}, left half-written by a process that no longer runs")
@@ -161,6 +168,8 @@ def write_directory(directory: str, fill, *, existing: str = "replace", what: st
                         f"choose another {flag}")
     if os.path.lexists(directory) and (os.path.islink(directory) or not os.path.isdir(directory)):
         raise UserError(f"{flag} {directory}: a file or link is in the way; remove it or choose another {flag}")
+    for action in clean_stale_scratch(os.path.dirname(directory)):     # a killed earlier save's leftovers
+        print(f"warning: {action}", file=sys.stderr)
     tmp = None
     try:
         try:
@@ -206,6 +215,14 @@ def _swap_in(tmp: str, directory: str, existing: str) -> None:
         os.rename(aside, directory)
         raise
     shutil.rmtree(aside, ignore_errors=True)
+
+
+def remove_directory(directory: str) -> None:
+    """Delete `directory` so that a kill midway never leaves it half-deleted under its own name: it is first
+    renamed to a scratch sibling (`.<name>.<pid>.<random>.tmp`), which the next clean_stale_scratch removes."""
+    doomed = _unique_sibling(directory, "tmp")
+    os.rename(directory, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def refuse_writing_inputs(writes, reads) -> None:

@@ -59,12 +59,13 @@ def set_threads(threads: int) -> None:
     """torch's and numba's intra-op threads (ONNX Runtime's are set per session)."""
     if not threads:
         return
-    torch.set_num_threads(threads)
     try:
         import numba
     except ImportError:
-        return
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        pass
+    else:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    torch.set_num_threads(threads)      # after numba's: starting numba's thread pool resets torch's count
 
 
 class OnnxRuntimeModel(nn.Module):

@@ -157,3 +157,27 @@ def test_sparse_engine_without_numba_is_one_line(served, canonical_dir, capsys, 
     monkeypatch.setattr(sparse_linear, "numba_available", lambda: False)
     fail(evaluate_cli.main, ["--model", served["saved"], "--data_dir", canonical_dir, "--engine", "sparse"], capsys,
          "pip install numba")
+
+
+def test_thread_settings_hold_for_torch_after_numba_starts(monkeypatch):
+    """numba.set_num_threads launches numba's thread pool the first time, which puts torch back to one thread
+    per core: a run with --num_threads 1 (train.py's resume path, where the pool was not running yet) or
+    --threads 1 (evaluate, predict) computed with two threads and lost its exact resume. Here numba's call is
+    replaced by one that resets torch's count, as the launch does."""
+    import numba
+    import torch
+
+    from mt_dnn.engines import set_threads as engine_threads
+    from training.startup import set_threads
+
+    real = numba.set_num_threads
+    monkeypatch.setattr(numba, "set_num_threads", lambda n: (torch.set_num_threads(4), real(n)))
+    before = torch.get_num_threads()
+    try:
+        line = set_threads(1)
+        assert torch.get_num_threads() == 1, f"train.py's set_threads(1) left torch at {torch.get_num_threads()}: {line}"
+        torch.set_num_threads(3)
+        engine_threads(1)
+        assert torch.get_num_threads() == 1, f"the engines' set_threads(1) left torch at {torch.get_num_threads()}"
+    finally:
+        torch.set_num_threads(before)

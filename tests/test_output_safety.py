@@ -21,7 +21,7 @@ import textwrap
 import pytest
 
 import train
-from data_utils.files import clean_stale_scratch
+from data_utils.files import clean_stale_scratch, write_directory
 from mt_dnn import compress, export
 from tests.conftest import ROOT
 from tests.conftest import run_main as run_main_raw
@@ -203,13 +203,24 @@ def test_a_killed_saves_scratch_is_tidied_and_a_set_aside_original_put_back(tmp_
     user_dir(tmp_path / f".best_model.{os.getpid()}.aaaa1111.tmp", "a save in progress\n")
     user_dir(tmp_path / "model.old", "a user's own\n")
     user_dir(tmp_path / ".model.tmp", "a user's own\n")
+    # an --overwrite_output_dir swap killed between its renames: the user's directory inside the new one
+    swap = user_dir(tmp_path / f".compressed.{dead}.bbbb2222.tmp", "the new copy\n")
+    user_dir(swap / "previous-20261205-093000", "the user's earlier copy\n")
     actions = clean_stale_scratch(str(tmp_path))
-    assert len(actions) == 2, f"one removal and one restore expected: {actions}"
+    assert len(actions) == 3, f"one removal and two restores expected: {actions}"
     assert (tmp_path / "model" / "notes.txt").read_text() == "the only copy\n", \
         "a set-aside original whose replacement never arrived must be put back"
-    assert sorted(os.listdir(tmp_path)) == [f".best_model.{os.getpid()}.aaaa1111.tmp", ".model.tmp", "model",
-                                            "model.old"], \
+    assert (tmp_path / "compressed" / "notes.txt").read_text() == "the user's earlier copy\n", \
+        "a directory moved aside into a killed swap's scratch must be put back, not deleted with it"
+    assert sorted(os.listdir(tmp_path)) == [f".best_model.{os.getpid()}.aaaa1111.tmp", ".model.tmp", "compressed",
+                                            "model", "model.old"], \
         f"only the dead writer's scratch is touched: {sorted(os.listdir(tmp_path))}"
+    # a writer tidies the folder it writes in before it starts: a rerun of the killed command finds it there
+    swap = user_dir(tmp_path / f".exported.{dead}.cccc3333.tmp", "the new export\n")
+    user_dir(swap / "previous-20261205-093100", "the user's export\n")
+    write_directory(str(tmp_path / "other"), lambda tmp: None)
+    assert (tmp_path / "exported" / "notes.txt").read_text() == "the user's export\n", \
+        "write_directory must put back what a killed swap in the same folder moved aside"
 
 
 # ---- a real full disk: a small tmpfs in a private mount namespace (root only)
@@ -382,3 +393,25 @@ def test_rotation_keeps_the_checkpoint_model_ckpt_continues(canonical_dir, tiny_
     left = sorted(name for name in os.listdir(out) if name.startswith("checkpoint-"))
     assert left == sorted([checkpoints[-3], checkpoints[-1]]), \
         f"rotation keeps the newest and the continued checkpoint, nothing else: {left}"
+
+
+def test_rotation_renames_a_checkpoint_before_deleting_it(tmp_path, monkeypatch):
+    """A kill during --keep_checkpoints' deletion left checkpoint-87/ holding only state.safetensors for good;
+    now the checkpoint is renamed to scratch first, so a kill midway leaves only scratch (tidied later)."""
+    import training.checkpoint as checkpoint
+
+    for step in (1, 2):
+        checkpoint.save_checkpoint(str(tmp_path), step, {"x": 1}, keep=0, run_id="r")
+    seen = []
+
+    def killed_midway(path, ignore_errors=False):
+        seen.append(os.path.basename(path))
+        raise KeyboardInterrupt("killed while deleting")
+    monkeypatch.setattr(shutil, "rmtree", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save_checkpoint(str(tmp_path), 3, {"x": 1}, keep=1, run_id="r")
+    assert seen and seen[0].startswith(".checkpoint-1.") and seen[0].endswith(".tmp"), \
+        f"rotation deleted {seen} in place, not a scratch-renamed copy"
+    assert not (tmp_path / "checkpoint-1").exists(), "checkpoint-1 must be gone under its own name at once"
+    left = [name for name in os.listdir(tmp_path) if name.startswith(".checkpoint-1.")]
+    assert left == [seen[0]], f"the interrupted deletion leaves only its scratch, which a later claim tidies: {left}"

@@ -18,14 +18,13 @@ import json
 import math
 import os
 import re
-import shutil
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from data_utils.errors import UserError
-from data_utils.files import write_directory
+from data_utils.files import remove_directory, write_directory
 
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
@@ -102,7 +101,7 @@ def save_checkpoint(output_dir: str, step: int, state: dict, keep: int = 0, run_
         kept = {os.path.realpath(path) for path in protect if path}
         for old in [path for path in list_checkpoints(output_dir) if checkpoint_run_id(path) == run_id][:-keep]:
             if os.path.realpath(old) not in kept:
-                shutil.rmtree(old, ignore_errors=True)
+                remove_directory(old)         # renamed first: a kill midway leaves scratch, not half a checkpoint
     return final
 
 

@@ -57,8 +57,6 @@ def seed_everything(seed: int) -> None:
 def set_threads(threads: int) -> str:
     """--num_threads: torch's intra-op threads and numba's (0 leaves each library's default). Returns what runs,
     for the log."""
-    if threads:
-        torch.set_num_threads(threads)
     numba_threads = "no numba"
     try:
         import numba
@@ -68,6 +66,8 @@ def set_threads(threads: int) -> str:
         if threads:
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         numba_threads = f"numba {numba.get_num_threads()}"
+    if threads:         # after numba's: starting numba's thread pool resets torch's count to the cores
+        torch.set_num_threads(threads)
     # The instruction set torch's kernels were dispatched for: float rounding (and so the bits of a run) can
     # differ between hosts that differ here (README: "Same command, same result").
     return f"threads: torch {torch.get_num_threads()}, {numba_threads}; CPU kernels: {torch.backends.cpu.get_cpu_capability()}"
