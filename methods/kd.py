@@ -42,6 +42,9 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, task_loss: torch.Tenso
     return alpha * kd + (1 - alpha) * task_loss, kd
 
 
+MAX_TEMPERATURE = 1e4        # T² scales the KD term; beyond about 1.8e19 it overflows float32 (inf, then NaN)
+
+
 class KDDistillation(TrainingMethod):
     name = "kd"
     kind = "distillation"
@@ -73,8 +76,9 @@ class KDDistillation(TrainingMethod):
         if not 0 <= args.kd_alpha <= 1:
             raise UserError(f"--kd_alpha {args.kd_alpha} must be in [0, 1] (the distillation term's weight; 0.5 "
                             "by default)")
-        if not 0 < args.kd_temperature < math.inf:
-            raise UserError(f"--kd_temperature {args.kd_temperature} must be > 0 and finite (2 by default)")
+        if not 0 < args.kd_temperature <= MAX_TEMPERATURE:
+            raise UserError(f"--kd_temperature {args.kd_temperature} must be in (0, {MAX_TEMPERATURE:g}] (2 by default; "
+                            "the loss is scaled by T², which overflows float32 far above that)")
 
     @classmethod
     def enabled(cls, args) -> bool:

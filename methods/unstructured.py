@@ -24,7 +24,8 @@ class UnstructuredPruning(TrainingMethod):
     pruner_class = None
     parameter_flags = {**{name: f"--{name}" for name in ("initial_threshold", "final_threshold", "warmup_steps",
                                                          "initial_warmup", "final_warmup", "deltaT")},
-                       "kernels": "--pruner_kernels"}
+                       "kernels": "--pruner_kernels",
+                       "total_steps": "--epochs"}        # the run's updates: --epochs × batches per epoch
     not_resumed = ("pruner_kernels",)       # the same results either way
 
     @classmethod

@@ -412,3 +412,11 @@ def test_train_names_an_empty_data_dir_and_a_compressed_model(train_args, tmp_pa
     argv[argv.index("--init_checkpoint") + 1] = str(copy)
     fail(train.main, argv, capsys, f"--init_checkpoint {copy} is a compressed copy", "fp32 model directory")
     assert not (tmp_path / "run").exists(), "the refused runs left an output directory"
+
+
+def test_an_impossible_schedule_names_epochs_not_total_steps(train_args, tmp_path, capsys):
+    """The schedule's total_steps is the run's updates, set by --epochs: the message named 'total_steps'."""
+    err = fail(train.main, train_args(tmp_path / "run", "--pruner", "platon", "--final_threshold", "0.3",
+                                      "--warmup_steps", "5400"), capsys, "--warmup_steps=5400 is invalid",
+               "or more updates (--epochs)")
+    assert "total_steps" not in err, f"the message names a parameter that is no flag: {err}"

@@ -209,10 +209,12 @@ FLAG_CASES = [
     ("alpha above 1", ["--kd_alpha", "1.5"], ["--kd_alpha 1.5 must be in [0, 1]"]),
     ("negative alpha", ["--kd_alpha", "-0.1"], ["--kd_alpha -0.1 must be in [0, 1]"]),
     ("NaN alpha", ["--kd_alpha", "nan"], ["--kd_alpha nan must be in [0, 1]"]),
-    ("temperature 0", ["--kd_temperature", "0"], ["--kd_temperature 0.0 must be > 0 and finite"]),
-    ("negative temperature", ["--kd_temperature", "-2"], ["--kd_temperature -2.0 must be > 0 and finite"]),
-    ("infinite temperature", ["--kd_temperature", "inf"], ["--kd_temperature inf must be > 0 and finite"]),
-    ("NaN temperature", ["--kd_temperature", "nan"], ["--kd_temperature nan must be > 0 and finite"]),
+    ("temperature 0", ["--kd_temperature", "0"], ["--kd_temperature 0.0 must be in (0, 10000]"]),
+    ("negative temperature", ["--kd_temperature", "-2"], ["--kd_temperature -2.0 must be in (0, 10000]"]),
+    ("infinite temperature", ["--kd_temperature", "inf"], ["--kd_temperature inf must be in (0, 10000]"]),
+    ("NaN temperature", ["--kd_temperature", "nan"], ["--kd_temperature nan must be in (0, 10000]"]),
+    ("temperature whose square overflows", ["--kd_temperature", "1e30"],
+     ["--kd_temperature 1e+30 must be in (0, 10000]", "overflows float32"]),
 ]
 
 
