@@ -202,8 +202,9 @@ class MovementPruner:
         if global_step != expected:
             raise ValueError(f"{type(self).__name__}.step({global_step}) after step({self.last_step}): call it once "
                              f"per optimizer update, in order (expected t = {expected})")
-        if not 0 <= lr_scale < math.inf:
-            raise ValueError(f"lr_scale must be a finite number ≥ 0, got {lr_scale!r}")
+        if isinstance(lr_scale, bool) or not isinstance(lr_scale, (int, float)) or not 0 <= lr_scale < math.inf:
+            raise ValueError(f"lr_scale must be a finite number ≥ 0 (the weights' learning-rate multiplier), got "
+                             f"{lr_scale!r}")
         before = [self.mask(index) for index in range(len(self.scores))]      # what update t computed with
         if any(s.grad is not None for s in self.scores):
             self._adam_step(self.score_learning_rate * lr_scale)

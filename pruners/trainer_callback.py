@@ -103,6 +103,10 @@ class PruningCallback(TrainerCallback):
         if not callable(pruner_factory):
             raise ValueError(f"pruner_factory={pruner_factory!r} must be a pruner class (PlatonPruner, "
                              "MagnitudePruner, ...) or a callable (model, total_steps, **pruner_kwargs) -> pruner")
+        if getattr(pruner_factory, "__name__", "") == "GPPPruner":
+            raise ValueError("pruner_factory=GPPPruner: PruningCallback runs the unstructured pruners (PlatonPruner, "
+                             "MagnitudePruner, MovementPruner, SoftMovementPruner); GPP's structured pruning runs in "
+                             "train.py --pruner gpp or run_GDbert_glue.py")
         if resume_from_checkpoint is not None and not isinstance(resume_from_checkpoint, (str, os.PathLike)):
             raise ValueError(f"resume_from_checkpoint={resume_from_checkpoint!r} must be None or the path of the "
                              "Trainer checkpoint directory the run resumes from")

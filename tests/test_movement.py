@@ -384,6 +384,14 @@ def test_library_refuses_bad_settings(kwargs, message):
         MovementPruner(TwoLayers(), SCHEDULE, **kwargs)
 
 
+@pytest.mark.parametrize("lr_scale", ["1", None, True, -1.0, float("nan")])
+def test_step_refuses_a_learning_rate_multiplier_that_is_no_number(lr_scale):
+    pruner = MovementPruner(TwoLayers(), SCHEDULE)
+    with pytest.raises(ValueError, match="lr_scale must be a finite number") as info:
+        pruner.step(1, lr_scale)
+    assert repr(lr_scale) in str(info.value), f"the message names the value: {info.value}"
+
+
 def test_soft_settings_refused():
     with pytest.raises(ValueError, match="final_sigmoid_threshold=1.5 is invalid"):
         SoftMovementPruner(TwoLayers(), SCHEDULE, final_sigmoid_threshold=1.5)

@@ -259,6 +259,9 @@ def test_refuses_a_state_of_other_settings_and_bad_arguments(tmp_path):
 
     with pytest.raises(ValueError, match="pruner_factory"):
         PruningCallback("PlatonPruner")
+    from pruners.gpp import GPPPruner
+    with pytest.raises(ValueError, match="pruner_factory=GPPPruner: PruningCallback runs the unstructured"):
+        PruningCallback(GPPPruner, total_steps=10)
     with pytest.raises(ValueError, match="pruner_factory"):
         make_trainer(tmp_path / "bad", [PruningCallback(lambda model, total_steps: object())]).train()
 
