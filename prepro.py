@@ -25,6 +25,7 @@ import os
 import sys
 import time
 
+from data_utils import pairs
 from data_utils.errors import ArgumentParser, UserError, run_cli
 from data_utils.files import placement, write_output_file
 from data_utils.glue_readers import READER_VERSION, read_split
@@ -65,8 +66,7 @@ def tokenize(tokenizer, examples, max_seq_len: int, chunk: int = 4096):
         part = examples[start:start + chunk]
         texts_a = [e.text_a for e in part]
         texts_b = [e.text_b for e in part] if pair else None
-        encoded = tokenizer(texts_a, texts_b, truncation=True, max_length=max_seq_len,
-                            return_attention_mask=False, return_token_type_ids=True)
+        encoded = pairs.encode(tokenizer, texts_a, texts_b, max_seq_len)     # bounded memory for long pairs
         yield from zip(part, encoded["input_ids"], encoded["token_type_ids"])
 
 

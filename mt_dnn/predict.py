@@ -23,6 +23,7 @@ import sys
 
 import transformers
 
+from data_utils import pairs
 from data_utils.batcher import TaskDataset
 from data_utils.errors import ArgumentParser, UserError, run_cli
 from data_utils.files import refuse_unwritable, refuse_writing_inputs, write_output_file
@@ -168,8 +169,7 @@ def tokenize(tokenizer, rows: list, max_seq_len: int, task) -> list:
     for start in range(0, len(rows), 4096):
         part = rows[start:start + 4096]
         texts_b = [r[2] for r in part] if part[0][2] is not None else None
-        encoded = tokenizer([r[1] for r in part], texts_b, truncation=True, max_length=max_seq_len,
-                            return_attention_mask=False, return_token_type_ids=True)
+        encoded = pairs.encode(tokenizer, [r[1] for r in part], texts_b, max_seq_len)
         for row, ids, types in zip(part, encoded["input_ids"], encoded["token_type_ids"]):
             examples.append({"uid": row[0], "label": 0.0 if task.is_regression else 0,
                              "token_id": ids, "type_id": types})

@@ -168,3 +168,42 @@ def test_default_output_dir_of_a_local_model_is_its_own(tmp_path, tiny_model_dir
     assert (folder / "rte_train.json").exists() and (folder / "manifest.json").exists(), \
         f"written under the local model's own folder: {os.listdir(data / 'canonical_data')}"
     assert folder.name != os.path.basename(tiny_model_dir), "not the bare base name, which two models may share"
+
+
+def test_long_pairs_are_cut_to_the_same_ids_in_bounded_memory(monkeypatch):
+    """A fast tokenizer truncating a pair of two long texts built every overflow window (22 GB and 70 s for
+    two texts of 30,000 words); data_utils.pairs cuts such pairs first, to exactly the same ids."""
+    import random
+
+    from data_utils import pairs
+    from modeling.pretrained import bundled_model_path
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(bundled_model_path())
+    words = ["alpha", "beta", "gamma,", "unbelievable", "x", "tokenization!", "the", "Zürich", "co-operate", "(a)",
+             "don't"]
+    rng = random.Random(0)
+
+    def text(n):
+        return " ".join(rng.choice(words) for _ in range(n))
+    monkeypatch.setattr(pairs, "LONG_CHARS", 0)          # every pair through the cut, for the comparison
+    cut = 0
+    for trial in range(150):
+        max_len = rng.choice([16, 32, 64])
+        a = text(rng.randint(1, 200))
+        b = a if trial % 5 == 0 else text(len(a.split()) if trial % 3 == 0 else rng.randint(1, 200))
+        expected = tokenizer([a], [b], truncation=True, max_length=max_len, return_attention_mask=False,
+                             return_token_type_ids=True)
+        got = pairs.encode(tokenizer, [a], [b], max_len)
+        assert got["input_ids"] == expected["input_ids"] and got["token_type_ids"] == expected["token_type_ids"], \
+            f"pair {trial} (max_seq_len {max_len}): the cut pair tokenizes to other ids than the whole pair"
+        cut += pairs.cut_long_pair(tokenizer, a, b, max_len) != (a, b)
+    assert cut > 50, f"only {cut} of 150 pairs were cut: the comparison checked too little"
+    monkeypatch.undo()
+    a, b = " ".join(["word"] * 30000), " ".join(["other"] * 30000)
+    short_a, short_b = pairs.cut_long_pair(tokenizer, a, b, 128)
+    assert len(short_a.split()) < 200 and len(short_b.split()) < 200, \
+        f"two 30,000-word texts reach the tokenizer as {len(short_a.split())} and {len(short_b.split())} words"
+    assert pairs.encode(tokenizer, [a], [b], 128)["input_ids"][0] == \
+        tokenizer([short_a], [short_b], truncation=True, max_length=128)["input_ids"][0], \
+        "encode must tokenize the long pair through its cut"
