@@ -289,3 +289,24 @@ def test_placement_of_directories(tmp_path):
     assert placement(str(tmp_path / "a"), str(tmp_path / "a" / "b")) == "contains", "above"
     assert placement(str(tmp_path / "a"), str(tmp_path / "c")) is None, "apart"
     assert placement(str(tmp_path / "ab"), str(tmp_path / "a")) is None, "a shared name prefix is not containment"
+
+
+def test_resume_finds_a_data_folder_that_moved(args_for, canonical_dir, tmp_path, capsys):
+    """Every checkpoint records --data_dir; after the folder moved, the checkpoint's path won and the advice
+    (check --data_dir, or resume from an earlier checkpoint) could not help."""
+    data = tmp_path / "data"
+    shutil.copytree(canonical_dir, data)
+    out = tmp_path / "run"
+    assert run_main(train.main, args_for(out, "--save_per_updates", "2", "--keep_checkpoints", "0", data=data)) == 0
+    for path in out.iterdir():
+        if path.name.startswith("checkpoint-") and int(path.name.split("-")[1]) > 2:
+            shutil.rmtree(path)
+    shutil.rmtree(out / "model")
+    moved = tmp_path / "moved"
+    data.rename(moved)
+    refused(args_for(out, "--resume", data=data), capsys, f"{data}")        # nothing there any more
+    assert run_main(train.main, args_for(out, "--resume", data=moved)) == 0, capsys.readouterr().err
+    log = (out / "log.log").read_text()
+    assert f"--data_dir: the checkpoint's '{data}' no longer exists; the command line's '{moved}' is used" in log, \
+        "the log says which data folder the resumed run read"
+    assert (out / "model").is_dir(), "the resumed run finished and saved its model"

@@ -103,6 +103,11 @@ def find_resume_checkpoint(args) -> Optional[str]:
     return None
 
 
+# Inputs a resumed run may find elsewhere: when the checkpoint's path is gone and the command line names an
+# existing one (the folder moved), the command line's is used (the canonical data's manifest still checks it).
+MOVABLE_PATHS = ("data_dir", "init_checkpoint", "kd_teacher", "teacher_model_path", "task_def")
+
+
 def reconcile_config(args, saved: dict) -> list:
     """Resume with the checkpoint's training flags (so it continues the same run); other flags follow
     the command line. Returns one warning per conflict, saying which value wins. A saved training flag
@@ -115,6 +120,12 @@ def reconcile_config(args, saved: dict) -> list:
     actions = {action.dest: action for action in parser._actions}
     for key, saved_value in saved.items():
         if not hasattr(args, key) or getattr(args, key) == saved_value:
+            continue
+        given = getattr(args, key)
+        if key in MOVABLE_PATHS and isinstance(saved_value, str) and not os.path.exists(saved_value) \
+                and isinstance(given, str) and os.path.exists(given):
+            warnings_.append(f"--{key}: the checkpoint's {saved_value!r} no longer exists; the command line's "
+                             f"{given!r} is used (a moved folder must hold what the run was started with)")
             continue
         if key in resumed_flags:
             problem = _flag_value_problem(actions[key], saved_value)
