@@ -5,7 +5,7 @@ from data_utils.errors import run_cli
 
 def train():
     import train as command
-    run_cli(command.main)
+    run_cli(command.cli_main)
 
 
 def prepro():

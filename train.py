@@ -28,7 +28,7 @@ from training.optim import optimizer_description, step_with_global_clip
 from training.options import build_parser, validate
 from training.outputs import evaluate, finish_run, record_evaluation
 from training.precision import Precision, resolve_precision
-from training.run_dir import RunDirectory
+from training.run_dir import RunDirectory, guard_process_exit
 from training.run_state import (LoopState, Run, find_resume_checkpoint, first_phase_multiplier, new_optimizer,
                                 reconcile_config, restore_training_state, save_training_state, stop_after_signal)
 from training.startup import (build_model, load_data, log_summary, open_tensorboard, pick_device, seed_everything,
@@ -222,5 +222,13 @@ def main(argv=None) -> int:
     return 0
 
 
+def cli_main(argv=None) -> int:
+    """main, with the process's late SIGTERM/SIGINT handled (training.run_dir.guard_process_exit)."""
+    finished = guard_process_exit()
+    code = main(argv)
+    finished()
+    return code
+
+
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(cli_main)

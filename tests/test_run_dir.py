@@ -310,3 +310,22 @@ def test_resume_finds_a_data_folder_that_moved(args_for, canonical_dir, tmp_path
     assert f"--data_dir: the checkpoint's '{data}' no longer exists; the command line's '{moved}' is used" in log, \
         "the log says which data folder the resumed run read"
     assert (out / "model").is_dir(), "the resumed run finished and saved its model"
+
+
+@pytest.mark.parametrize("finished, status, line", [
+    (True, 0, "warning: received SIGTERM after the run finished; every output is written"),
+    (False, 143, "error: stopped by SIGTERM")])
+def test_a_signal_outside_the_run_ends_the_process_with_one_line(finished, status, line):
+    """A SIGTERM while a finished run's interpreter shut down ended it with 143 and no word (a scheduler
+    counted the finished run as killed): train.py's command line now says so and exits 0."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    code = ("import os, signal, sys, time; sys.path.insert(0, '.')\n"
+            "from training.run_dir import guard_process_exit\n"
+            f"finished = guard_process_exit()\n{'finished()' if finished else ''}\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\ntime.sleep(30)\nsys.exit(7)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == status, f"exit {result.returncode}, want {status}: {result.stderr!r}"
+    assert result.stderr.strip() == line, f"one line on stderr: {result.stderr!r}"

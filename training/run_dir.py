@@ -176,6 +176,29 @@ def _first_missing(path: str):
     return top
 
 
+def guard_process_exit():
+    """For the command line only (it sets process-wide handlers): SIGTERM/SIGINT outside the run's own
+    handlers (before it claims its directory, and after it released it, while the interpreter shuts down)
+    end the process with one line on stderr; once `finished()` was called, with status 0, for every output is
+    written (before: a late SIGTERM gave status 143 and no word, so a scheduler counted a finished run as
+    killed). Returns `finished`."""
+    done = []
+
+    def late_signal(signum, frame):
+        name = signal.Signals(signum).name
+        if done:
+            print(f"warning: received {name} after the run finished; every output is written", file=sys.stderr,
+                  flush=True)
+            os._exit(0)
+        print(f"error: stopped by {name}", file=sys.stderr, flush=True)
+        os._exit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, late_signal)
+    return lambda: done.append(True)
+
+
 class _Signals:
     """SIGTERM/SIGINT: once the loop is armed (after its first update) the first signal is recorded for
     stop_if_signalled; before that, on a second signal, or while the run is closing, the run stops at once."""
