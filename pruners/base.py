@@ -82,7 +82,7 @@ from pruners import kernels as kernel_choice
 from pruners.anatomy import PRUNABLE_SUBSTRINGS, check_target_substrings, select_parameters
 from pruners.kernels import Kernels, torch_threads
 from pruners.layout import FlatLayout, Slab
-from pruners.schedule import NOT_GIVEN, CubicSchedule, as_schedule, is_integer
+from pruners.schedule import NOT_GIVEN, CubicSchedule, as_schedule, check_model, is_integer
 from pruners.threshold import kth_smallest, sample_positions
 
 DEFAULT_TARGET_SUBSTRINGS = PRUNABLE_SUBSTRINGS
@@ -121,6 +121,7 @@ class UnstructuredPruner:
     def __init__(self, model: nn.Module, schedule: CubicSchedule = NOT_GIVEN, *,
                  target_substrings: Sequence[str] = DEFAULT_TARGET_SUBSTRINGS, num_threads: Optional[int] = None,
                  kernels: str = "auto", **schedule_settings):
+        check_model(model, type(self).__name__)
         self.schedule = as_schedule(schedule, schedule_settings, type(self).__name__)
         if num_threads is not None and not (is_integer(num_threads) and num_threads >= 1):
             raise ValueError(f"num_threads={num_threads!r} must be None (torch's setting) or an integer >= 1")

@@ -62,7 +62,7 @@ from torch import nn
 
 from pruners.anatomy import PRUNABLE_SUBSTRINGS, check_target_substrings
 from pruners.base import check_no_shared_memory, check_same_hyperparameters
-from pruners.schedule import NOT_GIVEN, CubicSchedule, as_schedule, refuse, remaining_ratio, require_number
+from pruners.schedule import NOT_GIVEN, CubicSchedule, as_schedule, check_model, refuse, remaining_ratio, require_number
 
 DEFAULT_TARGET_SUBSTRINGS = PRUNABLE_SUBSTRINGS
 STATE_FORMAT = 1
@@ -126,6 +126,7 @@ class MovementPruner:
     def __init__(self, model: nn.Module, schedule: CubicSchedule = NOT_GIVEN, *, score_learning_rate: float = 1e-2,
                  global_topk: bool = False, global_topk_frequency: int = 25,
                  target_substrings=DEFAULT_TARGET_SUBSTRINGS, **schedule_settings):
+        check_model(model, type(self).__name__)
         self.schedule = as_schedule(schedule, schedule_settings, type(self).__name__)
         require_number("score_learning_rate", score_learning_rate, "the published value is 1e-2")
         if not 0 < score_learning_rate < math.inf:

@@ -46,7 +46,7 @@ import torch
 from pruners.base import DEFAULT_TARGET_SUBSTRINGS, UnstructuredPruner
 from pruners.kernels import array, optional, pick_variants, split
 from pruners.layout import take
-from pruners.schedule import NOT_GIVEN, CubicSchedule, as_schedule, refuse, require_number
+from pruners.schedule import NOT_GIVEN, CubicSchedule, as_schedule, check_model, refuse, require_number
 
 
 def validate_betas(beta1: float, beta2: float) -> None:
@@ -73,6 +73,7 @@ class PlatonPruner(UnstructuredPruner):
                  beta2: float, target_substrings=DEFAULT_TARGET_SUBSTRINGS, num_threads=None, kernels="auto",
                  **schedule_settings):
         validate_betas(beta1, beta2)
+        check_model(model, type(self).__name__)
         schedule = as_schedule(schedule, schedule_settings, type(self).__name__)
         total_steps, deltaT = schedule.total_steps, schedule.deltaT
         if total_steps < deltaT:

@@ -217,6 +217,16 @@ SCHEDULE_SETTINGS = tuple(field.name for field in fields(CubicSchedule))
 NOT_GIVEN = object()     # a pruner's schedule argument when only keywords were passed (total_steps=...)
 
 
+def check_model(model, owner: str) -> None:
+    """TypeError unless `model` is an nn.Module (a pruner's first argument; a schedule there is the usual
+    slip: arguments swapped)."""
+    from torch import nn
+
+    if not isinstance(model, nn.Module):
+        hint = f" (arguments swapped? {owner}(model, schedule, ...))" if isinstance(model, CubicSchedule) else ""
+        raise TypeError(f"{owner}: model must be a torch.nn.Module, not a {type(model).__name__}{hint}")
+
+
 def as_schedule(schedule, settings: Mapping, owner: str) -> CubicSchedule:
     """The schedule a pruner is built with: `schedule` itself when it is a CubicSchedule (then no other
     schedule setting may be given), else the schedule of the settings given the older way, as keywords
@@ -224,6 +234,9 @@ def as_schedule(schedule, settings: Mapping, owner: str) -> CubicSchedule:
     TypeError for a missing or unknown setting, as a Python call would raise."""
     settings = dict(settings)
     if isinstance(schedule, CubicSchedule):
+        unknown = sorted(set(settings) - set(SCHEDULE_SETTINGS))
+        if unknown:
+            raise TypeError(f"{owner} got unexpected keyword argument(s) {unknown}")
         if settings:
             raise TypeError(f"{owner} got a CubicSchedule and the schedule settings {sorted(settings)} as well; "
                             "pass the schedule alone")

@@ -576,3 +576,22 @@ def test_structured_mask_refuses_non_finite_indicators():
     head[1, 2] = math.nan
     refusal(ValueError, lambda: StructuredMask(tiny_bert(), head=head), "head indicators hold non-finite values",
             "1 keeps a unit and 0 removes it")
+
+
+@pytest.mark.parametrize("pruner_class", ["PlatonPruner", "MagnitudePruner", "MovementPruner", "SoftMovementPruner"])
+def test_swapped_arguments_and_unknown_keywords_are_named(pruner_class):
+    """A schedule given where the model belongs was reported as missing schedule settings, and an unknown
+    keyword beside a schedule as a schedule setting."""
+    import pruners
+    from pruners import CubicSchedule
+
+    cls = getattr(pruners, pruner_class)
+    schedule = CubicSchedule(total_steps=20, initial_threshold=1.0, final_threshold=0.3, warmup_steps=2,
+                             initial_warmup=1, final_warmup=1, deltaT=2)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    extra = dict(beta1=0.85, beta2=0.95) if pruner_class == "PlatonPruner" else {}
+    with pytest.raises(TypeError, match=r"model must be a torch.nn.Module, not a CubicSchedule "
+                                        r"\(arguments swapped\?"):
+        cls(schedule, model, **extra)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['bogus'\]"):
+        cls(model, schedule, bogus=1, **extra)
