@@ -173,7 +173,9 @@ def teacher_model(path: str | None) -> str:
     """The teacher's model directory: a teacher run's output directory DIR stands for DIR/model."""
     if not path:
         return ""
-    if not os.path.isfile(os.path.join(path, "config.json")) and \
+    # a run directory has a config.json of its own (train.py's settings), but no weights
+    weights = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+    if not any(os.path.isfile(os.path.join(path, name)) for name in weights) and \
             os.path.isfile(os.path.join(path, "model", "config.json")):
         model = os.path.join(path, "model")
         print(f"note: --teacher_model_path {path} is a run's output directory; using its model {model}",

@@ -76,6 +76,8 @@ def test_teacher_run_directory_stands_for_its_model(capsys, tmp_path):
     run = tmp_path / "teacher_run"
     (run / "model").mkdir(parents=True)
     (run / "model" / "config.json").write_text("{}")
+    (run / "model" / "model.safetensors").write_bytes(b"")
+    (run / "config.json").write_text('{"run_id": "x"}')     # train.py writes its settings there (no weights)
     argv = mapped(capsys, "--do_distill", "--teacher_model_path", str(run))
     assert value(argv, "--teacher_model_path") == str(run / "model"), f"DIR -> DIR/model: {argv}"
     # mapped() consumed the output; run again to see the note
