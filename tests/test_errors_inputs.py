@@ -420,3 +420,11 @@ def test_an_impossible_schedule_names_epochs_not_total_steps(train_args, tmp_pat
                                       "--warmup_steps", "5400"), capsys, "--warmup_steps=5400 is invalid",
                "or more updates (--epochs)")
     assert "total_steps" not in err, f"the message names a parameter that is no flag: {err}"
+
+
+def test_an_output_dir_that_is_a_file_is_named_before_the_tensorboard_dir(train_args, tmp_path, capsys):
+    """With --tensorboard the message blamed --tensorboard_logdir, a flag the user never gave."""
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    fail(train.main, train_args(afile, "--tensorboard"), capsys, f"--output_dir {afile} is a file, not a directory")
+    assert afile.read_text() == "mine\n", "the file named as --output_dir was changed"

@@ -199,6 +199,8 @@ def _check_paths(args) -> None:
     --output_dir and --log_file to the start-up, which creates them."""
     _require(args.data_dir != "", "--data_dir is empty; give the directory of canonical JSON files written by "
                                   "prepro")
+    _require(not (args.output_dir and os.path.lexists(args.output_dir) and not os.path.isdir(args.output_dir)),
+             f"--output_dir {args.output_dir} is a file, not a directory; choose another --output_dir")
     for flag in ("init_checkpoint", "kd_teacher", "teacher_model_path"):
         model_dir = getattr(args, flag, None)
         _require(not (model_dir and os.path.isfile(os.path.join(model_dir, "compression.json"))),
