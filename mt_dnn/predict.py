@@ -62,7 +62,12 @@ def read_lines(path: str) -> list:
     """The input's lines (without line ends), decoded as UTF-8 with file:line errors."""
     name = "<stdin>" if path == "-" else path
     if path == "-":
-        raw = sys.stdin.buffer.read()
+        try:
+            raw = sys.stdin.buffer.read()
+        except (AttributeError, OSError, ValueError) as err:      # stdin closed (None) or not readable
+            reason = getattr(err, "strerror", None) or "it is closed"
+            raise UserError(f"--input -: cannot read stdin ({reason}); pipe the rows in or give --input FILE") \
+                from None
     else:
         # not only regular files: a pipe (`--input <(...)`, /dev/fd/N) is read too, once, here
         if not os.path.exists(path):
@@ -233,7 +238,12 @@ def main(argv=None) -> int:
     if args.output == "-":
         buffer = io.StringIO()
         write(buffer)
-        sys.stdout.write(buffer.getvalue())
+        try:
+            sys.stdout.write(buffer.getvalue())
+            sys.stdout.flush()
+        except (AttributeError, OSError, ValueError) as err:      # stdout closed (None) or not writable
+            reason = getattr(err, "strerror", None) or "it is closed"
+            raise UserError(f"--output -: cannot write stdout ({reason}); give --output FILE") from None
     elif stream:                # a pipe or a device cannot be replaced atomically: written as it is
         try:
             with open(args.output, "w", encoding="utf-8", newline="") as handle:

@@ -8,6 +8,7 @@ Every case that could write into the working directory runs with its cwd in a sc
 """
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -280,3 +281,18 @@ def test_predict_refuses_the_same_text_column_twice(gpp_model_dir, tmp_path, cap
     fail(predict.main, ["--model", gpp_model_dir, "--task", "rte", "--input", tsv, "--text_columns", columns,
                         "--output", tmp_path / "out.tsv"], capsys, needle.format(tsv=tsv))
     assert not (tmp_path / "out.tsv").exists(), "nothing is written"
+
+
+@pytest.mark.parametrize("redirect, needle", [
+    ("<&-", "--input -: cannot read stdin"), ("0>{tmp}/wo.txt", "--input -: cannot read stdin"),
+    (">&-", "--output -: cannot write stdout")], ids=["stdin-closed", "stdin-write-only", "stdout-closed"])
+def test_predict_with_an_unusable_stdin_or_stdout_is_one_line(gpp_model_dir, tmp_path, redirect, needle):
+    """A closed or write-only stdin, or a closed stdout, was an internal error (AttributeError, EBADF)."""
+    feed = "" if "<&-" in redirect or "0>" in redirect else "printf 'a\\tb\\n' | "
+    command = (f"{feed}{shlex.quote(sys.executable)} -m mt_dnn.predict --model {shlex.quote(str(gpp_model_dir))} "
+               f"--task rte --input - {redirect.format(tmp=tmp_path)}")
+    result = subprocess.run(["sh", "-c", command], cwd=ROOT, capture_output=True, text=True,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"))
+    assert result.returncode == 2, f"{redirect}: exit {result.returncode}: {result.stderr[-600:]}"
+    assert result.stderr.strip().startswith("error: ") and len(result.stderr.strip().splitlines()) == 1 \
+        and needle in result.stderr, f"{redirect}: one error line naming the stream: {result.stderr!r}"
