@@ -27,7 +27,7 @@ import time
 
 from data_utils import pairs
 from data_utils.errors import ArgumentParser, UserError, run_cli
-from data_utils.files import placement, write_output_file
+from data_utils.files import clean_stale_scratch, placement, write_output_file
 from data_utils.glue_readers import READER_VERSION, read_split
 from data_utils.manifest import (MANIFEST, file_digest, read_manifest, stale_reasons,
                                  tokenizer_identity, write_manifest)
@@ -209,6 +209,8 @@ def main(argv=None) -> int:
     except OSError as err:
         raise UserError(f"--output_dir {out_dir}: cannot create it ({err.strerror}); choose another directory") \
             from None
+    for action in clean_stale_scratch(out_dir):        # a killed earlier prepro's half-written files
+        print(f"warning: {action}", file=sys.stderr)
     try:
         manifest = read_manifest(out_dir) or {}
     except UserError as err:

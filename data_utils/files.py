@@ -98,8 +98,9 @@ _SCRATCH = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.(tmp|old)$
 
 
 def clean_stale_scratch(directory: str) -> list:
-    """Tidy what write_directory left in `directory` in a process that no longer runs (killed mid-save):
-    a temporary copy is removed; a set-aside original whose new version never arrived is put back.
+    """Tidy what write_directory and write_atomic left in `directory` in a process that no longer runs (killed
+    mid-save): a temporary copy (directory or file) is removed; a set-aside original whose new version never
+    arrived is put back.
     Only its own naming pattern with a dead pid is matched, so a user's file never is. Returns one
     sentence per action, for the log."""
     done = []
@@ -110,7 +111,7 @@ def clean_stale_scratch(directory: str) -> list:
     for name in sorted(names):
         match = _SCRATCH.match(name)
         path = os.path.join(directory, name)
-        if match is None or os.path.islink(path) or not os.path.isdir(path):
+        if match is None or os.path.islink(path) or not os.path.exists(path):
             continue
         try:
             os.kill(int(match["pid"]), 0)
@@ -120,6 +121,11 @@ def clean_stale_scratch(directory: str) -> list:
         except (PermissionError, OverflowError, ValueError):
             continue
         original = os.path.join(directory, match["name"])
+        if not os.path.isdir(path):                   # a single file's scratch (write_atomic): never the original
+            if name.endswith(".tmp") and os.path.isfile(path):
+                os.unlink(path)
+                done.append(f"removed {path}, left half-written by a process that no longer runs")
+            continue
         kept = sorted(n for n in os.listdir(path) if n.startswith("previous-")) if name.endswith(".tmp") else []
         if name.endswith(".old") and not os.path.lexists(original):
             os.rename(path, original)

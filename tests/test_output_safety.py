@@ -206,8 +206,13 @@ def test_a_killed_saves_scratch_is_tidied_and_a_set_aside_original_put_back(tmp_
     # an --overwrite_output_dir swap killed between its renames: the user's directory inside the new one
     swap = user_dir(tmp_path / f".compressed.{dead}.bbbb2222.tmp", "the new copy\n")
     user_dir(swap / "previous-20261205-093000", "the user's earlier copy\n")
+    # a single file's scratch (write_atomic, e.g. a killed prepro's canonical file): removed; a live one kept
+    (tmp_path / f".rte_train.json.{dead}.abcdef12.tmp").write_text("half a file\n")
+    (tmp_path / f".rte_dev.json.{os.getpid()}.abcdef12.tmp").write_text("being written\n")
     actions = clean_stale_scratch(str(tmp_path))
-    assert len(actions) == 3, f"one removal and two restores expected: {actions}"
+    assert len(actions) == 4, f"two removals and two restores expected: {actions}"
+    assert not (tmp_path / f".rte_train.json.{dead}.abcdef12.tmp").exists(), "a dead writer's file scratch stays"
+    (tmp_path / f".rte_dev.json.{os.getpid()}.abcdef12.tmp").unlink()      # kept (else this fails); out of the listing
     assert (tmp_path / "model" / "notes.txt").read_text() == "the only copy\n", \
         "a set-aside original whose replacement never arrived must be put back"
     assert (tmp_path / "compressed" / "notes.txt").read_text() == "the user's earlier copy\n", \
